@@ -1,0 +1,142 @@
+"""The one event model every source maps to.
+
+``msgspec`` decodes and type-checks an event in one pass; :mod:`auditkeep.model.validate`
+then applies the limits that a schema cannot express (depth, key counts, numeric range) and
+normalises ids and times.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from auditkeep.model.ids import UUID_PATTERN
+from auditkeep.model.timefmt import RFC3339_PATTERN
+
+ActorType = Literal["user", "service", "agent", "system"]
+Category = Literal[
+    "authentication",
+    "authorization",
+    "data_access",
+    "data_change",
+    "configuration",
+    "admin",
+    "system",
+]
+Outcome = Literal["success", "failure", "denied", "error", "unknown"]
+Severity = Literal["debug", "info", "low", "medium", "high", "critical"]
+
+ACTOR_TYPES: tuple[str, ...] = ("user", "service", "agent", "system")
+CATEGORIES: tuple[str, ...] = (
+    "authentication",
+    "authorization",
+    "data_access",
+    "data_change",
+    "configuration",
+    "admin",
+    "system",
+)
+OUTCOMES: tuple[str, ...] = ("success", "failure", "denied", "error", "unknown")
+SEVERITIES: tuple[str, ...] = ("debug", "info", "low", "medium", "high", "critical")
+
+# The schema-level bound on top-level strings; the configurable limit is applied in
+# validation. This one only stops a pathological value before any other work is done.
+Text = Annotated[str, msgspec.Meta(max_length=1 << 20)]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+Action = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+        max_length=256,
+        description="A dotted verb such as user.login, db.query or k8s.pods.create",
+    ),
+]
+EventId = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN, description="A UUID; UUIDv7 when assigned")]
+Timestamp = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=RFC3339_PATTERN,
+        description="RFC 3339 with a timezone, up to nanosecond precision",
+    ),
+]
+TenantName = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="lowercase letters, digits, . _ -"),
+]
+
+
+class Actor(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Who did it."""
+
+    id: Ident
+    type: ActorType | None = None
+    name: Text | None = None
+    ip: Text | None = None
+    user_agent: Text | None = None
+    session_id: Text | None = None
+
+
+class Resource(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What it was done to."""
+
+    type: Text | None = None
+    id: Text | None = None
+    name: Text | None = None
+
+
+class Source(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Where the event came from."""
+
+    service: Text | None = None
+    host: Text | None = None
+    request_id: Text | None = None
+    trace_id: Text | None = None
+
+
+class Event(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One audit event: who did what, to what, when, from where, with what outcome.
+
+    ``received_at`` and ``sealed`` are set by the ledger; a client that sends them is refused.
+    """
+
+    actor: Actor
+    action: Action
+    id: EventId | None = None
+    time: Timestamp | None = None
+    received_at: Timestamp | None = None
+    tenant: TenantName | None = None
+    category: Category | None = None
+    resource: Resource | None = None
+    outcome: Outcome | None = None
+    reason: Text | None = None
+    source: Source | None = None
+    severity: Severity | None = None
+    metadata: dict[str, Any] | None = None
+    sealed: dict[str, str] | None = None
+
+
+FIELD_PATHS: tuple[str, ...] = (
+    "id",
+    "time",
+    "received_at",
+    "tenant",
+    "actor.id",
+    "actor.type",
+    "actor.name",
+    "actor.ip",
+    "actor.user_agent",
+    "actor.session_id",
+    "action",
+    "category",
+    "resource.type",
+    "resource.id",
+    "resource.name",
+    "outcome",
+    "reason",
+    "source.service",
+    "source.host",
+    "source.request_id",
+    "source.trace_id",
+    "severity",
+)

@@ -1,0 +1,80 @@
+"""RFC 3339 timestamps with nanosecond precision.
+
+Python's datetime stops at microseconds, and audit sources (Kubernetes, auditd) send finer
+times, so timestamps are carried as integer nanoseconds since the Unix epoch and as a
+normalised UTC string: ``YYYY-MM-DDTHH:MM:SS[.fraction]Z`` with trailing zeros trimmed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import date
+
+RFC3339_PATTERN = (
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_NS = 1_000_000_000
+_DAY_NS = 86_400 * _NS
+
+
+def parse_rfc3339(text: str) -> int:
+    """Nanoseconds since the epoch for an RFC 3339 timestamp; ``ValueError`` if invalid.
+
+    A timezone (``Z`` or an offset) is required: a time without one is ambiguous.
+    """
+    m = _RE.fullmatch(text)
+    if m is None:
+        raise ValueError("not an RFC 3339 timestamp with a timezone (e.g. 2024-05-01T12:00:00Z)")
+    y, mo, d, hh, mm, ss, frac, z, sign, oh, om = m.groups()
+    try:
+        ordinal = date(int(y), int(mo), int(d)).toordinal()
+    except ValueError as exc:
+        raise ValueError(f"invalid date: {exc}") from None
+    h, mi, s = int(hh), int(mm), int(ss)
+    if h > 23 or mi > 59 or s > 59:
+        raise ValueError("invalid time of day (leap seconds are not accepted)")
+    ns = (ordinal - _EPOCH_ORDINAL) * _DAY_NS + ((h * 60 + mi) * 60 + s) * _NS
+    if frac:
+        ns += int(frac.ljust(9, "0"))
+    if z is None:
+        ohi, omi = int(oh), int(om)
+        if ohi > 23 or omi > 59:
+            raise ValueError("invalid timezone offset")
+        offset = (ohi * 60 + omi) * 60 * _NS
+        ns = ns - offset if sign == "+" else ns + offset
+    return ns
+
+
+def format_rfc3339(ns: int) -> str:
+    """The normalised UTC form of ``ns`` nanoseconds since the epoch."""
+    days, rem = divmod(ns, _DAY_NS)
+    d = date.fromordinal(days + _EPOCH_ORDINAL)
+    secs, frac = divmod(rem, _NS)
+    h, secs = divmod(secs, 3600)
+    m, s = divmod(secs, 60)
+    base = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{h:02d}:{m:02d}:{s:02d}"
+    if frac:
+        return f"{base}.{frac:09d}".rstrip("0") + "Z"
+    return base + "Z"
+
+
+def normalize_rfc3339(text: str) -> tuple[str, int]:
+    """(normalised string, nanoseconds) for an RFC 3339 timestamp."""
+    ns = parse_rfc3339(text)
+    # The common case is already normalised; skip re-formatting it.
+    if text.endswith("Z") and text[10] == "T" and not (len(text) > 20 and text[-2] == "0"):
+        return text, ns
+    return format_rfc3339(ns), ns
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+MIN_NS = parse_rfc3339("0001-01-01T00:00:00Z")
+MAX_NS = parse_rfc3339("9999-12-31T23:59:59.999999999Z")

@@ -1,0 +1,229 @@
+"""Decoding and validation of events, with limits that name the offending field."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from auditkeep.model.errors import ValidationError, from_msgspec
+from auditkeep.model.event import Event
+from auditkeep.model.timefmt import MAX_NS, MIN_NS, normalize_rfc3339
+
+MAX_SAFE_INT = 2**53 - 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one event. All configurable; the defaults suit most audit trails."""
+
+    max_event_bytes: int = 64 * 1024  # canonical (leaf) size
+    max_keys: int = 64  # keys per metadata object
+    max_depth: int = 8  # nesting of metadata objects and arrays
+    max_string: int = 8192  # characters per string, anywhere in the event
+    max_array: int = 1024  # items per metadata array
+
+
+DEFAULT_LIMITS = Limits()
+
+_one = msgspec.json.Decoder(Event)
+_many = msgspec.json.Decoder(list[Event])
+_raw = msgspec.json.Decoder()
+
+
+def decode_event(data: bytes | str) -> Event:
+    """One event from JSON; ValidationError on malformed JSON or a schema violation."""
+    try:
+        return _one.decode(data)
+    except msgspec.ValidationError as exc:
+        raise from_msgspec(exc) from None
+    except msgspec.DecodeError as exc:
+        raise ValidationError(f"malformed JSON: {_decode_reason(exc)}") from None
+
+
+def decode_batch(data: bytes) -> list[Event]:
+    """A JSON array of events, a single JSON object, or NDJSON (one event per line)."""
+    body = data.lstrip()
+    if body[:1] == b"[":
+        try:
+            return _many.decode(body)
+        except msgspec.ValidationError as exc:
+            raise from_msgspec(exc, batch=True) from None
+        except msgspec.DecodeError as exc:
+            raise ValidationError(f"malformed JSON: {_decode_reason(exc)}") from None
+    return decode_lines(body.split(b"\n"))
+
+
+def decode_lines(lines: Iterable[bytes | str], first_position: int = 0) -> list[Event]:
+    """NDJSON: one event per non-blank line; errors carry the line's position (0-based)."""
+    out: list[Event] = []
+    for i, line in enumerate(lines, first_position):
+        if not line.strip():
+            continue
+        try:
+            out.append(_one.decode(line))
+        except msgspec.ValidationError as exc:
+            raise from_msgspec(exc).at(i) from None
+        except msgspec.DecodeError as exc:
+            raise ValidationError(f"malformed JSON: {_decode_reason(exc)}", "", i) from None
+    return out
+
+
+def convert_event(fields: Mapping[str, Any] | Event) -> Event:
+    """An Event from Python data (as given to ``record(**fields)``)."""
+    if isinstance(fields, Event):
+        return fields
+    try:
+        return msgspec.convert(fields, Event)
+    except msgspec.ValidationError as exc:
+        raise from_msgspec(exc) from None
+
+
+def convert_batch(items: Sequence[Mapping[str, Any] | Event | bytes | str]) -> list[Event]:
+    out: list[Event] = []
+    for i, item in enumerate(items):
+        try:
+            if isinstance(item, bytes | str):
+                out.append(decode_event(item))
+            else:
+                out.append(convert_event(item))
+        except ValidationError as exc:
+            raise exc.at(i) from None
+    return out
+
+
+def _decode_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "utf-8" in text.lower() or "codec" in text:
+        return "invalid UTF-8"
+    return text
+
+
+@dataclass
+class Checked:
+    """What validation learned about an event, for the ledger's later steps."""
+
+    time_ns: int
+    exact: bool  # canonicalise with the reference implementation
+
+
+def validate_event(ev: Event, limits: Limits = DEFAULT_LIMITS, tenant: str | None = None) -> Checked:
+    """Check the limits a schema cannot express and normalise in place.
+
+    Sets ``time`` to its normalised UTC form, lowercases a client-chosen ``id`` and fills a
+    missing ``outcome`` with ``unknown``. A missing ``time`` is left for the ledger (which
+    uses the receive time).
+    """
+    if ev.received_at is not None:
+        raise ValidationError("set by the ledger; do not send it", "received_at")
+    if ev.sealed is not None:
+        raise ValidationError("set by the ledger; do not send it", "sealed")
+    if tenant is not None and ev.tenant is not None and ev.tenant != tenant:
+        raise ValidationError(f"event is for tenant {ev.tenant!r}, not {tenant!r}", "tenant")
+    if ev.id is not None:
+        ev.id = ev.id.lower()
+    time_ns = 0
+    if ev.time is not None:
+        try:
+            ev.time, time_ns = normalize_rfc3339(ev.time)
+        except ValueError as exc:
+            raise ValidationError(str(exc), "time") from None
+        if not MIN_NS <= time_ns <= MAX_NS:
+            raise ValidationError("out of range (years 0001 to 9999 in UTC)", "time")
+    if ev.outcome is None:
+        ev.outcome = "unknown"
+    ip = ev.actor.ip
+    if ip is not None:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise ValidationError(f"not an IP address: {_clip(ip)!r}", "actor.ip") from None
+    exact = False
+    if ev.metadata is not None:
+        exact = _walk(ev.metadata, "metadata", 1, limits)
+    return Checked(time_ns, exact)
+
+
+def check_strings(ev: Event, limits: Limits) -> None:
+    """The per-string limit over the top-level fields (metadata is checked by the walk)."""
+    m = limits.max_string
+    for group in ("actor", "resource", "source"):
+        part = getattr(ev, group)
+        if part is None:
+            continue
+        for field in part.__struct_fields__:
+            value = getattr(part, field)
+            if isinstance(value, str) and len(value) > m:
+                raise ValidationError(f"string longer than {m}", f"{group}.{field}")
+    if ev.reason is not None and len(ev.reason) > m:
+        raise ValidationError(f"string longer than {m}", "reason")
+
+
+def _walk(value: Any, path: str, depth: int, limits: Limits) -> bool:
+    """Check a metadata value; True when it needs exact canonicalisation."""
+    exact = False
+    if isinstance(value, dict):
+        if depth > limits.max_depth:
+            raise ValidationError(f"nested deeper than {limits.max_depth}", path)
+        if len(value) > limits.max_keys:
+            raise ValidationError(f"object has {len(value)} keys, more than {limits.max_keys}", path)
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValidationError("object keys must be strings", path)
+            if len(k) > limits.max_string:
+                raise ValidationError(f"key longer than {limits.max_string}", path)
+            if not k.isascii():
+                _check_text(k, path)
+                if any(ord(c) > 0xFFFF for c in k):
+                    exact = True
+            if type(v) is str:
+                if len(v) > limits.max_string:
+                    raise ValidationError(f"string longer than {limits.max_string}", f"{path}.{k}")
+                if not v.isascii():
+                    _check_text(v, f"{path}.{k}")
+            elif v is None or type(v) is bool:
+                continue
+            elif _walk(v, f"{path}.{k}", depth + 1, limits):
+                exact = True
+        return exact
+    if isinstance(value, list):
+        if depth > limits.max_depth:
+            raise ValidationError(f"nested deeper than {limits.max_depth}", path)
+        if len(value) > limits.max_array:
+            raise ValidationError(f"array has {len(value)} items, more than {limits.max_array}", path)
+        for i, v in enumerate(value):
+            if _walk(v, f"{path}[{i}]", depth + 1, limits):
+                exact = True
+        return exact
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int):
+        if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            raise ValidationError("integer outside ±(2^53-1), which JSON cannot carry exactly", path)
+        return False
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError("NaN and Infinity are not JSON numbers", path)
+        return True
+    if isinstance(value, str):
+        if len(value) > limits.max_string:
+            raise ValidationError(f"string longer than {limits.max_string}", path)
+        if not value.isascii():
+            _check_text(value, path)
+        return False
+    raise ValidationError(f"unsupported value of type {type(value).__name__}", path)
+
+
+def _check_text(s: str, path: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("string is not valid Unicode (lone surrogate)", path) from None
+
+
+def _clip(s: str, n: int = 64) -> str:
+    return s if len(s) <= n else s[:n] + "…"
