@@ -1,0 +1,49 @@
+"""auditkeep: a tamper-evident audit log.
+
+    import auditkeep
+    with auditkeep.open("auditkeep-data") as log:
+        receipt = log.record(actor={"id": "alice"}, action="user.login", outcome="success")
+        proof = log.prove_inclusion(receipt.index)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auditkeep.ledger import (
+    ConsistencyProof,
+    InclusionProof,
+    Ledger,
+    LedgerConfig,
+    NotFound,
+    Page,
+    Receipt,
+    Record,
+    VerifyReport,
+)
+from auditkeep.model import Event, Limits, ValidationError
+
+__version__ = "0.1.0"
+
+
+def open(path: str | Path = "auditkeep-data", config: LedgerConfig | None = None, *, create: bool = True) -> Ledger:
+    """Open (or create) an embedded ledger in the data directory ``path``."""
+    return Ledger.open(path, config, create=create)
+
+
+__all__ = [
+    "ConsistencyProof",
+    "Event",
+    "InclusionProof",
+    "Ledger",
+    "LedgerConfig",
+    "Limits",
+    "NotFound",
+    "Page",
+    "Receipt",
+    "Record",
+    "ValidationError",
+    "VerifyReport",
+    "__version__",
+    "open",
+]

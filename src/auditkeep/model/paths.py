@@ -39,8 +39,8 @@ def pop_path(ev: Event, path: str) -> Any:
         return parent.pop(last, None)
     if isinstance(parent, msgspec.Struct) and last in parent.__struct_fields__:
         value = getattr(parent, last)
-        if value is not None and last == "id" and isinstance(parent, msgspec.Struct):
-            raise ValueError(f"{path} is required and cannot be sealed")
+        if path == "actor.id":
+            raise ValueError("actor.id is required and cannot be removed")
         setattr(parent, last, None)
         return value
     return None

@@ -1,0 +1,134 @@
+"""The query projection: a consumer that follows the committed log by cursor.
+
+It keeps the search indexes and the full-text index up to date outside the append
+transaction (which stays lean), runs in a background thread woken by each commit, and can
+also be driven synchronously (``sync``) so a search never misses a committed event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from auditkeep.model.event import Event
+from auditkeep.model.timefmt import parse_rfc3339
+from auditkeep.store.base import Entry, ProjectedRow, Store, entry_key
+
+log = logging.getLogger("auditkeep.projector")
+
+_leaf_decoder = msgspec.json.Decoder(Event)
+_sealed_decoder = msgspec.json.Decoder(dict[str, Any])
+CHUNK = 5000
+TEXT_LIMIT = 4096
+
+
+def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
+    ev = _leaf_decoder.decode(e.leaf)
+    parts: list[str] = [ev.actor.id, ev.action]
+    a = ev.actor
+    for v in (a.name, a.ip, a.session_id):
+        if v:
+            parts.append(v)
+    r = ev.resource
+    if r is not None:
+        parts += [v for v in (r.type, r.id, r.name) if v]
+    if ev.reason:
+        parts.append(ev.reason)
+    s = ev.source
+    if s is not None:
+        parts += [v for v in (s.service, s.host, s.request_id) if v]
+    if ev.metadata:
+        _strings(ev.metadata, parts, [sum(len(p) for p in parts)])
+    if e.sealed:
+        for v in _sealed_decoder.decode(e.sealed).values():
+            if isinstance(v, str):
+                parts.append(v)
+    text = " ".join(parts)
+    if len(text) > TEXT_LIMIT:
+        text = text[:TEXT_LIMIT]
+    return ProjectedRow(
+        key=entry_key(tenant_id, e.index),
+        tenant_id=tenant_id,
+        index=e.index,
+        time_ns=parse_rfc3339(ev.time) if ev.time else e.received_ns,
+        received_ns=e.received_ns,
+        actor=ev.actor.id,
+        action=ev.action,
+        resource_type=r.type if r else None,
+        resource_id=r.id if r else None,
+        outcome=ev.outcome or "unknown",
+        category=ev.category,
+        text=text,
+    )
+
+
+def _strings(value: Any, out: list[str], budget: list[int]) -> None:
+    """Collect string values (and keys) of metadata for full-text search, up to a budget."""
+    if budget[0] > TEXT_LIMIT:
+        return
+    if isinstance(value, str):
+        out.append(value)
+        budget[0] += len(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _strings(v, out, budget)
+    elif isinstance(value, list):
+        for v in value:
+            _strings(v, out, budget)
+
+
+class Projector:
+    def __init__(self, store: Store, tenant_ids: Callable[[], list[tuple[int, int]]]) -> None:
+        """``tenant_ids`` returns (tenant_id, committed size) for every log."""
+        self._store = store
+        self._heads = tenant_ids
+        self._wake = threading.Event()
+        self._stop = False
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="auditkeep-projector", daemon=True)
+        self._thread.start()
+
+    def notify(self, _tenants: object = None) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            if self._stop:
+                return
+            try:
+                for tid, size in self._heads():
+                    self.sync(tid, size)
+            except Exception as exc:  # keep following; the next wake retries
+                log.warning("projection failed: %s", exc)
+
+    def sync(self, tenant_id: int, size: int, progress: Callable[[int], None] | None = None) -> int:
+        """Project entries of one tenant up to ``size``; returns how many were projected."""
+        done = 0
+        with self._lock:
+            pos = self._store.projection_position(tenant_id)
+            while pos < size:
+                end = min(size, pos + CHUNK)
+                rows = [project_entry(tenant_id, e) for e in self._store.entries(tenant_id, pos, end)]
+                if not rows:
+                    break
+                self._store.project(tenant_id, rows, rows[-1].index + 1)
+                done += len(rows)
+                pos = rows[-1].index + 1
+                if progress is not None:
+                    progress(len(rows))
+        return done

@@ -1,0 +1,254 @@
+"""Full verification: recompute everything from the stored events and check it all.
+
+Every leaf hash is recomputed from the stored bytes, every tile and root rebuilt, every
+stored checkpoint's signature checked and its root compared with the rebuilt tree at its
+size, consecutive checkpoints proven consistent, and indexes checked to be contiguous.
+The report names the first index where something diverges and what diverged. Nothing here
+trusts the query projection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from auditkeep.log.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
+from auditkeep.log.hashing import leaf_hash
+from auditkeep.log.note import NoteError, NoteVerifier
+from auditkeep.log.proofs import ProofError, consistency_proof, verify_consistency
+from auditkeep.log.tiles import TILE_WIDTH, Frontier
+from auditkeep.model.timefmt import format_rfc3339
+from auditkeep.store.base import KEY_SHIFT, Head, Store
+
+_MASK = (1 << KEY_SHIFT) - 1
+
+
+class _Stamp(msgspec.Struct):
+    id: str = ""
+    received_at: str = ""
+    tenant: str = ""
+
+
+_stamp = msgspec.json.Decoder(_Stamp)
+
+
+@dataclass
+class Problem:
+    kind: str  # event, order, missing, tile, head, checkpoint, rollback, trusted
+    message: str
+    index: int | None = None
+
+    def render(self, tenant: str) -> str:
+        at = f" at index {self.index}" if self.index is not None else ""
+        return f"{tenant}{at}: {self.message}"
+
+
+@dataclass
+class TenantReport:
+    tenant: str
+    size: int
+    entries_checked: int = 0
+    checkpoints_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        with_index = [p for p in self.problems if p.index is not None]
+        if with_index:
+            return min(with_index, key=lambda p: p.index or 0)
+        return self.problems[0] if self.problems else None
+
+
+@dataclass
+class VerifyReport:
+    tenants: list[TenantReport]
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.tenants)
+
+
+def verify_log(
+    store: Store,
+    head: Head,
+    verifier: NoteVerifier,
+    origin: str,
+    trusted: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> TenantReport:
+    """Verify one tenant's log against its stored events, tiles, head and checkpoints, and
+    against ``trusted`` checkpoint notes kept outside the store (which detect a rollback
+    even when the stored checkpoints were removed too)."""
+    rep = TenantReport(head.tenant, head.size)
+    tid = head.tenant_id
+
+    # Checkpoints: signatures first, so we know which sizes we need roots at.
+    signed: list[tuple[str, Checkpoint]] = []
+    for row in store.checkpoints(tid):
+        try:
+            cp = verify_checkpoint(row.note, verifier, origin)
+        except (NoteError, CheckpointError) as exc:
+            rep.problems.append(Problem("checkpoint", f"checkpoint at size {row.size}: {exc}"))
+            continue
+        if cp.size != row.size or cp.root != row.root:
+            rep.problems.append(Problem("checkpoint", f"checkpoint at size {row.size}: row differs from its signed note"))
+        signed.append(("stored", cp))
+    for note in trusted:
+        try:
+            cp = verify_checkpoint(note, verifier, origin)
+        except (NoteError, CheckpointError) as exc:
+            rep.problems.append(Problem("trusted", f"trusted checkpoint does not verify: {exc}"))
+            continue
+        signed.append(("trusted", cp))
+    wanted = sorted({cp.size for _, cp in signed if 0 < cp.size <= head.size})
+    roots: dict[int, bytes] = {}
+
+    frontier = Frontier()
+    expected = 0
+    prev_received = 0
+    stop = False
+    tile_problem_reported = False
+    for rows in _chunks(store, tid, head.size):
+        hashes: list[bytes] = []
+        for k, raw_id, received_ns, leaf in rows:
+            index = k & _MASK
+            if index != expected:
+                rep.problems.append(Problem("missing", f"entry missing (next stored entry is index {index})", expected))
+                stop = True
+                break
+            if received_ns < prev_received:
+                rep.problems.append(Problem("order", "received_at goes backwards (entries reordered?)", index))
+            prev_received = received_ns
+            try:
+                stamp = _stamp.decode(leaf)
+            except msgspec.DecodeError:
+                rep.problems.append(Problem("event", "stored event is not valid JSON (altered)", index))
+                stamp = None
+            if stamp is not None and (
+                stamp.id.replace("-", "") != raw_id.hex()
+                or stamp.tenant != head.tenant
+                or stamp.received_at != format_rfc3339(received_ns)
+            ):
+                rep.problems.append(Problem("event", "stored id, tenant or received_at differ from the event's", index))
+            hashes.append(leaf_hash(leaf))
+            expected += 1
+        # Feed the tree, stopping at every size a checkpoint needs a root for.
+        start = frontier.size
+        pos = 0
+        while pos < len(hashes):
+            cut = len(hashes)
+            for w in wanted:
+                if start + pos < w <= start + len(hashes):
+                    cut = w - start
+                    break
+            changed = frontier.append(hashes[pos:cut])
+            if not tile_problem_reported:
+                bad = _compare_tiles(store, tid, {k: v for k, v in changed.items() if len(v) == 32 * TILE_WIDTH})
+                if bad is not None:
+                    rep.problems.append(bad)
+                    tile_problem_reported = True
+            pos = cut
+            if frontier.size in wanted:
+                roots[frontier.size] = frontier.root()
+        if progress is not None:
+            progress(len(hashes))
+        if stop:
+            break
+    rep.entries_checked = expected
+
+    if expected < head.size and not stop:
+        rep.problems.append(
+            Problem("missing", f"log truncated: the head says {head.size} entries, storage ends at {expected}", expected)
+        )
+    beyond = list(store.entries(tid, head.size, head.size + 1))
+    if beyond:
+        rep.problems.append(Problem("head", f"entries exist past the head's size {head.size}", head.size))
+    if expected == head.size:
+        if not tile_problem_reported:
+            bad = _compare_tiles(store, tid, frontier.partial_tiles())
+            if bad is not None:
+                rep.problems.append(bad)
+                tile_problem_reported = True
+        if frontier.root() != head.root:
+            rep.problems.append(Problem("head", "the head's root differs from the tree recomputed from events"))
+
+    verified_size = expected
+    previous: Checkpoint | None = None
+    for kind, cp in sorted(signed, key=lambda x: x[1].size):
+        rep.checkpoints_checked += 1
+        if cp.size > verified_size:
+            what = "a trusted checkpoint" if kind == "trusted" else "a signed checkpoint"
+            rep.problems.append(
+                Problem(
+                    "rollback",
+                    f"log has {verified_size} verifiable entries but {what} covers {cp.size}: rolled back or truncated",
+                    verified_size,
+                )
+            )
+            continue
+        if cp.size in roots and roots[cp.size] != cp.root:
+            rep.problems.append(
+                Problem("checkpoint", f"{kind} checkpoint at size {cp.size} signed a root the events no longer produce")
+            )
+            continue
+        if previous is not None and previous.size < cp.size and not tile_problem_reported:
+            try:
+                proof = consistency_proof(previous.size, cp.size, lambda keys: store.read_tiles(tid, keys))
+                verify_consistency(previous.size, cp.size, proof, previous.root, cp.root)
+            except (ProofError, ValueError) as exc:
+                rep.problems.append(
+                    Problem("checkpoint", f"checkpoints at sizes {previous.size} and {cp.size} are not consistent: {exc}")
+                )
+        previous = cp
+    return rep
+
+
+def _chunks(store: Store, tid: int, size: int) -> object:
+    raw = getattr(store, "entries_raw", None)
+    if raw is not None:
+        yield from raw(tid, 0, size)
+        return
+    from auditkeep.store.base import entry_key
+
+    batch: list[tuple[int, bytes, int, bytes]] = []
+    for e in store.entries(tid, 0, size):
+        batch.append((entry_key(tid, e.index), e.id, e.received_ns, e.leaf))
+        if len(batch) >= 8192:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _compare_tiles(store: Store, tid: int, changed: dict[tuple[int, int], bytes]) -> Problem | None:
+    """Compare rebuilt tiles with the stored ones (which must be exactly equal: full tiles
+    mid-stream, the partial ones once the stream reaches the head's size)."""
+    by_level: dict[int, list[int]] = {}
+    for level, idx in changed:
+        by_level.setdefault(level, []).append(idx)
+    for level, idxs in sorted(by_level.items()):
+        stored = store.tiles_range(tid, level, min(idxs), max(idxs) + 1)
+        for idx in sorted(idxs):
+            ours = changed[(level, idx)]
+            theirs = stored.get(idx)
+            if theirs is None:
+                return Problem("tile", f"tile {level}/{idx} is missing", idx * TILE_WIDTH if level == 0 else None)
+            if theirs != ours:
+                width = len(ours) // 32
+                for j in range(min(width, len(theirs) // 32)):
+                    if theirs[32 * j : 32 * j + 32] != ours[32 * j : 32 * j + 32]:
+                        index = (idx * TILE_WIDTH + j) * (TILE_WIDTH**level)
+                        what = (
+                            "the stored event's hash differs from the tree (event or tile altered)"
+                            if level == 0
+                            else f"tile {level}/{idx} differs from the tree recomputed from events"
+                        )
+                        return Problem("tile", what, index)
+                return Problem("tile", f"tile {level}/{idx} has {len(theirs) // 32} hashes, expected {width}")
+    return None

@@ -1,0 +1,177 @@
+"""The storage contract the ledger writes through and everything else reads through.
+
+Two implementations keep the same contract: embedded SQLite and PostgreSQL. The append path
+is a transaction object (:class:`AppendTxn`) so that the database serialises appends to one
+tenant's log (a row lock or ``BEGIN IMMEDIATE``) while the ledger does the hashing inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+TileKey = tuple[int, int]
+
+
+class StoreError(RuntimeError):
+    """The store failed in a way the caller cannot fix by changing its input."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now; retry later (HTTP maps this to 503)."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class Head:
+    """A tenant's log head: what the tree looks like after the last committed append."""
+
+    tenant_id: int
+    tenant: str
+    size: int
+    root: bytes
+    received_ns: int  # received_at of the last entry; appends never go below it
+    checkpoint_size: int  # size of the latest signed checkpoint (0 if none)
+    checkpoint_ns: int  # when it was signed
+
+
+@dataclass
+class Entry:
+    """One stored leaf: the exact bytes committed, plus what is kept beside them."""
+
+    index: int
+    id: bytes  # 16-byte UUID
+    received_ns: int
+    leaf: bytes  # canonical (RFC 8785) bytes; the leaf hash is SHA-256(0x00 || leaf)
+    subject: str | None = None  # data subject of the sealed fields
+    sealed: bytes | None = None  # JSON {path: value} of sealed fields; None once erased
+
+
+@dataclass
+class CheckpointRow:
+    tenant_id: int
+    size: int
+    root: bytes
+    note: str
+    signed_ns: int
+
+
+@dataclass
+class ProjectedRow:
+    """The query projection of one entry (fed by a cursor consumer, not the append)."""
+
+    key: int  # the entry's global key (tenant_id << 40 | index)
+    tenant_id: int
+    index: int
+    time_ns: int
+    received_ns: int
+    actor: str
+    action: str
+    resource_type: str | None
+    resource_id: str | None
+    outcome: str
+    category: str | None
+    text: str  # what full-text search sees
+
+
+@dataclass
+class Query:
+    """Filters of a search. Strings are matched exactly unless noted."""
+
+    tenant_id: int
+    since_ns: int | None = None  # on event time, inclusive
+    until_ns: int | None = None  # on event time, exclusive
+    received_since_ns: int | None = None
+    received_until_ns: int | None = None
+    actor: str | None = None
+    action: str | None = None  # exact, or a prefix when it ends with ".*"
+    resource_type: str | None = None
+    resource_id: str | None = None
+    outcome: str | None = None
+    category: str | None = None
+    text: str | None = None  # full-text query
+    metadata: Sequence[tuple[str, str]] = ()  # (path below metadata, value) equalities
+    sealed_paths: frozenset[str] = field(default_factory=frozenset)  # paths kept beside the leaf
+    newest_first: bool = True
+    after: tuple[int, int] | None = None  # keyset cursor: (time_ns, key) of the last row seen
+    limit: int = 100
+
+
+KEY_SHIFT = 40
+MAX_INDEX = (1 << KEY_SHIFT) - 1
+
+
+def entry_key(tenant_id: int, index: int) -> int:
+    """One integer key per entry across tenants, ordered by (tenant, index)."""
+    return (tenant_id << KEY_SHIFT) | index
+
+
+class AppendTxn(Protocol):
+    """One append transaction, holding the append lock of the tenants it was opened for."""
+
+    def head(self, tenant_id: int) -> Head: ...
+
+    def existing(self, tenant_id: int, ids: Sequence[bytes]) -> dict[bytes, Entry]:
+        """Entries already stored under these ids (for idempotent retries)."""
+        ...
+
+    def read_tiles(self, tenant_id: int, keys: Sequence[TileKey]) -> dict[TileKey, bytes]: ...
+
+    def salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
+        """Per-subject salts, created (and stored) for subjects that have none."""
+        ...
+
+    def write(
+        self,
+        tenant_id: int,
+        entries: Sequence[Entry],
+        tiles: Mapping[TileKey, bytes],
+        head: Head,
+        checkpoint: CheckpointRow | None = None,
+    ) -> None: ...
+
+
+class Store(Protocol):
+    """Everything the ledger, its consumers and the faces need from storage."""
+
+    dialect: str
+
+    # tenants and heads
+    def tenant(self, name: str, create: bool = False) -> Head | None: ...
+    def heads(self) -> list[Head]: ...
+
+    # the append path
+    def append_txn(self, tenant_ids: Sequence[int]) -> AbstractContextManager[AppendTxn]: ...
+
+    # reads of the log
+    def entries(self, tenant_id: int, start: int, end: int) -> Iterator[Entry]: ...
+    def entry_by_id(self, tenant_id: int, event_id: bytes) -> Entry | None: ...
+    def entries_by_key(self, keys: Sequence[int]) -> dict[int, Entry]: ...
+    def read_tiles(self, tenant_id: int, keys: Sequence[TileKey]) -> dict[TileKey, bytes]: ...
+    def tiles_range(self, tenant_id: int, level: int, start: int, end: int) -> dict[int, bytes]: ...
+    def checkpoints(self, tenant_id: int) -> Iterator[CheckpointRow]: ...
+    def checkpoint_at(self, tenant_id: int, size: int) -> CheckpointRow | None: ...
+    def latest_checkpoint(self, tenant_id: int) -> CheckpointRow | None: ...
+
+    # consumers
+    def cursor(self, name: str, tenant_id: int) -> tuple[int, bytes | None]: ...
+    def set_cursor(self, name: str, tenant_id: int, position: int, state: bytes | None = None) -> None: ...
+
+    # projections and search
+    def projection_position(self, tenant_id: int) -> int: ...
+    def project(self, tenant_id: int, rows: Sequence[ProjectedRow], position: int) -> None: ...
+    def reset_projection(self) -> None: ...
+    def search(self, q: Query) -> list[tuple[int, int]]:
+        """(time_ns, key) of matching entries, in the requested order, at most ``q.limit``."""
+        ...
+
+    # settings kept with the data
+    def meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def close(self) -> None: ...

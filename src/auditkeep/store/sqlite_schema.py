@@ -1,0 +1,76 @@
+"""SQLite schema: versioned migrations for log.db, and the (rebuildable) projection schema."""
+
+from __future__ import annotations
+
+# Each migration is a list of statements run in one transaction; never edit a released one.
+LOG_MIGRATIONS: list[list[str]] = [
+    [
+        # One row per tenant log: its head. Appends take the write lock and update it.
+        """CREATE TABLE logs(
+            tenant_id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            size INTEGER NOT NULL,
+            root BLOB NOT NULL,
+            received_ns INTEGER NOT NULL,
+            cp_size INTEGER NOT NULL,
+            cp_ns INTEGER NOT NULL,
+            created_ns INTEGER NOT NULL)""",
+        # k = tenant_id << 40 | index: one integer key, so an append only extends the table's
+        # b-tree at its right edge.
+        """CREATE TABLE entries(
+            k INTEGER PRIMARY KEY,
+            tenant_id INTEGER NOT NULL,
+            id BLOB NOT NULL,
+            received_ns INTEGER NOT NULL,
+            leaf BLOB NOT NULL,
+            subject TEXT,
+            sealed BLOB)""",
+        "CREATE UNIQUE INDEX entries_id ON entries(tenant_id, id)",
+        """CREATE TABLE tiles(
+            tenant_id INTEGER NOT NULL,
+            level INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY(tenant_id, level, idx)) WITHOUT ROWID""",
+        """CREATE TABLE checkpoints(
+            tenant_id INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            root BLOB NOT NULL,
+            note TEXT NOT NULL,
+            signed_ns INTEGER NOT NULL,
+            PRIMARY KEY(tenant_id, size))""",
+        """CREATE TABLE subjects(
+            tenant_id INTEGER NOT NULL,
+            subject TEXT NOT NULL,
+            salt BLOB,
+            created_ns INTEGER NOT NULL,
+            PRIMARY KEY(tenant_id, subject))""",
+        """CREATE TABLE cursors(
+            name TEXT NOT NULL,
+            tenant_id INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            state BLOB,
+            updated_ns INTEGER NOT NULL,
+            PRIMARY KEY(name, tenant_id))""",
+    ],
+]
+
+INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS proj_cursor(tenant_id INTEGER PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ev(
+    k INTEGER PRIMARY KEY,
+    tenant_id INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    received_ns INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    rtype TEXT,
+    rid TEXT,
+    outcome TEXT NOT NULL,
+    category TEXT);
+CREATE INDEX IF NOT EXISTS ev_time ON ev(tenant_id, time_ns);
+CREATE INDEX IF NOT EXISTS ev_actor ON ev(tenant_id, actor, time_ns);
+CREATE INDEX IF NOT EXISTS ev_action ON ev(tenant_id, action, time_ns);
+CREATE INDEX IF NOT EXISTS ev_resource ON ev(tenant_id, rtype, rid, time_ns);
+CREATE VIRTUAL TABLE IF NOT EXISTS ev_fts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
+"""

@@ -1,0 +1,111 @@
+"""SQL for a search over the SQLite projection (``ix.ev``, ``ix.ev_fts``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auditkeep.store.base import Query
+
+
+def fts_query(text: str) -> str:
+    """A user's words as an FTS5 query: every word must occur; ``word*`` is a prefix.
+
+    Each word becomes a quoted phrase, so punctuation (an IP, a path, ``user.login``) is
+    matched as a phrase of its tokens instead of being a syntax error.
+    """
+    parts: list[str] = []
+    for word in text.split():
+        prefix = word.endswith("*") and len(word) > 1
+        if prefix:
+            word = word[:-1]
+        phrase = '"' + word.replace('"', '""') + '"'
+        parts.append(phrase + ("*" if prefix else ""))
+    return " AND ".join(parts) if parts else '""'
+
+
+def json_path(path: str) -> str:
+    return "$." + ".".join('"' + p.replace('"', '\\"') + '"' for p in path.split("."))
+
+
+def scalar_alternatives(value: str) -> list[Any]:
+    """The SQL values a metadata filter ``value`` may equal: the string, and a number or
+    boolean when it reads as one (``status=200`` matches both 200 and "200")."""
+    alts: list[Any] = [value]
+    if value in ("true", "false"):
+        alts.append(1 if value == "true" else 0)
+    else:
+        try:
+            alts.append(int(value))
+        except ValueError:
+            try:
+                alts.append(float(value))
+            except ValueError:
+                pass
+    return alts
+
+
+def build_search(q: Query) -> tuple[str, list[Any]]:
+    where = ["ev.tenant_id = ?"]
+    params: list[Any] = [q.tenant_id]
+    if q.since_ns is not None:
+        where.append("ev.time_ns >= ?")
+        params.append(q.since_ns)
+    if q.until_ns is not None:
+        where.append("ev.time_ns < ?")
+        params.append(q.until_ns)
+    if q.received_since_ns is not None:
+        where.append("ev.received_ns >= ?")
+        params.append(q.received_since_ns)
+    if q.received_until_ns is not None:
+        where.append("ev.received_ns < ?")
+        params.append(q.received_until_ns)
+    if q.actor is not None:
+        where.append("ev.actor = ?")
+        params.append(q.actor)
+    if q.action is not None:
+        if q.action.endswith("*"):
+            prefix = q.action[:-1]
+            where.append("ev.action >= ? AND ev.action < ?")
+            params += [prefix, prefix + "\U0010ffff"]
+        else:
+            where.append("ev.action = ?")
+            params.append(q.action)
+    for column, value in (
+        ("rtype", q.resource_type),
+        ("rid", q.resource_id),
+        ("outcome", q.outcome),
+        ("category", q.category),
+    ):
+        if value is not None:
+            where.append(f"ev.{column} = ?")
+            params.append(value)
+    if q.text:
+        where.append("ev.k IN (SELECT rowid FROM ix.ev_fts WHERE ev_fts MATCH ?)")
+        params.append(fts_query(q.text))
+    for path, value in q.metadata:
+        full = "metadata." + path
+        if full in q.sealed_paths:
+            expr = "json_extract(CAST(e.sealed AS TEXT), ?)"
+            params_path = '$."' + full.replace('"', '\\"') + '"'  # sealed keys are whole paths
+        else:
+            expr = "json_extract(CAST(e.leaf AS TEXT), ?)"
+            params_path = json_path(full)
+        alts = scalar_alternatives(value)
+        ors = " OR ".join(["v = ?"] * len(alts))
+        where.append(
+            f"EXISTS (SELECT 1 FROM (SELECT {expr} AS v FROM main.entries e WHERE e.k = ev.k) WHERE {ors})"
+        )
+        params.append(params_path)
+        params += alts
+    if q.after is not None:
+        op = "<" if q.newest_first else ">"
+        where.append(f"(ev.time_ns, ev.k) {op} (?, ?)")
+        params += [q.after[0], q.after[1]]
+    order = "DESC" if q.newest_first else "ASC"
+    sql = (
+        "SELECT ev.time_ns, ev.k FROM ix.ev AS ev WHERE "
+        + " AND ".join(where)
+        + f" ORDER BY ev.time_ns {order}, ev.k {order} LIMIT ?"
+    )
+    params.append(q.limit)
+    return sql, params
