@@ -41,11 +41,13 @@ def test_body_format() -> None:
 
 
 @given(
-    st.text(alphabet=st.characters(min_codepoint=0x20, blacklist_categories=("Cs",)), min_size=1),
+    st.text(alphabet=st.characters(min_codepoint=0x20, blacklist_categories=["Cs"]), min_size=1),
     st.integers(0, MAX_TREE_SIZE),
     st.binary(min_size=32, max_size=32),
     st.lists(
-        st.text(alphabet=st.characters(min_codepoint=0x20, blacklist_categories=("Cs",)), min_size=1),
+        st.text(
+            alphabet=st.characters(min_codepoint=0x20, blacklist_categories=["Cs"]), min_size=1
+        ),
         max_size=3,
     ),
 )

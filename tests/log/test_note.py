@@ -96,13 +96,19 @@ def test_go_repeated_and_unknown_signatures() -> None:
         TEXT + "\n",
         TEXT + "\n" + PETER_SIG[:-1],  # last line without newline
         "\x01" + TEXT + "\n" + PETER_SIG,  # control character
-        TEXT + "\n" + "— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=",
+        TEXT
+        + "\n"
+        + "— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=",
         TEXT + "\n" + PETER_SIG + "Unexpected line.\n",
         TEXT + "\n" + PETER_SIG.replace("—", "-"),
         TEXT + "\n" + "— PeterNeumann\n",
         TEXT + "\n" + "— PeterNeumann AAAA\n",  # too short for key id + signature
-        TEXT + "\n" + "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM\n",  # no padding
-        TEXT + "\n" + "— Peter+Neumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n",
+        TEXT
+        + "\n"
+        + "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM\n",  # no padding
+        TEXT
+        + "\n"
+        + "— Peter+Neumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n",
         TEXT.replace("\n", "\r\n", 1) + "\n" + PETER_SIG,
         TEXT + "\n" + PETER_SIG * 101,  # too many signatures
     ],
@@ -136,7 +142,10 @@ def test_vkey_manglings_rejected() -> None:
 @pytest.mark.parametrize(
     ("vkey", "message"),
     [
-        ("PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==", "base64|32 bytes"),
+        (
+            "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==",
+            "base64|32 bytes",
+        ),
         ("PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "algorithm"),
         ("PeterNeumann+C74F20A3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "lowercase hex"),
         ("PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "does not match"),
@@ -160,8 +169,10 @@ def test_round_trip_and_vkey() -> None:
     assert open_note(note, [signer.verifier()]) == "hello\nworld\n"
     v = NoteVerifier.from_vkey(signer.verifier_key())
     assert v == signer.verifier()
-    assert v.key_id == signer.key_id == key_id(
-        signer.name, signer.private_key.public_key().public_bytes_raw()
+    assert (
+        v.key_id
+        == signer.key_id
+        == key_id(signer.name, signer.private_key.public_key().public_bytes_raw())
     )
     assert open_note(note, [v]) == "hello\nworld\n"
 
@@ -226,7 +237,9 @@ def test_sign_needs_a_signer() -> None:
         sign_note("x\n", [])
 
 
-@pytest.mark.parametrize("name", ["", "a b", "a+b", "tab\t", "nbsp\u00a0x", "em\u2003space", "nl\n", "nul\x00"])
+@pytest.mark.parametrize(
+    "name", ["", "a b", "a+b", "tab\t", "nbsp\u00a0x", "em\u2003space", "nl\n", "nul\x00"]
+)
 def test_bad_key_names(name: str) -> None:
     with pytest.raises(ValueError):
         check_key_name(name)

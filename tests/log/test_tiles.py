@@ -189,7 +189,9 @@ def test_frontier_boundaries(size: int) -> None:
         f, store = build(hashes, batches)
         assert store == expected_tiles, batches[:5]
         assert f.root() == expected_root
-        assert f.partial_tiles() == {(lv, ix): store[(lv, ix)] for lv, ix, _ in partial_tile_keys(size)}
+        assert f.partial_tiles() == {
+            (lv, ix): store[(lv, ix)] for lv, ix, _ in partial_tile_keys(size)
+        }
 
 
 def test_frontier_tile_shapes() -> None:
