@@ -111,11 +111,28 @@ def create_signing_key(path: Path, name: str) -> NoteSigner:
             os.link(tmp, path)
         except FileExistsError:
             raise KeyFileError(f"refusing to overwrite existing key file {path}") from None
+        except OSError:
+            # No hard links on this filesystem: create the file exclusively
+            # instead (still never overwrites, just not all-or-nothing).
+            _write_exclusive(path, data)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     _fsync_dir(path.parent)
     return signer
+
+
+def _write_exclusive(path: Path, data: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(f"refusing to overwrite existing key file {path}") from None
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:
