@@ -1,0 +1,372 @@
+"""Map one grouped auditd event (:class:`.grouping.RecordGroup`) to an :class:`Event`.
+
+The rules (documented for users in ``docs/sources/auditd.md``):
+
+* **primary record** — the first record that is neither SYSCALL nor auxiliary (PATH, CWD,
+  EXECVE, PROCTITLE, SOCKADDR...); else the SYSCALL record; else the first record.
+* **action** — ``auditd.syscall.<name>`` when the primary record is SYSCALL (the syscall
+  named for its ``arch``, or its number when unknown), else ``auditd.<type in lower case>``:
+  ``auditd.user_login``, ``auditd.avc``, ``auditd.config_change``...
+* **actor** — the login user ``auid``; for an authentication event with ``auid`` unset,
+  the account named in ``acct``; else ``uid``. ``id`` is the account name when the passwd
+  lookup knows it, else the number; type ``user`` when a login (auid) or account is known,
+  ``system`` otherwise. ``ses`` -> ``session_id``; ``addr`` -> ``ip`` when it is an address.
+* **outcome** — AVC/AppArmor denial -> ``denied``; ``success=``/``res=`` -> ``success`` or
+  ``failure``; else ``unknown``.
+* **id** — a UUIDv5 of (node, timestamp, serial): reading a log twice gives the same ids.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from auditkeep.model import DEFAULT_LIMITS, Event, Limits, ValidationError, convert_event
+from auditkeep.model.timefmt import format_rfc3339
+from auditkeep.model.validate import validate_event
+from auditkeep.sources.auditd.grouping import RecordGroup
+from auditkeep.sources.auditd.interpret import (
+    UNSET_IDS,
+    arch_name,
+    decode_sockaddr,
+    enrich,
+    errno_name,
+    result,
+    rule_keys,
+    syscall_name,
+)
+from auditkeep.sources.auditd.parser import SOURCE, AuditRecord
+from auditkeep.sources.auditd.tables import (
+    OPEN_WRITE_FLAGS,
+    SYSCALL_CATEGORIES,
+    TYPE_CATEGORIES,
+)
+from auditkeep.sources.auditd.users import UserDirectory
+from auditkeep.sources.base import SourceError
+
+ID_NAMESPACE = uuid.UUID("3f9c1d52-6a0e-5b8f-9d41-7c2e8b1a4f60")
+"""The UUIDv5 namespace of auditd event ids."""
+
+AUXILIARY_TYPES = frozenset({
+    "PATH", "CWD", "EXECVE", "PROCTITLE", "SOCKADDR", "BPRM_FCAPS", "CAPSET", "FD_PAIR",
+    "OBJ_PID", "MMAP", "IPC", "IPC_SET_PERM", "SOCKETCALL", "MQ_OPEN", "MQ_SENDRECV",
+    "MQ_NOTIFY", "MQ_GETSETATTR", "AVC_PATH", "EOE", "KERNEL_OTHER",
+})  # fmt: skip
+_AUTH_CATEGORY = "authentication"
+_ACTION_BAD = re.compile(r"[^A-Za-z0-9_-]+")
+_encoder = msgspec.json.Encoder()
+
+
+def event_id(node: str, sec: int, frac: str, serial: int) -> str:
+    """The deterministic id of the auditd event (node, ``sec.frac``, serial)."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"auditd\x00{node}\x00{sec}.{frac}\x00{serial}"))
+
+
+def primary_record(records: list[AuditRecord]) -> AuditRecord:
+    syscall: AuditRecord | None = None
+    for r in records:
+        if r.type == "SYSCALL":
+            if syscall is None:
+                syscall = r
+        elif r.type not in AUXILIARY_TYPES:
+            return r
+    return syscall if syscall is not None else records[0]
+
+
+def action_for(record: AuditRecord) -> str:
+    if record.type == "SYSCALL":
+        number = record.fields.get("syscall", "")
+        name = syscall_name(arch_name(record.fields.get("arch", "")), number)
+        part = name or _ACTION_BAD.sub("_", number).strip("_") or "unknown"
+        return "auditd.syscall." + part
+    return "auditd." + (_ACTION_BAD.sub("_", record.type.lower()).strip("_") or "unknown")
+
+
+def map_group(
+    group: RecordGroup,
+    *,
+    host: str | None = None,
+    users: UserDirectory | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    validate: bool = True,
+) -> Event:
+    """The Event for one auditd event; :class:`SourceError` if it cannot be one.
+
+    ``host`` names the machine when the log lines carry no ``node=``. With ``validate``
+    the event is checked against :func:`auditkeep.model.validate_event` and ``limits``
+    here, so that a bad record goes to quarantine rather than failing a whole batch.
+    """
+    try:
+        fields = _event_fields(group, host, users, limits)
+        ev = convert_event(fields)
+        if validate:
+            validate_event(ev, limits)
+            size = len(_encoder.encode(ev))
+            if size > limits.max_event_bytes:
+                raise ValidationError(
+                    f"event of {size} bytes exceeds the limit of {limits.max_event_bytes}"
+                )
+    except ValidationError as exc:
+        raise SourceError(SOURCE, f"cannot map event: {exc}", _raw(group)) from None
+    return ev
+
+
+def _raw(group: RecordGroup) -> bytes:
+    return b"\n".join(r.raw.rstrip(b"\r\n") for r in group.records)
+
+
+class _Clipper:
+    """Applies the string, key and array limits, noting every cut in ``truncated``."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.max_string = limits.max_string
+        self.max_keys = limits.max_keys
+        self.max_array = limits.max_array
+        self.truncated: list[str] = []
+
+    def text(self, value: str, where: str) -> str:
+        if len(value) <= self.max_string:
+            return value
+        self.truncated.append(f"{where}: {len(value)} characters")
+        return value[: self.max_string]
+
+    def record(self, d: dict[str, str], where: str) -> dict[str, str]:
+        m = self.max_string
+        for k, v in d.items():
+            if len(v) > m:
+                d[k] = self.text(v, f"{where}.{k}")
+        if len(d) > self.max_keys:
+            self.truncated.append(f"{where}: {len(d)} fields, kept {self.max_keys}")
+            d = dict(list(d.items())[: self.max_keys])
+        return d
+
+
+def _event_fields(
+    group: RecordGroup, host: str | None, users: UserDirectory | None, limits: Limits
+) -> dict[str, Any]:
+    records = group.records
+    clip = _Clipper(limits)
+    if len(records) > limits.max_array:
+        clip.truncated.append(f"auditd.records: {len(records)} records, kept {limits.max_array}")
+        records = records[: limits.max_array]
+    native: list[dict[str, str]] = []
+    for i, r in enumerate(records):
+        d = r.as_dict()
+        enrich(r, d, users)
+        native.append(clip.record(d, f"auditd.records[{i}]"))
+
+    primary = primary_record(records)
+    syscall = next((r for r in records if r.type == "SYSCALL"), None)
+    pf = primary.fields
+
+    def get(name: str) -> str | None:
+        # The primary record first, then the syscall record, then any other.
+        v = pf.get(name)
+        if v is None and syscall is not None:
+            v = syscall.fields.get(name)
+        if v is None:
+            for r in records:
+                v = r.fields.get(name)
+                if v is not None:
+                    break
+        return v
+
+    action = action_for(primary)
+    scname = action[len("auditd.syscall."):] if primary.type == "SYSCALL" else None
+    category = _category(primary, scname)
+    outcome, reason = _outcome(records, primary, syscall)
+
+    meta: dict[str, Any] = {}
+    node = group.node or host
+    actor = {k: clip.text(v, f"actor.{k}") for k, v in _actor(get, category, users, meta).items()}
+    ev: dict[str, Any] = {
+        "id": event_id(group.node or host or "", group.sec, group.frac, group.serial),
+        "time": format_rfc3339(group.time_ns),
+        "actor": actor,
+        "action": action,
+        "category": category,
+        "outcome": outcome,
+    }
+    if reason is not None:
+        ev["reason"] = clip.text(reason, "reason")
+    source: dict[str, str] = {"service": "auditd"}
+    if node:
+        source["host"] = clip.text(node, "source.host")
+    ev["source"] = source
+    severity = _severity(primary.type, outcome, category)
+    if severity is not None:
+        ev["severity"] = severity
+
+    # A summary of the process and its objects beside the full records.
+    for name in ("exe", "comm", "cwd", "pid", "ppid", "tty", "terminal", "hostname", "uid",
+                 "euid", "auid", "proctitle", "op"):
+        v = get(name)
+        if v is not None and v not in ("?", "(null)", ""):
+            meta[name] = clip.text(v, name)
+    if scname is not None:
+        meta["syscall"] = scname
+        arch = arch_name(pf.get("arch", ""))
+        if arch is not None:
+            meta["arch"] = arch
+        exit_value = pf.get("exit")
+        if exit_value is not None:
+            meta["exit"] = exit_value
+            err = errno_name(exit_value)
+            if err is not None:
+                meta["errno"] = err
+    paths = [r.fields["name"] for r in records if r.type == "PATH" and "name" in r.fields]
+    if paths:
+        meta["paths"] = [clip.text(p, "paths") for p in paths[: limits.max_array]]
+    execve = next((r for r in records if r.type == "EXECVE"), None)
+    if execve is not None:
+        argv = _argv(execve.fields)
+        if argv:
+            meta["argv"] = clip.text(argv, "argv")
+    keys = [k for r in records for k in rule_keys(r.fields)]
+    if keys:
+        meta["keys"] = [clip.text(k, "keys") for k in dict.fromkeys(keys)][: limits.max_array]
+    sock = next((r for r in records if r.type == "SOCKADDR"), None)
+    if sock is not None and "saddr" in sock.fields:
+        meta["socket"] = {k: clip.text(v, "socket") for k, v in
+                          decode_sockaddr(sock.fields["saddr"]).items()}
+    resource = _resource(records, primary, scname, get)
+    if resource is not None:
+        ev["resource"] = {k: clip.text(v, f"resource.{k}") for k, v in resource.items()}
+    meta["auditd"] = {"sequence": group.serial, "records": native}
+    if clip.truncated:
+        meta["truncated"] = clip.truncated[: limits.max_array]
+    ev["metadata"] = meta
+    return ev
+
+
+def _actor(get: Any, category: str, users: UserDirectory | None,
+           meta: dict[str, Any]) -> dict[str, str]:
+    actor: dict[str, str]
+    auid = get("auid")
+    acct = get("acct")
+    if auid is not None and auid not in UNSET_IDS and auid != "?":
+        actor = _user(auid, users)
+        actor["type"] = "user"
+    elif category == _AUTH_CATEGORY and acct is not None and acct not in ("?", "(null)", ""):
+        actor = {"id": acct[:1024], "type": "user", "name": acct}
+    else:
+        uid = get("uid")
+        actor = _user(uid, users) if uid is not None and uid != "?" else {"id": "system"}
+        actor["type"] = "system"
+    ses = get("ses")
+    if ses is not None and ses not in UNSET_IDS and ses != "?":
+        actor["session_id"] = ses
+    addr = get("addr")
+    if addr is not None and addr not in ("?", ""):
+        try:
+            actor["ip"] = str(ipaddress.ip_address(addr))
+        except ValueError:
+            meta["addr"] = addr
+    return actor
+
+
+def _user(uid: str, users: UserDirectory | None) -> dict[str, str]:
+    name = users.user(uid) if users is not None else None
+    if name:
+        return {"id": name[:1024], "name": name}
+    return {"id": uid[:1024] or "unknown"}
+
+
+def _category(primary: AuditRecord, scname: str | None) -> str:
+    if scname is None:
+        return TYPE_CATEGORIES.get(primary.type, "system")
+    cat = SYSCALL_CATEGORIES.get(scname, "system")
+    if cat == "data_access" and scname in ("open", "openat"):
+        # The flags argument: a1 for open(path, flags), a2 for openat(dirfd, path, flags).
+        flags = primary.fields.get("a1" if scname == "open" else "a2", "")
+        try:
+            if int(flags, 16) & OPEN_WRITE_FLAGS:
+                cat = "data_change"
+        except ValueError:
+            pass
+    return cat
+
+
+def _outcome(records: list[AuditRecord], primary: AuditRecord,
+             syscall: AuditRecord | None) -> tuple[str, str | None]:
+    for r in records:
+        f = r.fields
+        if "seresult" in f:
+            perms = f.get("seperms", "").replace(",", " ")
+            what = f" {{ {perms} }}" if perms else ""
+            tclass = f" for {f['tclass']}" if "tclass" in f else ""
+            reason = f"avc: {f['seresult']}{what}{tclass}"
+            return ("denied" if f["seresult"] == "denied" else "success"), reason
+        if "apparmor" in f:
+            verdict = f["apparmor"].upper()
+            op = f" {f['operation']}" if "operation" in f else ""
+            reason = f"apparmor: {verdict}{op}"
+            return ("denied" if verdict == "DENIED" else "success"), reason
+    res = result(primary.fields)
+    if res is None and syscall is not None:
+        res = result(syscall.fields)
+    if res is None:
+        return "unknown", None
+    if res == "success":
+        return "success", None
+    exit_value = (syscall or primary).fields.get("exit")
+    return "failure", errno_name(exit_value) if exit_value is not None else None
+
+
+def _severity(rtype: str, outcome: str, category: str) -> str | None:
+    if rtype.startswith("ANOM_") or rtype.startswith("RESP_"):
+        return "high"
+    if outcome == "denied":
+        return "medium"
+    if outcome == "failure" and category == _AUTH_CATEGORY:
+        return "low"
+    return "info"
+
+
+def _resource(records: list[AuditRecord], primary: AuditRecord, scname: str | None,
+              get: Any) -> dict[str, str] | None:
+    if scname in ("execve", "execveat"):
+        exe = get("exe")
+        if exe:
+            return {"type": "executable", "name": exe}
+    if primary.type in TYPE_CATEGORIES and TYPE_CATEGORIES[primary.type] == "admin":
+        target = primary.fields.get("acct") or primary.fields.get("id")
+        if target and target != "?":
+            return {"type": "account", "name": target}
+    cwd = get("cwd")
+    for r in records:
+        if r.type != "PATH":
+            continue
+        name = r.fields.get("name")
+        if not name or name == "(null)":
+            continue
+        if r.fields.get("nametype", "NORMAL") in ("NORMAL", "CREATE", "DELETE", "UNKNOWN"):
+            if cwd and not name.startswith("/"):
+                name = posixpath.normpath(posixpath.join(cwd, name))
+            return {"type": "file", "name": name}
+    sock = next((r for r in records if r.type == "SOCKADDR"), None)
+    if sock is not None and "saddr" in sock.fields:
+        s = decode_sockaddr(sock.fields["saddr"])
+        if "addr" in s:
+            return {"type": "socket", "name": f"{s['addr']}:{s.get('port', '')}"}
+        if "path" in s:
+            return {"type": "socket", "name": s["path"]}
+    return None
+
+
+def _argv(fields: Mapping[str, str]) -> str:
+    args: list[str] = []
+    i = 0
+    while True:
+        v = fields.get(f"a{i}")
+        if v is None:
+            break
+        args.append(v)
+        i += 1
+    return " ".join(args)

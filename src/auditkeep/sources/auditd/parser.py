@@ -1,0 +1,207 @@
+"""Parse one line of a Linux ``audit.log`` into an :class:`AuditRecord`.
+
+A line looks like::
+
+    node=web1 type=SYSCALL msg=audit(1490995752.404:20614537): arch=c000003e syscall=44 ...
+
+Field values are kept under their native names, decoded the way auparse decodes them:
+quotes removed; hex-encoded values of the fields auditd escapes (``exe``, ``name``,
+``proctitle``, EXECVE arguments...) turned back into text; a user-space ``msg='...'`` opened
+up into its own fields. auditd's ENRICHED format (interpreted fields after a 0x1d byte) is
+read as well. Nothing is interpreted here beyond decoding: see :mod:`.interpret`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from auditkeep.sources.auditd.tables import ESCAPED_FIELDS
+from auditkeep.sources.base import SourceError
+
+SOURCE = "auditd"
+MAX_LINE_BYTES = 64 * 1024
+"""Default bound on a line. The kernel caps a record near 8 KiB; the ENRICHED format and
+long EXECVE arguments split over several records stay well below this."""
+
+_HEADER = re.compile(
+    r"(?:node=(?P<node>\S+) )?type=(?P<type>\S+) msg=audit\("
+    r"(?P<sec>\d{1,12})\.(?P<frac>\d{1,9}):(?P<serial>\d{1,10})\):?"
+)
+# key=value, where value is "quoted", 'quoted' (a nested message) or a bare token. The key
+# must start the text or follow a space, '(' or ',' so that text inside values is skipped.
+_KV = re.compile(r"""(?:(?<=[\s(,{])|^)([A-Za-z0-9_-]+)=("[^"]*"?|'[^']*'?|[^\s"']*)""")
+_HEX = re.compile(r"[0-9A-F]+")
+_AVC = re.compile(r"avc:\s+(\w+)\s+\{\s*([^}]*?)\s*\}\s+for\s+")
+_EXECVE_ARG = re.compile(r"a(\d+)(?:\[(\d+)\]|_len)?")
+_LOGIN_OLD_NEW = re.compile(r"\b(old|new) (auid|ses)=")
+_LEGACY_PAM_TAIL = re.compile(r"(\S),(?=\s|$)")
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    """One line of audit.log: the header, the decoded fields and the raw bytes."""
+
+    type: str
+    sec: int
+    frac: str  # the fraction as written (milliseconds in practice), kept for the event id
+    serial: int
+    node: str | None
+    fields: dict[str, str]
+    raw: bytes
+    position: tuple[int, int, int, int] | None = field(default=None)
+    """(device, inode, offset, read order) of the line when read from a file."""
+
+    @property
+    def time_ns(self) -> int:
+        return self.sec * 1_000_000_000 + int(self.frac.ljust(9, "0")[:9])
+
+    def as_dict(self) -> dict[str, str]:
+        """The record as the detection engine sees it: ``type`` plus every native field."""
+        out = {"type": self.type}
+        if self.node is not None:
+            out["node"] = self.node
+        for k, v in self.fields.items():
+            out.setdefault(k, v)
+        return out
+
+
+def parse_line(line: bytes | str, max_bytes: int = MAX_LINE_BYTES) -> AuditRecord:
+    """Parse one audit.log line; :class:`SourceError` if it is not an audit record."""
+    raw = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+    if len(raw) > max_bytes:
+        raise SourceError(
+            SOURCE, f"line of {len(raw)} bytes exceeds the limit of {max_bytes}", raw[:max_bytes]
+        )
+    text = line if isinstance(line, str) else line.decode("utf-8", "backslashreplace")
+    text = text.strip("\r\n\x00 ")
+    m = _HEADER.match(text)
+    if m is None:
+        raise SourceError(SOURCE, "not an audit record (no type=... msg=audit(TIME:SERIAL))", raw)
+    serial = int(m.group("serial"))
+    if serial > 0xFFFFFFFF:
+        raise SourceError(SOURCE, "serial number out of range", raw)
+    rtype = m.group("type")
+    body, _, enriched = text[m.end() :].partition("\x1d")
+    try:
+        fields = _parse_body(rtype, body)
+    except (ValueError, IndexError) as exc:  # defensive: the tokenizer itself should not fail
+        raise SourceError(SOURCE, f"unparsable fields: {exc}", raw) from None
+    if enriched:
+        for km in _KV.finditer(enriched):
+            fields.setdefault(km.group(1), _unquote(km.group(2)))
+    return AuditRecord(
+        type=rtype,
+        sec=int(m.group("sec")),
+        frac=m.group("frac"),
+        serial=serial,
+        node=m.group("node"),
+        fields=fields,
+        raw=raw,
+    )
+
+
+def _parse_body(rtype: str, body: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    if rtype == "AVC" or rtype == "USER_AVC":
+        am = _AVC.search(body)
+        if am is not None:
+            # "avc:  denied  { read write } for ..." has no key of its own; these two names
+            # are the ones go-libaudit gives it.
+            fields["seresult"] = am.group(1)
+            fields["seperms"] = ",".join(am.group(2).split())
+            body = body[: am.start()] + " " + body[am.end() :]
+    elif rtype == "LOGIN":
+        # Old kernels: "old auid=4294967295 new auid=0" (the same key twice).
+        body = _LOGIN_OLD_NEW.sub(r"\1_\2=", body)
+    elif rtype in ("CRED_DISP", "USER_START", "USER_END"):
+        # Old PAM: "... exe="/usr/sbin/crond" (hostname=?, addr=?, terminal=cron res=success)'"
+        i = body.find(" (hostname=")
+        if i != -1:
+            tail = body[i + 2 :].rstrip("'").rstrip(")")
+            body = body[:i] + " " + _LEGACY_PAM_TAIL.sub(r"\1", tail) + "'"
+    _tokenize(body, fields, rtype == "EXECVE")
+    return fields
+
+
+def _tokenize(text: str, fields: dict[str, str], execve: bool) -> None:
+    args: dict[int, dict[int, str]] | None = None
+    for km in _KV.finditer(text):
+        key, value = km.group(1), km.group(2)
+        if key == "msg" and value[:1] == "'":
+            # A user-space message: its fields are the event's, but the kernel-supplied
+            # fields outside it (pid, uid, auid, ses, subj) are trusted and never replaced.
+            inner: dict[str, str] = {}
+            _tokenize(value[1:-1] if value.endswith("'") and len(value) > 1 else value[1:],
+                      inner, False)
+            for ik, iv in inner.items():
+                if ik in fields:
+                    fields.setdefault("msg_" + ik, iv)
+                else:
+                    fields[ik] = iv
+            continue
+        if execve and key[0] == "a" and key != "argc":
+            am = _EXECVE_ARG.fullmatch(key)
+            if am is not None:
+                if key.endswith("_len"):
+                    continue  # the length of a split argument: implied by its parts
+                if args is None:
+                    args = {}
+                part = int(am.group(2)) if am.group(2) is not None else -1
+                args.setdefault(int(am.group(1)), {})[part] = value
+                continue
+        if key in fields:
+            continue  # a repeated key: the first one stands
+        if key in ESCAPED_FIELDS:
+            fields[key] = _escaped_value(key, value)
+        else:
+            fields[key] = _unquote(value)
+    if args:
+        # Arguments in index order, a long one rebuilt from its a1[0], a1[1]... parts.
+        for n in sorted(args):
+            parts = [args[n][p] for p in sorted(args[n])]
+            if len(parts) > 1 and all(is_hex(p) for p in parts):
+                parts = ["".join(parts)]  # decode once, so a character split in two survives
+            fields["a" + str(n)] = "".join(_execve_value(p) for p in parts)
+
+
+def _unquote(value: str) -> str:
+    if value[:1] in ('"', "'"):
+        return value[1:-1] if len(value) > 1 and value[-1] == value[0] else value[1:]
+    return value
+
+
+def is_hex(value: str) -> bool:
+    """True when ``value`` is how auditd hex-encodes text: upper-case, even length."""
+    return len(value) % 2 == 0 and _HEX.fullmatch(value) is not None
+
+
+def decode_hex(value: str) -> bytes:
+    return bytes.fromhex(value)
+
+
+def _text(data: bytes) -> str:
+    # Invalid UTF-8 is kept visible as \xNN rather than dropped or replaced.
+    return data.decode("utf-8", "backslashreplace")
+
+
+def _escaped_value(key: str, value: str) -> str:
+    if value[:1] in ('"', "'"):
+        return _unquote(value)
+    if value and is_hex(value):
+        data = decode_hex(value)
+        if key == "key":
+            return _text(data)  # several keys are joined by 0x01; see interpret.rule_keys
+        # proctitle and the like hold NUL-separated words: show them space-separated.
+        return _text(data.rstrip(b"\x00")).replace("\x00", " ")
+    return value
+
+
+def _execve_value(value: str) -> str:
+    if value[:1] in ('"', "'"):
+        return _unquote(value)
+    if value and is_hex(value):
+        data = decode_hex(value)
+        nul = data.find(b"\x00")
+        return _text(data if nul == -1 else data[:nul])
+    return value
