@@ -15,8 +15,9 @@ from typing import Any
 
 import msgspec
 
-from auditkeep.crypto.commit import commitment, event_key
+from auditkeep.crypto.commit import HmacKey
 from auditkeep.ledger.config import LedgerConfig
+from auditkeep.ledger.seal import Sealer
 from auditkeep.log.checkpoint import Checkpoint, sign_checkpoint
 from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.note import NoteSigner
@@ -24,8 +25,6 @@ from auditkeep.log.tiles import Frontier, partial_tile_keys
 from auditkeep.model.canonical import canonical_bytes
 from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import Event
-from auditkeep.model.ids import id_bytes
-from auditkeep.model.paths import get_path, pop_path
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.model.validate import Checked, check_strings
 from auditkeep.store.base import AppendTxn, CheckpointRow, Entry, Head, TileKey
@@ -76,7 +75,9 @@ class Sequencer:
         self.log_id = log_id
         self.now_ns = now_ns
         self.frontiers: dict[int, Frontier] = {}  # committed right edges, by tenant id
-        self._personal = cfg.personal_fields
+        self.sealer = Sealer(cfg.personal_fields, cfg.subject_field)
+        self._salt_cache: dict[tuple[int, str], HmacKey] = {}
+        self._txn_salts: dict[tuple[int, str], HmacKey] = {}
 
     def frontier(self, txn: AppendTxn, head: Head) -> Frontier:
         cached = self.frontiers.get(head.tenant_id)
@@ -113,9 +114,19 @@ class Sequencer:
     def commit_done(self, work: dict[int, _TenantWork], group: Sequence[Pending]) -> None:
         for tid, w in work.items():
             self.frontiers[tid] = w.frontier
+        if len(self._salt_cache) > 200_000:
+            self._salt_cache.clear()
+        self._salt_cache.update(self._txn_salts)
+        self._txn_salts.clear()
         for p in group:
             if p.receipts is not None and not p.future.done():
                 p.future.set_result(p.receipts)
+
+    def rollback(self, tenant_ids: Sequence[int]) -> None:
+        """Forget state derived from a transaction that did not commit."""
+        self._txn_salts.clear()
+        for tid in tenant_ids:
+            self.frontiers.pop(tid, None)
 
     def sign(self, head: Head, now: int) -> CheckpointRow:
         cp = Checkpoint(origin_for(self.log_id, head.tenant), head.size, head.root)
@@ -128,10 +139,10 @@ class Sequencer:
         tid = p.tenant_id
         received_ns = max(self.now_ns(), head.received_ns)
         received_at = format_rfc3339(received_ns)
-        raw_ids = [id_bytes(ev.id) for ev in p.events]  # ids are set before sequencing
+        raw_ids = [bytes.fromhex(ev.id.replace("-", "")) for ev in p.events]  # type: ignore[union-attr]
         claimed = [raw for raw, c in zip(raw_ids, p.client_ids, strict=True) if c]
         existing = txn.existing(tid, claimed) if claimed else {}
-        salts = self._salts(txn, tid, p.events)
+        values, salts = self._salts(txn, tid, p.events)
 
         receipts: list[Receipt | None] = [None] * len(p.events)
         new_entries: list[Entry] = []
@@ -143,12 +154,12 @@ class Sequencer:
             old = existing.get(raw)
             if old is not None:
                 old_at = format_rfc3339(old.received_ns)
-                leaf, _, _ = self._leaf(ev, p.tenant, old.received_ns, old_at, salts, pos, p.checked[pos].exact)
+                leaf, _, _ = self._leaf(ev, p.tenant, old_at, values[pos], salts, pos, p.checked[pos].exact)
                 if leaf != old.leaf:
                     raise ConflictError(ev.id or "", pos)
                 receipts[pos] = Receipt(ev.id or "", p.tenant, old.index, leaf_hash(old.leaf).hex(), format_rfc3339(old.received_ns))
                 continue
-            leaf, subject, sealed = self._leaf(ev, p.tenant, received_ns, received_at, salts, pos, p.checked[pos].exact)
+            leaf, subject, sealed = self._leaf(ev, p.tenant, received_at, values[pos], salts, pos, p.checked[pos].exact)
             twin = seen.get(raw)
             if twin is not None:
                 if twin[0] != leaf:
@@ -178,60 +189,56 @@ class Sequencer:
             w.grew = True
         return [r for r in receipts if r is not None]
 
-    def _salts(self, txn: AppendTxn, tid: int, events: Sequence[Event]) -> dict[str, bytes]:
-        if not self._personal:
-            return {}
-        subjects: set[str] = set()
-        for ev in events:
-            if any(get_path(ev, path) is not None for path in self._personal):
-                subjects.add(self._subject(ev))
-        return txn.salts(tid, sorted(subjects)) if subjects else {}
-
-    def _subject(self, ev: Event) -> str:
-        value = get_path(ev, self.cfg.subject_field)
-        return str(value) if value is not None else "_"
+    def _salts(
+        self, txn: AppendTxn, tid: int, events: Sequence[Event]
+    ) -> tuple[list[dict[str, Any] | None], dict[str, HmacKey]]:
+        """Personal values of each event, and the salts of their subjects."""
+        values: list[dict[str, Any] | None] = (
+            [self.sealer.extract(ev) for ev in events] if self.sealer.paths else [None] * len(events)
+        )
+        subjects = {self.sealer.subject(ev) for ev, v in zip(events, values, strict=True) if v}
+        if not subjects:
+            return values, {}
+        cache, pending = self._salt_cache, self._txn_salts
+        missing = sorted(s for s in subjects if (tid, s) not in cache and (tid, s) not in pending)
+        if missing:
+            # Salts created in this transaction join the cache only once it commits.
+            for s, salt in txn.salts(tid, missing).items():
+                pending[(tid, s)] = HmacKey(salt)
+        return values, {s: cache.get((tid, s)) or pending[(tid, s)] for s in subjects}
 
     def _leaf(
         self,
         ev: Event,
         tenant: str,
-        received_ns: int,
         received_at: str,
-        salts: dict[str, bytes],
+        values: dict[str, Any] | None,
+        salts: dict[str, HmacKey],
         pos: int,
         exact: bool,
     ) -> tuple[bytes, str | None, bytes | None]:
-        """Canonical leaf bytes of ``ev`` received at ``received_at`` (the event is copied, not
-        changed, so an idempotent retry can be compared against the stored leaf)."""
-        ev = msgspec.structs.replace(ev)
-        ev.tenant = tenant
-        ev.received_at = received_at
-        if ev.time is None:
-            ev.time = received_at
+        """Canonical leaf bytes of ``ev`` received at ``received_at``. The event is copied, not
+        changed, so an idempotent retry can be compared against the stored leaf."""
         limits = self.cfg.limits
+        leaf_ev = msgspec.structs.replace(
+            ev, tenant=tenant, received_at=received_at, time=ev.time if ev.time is not None else received_at
+        )
         subject: str | None = None
         sealed_plain: bytes | None = None
-        if salts:
-            values: dict[str, Any] = {}
-            for path in self._personal:
-                if get_path(ev, path) is not None:
-                    ev = _detach(ev, path)
-                    values[path] = pop_path(ev, path)
-            if values:
-                subject = self._subject(ev)
-                key = event_key(salts[subject], ev.id or "")
-                ev.sealed = {path: commitment(key, path, v) for path, v in values.items()}
-                for path, v in values.items():
-                    if isinstance(v, str) and len(v) > limits.max_string:
-                        raise ValidationError(f"string longer than {limits.max_string}", path, pos)
-                sealed_plain = canonical_bytes(values, exact=True)
+        if values:
+            subject = self.sealer.subject(ev)
+            for path, v in values.items():
+                if isinstance(v, str) and len(v) > limits.max_string:
+                    raise ValidationError(f"string longer than {limits.max_string}", path, pos)
+            leaf_ev = self.sealer.seal(leaf_ev, values, salts[subject])
+            sealed_plain = _plain.encode(values)
         try:
-            leaf = canonical_bytes(ev, exact=exact)
+            leaf = canonical_bytes(leaf_ev, exact=exact)
         except UnicodeEncodeError:
             raise ValidationError("string is not valid Unicode (lone surrogate)", "", pos) from None
         if len(leaf) > limits.max_string:
             try:
-                check_strings(ev, limits)
+                check_strings(leaf_ev, limits)
             except ValidationError as exc:
                 raise exc.at(pos) from None
         if len(leaf) > limits.max_event_bytes:
@@ -241,16 +248,6 @@ class Sequencer:
         return leaf, subject, sealed_plain
 
 
-def _detach(ev: Event, path: str) -> Event:
-    """Copy the part of ``ev`` that ``path`` changes, so the caller's event stays intact."""
-    head = path.split(".", 1)[0]
-    part = getattr(ev, head)
-    if isinstance(part, msgspec.Struct):
-        setattr(ev, head, msgspec.structs.replace(part))
-    elif isinstance(part, dict):
-        setattr(ev, head, _deep_copy_dict(part))
-    return ev
+_plain = msgspec.json.Encoder()
 
 
-def _deep_copy_dict(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy_dict(v) if isinstance(v, dict) else v for k, v in d.items()}

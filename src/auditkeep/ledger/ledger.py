@@ -210,34 +210,31 @@ class Ledger:
         self,
         events: Sequence[Event | Mapping[str, Any] | bytes | str],
         tenant: str = "default",
-        *,
-        validated: bool = False,
     ) -> Future[list[Receipt]]:
         """Validate and queue a batch; the future resolves when it is durable.
 
         Raises :class:`ValidationError` at once (naming the position and field) if any event
-        is invalid: nothing of the batch is stored.
+        is invalid: nothing of the batch is stored. Event objects are normalised in place.
         """
         if self._closed:
             raise RuntimeError("ledger is closed")
-        evs = events if validated else convert_batch(events)
-        evs = list(evs)  # type: ignore[arg-type]
+        evs = convert_batch(events)
         limits = self.config.limits
         checked = []
         for i, ev in enumerate(evs):
             try:
-                checked.append(validate_event(ev, limits, tenant))  # type: ignore[arg-type]
+                checked.append(validate_event(ev, limits, tenant))
             except ValidationError as exc:
                 raise exc.at(i) from None
-        client = [ev.id is not None for ev in evs]  # type: ignore[union-attr]
+        client = [ev.id is not None for ev in evs]
         missing = client.count(False)
         if missing:
             fresh = iter(uuid7_batch(missing))
             for ev in evs:
-                if ev.id is None:  # type: ignore[union-attr]
-                    ev.id = next(fresh)  # type: ignore[union-attr]
+                if ev.id is None:
+                    ev.id = next(fresh)
         tid = self.tenant_id(tenant, create=True)
-        pending = Pending(tenant, tid, evs, checked, client)  # type: ignore[arg-type]
+        pending = Pending(tenant, tid, evs, checked, client)
         if not evs:
             pending.future.set_result([])
             return pending.future

@@ -9,7 +9,7 @@ trusts the query projection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -20,7 +20,7 @@ from auditkeep.log.note import NoteError, NoteVerifier
 from auditkeep.log.proofs import ProofError, consistency_proof, verify_consistency
 from auditkeep.log.tiles import TILE_WIDTH, Frontier
 from auditkeep.model.timefmt import format_rfc3339
-from auditkeep.store.base import KEY_SHIFT, Head, Store
+from auditkeep.store.base import KEY_SHIFT, Head, Store, entry_key
 
 _MASK = (1 << KEY_SHIFT) - 1
 
@@ -209,13 +209,11 @@ def verify_log(
     return rep
 
 
-def _chunks(store: Store, tid: int, size: int) -> object:
+def _chunks(store: Store, tid: int, size: int) -> Iterator[list[tuple[int, bytes, int, bytes]]]:
     raw = getattr(store, "entries_raw", None)
     if raw is not None:
         yield from raw(tid, 0, size)
         return
-    from auditkeep.store.base import entry_key
-
     batch: list[tuple[int, bytes, int, bytes]] = []
     for e in store.entries(tid, 0, size):
         batch.append((entry_key(tid, e.index), e.id, e.received_ns, e.leaf))

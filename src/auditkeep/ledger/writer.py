@@ -89,9 +89,7 @@ class Writer:
                 p.receipts = None
                 if not p.future.done():
                     p.future.set_exception(exc)
-            # The cached right edges may be ahead of what was stored.
-            for tid in tenant_ids:
-                self._seq.frontiers.pop(tid, None)
+            self._seq.rollback(tenant_ids)
             if not isinstance(exc, Exception):
                 raise
             log.warning("append failed: %s", exc)

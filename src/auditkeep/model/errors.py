@@ -8,27 +8,36 @@ import re
 class ValidationError(ValueError):
     """An event (or a batch) was rejected; ``path`` names the field, ``position`` the event."""
 
-    def __init__(self, message: str, path: str = "", position: int | None = None) -> None:
+    def __init__(self, message: str, path: str = "", position: int | None = None, line: int | None = None) -> None:
         self.message = message
         self.path = path
         self.position = position
+        self.line = line
         super().__init__(self.render())
 
     def render(self) -> str:
         where = f"{self.path}: " if self.path else ""
         text = f"{where}{self.message}"
-        if self.position is not None:
+        if self.line is not None:
+            text = f"line {self.line}: {text}"
+        elif self.position is not None:
             text = f"event {self.position}: {text}"
         return text
 
     def at(self, position: int) -> ValidationError:
         """The same error, attributed to the event at ``position`` in a batch."""
-        return ValidationError(self.message, self.path, position)
+        return ValidationError(self.message, self.path, position, self.line)
+
+    def with_line(self, line: int) -> ValidationError:
+        """The same error, attributed to ``line`` of an input file."""
+        return ValidationError(self.message, self.path, self.position, line)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"error": self.render(), "field": self.path, "reason": self.message}
         if self.position is not None:
             out["position"] = self.position
+        if self.line is not None:
+            out["line"] = self.line
         return out
 
 

@@ -57,10 +57,7 @@ def set_path(ev: Event, path: str, value: Any) -> None:
     if node is None and head == "metadata":
         node = ev.metadata = {}
     for key in rest.split(".") if rest else []:
-        if isinstance(node, dict):
-            node = node.setdefault(key, {})
-        else:
-            node = getattr(node, key)
+        node = node.setdefault(key, {}) if isinstance(node, dict) else getattr(node, key)
     if isinstance(node, dict):
         node[last] = value
     else:

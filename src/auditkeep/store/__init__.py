@@ -3,6 +3,7 @@
 from auditkeep.store.base import (
     AppendTxn,
     CheckpointRow,
+    Doc,
     Entry,
     Head,
     ProjectedRow,
@@ -16,6 +17,7 @@ from auditkeep.store.base import (
 __all__ = [
     "AppendTxn",
     "CheckpointRow",
+    "Doc",
     "Entry",
     "Head",
     "ProjectedRow",

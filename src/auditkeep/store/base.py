@@ -102,6 +102,19 @@ class Query:
     limit: int = 100
 
 
+@dataclass
+class Doc:
+    """A row of a small document collection (API keys, quarantine, alerts, ...): the features
+    around the log keep their state here instead of each adding tables to every store."""
+
+    collection: str
+    id: str
+    tenant: str | None
+    created_ns: int
+    status: str | None
+    data: bytes
+
+
 KEY_SHIFT = 40
 MAX_INDEX = (1 << KEY_SHIFT) - 1
 
@@ -169,6 +182,32 @@ class Store(Protocol):
     def search(self, q: Query) -> list[tuple[int, int]]:
         """(time_ns, key) of matching entries, in the requested order, at most ``q.limit``."""
         ...
+
+    # small document collections
+    def doc_put(self, doc: Doc) -> None:
+        """Insert or replace by (collection, id)."""
+        ...
+
+    def doc_insert(self, doc: Doc) -> bool:
+        """Insert unless (collection, id) exists; True when inserted."""
+        ...
+
+    def doc_get(self, collection: str, doc_id: str) -> Doc | None: ...
+
+    def doc_list(
+        self,
+        collection: str,
+        tenant: str | None = None,
+        status: str | None = None,
+        before_ns: int | None = None,
+        limit: int = 100,
+    ) -> list[Doc]:
+        """Newest first; ``before_ns`` pages backwards by ``created_ns``."""
+        ...
+
+    def doc_delete(self, collection: str, doc_id: str) -> bool: ...
+
+    def doc_count(self, collection: str, tenant: str | None = None, status: str | None = None) -> int: ...
 
     # settings kept with the data
     def meta(self, key: str) -> str | None: ...

@@ -13,12 +13,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from auditkeep.store.base import (
     KEY_SHIFT,
     CheckpointRow,
+    Doc,
     Entry,
     Head,
     ProjectedRow,
@@ -127,10 +128,8 @@ class SQLiteStore:
         self._closed = True
         with self._write_lock, self._project_lock, self._conns_lock:
             for conn in self._all_conns:
-                try:
+                with suppress(sqlite3.Error):
                     conn.close()
-                except sqlite3.Error:
-                    pass
             self._all_conns.clear()
 
     # tenants -------------------------------------------------------------------------------
@@ -366,6 +365,69 @@ class SQLiteStore:
         with self._project_lock:
             self._p.execute("ANALYZE")
 
+    # documents ---------------------------------------------------------------------------------
+
+    def doc_put(self, doc: Doc) -> None:
+        with self._write_lock, self._guard():
+            self._w.execute(
+                "INSERT OR REPLACE INTO docs(collection, id, tenant, created_ns, status, data) VALUES(?,?,?,?,?,?)",
+                (doc.collection, doc.id, doc.tenant, doc.created_ns, doc.status, doc.data),
+            )
+
+    def doc_insert(self, doc: Doc) -> bool:
+        with self._write_lock, self._guard():
+            cur = self._w.execute(
+                "INSERT OR IGNORE INTO docs(collection, id, tenant, created_ns, status, data) VALUES(?,?,?,?,?,?)",
+                (doc.collection, doc.id, doc.tenant, doc.created_ns, doc.status, doc.data),
+            )
+            return cur.rowcount == 1
+
+    def doc_get(self, collection: str, doc_id: str) -> Doc | None:
+        r = self._reader().execute(
+            "SELECT collection, id, tenant, created_ns, status, data FROM docs WHERE collection=? AND id=?",
+            (collection, doc_id),
+        ).fetchone()
+        return Doc(*r) if r else None
+
+    def doc_list(
+        self,
+        collection: str,
+        tenant: str | None = None,
+        status: str | None = None,
+        before_ns: int | None = None,
+        limit: int = 100,
+    ) -> list[Doc]:
+        sql = "SELECT collection, id, tenant, created_ns, status, data FROM docs WHERE collection=?"
+        params: list[object] = [collection]
+        if tenant is not None:
+            sql += " AND tenant=?"
+            params.append(tenant)
+        if status is not None:
+            sql += " AND status=?"
+            params.append(status)
+        if before_ns is not None:
+            sql += " AND created_ns<?"
+            params.append(before_ns)
+        sql += " ORDER BY created_ns DESC, id DESC LIMIT ?"
+        params.append(limit)
+        return [Doc(*r) for r in self._reader().execute(sql, params)]
+
+    def doc_delete(self, collection: str, doc_id: str) -> bool:
+        with self._write_lock, self._guard():
+            cur = self._w.execute("DELETE FROM docs WHERE collection=? AND id=?", (collection, doc_id))
+            return cur.rowcount == 1
+
+    def doc_count(self, collection: str, tenant: str | None = None, status: str | None = None) -> int:
+        sql = "SELECT count(*) FROM docs WHERE collection=?"
+        params: list[object] = [collection]
+        if tenant is not None:
+            sql += " AND tenant=?"
+            params.append(tenant)
+        if status is not None:
+            sql += " AND status=?"
+            params.append(status)
+        return int(self._reader().execute(sql, params).fetchone()[0])
+
     # settings ----------------------------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
@@ -437,19 +499,26 @@ class _SQLiteAppend:
 
     def salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
-        for s in subjects:
-            r = self._c.execute(
-                "SELECT salt FROM subjects WHERE tenant_id=? AND subject=?", (tenant_id, s)
-            ).fetchone()
-            if r is None:
-                salt = os.urandom(32)
-                self._c.execute(
-                    "INSERT INTO subjects(tenant_id, subject, salt, created_ns) VALUES(?,?,?,?)",
-                    (tenant_id, s, salt, time.time_ns()),
-                )
-                out[s] = salt
-            else:
-                out[s] = r[0]
+        for i in range(0, len(subjects), 500):
+            part = list(subjects[i : i + 500])
+            marks = ",".join("?" * len(part))
+            for s, salt in self._c.execute(
+                f"SELECT subject, salt FROM subjects WHERE tenant_id=? AND subject IN ({marks})",
+                [tenant_id, *part],
+            ):
+                if salt is not None:
+                    out[s] = salt
+        fresh = [s for s in subjects if s not in out]
+        if fresh:
+            now = time.time_ns()
+            rows = [(tenant_id, s, os.urandom(32), now) for s in fresh]
+            # An erased subject keeps its row with no salt; new events get a new salt.
+            self._c.executemany(
+                "INSERT INTO subjects(tenant_id, subject, salt, created_ns) VALUES(?,?,?,?) "
+                "ON CONFLICT(tenant_id, subject) DO UPDATE SET salt=excluded.salt, created_ns=excluded.created_ns",
+                rows,
+            )
+            out.update({r[1]: r[2] for r in rows})
         return out
 
     def write(

@@ -53,6 +53,17 @@ LOG_MIGRATIONS: list[list[str]] = [
             updated_ns INTEGER NOT NULL,
             PRIMARY KEY(name, tenant_id))""",
     ],
+    [
+        """CREATE TABLE docs(
+            collection TEXT NOT NULL,
+            id TEXT NOT NULL,
+            tenant TEXT,
+            created_ns INTEGER NOT NULL,
+            status TEXT,
+            data BLOB NOT NULL,
+            PRIMARY KEY(collection, id))""",
+        "CREATE INDEX docs_list ON docs(collection, tenant, created_ns)",
+    ],
 ]
 
 INDEX_SCHEMA = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from auditkeep.store.base import Query
@@ -37,10 +38,8 @@ def scalar_alternatives(value: str) -> list[Any]:
         try:
             alts.append(int(value))
         except ValueError:
-            try:
+            with contextlib.suppress(ValueError):
                 alts.append(float(value))
-            except ValueError:
-                pass
     return alts
 
 

@@ -1,0 +1,68 @@
+"""What every command shares: global options (also accepted after the subcommand), opening
+the ledger, and printing."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import msgspec
+from rich.console import Console
+
+from auditkeep.config import Settings, load_settings, open_ledger
+from auditkeep.ledger.ledger import Ledger
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+_json = msgspec.json.Encoder()
+
+
+class State:
+    """Options given before the subcommand; those given after it win."""
+
+    def __init__(self) -> None:
+        self.options: dict[str, Any] = {}
+        self.config: str | None = None
+
+
+def global_options(f: F) -> F:
+    """``--data``, ``--db`` and ``--config`` on a command, merged with the group's."""
+
+    @click.option("--data", "data_", metavar="DIR", default=None, help="Data directory [env AUDITKEEP_DATA; default ./auditkeep-data].")
+    @click.option("--db", "db_", metavar="URL", default=None, help="Database URL (postgresql://...) [env AUDITKEEP_DB].")
+    @click.option("--config", "config_", metavar="FILE", default=None, help="Settings file [env AUDITKEEP_CONFIG; default ./auditkeep.toml].")
+    @functools.wraps(f)
+    def wrapper(*args: Any, data_: str | None, db_: str | None, config_: str | None, **kwargs: Any) -> Any:
+        state = click.get_current_context().ensure_object(State)
+        if data_ is not None:
+            state.options["data"] = data_
+        if db_ is not None:
+            state.options["db"] = db_
+        if config_ is not None:
+            state.config = config_
+        return f(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings(**overrides: Any) -> Settings:
+    state = click.get_current_context().ensure_object(State)
+    return load_settings(state.config, overrides={**state.options, **overrides})
+
+
+def ledger(create: bool = False, background: bool = False, **overrides: Any) -> Ledger:
+    """Open the ledger for a command (the caller closes it)."""
+    return open_ledger(settings(**overrides), create=create, background=background)  # type: ignore[no-any-return]
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(_json.encode(value).decode() + "\n")
+
+
+def interactive() -> bool:
+    return err.is_terminal

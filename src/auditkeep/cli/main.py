@@ -1,0 +1,133 @@
+"""The ``auditkeep`` command."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from auditkeep import __version__
+from auditkeep.cli.common import State, err, global_options, ledger, out, settings
+from auditkeep.cli.ingest import ingest
+from auditkeep.cli.proof import checkpoint, proof
+from auditkeep.cli.search import search
+from auditkeep.cli.verify import verify
+from auditkeep.config import ConfigError
+from auditkeep.crypto.signing import KeyFileError
+from auditkeep.ledger.datadir import DataDirError, check_log_id
+from auditkeep.ledger.ledger import NotFound
+from auditkeep.log.checkpoint import CheckpointError
+from auditkeep.log.note import NoteError
+from auditkeep.model.errors import ConflictError, ValidationError
+from auditkeep.store.base import StoreError
+
+EXIT_USAGE = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="auditkeep")
+@global_options
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """auditkeep: a tamper-evident audit log.
+
+    Events are kept append-only in per-tenant Merkle logs with signed checkpoints;
+    every event can be proven included and every log verified end to end.
+    """
+    ctx.ensure_object(State)
+
+
+@cli.command()
+@click.option("--log-id", metavar="ID", help="Name of this log in checkpoint origins (default: random).")
+@global_options
+def init(log_id: str | None) -> None:
+    """Create the data directory, its signing key and an empty store."""
+    if log_id is not None:
+        check_log_id(log_id)
+    s = settings(log_id=log_id)
+    with ledger(create=True, log_id=log_id) as lg:
+        out.print(f"data directory  {s.data}")
+        out.print(f"log id          {lg.identity.log_id}")
+        out.print(f"verifier key    {lg.identity.signer.verifier_key()}")
+
+
+@cli.command()
+@global_options
+def pubkey() -> None:
+    """Print the verifier key (note format: name+keyid+base64) that checks checkpoints."""
+    with ledger() as lg:
+        click.echo(lg.identity.signer.verifier_key())
+
+
+@cli.command()
+@global_options
+def tenants() -> None:
+    """List the tenant logs with their sizes and latest checkpoint."""
+    from rich.table import Table
+
+    with ledger() as lg:
+        table = Table("tenant", "size", "checkpointed", "root")
+        for h in lg.tenants():
+            table.add_row(h.tenant, str(h.size), str(h.checkpoint_size), h.root.hex()[:16] + "…")
+        out.print(table)
+
+
+cli.add_command(ingest)
+cli.add_command(search)
+cli.add_command(checkpoint)
+cli.add_command(proof)
+cli.add_command(verify)
+
+
+def _register_optional() -> None:
+    """Commands of other faces register here when their modules are present."""
+    import importlib
+
+    for module, name in (
+        ("auditkeep.cli.serve", "serve"),
+        ("auditkeep.cli.keys", "keys"),
+        ("auditkeep.cli.db", "db"),
+        ("auditkeep.cli.alerts", "alerts"),
+        ("auditkeep.cli.alerts", "rules"),
+        ("auditkeep.cli.sources", "collect"),
+        ("auditkeep.cli.sources", "quarantine"),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        command = getattr(mod, name, None)
+        if command is not None:
+            cli.add_command(command)
+
+
+_register_optional()
+
+
+def main() -> None:
+    """Entry point: user errors become one clear line on stderr, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except (ValidationError, ConflictError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        sys.exit(EXIT_USAGE)
+    except (NotFound, DataDirError, ConfigError, KeyFileError, NoteError, CheckpointError, StoreError, OSError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""``auditkeep checkpoint`` and ``auditkeep proof``."""
+
+from __future__ import annotations
+
+import click
+import msgspec
+
+from auditkeep.cli.common import global_options, ledger, out, print_json
+
+
+@click.command()
+@click.option("--tenant", "-t", default="default", show_default=True)
+@click.option("--new", "new", is_flag=True, help="Sign the current tree head now.")
+@global_options
+def checkpoint(tenant: str, new: bool) -> None:
+    """Print the latest signed checkpoint (C2SP tlog-checkpoint, signed note)."""
+    with ledger() as lg:
+        click.echo(lg.checkpoint(tenant, new=new), nl=False)
+
+
+@click.group()
+def proof() -> None:
+    """Inclusion and consistency proofs (RFC 9162)."""
+
+
+@proof.command()
+@click.option("--tenant", "-t", default="default", show_default=True)
+@click.option("--index", "-i", type=click.IntRange(0), help="Log index of the event.")
+@click.option("--id", "event_id", help="Event id (instead of --index).")
+@click.option("--size", type=click.IntRange(1), help="Tree size of a signed checkpoint (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the proof as JSON.")
+@global_options
+def inclusion(tenant: str, index: int | None, event_id: str | None, size: int | None, as_json: bool) -> None:
+    """Prove that an event is in the log's signed tree."""
+    if (index is None) == (event_id is None):
+        raise click.UsageError("give exactly one of --index or --id")
+    with ledger() as lg:
+        p = lg.prove_inclusion(index, tenant, size, event_id=event_id)
+    if as_json:
+        print_json(msgspec.to_builtins(p))
+        return
+    out.print(f"event {p.index} of {p.tree_size} in tenant {p.tenant}", highlight=False)
+    out.print(f"leaf hash  {p.leaf_hash}")
+    for i, h in enumerate(p.hashes):
+        out.print(f"  [{i:2d}] {h}")
+    out.print(p.checkpoint, end="", highlight=False, markup=False)
+
+
+@proof.command()
+@click.option("--tenant", "-t", default="default", show_default=True)
+@click.option("--from", "from_", type=click.IntRange(0), required=True, help="Older tree size.")
+@click.option("--to", type=click.IntRange(1), help="Newer tree size with a signed checkpoint (default: latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the proof as JSON.")
+@global_options
+def consistency(tenant: str, from_: int, to: int | None, as_json: bool) -> None:
+    """Prove that an older tree is a prefix of a newer one."""
+    with ledger() as lg:
+        p = lg.prove_consistency(from_, to, tenant)
+    if as_json:
+        print_json(msgspec.to_builtins(p))
+        return
+    out.print(f"tree {p.from_} is a prefix of tree {p.to} in tenant {p.tenant}", highlight=False)
+    for i, h in enumerate(p.hashes):
+        out.print(f"  [{i:2d}] {h}")
+    out.print(p.checkpoint, end="", highlight=False, markup=False)

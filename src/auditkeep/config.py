@@ -1,0 +1,178 @@
+"""Settings: defaults that work on a laptop, ``auditkeep.toml``, then ``AUDITKEEP_*`` variables.
+
+Every option has one name used everywhere: ``checkpoint_interval`` in the file is
+``AUDITKEEP_CHECKPOINT_INTERVAL`` in the environment; options in a table such as
+``[limits] max_string`` become ``AUDITKEEP_LIMITS_MAX_STRING``. Lists in the environment are
+comma-separated.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from auditkeep.ledger.config import DEFAULT_PERSONAL_FIELDS, LedgerConfig
+from auditkeep.model.validate import Limits
+
+ENV_PREFIX = "AUDITKEEP_"
+CONFIG_FILE = "auditkeep.toml"
+
+
+class LimitSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    max_event_bytes: int = 64 * 1024
+    max_keys: int = 64
+    max_depth: int = 8
+    max_string: int = 8192
+    max_array: int = 1024
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """All options. Unknown keys are errors, so a typo never silently does nothing."""
+
+    data: str = "auditkeep-data"  # data directory (SQLite files, signing key)
+    db: str | None = None  # postgresql://... to use PostgreSQL instead of embedded SQLite
+    signing_key: str | None = None  # the key text itself (e.g. from a secret); else data/signing.key
+    signing_key_file: str | None = None
+    log_id: str | None = None
+    durability: str = "full"
+    checkpoint_interval: float = 1.0
+    personal_fields: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_PERSONAL_FIELDS))
+    subject_field: str = "actor.id"
+    limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
+    # server
+    host: str = "127.0.0.1"
+    port: int = 8700
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    max_batch_events: int = 10_000
+    max_body_bytes: int = 10 * 1024 * 1024
+    rate_limit: float = 200.0  # requests per second per key (burst = 2x)
+    # sources, alerts
+    policy_file: str | None = None
+    rules_dir: str | None = None
+    syslog: list[str] = msgspec.field(default_factory=list)
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def ledger_config(self) -> LedgerConfig:
+        return LedgerConfig(
+            limits=Limits(**msgspec.structs.asdict(self.limits)),
+            personal_fields=tuple(self.personal_fields),
+            subject_field=self.subject_field,
+            checkpoint_interval=self.checkpoint_interval,
+            durability=self.durability,
+        )
+
+    def signing_key_text(self) -> str | None:
+        if self.signing_key:
+            return self.signing_key
+        if self.signing_key_file:
+            return Path(self.signing_key_file).read_text()
+        return None
+
+
+class ConfigError(ValueError):
+    """The configuration file or an environment variable is invalid."""
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    fields = {f.name: f.type for f in msgspec.structs.fields(Settings)}
+    limit_fields = {f.name for f in msgspec.structs.fields(LimitSettings)}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name.startswith("limits_") and name[7:] in limit_fields:
+            out.setdefault("limits", {})[name[7:]] = _coerce(value, int)
+        elif name in fields and name not in ("limits", "extra"):
+            out[name] = _coerce(value, fields[name])
+    return out
+
+
+def _coerce(value: str, typ: Any) -> Any:
+    text = str(typ)
+    if "list" in text:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if typ is int or text == "int":
+        return int(value)
+    if typ is float or text == "float":
+        return float(value)
+    return value
+
+
+def load_settings(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults, then the TOML file (``path``, ``$AUDITKEEP_CONFIG`` or ./auditkeep.toml if it
+    exists), then the environment, then ``overrides`` (command-line options)."""
+    env = os.environ if env is None else env
+    merged: dict[str, Any] = {}
+    file = Path(path) if path else Path(env["AUDITKEEP_CONFIG"]) if env.get("AUDITKEEP_CONFIG") else None
+    if file is None and Path(CONFIG_FILE).exists():
+        file = Path(CONFIG_FILE)
+    if file is not None:
+        try:
+            merged = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
+    try:
+        env_values = _env_overrides(env)
+    except ValueError as exc:
+        raise ConfigError(f"environment: {exc}") from None
+    for key, value in env_values.items():
+        if key == "limits":
+            merged.setdefault("limits", {}).update(value)
+        else:
+            merged[key] = value
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            merged[key] = value
+    try:
+        settings = msgspec.convert(merged, Settings)
+    except msgspec.ValidationError as exc:
+        where = f" in {file}" if file else ""
+        raise ConfigError(f"invalid setting{where}: {exc}") from None
+    if settings.durability not in ("full", "normal"):
+        raise ConfigError("durability must be 'full' or 'normal'")
+    return settings
+
+
+def open_ledger(settings: Settings, *, create: bool = True, background: bool = True) -> Any:
+    """The ledger these settings describe (embedded SQLite unless ``db`` names PostgreSQL)."""
+    from auditkeep.ledger.datadir import DataDirError, establish
+    from auditkeep.ledger.ledger import Ledger
+
+    cfg = settings.ledger_config()
+    if settings.db and not settings.db.startswith("sqlite:"):
+        from auditkeep.store.factory import open_store  # PostgreSQL and other backends
+
+        store = open_store(settings.db, cfg)
+    else:
+        from auditkeep.store.sqlite import SQLiteStore
+
+        directory = Path(settings.db[len("sqlite://") :]) if settings.db else Path(settings.data)
+        if not create and not (directory / "log.db").exists():
+            raise DataDirError(f"no auditkeep data in {directory}; run `auditkeep init` first")
+        store = SQLiteStore(directory, durability=cfg.durability)
+    try:
+        identity, _ = establish(
+            store,
+            Path(settings.data),
+            log_id=settings.log_id,
+            signing_key=settings.signing_key_text(),
+            create=create,
+        )
+    except BaseException:
+        store.close()
+        raise
+    return Ledger(store, identity, cfg, background=background)

@@ -1,0 +1,101 @@
+"""Taking personal fields out of an event before it becomes a leaf (see crypto/commit.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from auditkeep.crypto.commit import HmacKey, commitment, event_key
+from auditkeep.model.event import Event
+
+_STRUCT_GROUPS = ("actor", "resource", "source")
+
+
+class Sealer:
+    """Compiled accessors for the configured personal paths (the append path calls these for
+    every event, so dotted paths are resolved once here, not per event)."""
+
+    def __init__(self, paths: Sequence[str], subject_field: str) -> None:
+        self.paths = tuple(paths)
+        self.groups: dict[str, list[str]] = {}
+        self.meta: list[tuple[str, list[str]]] = []
+        for path in self.paths:
+            head, _, rest = path.partition(".")
+            if head in _STRUCT_GROUPS and "." not in rest:
+                self.groups.setdefault(head, []).append(rest)
+            elif head == "metadata" and rest:
+                self.meta.append((path, rest.split(".")))
+            else:
+                raise ValueError(f"personal field {path!r} is not a sealable path")
+        self.subject_field = subject_field
+
+    def extract(self, ev: Event) -> dict[str, Any] | None:
+        """The personal values present in ``ev``, by path (None when there are none)."""
+        out: dict[str, Any] | None = None
+        for group, fields in self.groups.items():
+            part = getattr(ev, group)
+            if part is None:
+                continue
+            for f in fields:
+                v = getattr(part, f)
+                if v is not None:
+                    if out is None:
+                        out = {}
+                    out[f"{group}.{f}"] = v
+        if self.meta and ev.metadata:
+            for path, keys in self.meta:
+                node: Any = ev.metadata
+                for k in keys:
+                    if not isinstance(node, dict) or k not in node:
+                        node = None
+                        break
+                    node = node[k]
+                if node is not None:
+                    if out is None:
+                        out = {}
+                    out[path] = node
+        return out
+
+    def subject(self, ev: Event) -> str:
+        head, _, rest = self.subject_field.partition(".")
+        node: Any = getattr(ev, head, None)
+        for k in rest.split(".") if rest else []:
+            if node is None:
+                break
+            node = node.get(k) if isinstance(node, dict) else getattr(node, k, None)
+        return str(node) if node is not None else "_"
+
+    def seal(self, ev: Event, values: dict[str, Any], salt: HmacKey) -> Event:
+        """A copy of ``ev`` with ``values`` removed and their commitments under ``sealed``
+        (``ev`` itself, the caller's object, is left as it was)."""
+        changes: dict[str, Any] = {}
+        for group, fields in self.groups.items():
+            part = getattr(ev, group)
+            if part is not None:
+                cleared = {f: None for f in fields if f"{group}.{f}" in values}
+                if cleared:
+                    changes[group] = msgspec.structs.replace(part, **cleared)
+        if self.meta and ev.metadata:
+            meta = ev.metadata
+            for path, keys in self.meta:
+                if path in values:
+                    meta = _without(meta, keys)
+            changes["metadata"] = meta or None
+        key = HmacKey(event_key(salt, ev.id or ""))
+        changes["sealed"] = {path: commitment(key, path, v) for path, v in values.items()}
+        return msgspec.structs.replace(ev, **changes)
+
+
+def _without(d: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """``d`` without the value at ``keys``, copying only the dicts on the way."""
+    head = keys[0]
+    if head not in d:
+        return d
+    out = dict(d)
+    if len(keys) == 1:
+        del out[head]
+    elif isinstance(out[head], dict):
+        out[head] = _without(out[head], keys[1:])
+    return out
