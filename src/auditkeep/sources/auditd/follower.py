@@ -22,7 +22,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -130,7 +130,7 @@ class AuditdFollower:
 
     # -- the loop ------------------------------------------------------------------------
 
-    def batches(self, follow: bool = True) -> Iterator[Batch]:
+    def batches(self, follow: bool = True) -> Generator[Batch, None, None]:
         """Yield batches until :meth:`stop` (``follow``) or the end of the file (not
         ``follow``: then every open event is closed and delivered too)."""
         self._stop = False
@@ -295,16 +295,20 @@ class _Run:
                 return
 
     def _read_some(self) -> bool:
+        """Split buffered lines (reading more when none is complete) until the batch is
+        full; False when there is nothing to do."""
         cur = self.cur
         if cur is None:
             return False
-        chunk = cur.f.read(_CHUNK)
-        if not chunk:
-            return False
-        data = cur.buf + chunk
+        data = cur.buf
+        if data.find(b"\n") == -1:
+            chunk = cur.f.read(_CHUNK)
+            if not chunk:
+                return False
+            data += chunk
+        full = self.fol.batch_size
         start = 0
-        limit = self.fol.max_line_bytes
-        while True:
+        while len(self.events) + len(self.errors) < full:
             nl = data.find(b"\n", start)
             if nl == -1:
                 break
@@ -315,11 +319,12 @@ class _Run:
             start = nl + 1
         rest = data[start:]
         cur.offset += start
-        if len(rest) > limit and not cur.discarding:
+        overlong = len(rest) > self.fol.max_line_bytes and rest.find(b"\n") == -1
+        if overlong and not cur.discarding:
             # An over-long line: quarantine its head, skip the rest up to its newline.
             self._line(rest, cur.offset)
             cur.discarding = True
-        if cur.discarding:
+        if cur.discarding and rest.find(b"\n") == -1:
             cur.offset += len(rest)
             rest = b""
         cur.buf = rest
@@ -392,8 +397,11 @@ class _Run:
 
     # -- output --------------------------------------------------------------------------
 
-    def _deliver(self, items: Sequence[RecordGroup | SourceError],
-                 pos: tuple[int, int, int, int] | None = None) -> None:
+    def _deliver(
+        self,
+        items: Sequence[RecordGroup | SourceError],
+        pos: tuple[int, int, int, int] | None = None,
+    ) -> None:
         fol = self.fol
         for it in items:
             if isinstance(it, SourceError):
@@ -403,14 +411,16 @@ class _Run:
                     continue
                 self.errors.append(it)
                 continue
-            last = max((r.position for r in it.records if r.position is not None),
-                       key=lambda p: p[3], default=(0, 0, 0, self.ticket))
+            last = max(
+                (r.position for r in it.records if r.position is not None),
+                key=lambda p: p[3],
+                default=(0, 0, 0, self.ticket),
+            )
             mark = event_id(it.node or fol.host or "", it.sec, it.frac, it.serial)
             if self._seen(mark, last):
                 continue
             try:
-                self.events.append(map_group(it, host=fol.host, users=fol.users,
-                                             limits=fol.limits))
+                self.events.append(map_group(it, host=fol.host, users=fol.users, limits=fol.limits))
             except SourceError as err:
                 self.errors.append(err)
 

@@ -166,15 +166,18 @@ class Reassembler:
             return out
         if group is None:
             if key in self._closed:
-                out.append(SourceError(
-                    SOURCE,
-                    f"record of event {record.sec}.{record.frac}:{record.serial} arrived after"
-                    " the event was closed",
-                    record.raw,
-                ))
+                out.append(
+                    SourceError(
+                        SOURCE,
+                        f"record of event {record.sec}.{record.frac}:{record.serial} arrived after"
+                        " the event was closed",
+                        record.raw,
+                    )
+                )
                 return out
-            group = RecordGroup(record.node, record.serial, record.sec, record.frac, [record],
-                                self.clock())
+            group = RecordGroup(
+                record.node, record.serial, record.sec, record.frac, [record], self.clock()
+            )
             self._pending[key] = group
             if not rtype.startswith(OWN_SERIAL_PREFIX):
                 self._track(node, record.serial)
@@ -229,8 +232,11 @@ class Reassembler:
 
     def serial_state(self) -> dict[str, list[Any]]:
         """Gap detection's state per node, to carry it across a restart (JSON-ready)."""
-        return {n: [s.top, [list(r) for r in s.missing]]
-                for n, s in self._serials.items() if s.top is not None}
+        return {
+            n: [s.top, [list(r) for r in s.missing]]
+            for n, s in self._serials.items()
+            if s.top is not None
+        }
 
     def restore_serial_state(self, state: dict[str, list[Any]]) -> None:
         for node, (top, missing) in state.items():

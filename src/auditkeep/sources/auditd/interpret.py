@@ -88,7 +88,9 @@ def rule_keys(fields: Mapping[str, str]) -> list[str]:
 
 def split_context(prefix: str, value: str) -> dict[str, str]:
     """An SELinux context ``user:role:domain:level:category`` as ``<prefix>_user``... fields."""
-    return {prefix + name: part for name, part in zip(_CONTEXT_PARTS, value.split(":", 4), strict=False)}
+    return {
+        prefix + name: part for name, part in zip(_CONTEXT_PARTS, value.split(":", 4), strict=False)
+    }
 
 
 def decode_sockaddr(value: str) -> dict[str, str]:

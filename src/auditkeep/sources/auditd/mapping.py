@@ -178,7 +178,7 @@ def _event_fields(
         return v
 
     action = action_for(primary)
-    scname = action[len("auditd.syscall."):] if primary.type == "SYSCALL" else None
+    scname = action[len("auditd.syscall.") :] if primary.type == "SYSCALL" else None
     category = _category(primary, scname)
     outcome, reason = _outcome(records, primary, syscall)
 
@@ -204,19 +204,34 @@ def _event_fields(
         ev["severity"] = severity
 
     # A summary of the process and its objects beside the full records.
-    for name in ("exe", "comm", "cwd", "pid", "ppid", "tty", "terminal", "hostname", "uid",
-                 "euid", "auid", "proctitle", "op"):
+    for name in (
+        "exe",
+        "comm",
+        "cwd",
+        "pid",
+        "ppid",
+        "tty",
+        "terminal",
+        "hostname",
+        "uid",
+        "euid",
+        "auid",
+        "proctitle",
+        "op",
+    ):
         v = get(name)
         if v is not None and v not in ("?", "(null)", ""):
             meta[name] = clip.text(v, name)
-    if scname is not None:
-        meta["syscall"] = scname
-        arch = arch_name(pf.get("arch", ""))
+    if syscall is not None:
+        sf = syscall.fields
+        arch = arch_name(sf.get("arch", ""))
         if arch is not None:
             meta["arch"] = arch
-        exit_value = pf.get("exit")
+        scn = syscall_name(arch, sf.get("syscall", ""))
+        meta["syscall"] = clip.text(scn or sf.get("syscall", ""), "syscall")
+        exit_value = sf.get("exit")
         if exit_value is not None:
-            meta["exit"] = exit_value
+            meta["exit"] = clip.text(exit_value, "exit")
             err = errno_name(exit_value)
             if err is not None:
                 meta["errno"] = err
@@ -233,8 +248,9 @@ def _event_fields(
         meta["keys"] = [clip.text(k, "keys") for k in dict.fromkeys(keys)][: limits.max_array]
     sock = next((r for r in records if r.type == "SOCKADDR"), None)
     if sock is not None and "saddr" in sock.fields:
-        meta["socket"] = {k: clip.text(v, "socket") for k, v in
-                          decode_sockaddr(sock.fields["saddr"]).items()}
+        meta["socket"] = {
+            k: clip.text(v, "socket") for k, v in decode_sockaddr(sock.fields["saddr"]).items()
+        }
     resource = _resource(records, primary, scname, get)
     if resource is not None:
         ev["resource"] = {k: clip.text(v, f"resource.{k}") for k, v in resource.items()}
@@ -245,8 +261,9 @@ def _event_fields(
     return ev
 
 
-def _actor(get: Any, category: str, users: UserDirectory | None,
-           meta: dict[str, Any]) -> dict[str, str]:
+def _actor(
+    get: Any, category: str, users: UserDirectory | None, meta: dict[str, Any]
+) -> dict[str, str]:
     actor: dict[str, str]
     auid = get("auid")
     acct = get("acct")
@@ -293,8 +310,9 @@ def _category(primary: AuditRecord, scname: str | None) -> str:
     return cat
 
 
-def _outcome(records: list[AuditRecord], primary: AuditRecord,
-             syscall: AuditRecord | None) -> tuple[str, str | None]:
+def _outcome(
+    records: list[AuditRecord], primary: AuditRecord, syscall: AuditRecord | None
+) -> tuple[str, str | None]:
     for r in records:
         f = r.fields
         if "seresult" in f:
@@ -329,8 +347,9 @@ def _severity(rtype: str, outcome: str, category: str) -> str | None:
     return "info"
 
 
-def _resource(records: list[AuditRecord], primary: AuditRecord, scname: str | None,
-              get: Any) -> dict[str, str] | None:
+def _resource(
+    records: list[AuditRecord], primary: AuditRecord, scname: str | None, get: Any
+) -> dict[str, str] | None:
     if scname in ("execve", "execveat"):
         exe = get("exe")
         if exe:

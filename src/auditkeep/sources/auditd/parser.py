@@ -30,7 +30,7 @@ _HEADER = re.compile(
 )
 # key=value, where value is "quoted", 'quoted' (a nested message) or a bare token. The key
 # must start the text or follow a space, '(' or ',' so that text inside values is skipped.
-_KV = re.compile(r"""(?:(?<=[\s(,{])|^)([A-Za-z0-9_-]+)=("[^"]*"?|'[^']*'?|[^\s"']*)""")
+_KV = re.compile(r"""(?:(?<=[\s(,{])|^)([A-Za-z0-9_-]+(?:\[\d+\])?)=("[^"]*"?|'[^']*'?|[^\s"']*)""")
 _HEX = re.compile(r"[0-9A-F]+")
 _AVC = re.compile(r"avc:\s+(\w+)\s+\{\s*([^}]*?)\s*\}\s+for\s+")
 _EXECVE_ARG = re.compile(r"a(\d+)(?:\[(\d+)\]|_len)?")
@@ -132,8 +132,9 @@ def _tokenize(text: str, fields: dict[str, str], execve: bool) -> None:
             # A user-space message: its fields are the event's, but the kernel-supplied
             # fields outside it (pid, uid, auid, ses, subj) are trusted and never replaced.
             inner: dict[str, str] = {}
-            _tokenize(value[1:-1] if value.endswith("'") and len(value) > 1 else value[1:],
-                      inner, False)
+            _tokenize(
+                value[1:-1] if value.endswith("'") and len(value) > 1 else value[1:], inner, False
+            )
             for ik, iv in inner.items():
                 if ik in fields:
                     fields.setdefault("msg_" + ik, iv)

@@ -7,6 +7,7 @@ the number itself.
 
 from __future__ import annotations
 
+# fmt: off
 SYSCALLS_X86_64: dict[int, str] = {
     0: "read", 1: "write", 2: "open", 3: "close", 4: "stat", 5: "fstat", 6: "lstat", 7: "poll",
     8: "lseek", 9: "mmap", 10: "mprotect", 11: "munmap", 12: "brk", 13: "rt_sigaction",
@@ -257,3 +258,4 @@ SYSCALL_TABLES: dict[str, dict[int, str]] = {
     "aarch64": SYSCALLS_AARCH64,
 }
 """Architecture name (as :func:`arch_name` gives it) -> number -> syscall name."""
+# fmt: on

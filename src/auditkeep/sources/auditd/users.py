@@ -14,8 +14,9 @@ from pathlib import Path
 
 
 class _IdFile:
-    def __init__(self, path: str | os.PathLike[str] | None, refresh: float,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None, refresh: float, clock: Callable[[], float]
+    ) -> None:
         self.path = None if path is None else Path(path)
         self.refresh = refresh
         self.clock = clock
