@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def testdata_dir() -> Path:
+def shared_testdata() -> Path:
     """``$AUDITKEEP_TESTDATA`` or ``<repo>/../shared/testdata``; skips the test when absent."""
     env = os.environ.get("AUDITKEEP_TESTDATA")
     path = Path(env) if env else REPO.parent / "shared" / "testdata"
