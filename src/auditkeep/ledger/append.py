@@ -26,7 +26,7 @@ from auditkeep.model.canonical import canonical_bytes
 from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import Event
 from auditkeep.model.timefmt import format_rfc3339
-from auditkeep.model.validate import Checked, check_strings
+from auditkeep.model.validate import Checked
 from auditkeep.store.base import AppendTxn, CheckpointRow, Entry, Head, TileKey
 
 
@@ -236,11 +236,6 @@ class Sequencer:
             leaf = canonical_bytes(leaf_ev, exact=exact)
         except UnicodeEncodeError:
             raise ValidationError("string is not valid Unicode (lone surrogate)", "", pos) from None
-        if len(leaf) > limits.max_string:
-            try:
-                check_strings(leaf_ev, limits)
-            except ValidationError as exc:
-                raise exc.at(pos) from None
         if len(leaf) > limits.max_event_bytes:
             raise ValidationError(
                 f"event is {len(leaf)} bytes in canonical form, more than {limits.max_event_bytes}", "", pos

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from auditkeep.model.event import ACTOR_TYPES, CATEGORIES, OUTCOMES, SEVERITIES
+
 
 class ValidationError(ValueError):
     """An event (or a batch) was rejected; ``path`` names the field, ``position`` the event."""
@@ -77,13 +79,25 @@ def from_msgspec(exc: Exception, batch: bool = False) -> ValidationError:
         field = missing.group(1)
         path = f"{path}.{field}" if path else field
         msg = "required field is missing"
-    if "matching regex" in msg:
+    if msg.startswith("Invalid enum value"):
+        last = path.rpartition(".")[2]
+        allowed = _ENUMS.get(last)
+        if allowed:
+            msg = f"expected one of: {', '.join(allowed)} ({msg.split(' ', 3)[-1]} given)"
+    elif "matching regex" in msg:
         last = path.rpartition(".")[2]
         msg = _PATTERN_HINTS.get(last, "expected a string of the documented form")
     elif msg.startswith("Expected"):
         msg = "expected" + msg[len("Expected"):]
     return ValidationError(msg, path, position)
 
+
+_ENUMS = {
+    "type": ACTOR_TYPES,
+    "category": CATEGORIES,
+    "outcome": OUTCOMES,
+    "severity": SEVERITIES,
+}
 
 _PATTERN_HINTS = {
     "time": "expected an RFC 3339 timestamp with a timezone, e.g. 2024-05-01T12:00:00Z",

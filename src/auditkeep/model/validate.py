@@ -42,7 +42,7 @@ def decode_event(data: bytes | str) -> Event:
         return _one.decode(data)
     except msgspec.ValidationError as exc:
         raise from_msgspec(exc) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"malformed JSON: {_decode_reason(exc)}") from None
 
 
@@ -54,7 +54,7 @@ def decode_batch(data: bytes) -> list[Event]:
             return _many.decode(body)
         except msgspec.ValidationError as exc:
             raise from_msgspec(exc, batch=True) from None
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise ValidationError(f"malformed JSON: {_decode_reason(exc)}") from None
     return decode_lines(body.split(b"\n"))
 
@@ -69,7 +69,7 @@ def decode_lines(lines: Iterable[bytes | str], first_position: int = 0) -> list[
             out.append(_one.decode(line))
         except msgspec.ValidationError as exc:
             raise from_msgspec(exc).at(i) from None
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise ValidationError(f"malformed JSON: {_decode_reason(exc)}", "", i) from None
     return out
 
@@ -137,6 +137,7 @@ def validate_event(ev: Event, limits: Limits = DEFAULT_LIMITS, tenant: str | Non
             raise ValidationError("out of range (years 0001 to 9999 in UTC)", "time")
     if ev.outcome is None:
         ev.outcome = "unknown"
+    check_strings(ev, limits)
     ip = ev.actor.ip
     if ip is not None and not _is_ip(ip):
         raise ValidationError(f"not an IP address: {_clip(ip)!r}", "actor.ip")
