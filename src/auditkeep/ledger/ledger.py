@@ -286,6 +286,12 @@ class Ledger:
             raise NotFound(f"no entry at index {index} in tenant {tenant!r}")
         return got[0]
 
+    def records(self, start: int, end: int, tenant: str = "default") -> list[Record]:
+        """Entries ``start`` to ``end`` (exclusive) of a tenant's log, as readers see them (for
+        followers such as the live tail that read by log index, not through the projection)."""
+        tid = self.tenant_id(tenant)
+        return [self._view(tenant, e) for e in self.store.entries(tid, start, end)]
+
     def sync_projection(self, tenant: str, progress: Callable[[int], None] | None = None) -> int:
         """Bring the search projection up to the committed head (normally done in the background)."""
         head = self.head(tenant)

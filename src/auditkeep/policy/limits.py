@@ -94,12 +94,16 @@ class _Fitter:
             if depth > lim.max_depth or len(value) > lim.max_keys:
                 return self.as_text(value, path)
             for k in value:
-                if type(k) is not str or len(k) > lim.max_string or not _ok_text(k):
+                if (
+                    type(k) is not str
+                    or len(k) > lim.max_string
+                    or not (k.isascii() or _is_unicode(k))
+                ):
                     return self.as_text(value, path)
             for k, v in value.items():
                 tv = type(v)
                 if tv is str:
-                    if len(v) > lim.max_string or not _ok_text(v):
+                    if len(v) > lim.max_string or not (v.isascii() or _is_unicode(v)):
                         value[k] = self.clip(v, f"{path}.{k}")
                 elif tv is int:
                     if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
@@ -122,7 +126,7 @@ class _Fitter:
                     value[i] = new
             return value
         if t is str:
-            if len(value) > lim.max_string or not _ok_text(value):
+            if len(value) > lim.max_string or not (value.isascii() or _is_unicode(value)):
                 return self.clip(value, path)
             return value
         if t is int:
@@ -147,10 +151,6 @@ class _Fitter:
             marker = f"…[cut: {len(s)} characters]"
             return s[: max(0, m - len(marker))] + marker
         return s
-
-
-def _ok_text(s: str) -> bool:
-    return s.isascii() or _is_unicode(s)
 
 
 def _is_unicode(s: str) -> bool:

@@ -88,15 +88,6 @@ _record_decoder = msgspec.json.Decoder(_Record)
 _SIZE_MARGIN = 8192
 
 
-class _EventList(msgspec.Struct):
-    kind: Any = None
-    apiVersion: Any = None
-    items: list[_Record] | None = None  # type: ignore[valid-type]
-
-
-_list_decoder = msgspec.json.Decoder(_EventList)
-
-
 def _decode_record(data: bytes | str) -> tuple[Any, bool]:
     """(decoded JSON, whether it already fits the limits). JSONDecodeError if not JSON."""
     if len(data) <= DEFAULT_LIMITS.max_event_bytes - _SIZE_MARGIN:
@@ -272,28 +263,30 @@ def _map(
     if bad:
         raise _fail(bad, obj)
     user = obj.get("user")
-    username = user.get("username") if isinstance(user, dict) else None
-    if not isinstance(username, str) or not username:
+    username = user.get("username") if type(user) is dict else None
+    if type(username) is not str or not username:
         raise _fail("user.username is missing", obj)
     if len(username) > 1024:
         raise _fail("user.username is longer than 1024 characters", obj)
     verb = obj.get("verb")
-    if not isinstance(verb, str) or not verb:
+    if type(verb) is not str or not verb:
         raise _fail("verb is missing", obj)
-    groups = user.get("groups") if isinstance(user, dict) else None
-    if not isinstance(groups, list):
+    groups = user.get("groups") if type(user) is dict else None
+    if type(groups) is not list:
         groups = []
 
     ref = obj.get("objectRef")
-    if not isinstance(ref, dict):
+    resource_name = sub = None
+    if type(ref) is dict:
+        resource_name = _str(ref.get("resource"))
+        sub = _str(ref.get("subresource"))
+    else:
         ref = None
-    resource_name = _str(ref.get("resource")) if ref else None
-    sub = _str(ref.get("subresource")) if ref else None
-    action = k8s_action(verb, resource_name, sub)
+    action, category = _classify(verb, resource_name, sub)
 
     meta: dict[str, Any] = {"k8s": obj}
     if groups:
-        meta["groups"] = [g for g in groups if isinstance(g, str)]
+        meta["groups"] = [g for g in groups if type(g) is str]
     imp = obj.get("impersonatedUser")
     if isinstance(imp, dict):
         meta["impersonated_user"] = imp
@@ -370,7 +363,7 @@ def _map(
     return Event(
         actor=Actor(
             id=username,
-            type=actor_type(username, groups),
+            type=_user_type(username) or actor_type(username, groups),
             name=username,
             ip=ip,
             user_agent=ua[:8192] if ua else None,
@@ -378,7 +371,7 @@ def _map(
         action=action,
         id=eid,
         time=when,
-        category=k8s_category(verb, resource_name, sub),  # type: ignore[arg-type]
+        category=category,  # type: ignore[arg-type]
         resource=resource,
         outcome=outcome,  # type: ignore[arg-type]
         reason=reason[:8192] if reason else None,
@@ -388,7 +381,19 @@ def _map(
 
 
 def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) and v else None
+    return v if type(v) is str and v else None
+
+
+@functools.lru_cache(maxsize=4096)  # few verb and resource combinations recur
+def _classify(verb: str, resource: str | None, sub: str | None) -> tuple[str, str | None]:
+    return k8s_action(verb, resource, sub), k8s_category(verb, resource, sub)
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_type(username: str) -> Literal["service", "system"] | None:
+    """The actor type when the name alone decides it (None: the groups decide)."""
+    kind = actor_type(username)
+    return None if kind == "user" else kind
 
 
 # --------------------------------------------------------------------------- wrapped forms
@@ -583,18 +588,32 @@ def _map_any(obj: Any, cluster: str | None, fits: bool) -> Event:
 
 def parse_k8s_log_line(line: bytes, *, cluster: str | None = None) -> Event:
     """One line of an audit log file (native or wrapped). Raises :class:`SourceError`."""
-    if len(line) > MAX_LINE_BYTES:
-        raise SourceError(
-            SOURCE, f"record is {len(line)} bytes, more than {MAX_LINE_BYTES}", bytes(line)
-        )
+    got = _map_bytes(bytes(line), cluster)
+    if isinstance(got, SourceError):
+        raise got
+    return got
+
+
+def _map_bytes(raw: bytes, cluster: str | None) -> Event | SourceError:
+    if len(raw) > MAX_LINE_BYTES:
+        return SourceError(SOURCE, f"record is {len(raw)} bytes, more than {MAX_LINE_BYTES}", raw)
     try:
-        obj, fits = _decode_record(line)
+        obj, fits = _decode_record(raw)
     except orjson.JSONDecodeError as exc:
-        raise SourceError(SOURCE, f"malformed JSON: {exc}", bytes(line)) from None
+        return SourceError(SOURCE, f"malformed JSON: {exc}", raw)
     try:
         return _map_any(obj, cluster, fits)
     except SourceError as exc:
-        raise SourceError(SOURCE, exc.reason, bytes(line)) from None
+        return SourceError(SOURCE, exc.reason, raw)
+
+
+class _EventList(msgspec.Struct):
+    kind: Any = None
+    apiVersion: Any = None
+    items: list[msgspec.Raw] | None = None
+
+
+_list_decoder = msgspec.json.Decoder(_EventList)
 
 
 def parse_k8s_payload(
@@ -605,81 +624,50 @@ def parse_k8s_payload(
     Also accepts a CloudWatch Logs subscription message (``logEvents``). Each item that
     cannot be mapped becomes a :class:`SourceError` holding that item's JSON.
     """
-    fast = _fast_event_list(body)
-    if fast is not None:
-        if len(body) <= DEFAULT_LIMITS.max_event_bytes - _SIZE_MARGIN:
-            return _map_items(fast, cluster, True)
-        # A large batch: the structure fits, but each item's size still needs checking.
+    body = bytes(body)
+    try:
+        doc = _list_decoder.decode(body)
+    except msgspec.ValidationError:  # (a DecodeError too, so first)
+        doc = None  # not an object, or items not an array: explained below
+    except msgspec.DecodeError as exc:
+        return [], [SourceError(SOURCE, f"malformed JSON: {exc}", body)]
+    if doc is not None and doc.kind == "EventList":
+        if doc.apiVersion not in API_VERSIONS:
+            reason = f"apiVersion {doc.apiVersion!r} is not audit.k8s.io/v1"
+            return [], [SourceError(SOURCE, reason, body)]
         events: list[Event] = []
         errors: list[SourceError] = []
-        for item in fast:
-            small = len(orjson.dumps(item)) <= DEFAULT_LIMITS.max_event_bytes - _SIZE_MARGIN
+        for raw in doc.items or ():
+            got = _map_bytes(bytes(raw), cluster)
+            if isinstance(got, SourceError):
+                errors.append(got)
+            else:
+                events.append(got)
+        return events, errors
+    if doc is not None and doc.kind == "Event":
+        got = _map_bytes(body, cluster)
+        return ([], [got]) if isinstance(got, SourceError) else ([got], [])
+    try:
+        whole = _loads(body)
+    except orjson.JSONDecodeError as exc:
+        return [], [SourceError(SOURCE, f"malformed JSON: {exc}", body)]
+    if not isinstance(whole, dict):
+        reason = f"expected an EventList object, got {type(whole).__name__}"
+        return [], [SourceError(SOURCE, reason, body)]
+    if whole.get("kind") == "EventList":
+        return [], [SourceError(SOURCE, "EventList.items is not an array", body)]
+    if isinstance(whole.get("logEvents"), list):
+        if cluster is None and isinstance(whole.get("logGroup"), str):
+            cluster = _eks_cluster(whole["logGroup"])
+        events, errors = [], []
+        for item in whole["logEvents"]:
             try:
-                events.append(_map_any(item, cluster, small))
+                events.append(_map_any(item, cluster, False))
             except SourceError as exc:
                 errors.append(exc)
         return events, errors
-    try:
-        doc = _loads(body)
-    except orjson.JSONDecodeError as exc:
-        return [], [SourceError(SOURCE, f"malformed JSON: {exc}", bytes(body))]
-    if not isinstance(doc, dict):
-        return [], [
-            SourceError(
-                SOURCE, f"expected an EventList object, got {type(doc).__name__}", bytes(body)
-            )
-        ]
-    kind = doc.get("kind")
-    items: list[Any]
-    if kind == "EventList":
-        api = doc.get("apiVersion")
-        if api not in API_VERSIONS:
-            return [], [
-                SourceError(SOURCE, f"apiVersion {api!r} is not audit.k8s.io/v1", bytes(body))
-            ]
-        raw_items = doc.get("items")
-        if raw_items is None:
-            return [], []
-        if not isinstance(raw_items, list):
-            return [], [SourceError(SOURCE, "EventList.items is not an array", bytes(body))]
-        items = raw_items
-    elif kind == "Event":
-        items = [doc]
-    elif isinstance(doc.get("logEvents"), list):
-        items = doc["logEvents"]
-        if cluster is None and isinstance(doc.get("logGroup"), str):
-            cluster = _eks_cluster(doc["logGroup"])
-    else:
-        return [], [
-            SourceError(SOURCE, f"kind {kind!r} is neither EventList nor Event", bytes(body))
-        ]
-    return _map_items(items, cluster, False)
-
-
-def _fast_event_list(body: bytes) -> list[Any] | None:
-    """The items of an EventList already known to fit the limits, or None."""
-    if len(body) > 64 * 1024 * 1024:
-        return None
-    try:
-        doc = _list_decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
-    if doc.kind != "EventList" or doc.apiVersion not in API_VERSIONS or doc.items is None:
-        return None
-    return doc.items
-
-
-def _map_items(
-    items: list[Any], cluster: str | None, fits: bool
-) -> tuple[list[Event], list[SourceError]]:
-    events: list[Event] = []
-    errors: list[SourceError] = []
-    for item in items:
-        try:
-            events.append(_map_any(item, cluster, fits))
-        except SourceError as exc:
-            errors.append(exc)
-    return events, errors
+    reason = f"kind {whole.get('kind')!r} is neither EventList nor Event"
+    return [], [SourceError(SOURCE, reason, body)]
 
 
 def _eks_cluster(log_group: str) -> str | None:
