@@ -94,12 +94,11 @@ class WebhookNotifier:
             ts = str(int(time.time()))
             headers[TIMESTAMP_HEADER] = ts
             headers[SIGNATURE_HEADER] = sign(self.secret, ts, body)
+        if self._client is None:
+            # one client per notifier: connections and the TLS context are reused
+            self._client = httpx.AsyncClient()
         try:
-            if self._client is not None:
-                response = await self._client.post(self.url, content=body, headers=headers, timeout=self.timeout)
-            else:
-                async with httpx.AsyncClient() as client:
-                    response = await client.post(self.url, content=body, headers=headers, timeout=self.timeout)
+            response = await self._client.post(self.url, content=body, headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
         _check(response)
@@ -107,3 +106,4 @@ class WebhookNotifier:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+            self._client = None
