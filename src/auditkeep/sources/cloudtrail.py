@@ -149,7 +149,7 @@ def _s(v: Any) -> str | None:
 
 
 @functools.lru_cache(maxsize=8192)  # (service, API, readOnly) combinations recur
-def _classify(source: str, name: str, read_only: Any) -> tuple[str, str]:
+def _classify(source: str, name: str, read_only: bool | None) -> tuple[str, str]:
     service = source.removesuffix(".amazonaws.com")
     action = f"aws.{_segment(service)}.{_segment(name)}"
     return action, cloudtrail_category(service, name, read_only)
@@ -296,7 +296,8 @@ def _map(rec: Any, fits: bool) -> Event:
     if len(actor_id) > 1024:
         raise _fail("userIdentity id is longer than 1024 characters", rec)
 
-    action, category = _classify(source, name, rec.get("readOnly"))
+    read_only = rec.get("readOnly")
+    action, category = _classify(source, name, read_only if type(read_only) is bool else None)
 
     when: str | None = None
     for key in ("eventTime", "@timestamp"):
@@ -394,6 +395,14 @@ def parse_cloudtrail(data: bytes) -> tuple[list[Event], list[SourceError]]:
             pass  # an object without Records: perhaps one record, perhaps JSON Lines
         except msgspec.DecodeError:
             pass
+        if b"\n" in body.rstrip():
+            try:
+                one = orjson.loads(body)  # one record, pretty-printed over many lines
+            except orjson.JSONDecodeError:
+                return _parse_lines(body)
+            got = _map_bytes(orjson.dumps(one)) if type(one) is dict else None
+            if got is not None:
+                return ([], [got]) if isinstance(got, SourceError) else ([got], [])
         return _parse_lines(body)
     return [], [
         SourceError(
