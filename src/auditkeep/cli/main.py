@@ -9,7 +9,7 @@ import click
 from auditkeep import __version__
 from auditkeep.cli.common import State, err, global_options, ledger, out, settings
 from auditkeep.cli.ingest import ingest
-from auditkeep.cli.proof import checkpoint, proof
+from auditkeep.cli.proof import checkpoint, proof, show
 from auditkeep.cli.search import search
 from auditkeep.cli.verify import verify
 from auditkeep.config import ConfigError
@@ -77,6 +77,7 @@ cli.add_command(search)
 cli.add_command(checkpoint)
 cli.add_command(proof)
 cli.add_command(verify)
+cli.add_command(show)
 
 
 def _register_optional() -> None:

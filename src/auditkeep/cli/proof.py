@@ -29,13 +29,19 @@ def proof() -> None:
 @click.option("--id", "event_id", help="Event id (instead of --index).")
 @click.option("--size", type=click.IntRange(1), help="Tree size of a signed checkpoint (default: the latest).")
 @click.option("--json", "as_json", is_flag=True, help="Print the proof as JSON.")
+@click.option("--leaf-out", type=click.Path(dir_okay=False, writable=True), help="Also write the exact leaf bytes to this file.")
 @global_options
-def inclusion(tenant: str, index: int | None, event_id: str | None, size: int | None, as_json: bool) -> None:
+def inclusion(
+    tenant: str, index: int | None, event_id: str | None, size: int | None, as_json: bool, leaf_out: str | None
+) -> None:
     """Prove that an event is in the log's signed tree."""
     if (index is None) == (event_id is None):
         raise click.UsageError("give exactly one of --index or --id")
     with ledger() as lg:
         p = lg.prove_inclusion(index, tenant, size, event_id=event_id)
+        if leaf_out:
+            with open(leaf_out, "wb") as fh:
+                fh.write(lg.entry(p.index, tenant).leaf)
     if as_json:
         print_json(msgspec.to_builtins(p))
         return
@@ -63,3 +69,24 @@ def consistency(tenant: str, from_: int, to: int | None, as_json: bool) -> None:
     for i, h in enumerate(p.hashes):
         out.print(f"  [{i:2d}] {h}")
     out.print(p.checkpoint, end="", highlight=False, markup=False)
+
+
+@click.command()
+@click.argument("event_id", required=False)
+@click.option("--tenant", "-t", default="default", show_default=True)
+@click.option("--index", "-i", type=click.IntRange(0), help="Log index (instead of an event id).")
+@click.option("--leaf", is_flag=True, help="Print the exact committed leaf bytes (canonical JSON) instead.")
+@global_options
+def show(event_id: str | None, tenant: str, index: int | None, leaf: bool) -> None:
+    """Show one event (by id or --index) as JSON."""
+    if (index is None) == (event_id is None):
+        raise click.UsageError("give an event id or --index")
+    with ledger() as lg:
+        if event_id is not None:
+            index = lg.get(event_id, tenant).index
+        assert index is not None
+        entry = lg.entry(index, tenant)
+        if leaf:
+            click.echo(entry.leaf.decode())
+            return
+        print_json(msgspec.to_builtins(lg.record_at(index, tenant)))

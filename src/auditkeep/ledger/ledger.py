@@ -279,6 +279,10 @@ class Ledger:
             raise NotFound(f"no event {event_id} in tenant {tenant!r}")
         return self._view(tenant, e)
 
+    def record_at(self, index: int, tenant: str = "default") -> Record:
+        """The event at ``index`` as a reader sees it."""
+        return self._view(tenant, self.entry(index, tenant))
+
     def entry(self, index: int, tenant: str = "default") -> Entry:
         tid = self.tenant_id(tenant)
         got = list(self.store.entries(tid, index, index + 1))

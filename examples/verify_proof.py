@@ -1,0 +1,87 @@
+"""Verify an auditkeep inclusion proof with nothing but hashlib and cryptography.
+
+    auditkeep pubkey > log.vkey
+    auditkeep proof inclusion --index 42 --json > proof.json
+    auditkeep search --json ... | (pick the event's leaf)   # or fetch it over the API
+    python verify_proof.py log.vkey proof.json [leaf-file]
+
+Exit status 0 when the proof, the checkpoint signature and (if given) the leaf all check out.
+Follows RFC 9162 section 2.1.3.2 (inclusion), C2SP signed-note and tlog-checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sys
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+
+def verify_note(note: str, vkey: str) -> tuple[str, int, bytes]:
+    """Check the checkpoint's Ed25519 signature; return (origin, tree size, root hash)."""
+    name, key_id_hex, key_b64 = vkey.strip().split("+", 2)
+    key = base64.b64decode(key_b64)
+    if key[0] != 0x01:
+        raise SystemExit("not an Ed25519 verifier key")
+    # The key id is the first 4 bytes of SHA-256(name || "\n" || 0x01 || public key).
+    if hashlib.sha256(name.encode() + b"\n" + key).digest()[:4].hex() != key_id_hex:
+        raise SystemExit("verifier key id does not match the key")
+    text, sep, signatures = note.partition("\n\n")
+    if not sep:
+        raise SystemExit("not a signed note")
+    text += "\n"  # the signed text includes its final newline
+    for line in signatures.splitlines():
+        dash, signer, sig_b64 = line.split(" ")
+        blob = base64.b64decode(sig_b64)
+        if dash == "\u2014" and signer == name and blob[:4].hex() == key_id_hex:
+            Ed25519PublicKey.from_public_bytes(key[1:]).verify(blob[4:], text.encode())
+            origin, size, root = text.split("\n")[:3]
+            return origin, int(size), base64.b64decode(root)
+    raise SystemExit("no signature by this key")
+
+
+def root_from_inclusion(leaf_hash: bytes, index: int, size: int, path: list[bytes]) -> bytes:
+    """RFC 9162 section 2.1.3.2: the root implied by a leaf hash and its audit path."""
+    if index >= size:
+        raise SystemExit("index beyond tree size")
+    fn, sn, r = index, size - 1, leaf_hash
+    for p in path:
+        if sn == 0:
+            raise SystemExit("proof too long")
+        if fn % 2 == 1 or fn == sn:
+            r = hashlib.sha256(b"\x01" + p + r).digest()
+            if fn % 2 == 0:
+                while fn % 2 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = hashlib.sha256(b"\x01" + r + p).digest()
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise SystemExit("proof too short")
+    return r
+
+
+def main(argv: list[str]) -> None:
+    vkey = open(argv[1]).read()
+    proof = json.load(open(argv[2]))
+    origin, size, root = verify_note(proof["checkpoint"], vkey)
+    if size != proof["tree_size"]:
+        raise SystemExit("proof is for another tree size than its checkpoint")
+    leaf_hash = bytes.fromhex(proof["leaf_hash"])
+    if len(argv) > 3:
+        # The leaf is the event's canonical (RFC 8785) bytes; its hash is SHA-256(0x00 || leaf).
+        leaf = open(argv[3], "rb").read()
+        if hashlib.sha256(b"\x00" + leaf).digest() != leaf_hash:
+            raise SystemExit("leaf does not match the proof's leaf hash")
+    path = [bytes.fromhex(h) for h in proof["hashes"]]
+    if root_from_inclusion(leaf_hash, proof["index"], size, path) != root:
+        raise SystemExit("inclusion proof does not lead to the signed root")
+    print(f"OK: entry {proof['index']} is in {origin} at tree size {size}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
