@@ -66,15 +66,18 @@ def root_from_inclusion(leaf_hash: bytes, index: int, size: int, path: list[byte
 
 
 def main(argv: list[str]) -> None:
-    vkey = open(argv[1]).read()
-    proof = json.load(open(argv[2]))
+    with open(argv[1]) as fh:
+        vkey = fh.read()
+    with open(argv[2]) as fh:
+        proof = json.load(fh)
     origin, size, root = verify_note(proof["checkpoint"], vkey)
     if size != proof["tree_size"]:
         raise SystemExit("proof is for another tree size than its checkpoint")
     leaf_hash = bytes.fromhex(proof["leaf_hash"])
     if len(argv) > 3:
         # The leaf is the event's canonical (RFC 8785) bytes; its hash is SHA-256(0x00 || leaf).
-        leaf = open(argv[3], "rb").read()
+        with open(argv[3], "rb") as fh:
+            leaf = fh.read()
         if hashlib.sha256(b"\x00" + leaf).digest() != leaf_hash:
             raise SystemExit("leaf does not match the proof's leaf hash")
     path = [bytes.fromhex(h) for h in proof["hashes"]]

@@ -30,7 +30,7 @@ def _run_and_kill(data: Path, seed: int, rng: random.Random) -> list[tuple[str, 
     time.sleep(rng.uniform(0.0, 0.4))
     proc.send_signal(signal.SIGKILL)
     rest, _ = proc.communicate()
-    lines = [first.decode()] + rest.decode().splitlines()
+    lines = [first.decode(), *rest.decode().splitlines()]
     acked = []
     for line in lines:
         parts = line.split()

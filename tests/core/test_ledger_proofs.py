@@ -100,7 +100,7 @@ def test_consistency_between_checkpoints(ledger: Ledger) -> None:
 
 def test_checkpoints_are_kept_and_rate_limited(make_ledger: Callable[..., Ledger]) -> None:
     lg = make_ledger(LedgerConfig(checkpoint_interval=3600))
-    for i in range(5):
+    for _i in range(5):
         lg.append([{"actor": {"id": "a"}, "action": "x"}])
     # The first append signs at once (no checkpoint yet); then at most one per interval.
     sizes = [row.size for row in lg.store.checkpoints(lg.tenant_id("default"))]
