@@ -59,8 +59,10 @@ class SyslogMessage:
 
     @property
     def facility_name(self) -> str:
-        return FACILITY_NAMES[self.facility] if self.facility < len(FACILITY_NAMES) else str(
-            self.facility
+        return (
+            FACILITY_NAMES[self.facility]
+            if self.facility < len(FACILITY_NAMES)
+            else str(self.facility)
         )
 
     @property

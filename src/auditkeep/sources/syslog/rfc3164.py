@@ -107,8 +107,8 @@ def _timestamp(
             if m.group(8) is not None:
                 ns = parse_rfc3339(text)
             else:
-                parts = [int(x) for x in m.groups()[:6]]
-                ns = local_to_ns(*parts, frac=(m.group(7) or b"").decode("ascii"), tz=tz)
+                y, mo, d, h, mi, sec = (int(x) for x in m.groups()[:6])
+                ns = local_to_ns(y, mo, d, h, mi, sec, (m.group(7) or b"").decode("ascii"), tz)
         except ValueError:
             return None, None, rest
         return ns, text, rest[m.end() :]

@@ -82,7 +82,8 @@ def _timestamp(text: str, tz: tzinfo | None, data: bytes) -> int:
     m = _NAIVE_TIME.fullmatch(text)
     if m is not None:
         try:
-            return local_to_ns(*(int(x) for x in m.groups()[:6]), frac=m.group(7) or "", tz=tz)
+            y, mo, d, h, mi, sec = (int(x) for x in m.groups()[:6])
+            return local_to_ns(y, mo, d, h, mi, sec, m.group(7) or "", tz)
         except ValueError:
             pass
     raise SourceError(SOURCE, f"invalid timestamp {text[:64]!r}", data)
