@@ -22,6 +22,7 @@ log = logging.getLogger("auditkeep.projector")
 
 _leaf_decoder = msgspec.json.Decoder(Event)
 _sealed_decoder = msgspec.json.Decoder(dict[str, Any])
+_meta_encoder = msgspec.json.Encoder()
 CHUNK = 5000
 TEXT_LIMIT = 4096
 
@@ -63,6 +64,7 @@ def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
         outcome=ev.outcome or "unknown",
         category=ev.category,
         text=text,
+        metadata=_meta_encoder.encode(ev.metadata) if ev.metadata else None,
     )
 
 

@@ -77,6 +77,9 @@ class ProjectedRow:
     outcome: str
     category: str | None
     text: str  # what full-text search sees
+    # JSON of the event's metadata as committed in the leaf (sealed fields already taken out),
+    # for stores that index metadata paths in the projection; None when there is none.
+    metadata: bytes | None = None
 
 
 @dataclass
