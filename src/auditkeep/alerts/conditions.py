@@ -268,6 +268,22 @@ def _field_test(path: str, spec: Any, where: Any, key: Any) -> Condition:
             return all(any(t(s) for s in scalars(value)) for t in tests)
         return all(t(value) for t in tests)
 
+    if len(tests) == 1 and exists is None and set(ops) == {"equals"} and isinstance(ops["equals"], str) and not ignore_case:
+        # the commonest test, kept to one call: a top-level string compared exactly
+        want = ops["equals"]
+        only_eq = tests[0]
+
+        def test_eq(ev: Any, getter: Callable[[Any], Any] = getter, want: str = want) -> bool:
+            value = getter(ev)
+            if value.__class__ is str:
+                return bool(value == want)
+            if value is MISSING:
+                return False
+            if isinstance(value, list):
+                return any(only_eq(s) for s in scalars(value))
+            return only_eq(value)
+
+        return Condition(test_eq, " and ".join(texts), (path,), hint)
     if len(tests) == 1 and exists is None:
         only = tests[0]
 
@@ -312,14 +328,34 @@ def compile_condition(node: Any, where: Any = None, key: Any = None) -> Conditio
     return _all(parts)
 
 
+def _conj(tests: tuple[Predicate, ...]) -> Predicate:
+    """AND of predicates without a generator per call (this is the hot path)."""
+    if len(tests) == 2:
+        a, b = tests
+        return lambda ev: a(ev) and b(ev)
+    if len(tests) == 3:
+        a, b, c = tests
+        return lambda ev: a(ev) and b(ev) and c(ev)
+
+    def conj(ev: Any) -> bool:
+        for t in tests:  # noqa: SIM110 - a loop is faster than all() over a generator
+            if not t(ev):
+                return False
+        return True
+
+    return conj
+
+
 def _all(parts: list[Condition]) -> Condition:
     if len(parts) == 1:
         return parts[0]
+    # test the indexed (most selective) part first
+    parts = sorted(parts, key=lambda p: 0 if p.hint is not None and p.hint.values else 1)
     tests = tuple(p.test for p in parts)
     hint = next((p.hint for p in parts if p.hint is not None and p.hint.values), None)
     hint = hint or next((p.hint for p in parts if p.hint is not None), None)
     return Condition(
-        lambda ev: all(t(ev) for t in tests),
+        _conj(tests),
         " and ".join(f"({p.text})" if " or " in p.text else p.text for p in parts),
         tuple(dict.fromkeys(f for p in parts for f in p.fields)),
         hint,

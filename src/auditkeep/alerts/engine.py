@@ -39,6 +39,7 @@ SNAPSHOT_VERSION = 1
 PRUNE_EVERY = 8192
 MAX_THROTTLE_KEYS = 100_000
 _MEMO_LIMIT = 4096
+_NO_KINDS: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -167,41 +168,46 @@ class Engine:
         eid = event.get("id")
         ctx = EventCtx(tenant, index, event, t, eid if isinstance(eid, str) else f"{tenant}:{index}")
         meta = event.get("metadata")
-        kinds = frozenset(k for k in SOURCE_KINDS if k in meta) if isinstance(meta, dict) else frozenset()
-        plan = self._plan(kinds)
-        candidates = plan.always
+        kinds = _NO_KINDS
+        if meta and isinstance(meta, dict):
+            present = tuple(k for k in SOURCE_KINDS if k in meta)
+            if present:
+                kinds = frozenset(present)
+        plan = self._plans.get(kinds) or self._plan(kinds)
+        alerts: list[Alert] = []
+        stats = self.stats
+        stats.events += 1
+        n = self._run(plan.always, ctx, alerts)
         if plan.groups:
             extra: dict[int, Evaluator] = {}
             for g in plan.groups:
                 for v in g.extract(event):
-                    text = to_text(v)
+                    text = v if isinstance(v, str) else to_text(v)
                     if text is None:
                         continue
                     for pos, ev in g.lookup(text.lower() if g.lower else text):
                         extra[pos] = ev
             if extra:
-                merged = dict(plan.always)
-                merged.update(extra)
-                candidates = sorted(merged.items(), key=lambda pe: pe[0])
-        alerts: list[Alert] = []
-        stats = self.stats
-        stats.events += 1
-        stats.evaluations += len(candidates)
+                n += self._run([(pos, extra[pos]) for pos in sorted(extra)], ctx, alerts)
+        stats.evaluations += n
+        self._processed += 1
+        if self._processed % PRUNE_EVERY == 0:
+            self._prune()
+        return alerts
+
+    def _run(self, candidates: list[tuple[int, Evaluator]], ctx: EventCtx, alerts: list[Alert]) -> int:
         for _, ev in candidates:
             try:
                 firings = ev.on_event(ctx)
             except Exception:  # one faulty rule must not stop the others
-                stats.errors += 1
-                log.exception("rule %s failed on %s event %d", ev.rule.id, tenant, index)
+                self.stats.errors += 1
+                log.exception("rule %s failed on %s event %d", ev.rule.id, ctx.tenant, ctx.index)
                 continue
             for f in firings:
                 alert = self._emit(ev.rule, f)
                 if alert is not None:
                     alerts.append(alert)
-        self._processed += 1
-        if self._processed % PRUNE_EVERY == 0:
-            self._prune()
-        return alerts
+        return len(candidates)
 
     def tick(self, now_ns: int) -> list[Alert]:
         """Let time pass: absence rules fire for groups silent too long, windows that can

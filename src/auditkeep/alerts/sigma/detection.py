@@ -22,6 +22,42 @@ from auditkeep.alerts.sigma.strings import MULTI
 from auditkeep.alerts.yamlsrc import line_of
 
 Test = Callable[[Any], bool]
+
+
+def conj(tests: tuple[Test, ...]) -> Test:
+    """AND without a generator per call (the hot path of every rule)."""
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        a, b = tests
+        return lambda s: a(s) and b(s)
+    if len(tests) == 3:
+        a, b, c = tests
+        return lambda s: a(s) and b(s) and c(s)
+
+    def all_of(s: Any) -> bool:
+        for t in tests:  # noqa: SIM110 - faster than all() over a generator
+            if not t(s):
+                return False
+        return True
+
+    return all_of
+
+
+def disj(tests: tuple[Test, ...]) -> Test:
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        a, b = tests
+        return lambda s: a(s) or b(s)
+
+    def any_of(s: Any) -> bool:
+        for t in tests:  # noqa: SIM110 - faster than any() over a generator
+            if t(s):
+                return True
+        return False
+
+    return any_of
 Hint = tuple[str, frozenset[str]]  # (field, lower-cased exact values)
 
 
@@ -91,11 +127,9 @@ def _map(body: dict[Any, Any], mapping: Mapping, where: str) -> Selection:
         except RuleError as exc:
             raise RuleError(f"{where}: {exc.reason}") from None
     hint = _best([(t.field, t.exact) for t in tests if t.exact], mapping)
-    fns = tuple(t.test for t in tests)
-    if len(fns) == 1:
-        only = fns[0]
-        return Selection(only, hint, [t.field for t in tests if t.field])
-    return Selection(lambda s: all(f(s) for f in fns), hint, [t.field for t in tests if t.field])
+    # exact-value tests first: they are the cheapest and the most selective
+    ordered = sorted(tests, key=lambda t: 0 if t.exact else 1)
+    return Selection(conj(tuple(t.test for t in ordered)), hint, [t.field for t in tests if t.field])
 
 
 def _best(candidates: list[tuple[str, frozenset[str] | None]], mapping: Mapping) -> Hint | None:
@@ -129,7 +163,7 @@ def compile_selection(name: str, body: Any, mapping: Mapping) -> Selection:
             if h0 is not None and all(h is not None and h[0] == h0[0] for h in hints):
                 hint = (h0[0], frozenset().union(*(h[1] for h in hints if h is not None)))
             return Selection(
-                lambda s: any(f(s) for f in fns),
+                disj(fns),
                 hint,
                 list(dict.fromkeys(f for s in subs for f in s.fields)),
             )
@@ -154,7 +188,7 @@ def _compile_node(node: cond.Node, sels: dict[str, Selection]) -> tuple[Test, Hi
         ]
         fns = tuple(p[0] for p in parts)
         hint = next((p[1] for p in parts if p[1] is not None), None)
-        return (lambda x: all(f(x) for f in fns)), hint
+        return conj(fns), hint
     parts = [_compile_node(n, sels) for n in node.items] if isinstance(node, cond.Or) else [
         (sels[n].test, sels[n].hint) for n in node.names
     ]
@@ -164,7 +198,7 @@ def _compile_node(node: cond.Node, sels: dict[str, Selection]) -> tuple[Test, Hi
     hint = None
     if h0 is not None and all(h is not None and h[0] == h0[0] for h in hints):
         hint = (h0[0], frozenset().union(*(h[1] for h in hints if h is not None)))
-    return (lambda x: any(f(x) for f in fns)), hint
+    return disj(fns), hint
 
 
 def compile_detection(detection: Any, mapping: Mapping) -> Detection:
@@ -205,4 +239,4 @@ def compile_detection(detection: Any, mapping: Mapping) -> Detection:
     hint = h0 if h0 is not None and all(c[1] is not None and c[1][0] == h0[0] for c in compiled) else None
     if hint is not None:
         hint = (hint[0], frozenset().union(*(c[1][1] for c in compiled if c[1] is not None)))
-    return Detection(lambda s: any(f(s) for f in fns), hint, fields, text)
+    return Detection(disj(fns), hint, fields, text)

@@ -69,8 +69,14 @@ def _index_for(spec: SigmaDetectionSpec) -> IndexSpec | None:
     mapping = spec.mapping
 
     def extract(event: dict[str, Any]) -> list[Any]:
+        subjects = mapping.subjects(event)
+        if len(subjects) == 1:
+            v = get(subjects[0])
+            if v.__class__ is str:
+                return [v]
+            return [] if v is MISSING else list(scalars(v))
         out: list[Any] = []
-        for s in mapping.subjects(event):
+        for s in subjects:
             v = get(s)
             if v is not MISSING:
                 out.extend(scalars(v))
