@@ -26,10 +26,13 @@ METHODS = ["GET", "POST", "PUT", "DELETE"]
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike".split()
 
 
-def make_event(rng: random.Random, i: int, actors: int = 2000, base_ns: int = 1_767_225_600_000_000_000) -> dict[str, Any]:
+BASE_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+
+
+def make_event(rng: random.Random, i: int, actors: int = 2000, spacing_ns: int = 1_000_000) -> dict[str, Any]:
     action, category = rng.choice(ACTIONS)
     actor = rng.randrange(actors)
-    t = base_ns + i * 1_000_000 + rng.randrange(1_000_000)
+    t = BASE_NS + i * spacing_ns + rng.randrange(spacing_ns)
     secs, ns = divmod(t, 1_000_000_000)
     import time as _t
 
@@ -60,7 +63,9 @@ def make_event(rng: random.Random, i: int, actors: int = 2000, base_ns: int = 1_
     }
 
 
-def events(n: int, seed: int = 7, actors: int = 2000) -> Iterator[dict[str, Any]]:
+def events(n: int, seed: int = 7, actors: int = 2000, span_days: float = 30.0) -> Iterator[dict[str, Any]]:
+    """``n`` events spread evenly over ``span_days`` from 2026-01-01."""
     rng = random.Random(seed)
+    spacing = max(1, int(span_days * 86400e9 / max(n, 1)))
     for i in range(n):
-        yield make_event(rng, i, actors)
+        yield make_event(rng, i, actors, spacing)
