@@ -117,8 +117,9 @@ class _Parser:
         low = tok.lower()
         if tok == "(":
             node = self.expr()
-            if self.take() != ")":
+            if self.peek() != ")":
                 raise RuleError("condition: missing ')'")
+            self.take()
             return node
         if tok == ")":
             raise RuleError("condition: unexpected ')'")
