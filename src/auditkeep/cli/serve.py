@@ -1,0 +1,129 @@
+"""``auditkeep serve``: the HTTP API on uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+from types import FrameType
+
+import click
+import uvicorn
+
+from auditkeep.cli.common import err, global_options, settings
+from auditkeep.config import Settings, open_ledger
+from auditkeep.server import Options, ServerContext, create_app
+from auditkeep.server.audit import key_event, key_event_tenant
+from auditkeep.server.keys import ALL_TENANTS
+
+# Bounds that uvicorn enforces before our code runs (h11; httptools has its own header limit).
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, plus: on SIGTERM/SIGINT end the live tails first, so the graceful shutdown
+    only waits for requests in flight (ingest batches finish and are durable)."""
+
+    def __init__(self, config: uvicorn.Config, ctx: ServerContext) -> None:
+        super().__init__(config)
+        self.ctx = ctx
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        loop = self.ctx.hub._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.ctx.hub.close)
+        super().handle_exit(sig, frame)
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _first_admin_key(ctx: ServerContext) -> None:
+    if ctx.keys.count():
+        return
+    key, token = ctx.keys.create(ALL_TENANTS, ["admin"], None, "initial admin key")
+    ctx.ledger.append([key_event("auditkeep.key.create", key, "auditkeep-serve", "system")], key_event_tenant(key))
+    err.print("=" * 72, highlight=False)
+    err.print("auditkeep: first start: an admin key for all tenants was created.", highlight=False)
+    err.print("It is shown only this once; keep it in a secret store:", highlight=False)
+    err.print(f"\n    {token}\n", highlight=False, markup=False)
+    err.print("=" * 72, highlight=False)
+
+
+def uvicorn_config(app: object, s: Settings, access_log: bool, log_level: str) -> uvicorn.Config:
+    try:
+        import httptools  # noqa: F401
+
+        http = "httptools"
+    except ImportError:  # pragma: no cover - h11 is always there
+        http = "h11"
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=s.host,
+        port=s.port,
+        http=http,
+        lifespan="on",
+        access_log=access_log,
+        log_level=log_level,
+        server_header=False,
+        timeout_keep_alive=15,
+        timeout_graceful_shutdown=30,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        ssl_certfile=s.tls_cert,
+        ssl_keyfile=s.tls_key,
+        ssl_ca_certs=s.tls_client_ca,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if s.tls_client_ca else ssl.CERT_NONE,
+    )
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on [default 127.0.0.1; setting host].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port [default 8700; setting port].")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None, help="Serve HTTPS with this certificate (PEM).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None, help="Private key of --tls-cert (PEM).")
+@click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Require client certificates signed by this CA (PEM).")
+@click.option("--heartbeat", type=click.FloatRange(0.05), default=15.0, show_default=True, help="Seconds between live-tail heartbeats.")
+@click.option("--body-timeout", type=click.FloatRange(0.05), default=30.0, show_default=True,
+              help="Seconds a client may take to send a request body (then 408).")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request (never headers).")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True)
+@global_options
+def serve(
+    host: str | None,
+    port: int | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+    heartbeat: float,
+    body_timeout: float,
+    access_log: bool,
+    log_level: str,
+) -> None:
+    """Serve the HTTP API (creates the data directory and an admin key on first start)."""
+    s = settings(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca)
+    if bool(s.tls_cert) != bool(s.tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if s.tls_client_ca and not s.tls_cert:
+        raise click.UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+    if not s.tls_cert and not _is_loopback(s.host):
+        err.print(
+            f"[yellow]warning:[/yellow] listening on {s.host} without TLS: API keys and events cross the "
+            "network in clear text. Use --tls-cert/--tls-key or a TLS-terminating proxy.",
+            highlight=False,
+        )
+    logging.getLogger("auditkeep").setLevel(log_level.upper())
+    ledger = open_ledger(s, create=True, background=True)
+    try:
+        ctx = ServerContext(s, ledger, Options(heartbeat=heartbeat, body_timeout=body_timeout))
+        _first_admin_key(ctx)
+        server = _Server(uvicorn_config(create_app(ctx), s, access_log, log_level), ctx)
+        server.run()
+    finally:
+        ledger.close()

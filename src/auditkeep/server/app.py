@@ -1,0 +1,71 @@
+"""The ASGI application: routes, error handling, lifespan (live-tail hub, orderly close)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, ExceptionHandler
+
+from auditkeep.server import errors
+from auditkeep.server.context import ServerContext
+from auditkeep.server.docs import docs_page
+from auditkeep.server.middleware import Outermost
+from auditkeep.server.openapi import openapi_document
+from auditkeep.server.routes import events, keys, ops, proofs, stream, tiles
+
+log = logging.getLogger("auditkeep.server")
+
+
+def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
+    """The server over ``ctx.ledger``; on shutdown it ends live tails, records pending audit
+    counts and (``close_ledger``) closes the ledger so queued batches are durable."""
+    spec = openapi_document()
+    page = docs_page()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ctx.hub.attach(ctx.ledger, asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            ctx.hub.close()
+            ctx.auditor.flush()
+            if close_ledger:
+                await asyncio.to_thread(ctx.ledger.close)
+
+    handlers: dict[type[Exception] | int, ExceptionHandler] = {exc: errors.handle for exc in errors.HANDLED}
+    handlers[Exception] = _internal_error
+    app = Starlette(
+        routes=[
+            *events.routes,
+            *proofs.routes,
+            *tiles.routes,
+            *keys.routes,
+            Route("/v1/stream", stream.stream, methods=["GET"]),
+            *ops.routes,
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+        ],
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    return Outermost(app, ctx.metrics)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: a 500 that names nothing internal (the middleware logs it)."""
+    return errors.error_response(500, "internal server error")

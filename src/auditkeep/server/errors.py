@@ -1,0 +1,98 @@
+"""Errors as JSON: every refusal is ``{"error": "..."}`` with a 4xx status, and anything
+unexpected a 500 that says nothing about the internals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from auditkeep.ledger.ledger import NotFound
+from auditkeep.log.checkpoint import CheckpointError
+from auditkeep.log.proofs import ProofError
+from auditkeep.model.errors import ConflictError, ValidationError
+from auditkeep.server.ratelimit import retry_after
+from auditkeep.store.base import StoreUnavailable
+
+log = logging.getLogger("auditkeep.server")
+
+
+class ApiError(Exception):
+    """A refusal with an HTTP status and a message for the client."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        reason: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+        self.reason = reason  # a label for the rejected-events metric
+        self.extra = extra
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers=dict(headers or {}), media_type="application/json")
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
+    return json_response({"error": message, **extra}, status, headers)
+
+
+def validation_body(exc: ValidationError) -> dict[str, Any]:
+    body = exc.to_dict()
+    body.setdefault("position", None)
+    return body
+
+
+def to_response(exc: BaseException) -> Response | None:
+    """The JSON response for an error a client can cause; None for anything else."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.message, exc.headers, **exc.extra)
+    if isinstance(exc, ValidationError):
+        if exc.message.startswith("malformed JSON"):
+            return error_response(400, exc.render(), position=exc.position)
+        return json_response(validation_body(exc), 422)
+    if isinstance(exc, ConflictError):
+        return error_response(409, str(exc), position=exc.position, id=exc.event_id)
+    if isinstance(exc, NotFound):
+        return error_response(404, str(exc))
+    if isinstance(exc, (ProofError, CheckpointError)):
+        return error_response(422, str(exc))
+    if isinstance(exc, StoreUnavailable):
+        return error_response(503, "storage unavailable; retry later", {"Retry-After": retry_after(exc.retry_after)})
+    if isinstance(exc, HTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        return error_response(exc.status_code, message, exc.headers)
+    return None
+
+
+async def handle(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler for the known error types."""
+    response = to_response(exc)
+    if response is None:  # not reached: only registered for the known types
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal server error")
+    return response
+
+
+HANDLED: tuple[type[Exception], ...] = (
+    ApiError,
+    ValidationError,
+    ConflictError,
+    NotFound,
+    ProofError,
+    CheckpointError,
+    StoreUnavailable,
+    HTTPException,
+)

@@ -1,0 +1,84 @@
+"""Prometheus metrics of one server (its own registry, so several apps can share a process)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from auditkeep.store.base import Head
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _CheckpointAge(Collector):
+    """Seconds since each tenant's latest signed checkpoint, read at scrape time."""
+
+    def __init__(self, heads: Callable[[], list[Head]]) -> None:
+        self._heads = heads
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        age = GaugeMetricFamily(
+            "auditkeep_checkpoint_age_seconds", "Seconds since the latest signed checkpoint", labels=["tenant"]
+        )
+        behind = GaugeMetricFamily(
+            "auditkeep_log_unsigned_entries", "Entries appended since the latest checkpoint", labels=["tenant"]
+        )
+        try:
+            heads = self._heads()
+        except Exception:  # the store may be down; /readyz reports that
+            heads = []
+        now = time.time_ns()
+        for h in heads:
+            if h.checkpoint_ns:
+                age.add_metric([h.tenant], (now - h.checkpoint_ns) / 1e9)
+            behind.add_metric([h.tenant], float(h.size - h.checkpoint_size))
+        yield age
+        yield behind
+
+
+class Metrics:
+    def __init__(self, heads: Callable[[], list[Head]]) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "auditkeep_http_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "auditkeep_http_request_seconds", "HTTP request latency", ["route"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.ingest_events = Counter("auditkeep_ingest_events", "Events accepted over HTTP", ["tenant"], registry=r)
+        self.ingest_requests = Counter("auditkeep_ingest_requests", "Ingest requests accepted", registry=r)
+        self.batch_size = Histogram(
+            "auditkeep_ingest_batch_events", "Events per ingest request", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.commit_seconds = Histogram(
+            "auditkeep_commit_seconds",
+            "Time from submit to durable commit of an ingest batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rejected = Counter("auditkeep_rejected_events", "Events rejected, by reason", ["reason"], registry=r)
+        self.auth_failures = Counter("auditkeep_auth_failures", "Refused requests, by reason", ["reason"], registry=r)
+        self.rate_limited = Counter("auditkeep_rate_limited", "Requests refused by the rate limit", registry=r)
+        self.sse_clients = Gauge("auditkeep_sse_clients", "Open live-tail streams", registry=r)
+        self.sse_events = Counter("auditkeep_sse_events", "Events sent on live-tail streams", registry=r)
+        self.sse_dropped = Counter(
+            "auditkeep_sse_disconnects", "Live-tail clients disconnected by the server, by reason", ["reason"], registry=r
+        )
+        self.audit_events = Counter(
+            "auditkeep_audit_events", "Audit-of-the-audit events, by outcome", ["action", "result"], registry=r
+        )
+        self.errors = Counter("auditkeep_internal_errors", "Unexpected exceptions turned into 500", registry=r)
+        r.register(_CheckpointAge(heads))
+
+    def audit_result(self, action: str, ok: bool) -> None:
+        self.audit_events.labels(action, "ok" if ok else "failed").inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per area; each maps requests to the ledger and nothing more."""
