@@ -190,12 +190,12 @@ def test_correlation_refusals() -> None:
     for body, reason in cases.items():
         if "rules:" not in body:
             body += "\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 2}"
-        rules, errors = load(f"title: C\nid: corr-1\ncorrelation:\n  {body}\n")
+        _rules, errors = load(f"title: C\nid: corr-1\ncorrelation:\n  {body}\n")
         assert [e.rule_id for e in errors] == ["corr-1"], body
         assert reason in errors[0].reason, (body, errors[0].reason)
         assert errors[0].line is not None and errors[0].line > 20
     # a cycle is refused, not looped
-    rules, errors = load("""
+    _, errors = load("""
 title: A
 name: ca
 correlation: {type: event_count, rules: [cb], timespan: 1m, condition: {gte: 1}}

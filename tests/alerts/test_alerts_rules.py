@@ -13,7 +13,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auditkeep.alerts import Engine, RuleError, RulesWatcher, compile_condition, load_rules_dir, load_rules_file, load_rules_text, parse_rule
+from auditkeep.alerts import (
+    Engine,
+    RuleError,
+    RulesWatcher,
+    compile_condition,
+    load_rules_dir,
+    load_rules_file,
+    load_rules_text,
+    parse_rule,
+)
 from auditkeep.alerts.yamlsrc import load_documents
 
 EV: dict[str, Any] = {
