@@ -391,3 +391,21 @@ def test_a_failing_rule_does_not_stop_the_others() -> None:
     eng._evaluators["a"].on_event = bad  # type: ignore[method-assign]
     a = run(eng, [ev("x.y")])
     assert [x.rule_id for x in a] == ["b"] and eng.stats.errors == 1
+
+
+def test_fast_time_parsing_agrees_with_the_model_parser() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from auditkeep.alerts.timeutil import event_time_ns
+
+    @given(st.integers(min_value=0, max_value=4_000_000_000 * S), st.sampled_from([0, 1, 3, 6, 9]), st.sampled_from(["Z", "+02:00", "-05:30"]))
+    def check(ns: int, digits: int, zone: str) -> None:
+        text = format_rfc3339(ns)[:19]
+        frac = f"{ns % S:09d}"[:digits]
+        full = text + ("." + frac if digits else "") + zone
+        assert event_time_ns({"time": full}) == parse_rfc3339(full)
+        assert event_time_ns({"time": full}) == event_time_ns({"received_at": full})
+
+    check()
+    assert event_time_ns({"time": "yesterday"}) is None and event_time_ns({}) is None

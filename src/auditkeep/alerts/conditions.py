@@ -268,22 +268,23 @@ def _field_test(path: str, spec: Any, where: Any, key: Any) -> Condition:
             return all(any(t(s) for s in scalars(value)) for t in tests)
         return all(t(value) for t in tests)
 
-    if len(tests) == 1 and exists is None and set(ops) == {"equals"} and isinstance(ops["equals"], str) and not ignore_case:
-        # the commonest test, kept to one call: a top-level string compared exactly
-        want = ops["equals"]
-        only_eq = tests[0]
+    only_op = next(iter(ops)) if len(ops) == 1 else None
+    if exists is None and only_op in ("equals", "in") and all(isinstance(v, str) for v in _as_list(ops[only_op], "in", where, key)):
+        # the commonest tests, kept to one call: a string among a few, by set membership
+        wanted = frozenset(v.lower() if ignore_case else v for v in _as_list(ops[only_op], "in", where, key))
+        fallback = tests[0]
 
-        def test_eq(ev: Any, getter: Callable[[Any], Any] = getter, want: str = want) -> bool:
+        def test_in(ev: Any, getter: Callable[[Any], Any] = getter, wanted: frozenset[str] = wanted) -> bool:
             value = getter(ev)
             if value.__class__ is str:
-                return bool(value == want)
+                return (value.lower() if ignore_case else value) in wanted
             if value is MISSING:
                 return False
             if isinstance(value, list):
-                return any(only_eq(s) for s in scalars(value))
-            return only_eq(value)
+                return any(fallback(s) for s in scalars(value))
+            return fallback(value)
 
-        return Condition(test_eq, " and ".join(texts), (path,), hint)
+        return Condition(test_in, " and ".join(texts), (path,), hint)
     if len(tests) == 1 and exists is None:
         only = tests[0]
 

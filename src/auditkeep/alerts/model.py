@@ -45,8 +45,5 @@ class Alert(msgspec.Struct, kw_only=True):
 
 def alert_id(rule_id: str, tenant: str, group_key: str, trigger_index: int) -> str:
     """A 128-bit hex id: SHA-256 over (rule, tenant, group, index of the triggering event)."""
-    h = hashlib.sha256()
-    for part in (rule_id, tenant, group_key, str(trigger_index)):
-        h.update(part.encode("utf-8"))
-        h.update(b"\x00")
-    return h.hexdigest()[:32]
+    data = f"{rule_id}\x00{tenant}\x00{group_key}\x00{trigger_index}\x00".encode()
+    return hashlib.sha256(data).hexdigest()[:32]

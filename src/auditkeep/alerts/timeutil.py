@@ -40,11 +40,43 @@ def format_duration(ns: int) -> str:
     return f"{ns / NS:g}s"
 
 
+_SECONDS: dict[str, int] = {}
+
+
+def _fast_utc(text: str) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS[.fff…]Z`` (what the ledger stores) with the whole-second part
+    looked up in a small cache: events arrive in time order, so most share their second
+    with a recent one. Anything else takes the full parser."""
+    n = len(text)
+    if n < 20 or text[-1] != "Z" or text[10] != "T":
+        return None
+    if n == 20:
+        frac = 0
+    elif text[19] == "." and 22 <= n <= 30 and text[20:-1].isdigit():
+        frac = int(text[20:-1].ljust(9, "0"))
+    else:
+        return None
+    head = text[:19]
+    base = _SECONDS.get(head)
+    if base is None:
+        try:
+            base = parse_rfc3339(head + "Z")
+        except ValueError:
+            return None
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        _SECONDS[head] = base
+    return base + frac
+
+
 def event_time_ns(event: dict[str, Any]) -> int | None:
     """The event's own time (``time``, else ``received_at``) in ns, or ``None``."""
     for key in ("time", "received_at"):
         text = event.get(key)
         if isinstance(text, str):
+            fast = _fast_utc(text)
+            if fast is not None:
+                return fast
             try:
                 return parse_rfc3339(text)
             except ValueError:
