@@ -1,0 +1,205 @@
+"""Search over the PostgreSQL projection (``ev``): full text and metadata as SQLite has them.
+
+Full text mirrors SQLite's FTS5 ``unicode61 remove_diacritics 2`` tokenizer: a token is a run
+of letters and digits, case-folded, diacritics removed. The tokens are computed here, in
+Python, for the stored text and for the query alike, and the stored ``tsvector`` is built
+from them directly (binary), so PostgreSQL's own parser (which keeps ``10.0.0.1`` or
+``user.login`` as one token) never decides what a word is. A query word is a phrase of its
+tokens (``user.login`` finds the two adjacent tokens), ``word*`` makes the last token a
+prefix, and every word must match.
+
+Metadata equality uses ``jsonb`` containment on the projection's ``meta`` column (GIN
+indexed); a sealed personal field is matched in the entry's ``sealed`` JSON, keyed by the
+whole path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from auditkeep.store.base import Query
+
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+_TOKEN = re.compile(r"[^\W_]+")
+MAX_LEXEME_BYTES = 2046  # PostgreSQL refuses lexemes over 2047 bytes
+MAX_POSITIONS = 255  # per lexeme (PostgreSQL keeps at most 256)
+MAX_POSITION = 16383
+
+
+def _clip(token: str) -> str:
+    raw = token.encode()
+    if len(raw) <= MAX_LEXEME_BYTES:
+        return token
+    return raw[:MAX_LEXEME_BYTES].decode(errors="ignore")
+
+
+def tokens(text: str) -> list[str]:
+    """The words of ``text`` as the full-text index sees them."""
+    if text.isascii():
+        found = _ASCII_TOKEN.findall(text.lower())
+    else:
+        stripped = "".join(
+            c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c)
+        )
+        found = _TOKEN.findall(unicodedata.normalize("NFC", stripped).lower())
+    return [t if len(t) <= MAX_LEXEME_BYTES // 4 else _clip(t) for t in found]
+
+
+def tsvector_binary(text: str) -> bytes:
+    """``text`` as a tsvector in PostgreSQL's binary wire format (for binary COPY): lexemes
+    sorted, each with its ascending word positions."""
+    positions: dict[str, list[int]] = {}
+    for pos, tok in enumerate(tokens(text), start=1):
+        if pos > MAX_POSITION:
+            break
+        found = positions.get(tok)
+        if found is None:
+            positions[tok] = [pos]
+        elif len(found) < MAX_POSITIONS:
+            found.append(pos)
+    out = [struct.pack("!i", len(positions))]
+    for lexeme in sorted(positions):  # code point order is UTF-8 byte order
+        pos_list = positions[lexeme]
+        out.append(lexeme.encode() + b"\x00")
+        out.append(struct.pack(f"!H{len(pos_list)}H", len(pos_list), *pos_list))
+    return b"".join(out)
+
+
+def _lexeme(token: str) -> str:
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def tsquery(text: str) -> str | None:
+    """The tsquery text of a user's words, or None when a word has no token (matches nothing,
+    as in SQLite)."""
+    parts: list[str] = []
+    for word in text.split():
+        prefix = word.endswith("*") and len(word) > 1
+        if prefix:
+            word = word[:-1]
+        toks = tokens(word)
+        if not toks:
+            return None
+        lexemes = [_lexeme(t) for t in toks]
+        if prefix:
+            lexemes[-1] += ":*"
+        parts.append("(" + " <-> ".join(lexemes) + ")" if len(lexemes) > 1 else lexemes[0])
+    return " & ".join(parts) if parts else None
+
+
+def _number(value: str) -> int | float | None:
+    if value in ("true", "false"):
+        return 1 if value == "true" else 0
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        f = float(value)
+    except ValueError:
+        return None
+    return f if math.isfinite(f) else None  # NaN and infinities are not JSON numbers
+
+
+def scalar_alternatives(value: str) -> list[Any]:
+    """The JSON values a metadata filter ``value`` may equal, as in SQLite (where
+    ``json_extract`` turns true/false into 1/0): the string, and a number or boolean when it
+    reads as one (``status=200`` matches both 200 and "200")."""
+    alts: list[Any] = [value]
+    number = _number(value)
+    if number is not None:
+        alts.append(number)
+        if number in (0, 1):
+            alts.append(number == 1)
+    return alts
+
+
+def nest(path: Sequence[str], value: Any) -> Any:
+    doc = value
+    for key in reversed(path):
+        doc = {key: doc}
+    return doc
+
+
+def pg_text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; the projection keeps U+FFFD in its place, and a
+    search maps its values the same way."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def build_search(q: Query) -> tuple[str, list[Any]] | None:
+    """SQL and parameters of a search, or None when it cannot match anything."""
+    where = ["ev.tenant_id = %s"]
+    params: list[Any] = [q.tenant_id]
+    for column, op, bound in (
+        ("time_ns", ">=", q.since_ns),
+        ("time_ns", "<", q.until_ns),
+        ("received_ns", ">=", q.received_since_ns),
+        ("received_ns", "<", q.received_until_ns),
+    ):
+        if bound is not None:
+            where.append(f"ev.{column} {op} %s")
+            params.append(bound)
+    if q.actor is not None:
+        where.append("ev.actor = %s")
+        params.append(pg_text(q.actor))
+    if q.action is not None:
+        if q.action.endswith("*"):
+            prefix = q.action[:-1]
+            where.append("ev.action >= %s AND ev.action < %s")
+            params += [prefix, prefix + "\U0010ffff"]
+        else:
+            where.append("ev.action = %s")
+            params.append(q.action)
+    for column, wanted in (
+        ("rtype", q.resource_type),
+        ("rid", q.resource_id),
+        ("outcome", q.outcome),
+        ("category", q.category),
+    ):
+        if wanted is not None:
+            where.append(f"ev.{column} = %s")
+            params.append(pg_text(wanted))
+    if q.text:
+        tsq = tsquery(q.text)
+        if tsq is None:
+            return None
+        where.append("ev.tsv @@ %s::tsquery")
+        params.append(tsq)
+    for path, value in q.metadata:
+        full = "metadata." + path
+        alts = scalar_alternatives(pg_text(value))
+        if full in q.sealed_paths:
+            # Sealed values live beside the leaf, keyed by the whole path; the join on
+            # received_ns lets PostgreSQL probe one partition only.
+            # jsonb refuses the escape \u0000; the search value maps NUL the same way.
+            sealed = "replace(convert_from(e.sealed, 'UTF8'), '\\u0000', '\\ufffd')::jsonb"
+            ors = " OR ".join([f"{sealed} @> %s"] * len(alts))
+            where.append(
+                "EXISTS (SELECT 1 FROM entries e WHERE e.k = ev.k AND e.received_ns = ev.received_ns "
+                f"AND e.sealed IS NOT NULL AND ({ors}))"
+            )
+            params += [Jsonb({pg_text(full): a}) for a in alts]
+        else:
+            keys = [pg_text(k) for k in path.split(".")]
+            where.append("(" + " OR ".join(["ev.meta @> %s"] * len(alts)) + ")")
+            params += [Jsonb(nest(keys, a)) for a in alts]
+    if q.after is not None:
+        op = "<" if q.newest_first else ">"
+        where.append(f"(ev.time_ns, ev.k) {op} (%s, %s)")
+        params += [q.after[0], q.after[1]]
+    order = "DESC" if q.newest_first else "ASC"
+    sql = (
+        "SELECT ev.time_ns, ev.k FROM ev WHERE "
+        + " AND ".join(where)
+        + f" ORDER BY ev.time_ns {order}, ev.k {order} LIMIT %s"
+    )
+    params.append(q.limit)
+    return sql, params
