@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import ssl
@@ -16,7 +17,7 @@ from auditkeep.server import Options, ServerContext, create_app
 from auditkeep.server.audit import key_event, key_event_tenant
 from auditkeep.server.keys import ALL_TENANTS
 
-# Bounds that uvicorn enforces before our code runs (h11; httptools has its own header limit).
+# Bound on the request head (h11's own limit; the httptools protocol is bounded in server.protocol).
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -57,11 +58,12 @@ def _first_admin_key(ctx: ServerContext) -> None:
 
 
 def uvicorn_config(app: object, s: Settings, access_log: bool, log_level: str) -> uvicorn.Config:
+    http: type[asyncio.Protocol] | str
     try:
-        import httptools  # noqa: F401
+        from auditkeep.server.protocol import BoundedHttpToolsProtocol
 
-        http = "httptools"
-    except ImportError:  # pragma: no cover - h11 is always there
+        http = BoundedHttpToolsProtocol
+    except ImportError:  # httptools missing: h11, bounded by h11_max_incomplete_event_size
         http = "h11"
     return uvicorn.Config(
         app,  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ def key_event(action: str, key: ApiKey, actor_id: str, actor_type: str = "servic
         "metadata": {
             "key_tenant": key.tenant,
             "scopes": list(key.scopes),
-            "expires_ns": key.expires_ns,
+            "expires": key.public()["expires"],
         },
     }
 

@@ -80,7 +80,10 @@ def decode(raw: bytes, encoding: str, limit: int, max_events: int) -> list[Event
         raw = gunzip(raw, limit)
     if not raw.strip():
         raise ApiError(400, "request body is empty; send one event, a JSON array or NDJSON", reason="malformed")
-    events = decode_batch(raw)
+    try:
+        events = decode_batch(raw)
+    except RecursionError:  # msgspec's guard against pathological nesting
+        raise ApiError(400, "malformed JSON: nested too deeply", reason="malformed") from None
     if len(events) > max_events:
         raise ApiError(413, f"{len(events)} events in one request, more than the {max_events} allowed", reason="too_many")
     return events
