@@ -1,0 +1,48 @@
+"""What the SDK raises from reads, and what it reports (never raises) about deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["APIError", "AuthError", "ClientClosedError", "ServerUnavailableError", "Undelivered"]
+
+
+class APIError(RuntimeError):
+    """The server answered a read with an error; ``status`` and ``body`` say which."""
+
+    def __init__(self, status: int, message: str, body: object = None) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"HTTP {status}: {message}")
+
+
+class AuthError(APIError):
+    """401 (missing or bad key) or 403 (the key lacks the scope or tenant)."""
+
+
+class ServerUnavailableError(APIError):
+    """The server could not be reached, or asked to come back later (429, 503)."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(status, message)
+
+
+class ClientClosedError(RuntimeError):
+    """``record()`` after ``close()``: a programming error, raised in the caller."""
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """An event that will not reach the server, given to ``on_drop`` / ``on_reject``.
+
+    ``reason`` is ``"queue_full"`` (drop_newest), ``"timeout"`` (block waited too long),
+    ``"closed"`` (nowhere to keep it at close) or ``"rejected"`` (the server refused it;
+    ``status`` and ``detail`` carry its answer). ``event`` is the event's JSON.
+    """
+
+    id: str
+    event: bytes
+    reason: str
+    status: int | None = None
+    detail: str = ""

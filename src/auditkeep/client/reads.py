@@ -1,0 +1,198 @@
+"""The read side of the API, without I/O: request parameters in, typed results out.
+
+Shared by the sync and async clients. Results are the embedded ledger's own types
+(``Page``, ``Record``, ``InclusionProof``, ``Checkpoint``) and errors its own exceptions
+(``NotFound``, ``ValidationError``), so code written against ``auditkeep.open()`` keeps
+working against a server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from auditkeep.client.backoff import parse_retry_after
+from auditkeep.client.errors import APIError, AuthError, ServerUnavailableError
+from auditkeep.ledger.ledger import InclusionProof, NotFound, Page, Record
+from auditkeep.log.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
+from auditkeep.log.hashing import leaf_hash
+from auditkeep.log.note import NoteVerifier
+from auditkeep.log.proofs import ProofError, verify_inclusion
+from auditkeep.model.errors import ValidationError
+from auditkeep.model.timefmt import format_rfc3339
+
+__all__ = [
+    "TimeArg",
+    "check_leaf",
+    "check_proof",
+    "decode_page",
+    "decode_proof",
+    "decode_record",
+    "origin_of",
+    "raise_for_status",
+    "search_params",
+]
+
+TimeArg = int | str | datetime | None
+"""Nanoseconds since the epoch, an RFC 3339 string, or an aware datetime."""
+
+
+class _Page(msgspec.Struct):
+    events: list[Record]
+    next_cursor: str | None = None
+
+
+class _EventWithProof(msgspec.Struct):
+    index: int
+    tenant: str
+    leaf: str = ""
+    proof: InclusionProof | None = None
+
+
+_page = msgspec.json.Decoder(_Page)
+_record = msgspec.json.Decoder(Record)
+_proof = msgspec.json.Decoder(InclusionProof)
+_with_proof = msgspec.json.Decoder(_EventWithProof)
+_any = msgspec.json.Decoder()
+
+
+def time_param(value: TimeArg, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValidationError("datetime must have a timezone", name)
+        return value.isoformat()
+    return format_rfc3339(value)
+
+
+def search_params(
+    tenant: str | None,
+    *,
+    since: TimeArg = None,
+    until: TimeArg = None,
+    actor: str | None = None,
+    action: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    outcome: str | None = None,
+    category: str | None = None,
+    text: str | None = None,
+    metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    order: str = "newest",
+    cursor: str | None = None,
+    limit: int = 100,
+) -> list[tuple[str, str]]:
+    """Query parameters of ``GET /v1/events``."""
+    pairs: list[tuple[str, str | None]] = [
+        ("tenant", tenant),
+        ("since", time_param(since, "since")),
+        ("until", time_param(until, "until")),
+        ("actor", actor),
+        ("action", action),
+        ("resource_type", resource_type),
+        ("resource_id", resource_id),
+        ("outcome", outcome),
+        ("category", category),
+        ("text", text),
+        ("order", order),
+        ("cursor", cursor),
+        ("limit", str(limit)),
+    ]
+    out = [(k, v) for k, v in pairs if v is not None]
+    items = metadata.items() if isinstance(metadata, Mapping) else (metadata or [])
+    out.extend(("metadata", f"{path}={value}") for path, value in items)
+    return out
+
+
+def raise_for_status(status: int, content: bytes, retry_after: str | None = None) -> None:
+    """Raise the exception matching an error answer to a read (nothing for 2xx)."""
+    if status < 400:
+        return
+    try:
+        body: Any = _any.decode(content)
+    except msgspec.DecodeError:
+        body = content[:500].decode("utf-8", "replace")
+    message = str(body.get("error", body)) if isinstance(body, dict) else str(body)
+    if status == 404:
+        raise NotFound(message)
+    if status in (400, 422) and isinstance(body, dict):
+        raise ValidationError(str(body.get("reason") or message), str(body.get("field") or ""))
+    if status in (401, 403):
+        raise AuthError(status, message, body)
+    if status in (429, 502, 503, 504):
+        raise ServerUnavailableError(status, message, parse_retry_after(retry_after))
+    raise APIError(status, message, body)
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], content: bytes, what: str) -> Any:
+    try:
+        return decoder.decode(content)
+    except msgspec.DecodeError as exc:
+        raise APIError(200, f"unexpected {what} from the server: {exc}") from None
+
+
+def decode_page(content: bytes) -> Page:
+    got: _Page = _decode(_page, content, "search result")
+    return Page(got.events, got.next_cursor)
+
+
+def decode_record(content: bytes) -> Record:
+    rec: Record = _decode(_record, content, "event")
+    return rec
+
+
+def decode_proof(content: bytes) -> InclusionProof:
+    proof: InclusionProof = _decode(_proof, content, "inclusion proof")
+    return proof
+
+
+def decode_event_proof(content: bytes) -> tuple[bytes, InclusionProof]:
+    """The leaf bytes and the proof of ``GET /v1/events/{id}?proof=true``."""
+    got: _EventWithProof = _decode(_with_proof, content, "event with proof")
+    if got.proof is None or not got.leaf:
+        raise APIError(200, "the server sent no proof")
+    try:
+        leaf = base64.b64decode(got.leaf, validate=True)
+    except binascii.Error:
+        raise APIError(200, "the server sent a leaf that is not base64") from None
+    return leaf, got.proof
+
+
+def origin_of(verifier: NoteVerifier, tenant: str) -> str:
+    """A tenant log's checkpoint origin: the signing key's name, then the tenant."""
+    return f"{verifier.name}/{tenant}"
+
+
+def check_proof(proof: InclusionProof, verifier: NoteVerifier) -> Checkpoint:
+    """Verify an inclusion proof offline: the checkpoint's signature and origin, then the
+    path from the leaf hash to the checkpoint's root. Raises CheckpointError, NoteError or
+    ProofError naming the check that failed."""
+    cp = verify_checkpoint(proof.checkpoint, verifier, origin_of(verifier, proof.tenant))
+    if cp.size != proof.tree_size:
+        raise ProofError(f"proof is for tree size {proof.tree_size}, its checkpoint for {cp.size}")
+    try:
+        leaf = bytes.fromhex(proof.leaf_hash)
+        hashes = [bytes.fromhex(h) for h in proof.hashes]
+    except ValueError:
+        raise ProofError("proof hashes are not hex") from None
+    verify_inclusion(leaf, proof.index, proof.tree_size, hashes, cp.root)
+    return cp
+
+
+def check_leaf(leaf: bytes, proof: InclusionProof) -> None:
+    """The leaf bytes the server sent hash to the leaf hash the proof starts from."""
+    if leaf_hash(leaf).hex() != proof.leaf_hash.lower():
+        raise ProofError("the event's leaf bytes do not hash to the proof's leaf hash")
+
+
+def parse_vkey(text: str) -> NoteVerifier:
+    try:
+        return NoteVerifier.from_vkey(text.strip())
+    except ValueError as exc:
+        raise CheckpointError(f"not a verifier key: {exc}") from None
