@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from auditkeep.ledger import (
     ConsistencyProof,
@@ -25,13 +26,27 @@ from auditkeep.model import Event, Limits, ValidationError
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from auditkeep.client import AsyncClient, Client, context
+
 
 def open(path: str | Path = "auditkeep-data", config: LedgerConfig | None = None, *, create: bool = True) -> Ledger:
     """Open (or create) an embedded ledger in the data directory ``path``."""
     return Ledger.open(path, config, create=create)
 
 
+def __getattr__(name: str) -> Any:
+    # The SDK loads on first use, so `import auditkeep` does not pull in httpx.
+    if name in ("AsyncClient", "Client", "context"):
+        import auditkeep.client
+
+        return getattr(auditkeep.client, name)
+    raise AttributeError(f"module 'auditkeep' has no attribute {name!r}")
+
+
 __all__ = [
+    "AsyncClient",
+    "Client",
     "ConsistencyProof",
     "Event",
     "InclusionProof",
@@ -45,5 +60,6 @@ __all__ = [
     "ValidationError",
     "VerifyReport",
     "__version__",
+    "context",
     "open",
 ]
