@@ -1,0 +1,130 @@
+"""The live tail: resume from Last-Event-ID without gaps while ingest goes on; filters; heartbeats."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import orjson
+from conftest import Server, event
+
+
+def sse(lines: Iterator[str]) -> Iterator[tuple[str | None, dict[str, object] | None]]:
+    """(id, data) per event; (None, None) per comment (heartbeat)."""
+    eid: str | None = None
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                yield eid, orjson.loads("\n".join(data))
+            eid, data = None, []
+        elif line.startswith(":"):
+            yield None, None
+        elif line.startswith("id:"):
+            eid = line[3:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+
+
+def _ingest(server: Server, key: str, stop: threading.Event, sent: list[int]) -> None:
+    with server.client(key) as c:
+        i = 0
+        while not stop.is_set():
+            r = c.post("/v1/events", json=[event(i + j) for j in range(20)])
+            assert r.status_code == 200
+            sent.extend(x["index"] for x in r.json()["receipts"])
+            i += 20
+            time.sleep(0.01)
+
+
+def test_resume_from_last_event_id_without_gaps(server: Server) -> None:
+    key = server.key("sse", "ingest,read")
+    stop = threading.Event()
+    sent: list[int] = []
+    writer = threading.Thread(target=_ingest, args=(server, key, stop, sent))
+    writer.start()
+    seen: list[int] = []
+    try:
+        with server.client(key) as c:
+            for round_ in range(3):
+                headers = {"Last-Event-ID": str(seen[-1])} if seen else {}
+                params = {} if seen else {"from_index": 0}
+                got = 0
+                with c.stream("GET", "/v1/stream", params=params, headers=headers) as r:
+                    assert r.status_code == 200
+                    assert r.headers["content-type"].startswith("text/event-stream")
+                    for eid, data in sse(r.iter_lines()):
+                        if eid is None or data is None:
+                            continue
+                        assert int(eid) == data["index"]
+                        assert data["tenant"] == "sse"
+                        seen.append(int(eid))
+                        got += 1
+                        if got >= 150 + 50 * round_:
+                            break
+    finally:
+        stop.set()
+        writer.join()
+    assert seen == list(range(seen[0], seen[0] + len(seen))), "a gap or a repeat"
+    assert seen[0] == 0
+    assert len(seen) >= 450
+    assert set(sent) & set(seen)
+
+
+def test_filters_heartbeats_and_only_new_events(server: Server) -> None:
+    key = server.key("ssef", "ingest,read")
+    with server.client(key) as c:
+        c.post("/v1/events", json=[event(0, action="old.thing")])
+        got: list[dict[str, object]] = []
+        beats = 0
+
+        def later() -> None:
+            time.sleep(0.8)
+            with server.client(key) as w:
+                w.post("/v1/events", json=[event(1, action="user.login"), event(2, action="doc.read")])
+                w.post("/v1/events", json=[event(3, action="user.logout", outcome="failure")])
+
+        t = threading.Thread(target=later)
+        t.start()
+        with c.stream("GET", "/v1/stream", params={"action": "user.*", "outcome": "failure"}) as r:
+            for eid, data in sse(r.iter_lines()):
+                if eid is None:
+                    beats += 1
+                    continue
+                assert data is not None
+                got.append(data)
+                break
+        t.join()
+        assert beats >= 1  # the test server beats every 0.5 s
+        assert [g["event"]["action"] for g in got] == ["user.logout"]  # type: ignore[index]
+
+        r = c.get("/v1/stream", headers={"Last-Event-ID": "abc"})
+        assert r.status_code == 422
+        assert c.get("/v1/stream", params={"from_index": "-1"}).status_code == 422
+
+
+def test_stream_is_recorded_and_counted(server: Server) -> None:
+    key = server.key("ssea", "read")
+    with server.client(key) as c, c.stream("GET", "/v1/stream", params={"actor": "bob"}) as r:
+        assert r.status_code == 200
+        for eid, _ in sse(r.iter_lines()):
+            if eid is None:
+                break
+    with server.client(server.admin) as c:
+        deadline = time.monotonic() + 5
+        evs: list[dict[str, object]] = []
+        while not evs and time.monotonic() < deadline:
+            evs = c.get("/v1/events", params={"tenant": "ssea", "action": "auditkeep.stream.open"}).json()["events"]
+        assert evs
+        ev = evs[0]["event"]
+        assert ev["actor"]["id"] == key.split("_")[1]  # type: ignore[index]
+        assert ev["metadata"]["filters"] == {"actor": "bob"}  # type: ignore[index]
+        assert "auditkeep_sse_clients" in c.get("/metrics").text
+
+
+def test_stream_needs_read_scope(server: Server) -> None:
+    key = server.key("ssea", "ingest")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as c:
+        assert c.get("/v1/stream").status_code == 403
