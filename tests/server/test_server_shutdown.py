@@ -1,0 +1,66 @@
+"""SIGTERM during ingest: every receipt handed out is in the log after the process exits."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+from conftest import Server, event
+
+from auditkeep.ledger import Ledger
+
+
+def test_sigterm_during_ingest_keeps_every_receipt(make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    key = srv.key("down", "ingest,read")
+    receipts: list[dict[str, object]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        with srv.client(key) as c:
+            i = 0
+            while not stop.is_set():
+                try:
+                    r = c.post("/v1/events", json=[event(n * 1_000_000 + i + j) for j in range(100)])
+                except httpx.HTTPError:
+                    return  # the server has stopped listening
+                if r.status_code != 200:
+                    assert r.status_code == 503, r.text
+                    return
+                with lock:
+                    receipts.extend(r.json()["receipts"])
+                i += 100
+
+    def tail() -> None:  # an open live tail must not hold the shutdown up
+        try:
+            with srv.client(key) as c, c.stream("GET", "/v1/stream") as r:
+                for _ in r.iter_lines():
+                    pass
+        except httpx.HTTPError:
+            pass
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    threads.append(threading.Thread(target=tail))
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    code = srv.stop(signal.SIGTERM)
+    took = time.monotonic() - t0
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert code in (0, -signal.SIGTERM), srv.output()  # uvicorn re-raises the signal once stopped
+    assert took < 20, f"shutdown took {took:.1f}s"
+    assert "Traceback" not in srv.output(), srv.output()
+    assert len(receipts) >= 100
+
+    with Ledger.open(srv.data, create=False) as lg:
+        for rc in receipts:
+            rec = lg.get(str(rc["id"]), "down")
+            assert rec.index == rc["index"] and rec.leaf_hash == rc["leaf_hash"]
+        assert lg.verify("down").ok
