@@ -240,3 +240,27 @@ def test_a_single_sigma_file_loads_alone() -> None:
     rules, errors = load_rules_file(path)
     assert errors == [] and [r.id for r in rules] == ["c52a914f-3d8b-4b2a-bb75-b3991e75f8ba"]
     assert rules[0].severity == "high" and rules[0].kind == "sigma"
+
+
+def test_gcp_audit_field_names_on_real_gke_entries() -> None:
+    """No SigmaHQ GCP rule of the test data targets these entries, so a rule in the same
+    style (ECS names and ``data.`` names) is checked against real GKE audit entries."""
+    from auditkeep.alerts import load_rules_text
+
+    rules, errors = load_rules_text("""
+title: Exec into a GKE pod
+id: gke-exec
+logsource: {product: gcp, service: gcp.audit}
+detection:
+  selection:
+    gcp.audit.method_name|endswith: '.pods.exec.create'
+    data.protoPayload.serviceName: k8s.io
+  condition: selection
+""")
+    assert errors == []
+    entries = [(t, e) for t, e in panther_events(shared_testdata() / K8S_TESTS) if "gcp" in e["metadata"]]
+    exec_ = [e for t, e in entries if e["metadata"]["gcp"]["protoPayload"]["methodName"].endswith("pods.exec.create")]
+    other = [e for t, e in entries if not e["metadata"]["gcp"]["protoPayload"]["methodName"].endswith("pods.exec.create")]
+    assert exec_ and other
+    assert _fired(rules, "gke-exec", exec_) == len(exec_)
+    assert _fired(rules, "gke-exec", other) == 0
