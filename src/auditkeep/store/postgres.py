@@ -199,7 +199,6 @@ class PostgresStore:
         try:
             if migrate:
                 self.migrate()
-                self._ensure_ahead(time.time_ns())
         except BaseException:
             self.close()
             raise
@@ -250,8 +249,13 @@ class PostgresStore:
         return int(row[0])
 
     def migrate(self) -> int:
-        """Apply the migrations this database lacks (under an advisory lock); returns the
-        schema version."""
+        """Apply the migrations this database lacks (under an advisory lock) and create the
+        partitions of the coming months; returns the schema version."""
+        version = self._migrate()
+        self._ensure_ahead(time.time_ns())
+        return version
+
+    def _migrate(self) -> int:
         with self._conn() as conn:
             key = self._advisory_key(conn, "migrate")
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
