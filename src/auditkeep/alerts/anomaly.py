@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from auditkeep.alerts.conditions import Condition
 from auditkeep.alerts.errors import RuleError
 from auditkeep.alerts.evaluators import Evaluator, EventCtx, Firing, native_index
-from auditkeep.alerts.fields import MISSING, compile_path, render_value, to_text
+from auditkeep.alerts.fields import MISSING, compile_path, to_text
 from auditkeep.alerts.rules import Rule
 from auditkeep.alerts.timeutil import NS, format_duration, parse_duration
 from auditkeep.alerts.yamlsrc import line_of
@@ -281,6 +281,3 @@ class AnomalyEvaluator(Evaluator):
                 ten.keys[str(k)] = v
             self.tenants[t] = ten
 
-
-def describe(spec: AnomalySpec) -> str:
-    return f"{spec.detector} ({', '.join(f'{k}={render_value(v)}' for k, v in spec.params.items())})"
