@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -27,9 +28,9 @@ import msgspec
 import orjson
 
 from auditkeep.model import DEFAULT_LIMITS, Limits
+from auditkeep.policy.types import OMITTED_KEY
 
 MAX_SAFE_INT = 2**53 - 1
-OMITTED_KEY = "_omitted"
 # Room left for the fields outside metadata when estimating the canonical size.
 _ENVELOPE_BYTES = 2048
 
@@ -80,10 +81,19 @@ class _Fitter:
         self.omitted: list[str] = []
 
     def as_text(self, value: Any, path: str) -> str:
-        text = orjson.dumps(value, default=_fallback, option=orjson.OPT_SORT_KEYS).decode()
+        try:
+            text = orjson.dumps(value, default=_fallback, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:  # integers beyond 64 bits, keys that are not strings: rare
+            text = json.dumps(
+                value, default=_fallback, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
+        if not _is_unicode(text):
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         if len(text) > self.limits.max_string:
             self.omitted.append(path)
-            return f"[omitted: {len(text)} bytes of JSON beyond the limits]"
+            return f"[omitted: {len(text)} bytes of JSON beyond the limits]"[
+                : self.limits.max_string
+            ]
         return text
 
     def fit(self, value: Any, path: str, depth: int) -> Any:
@@ -148,7 +158,7 @@ class _Fitter:
         m = self.limits.max_string
         if len(s) > m:
             self.omitted.append(path)
-            marker = f"…[cut: {len(s)} characters]"
+            marker = f"…[cut: {len(s)} characters]"[:m]
             return s[: max(0, m - len(marker))] + marker
         return s
 
@@ -180,7 +190,12 @@ def fit_metadata(
     order, while the event would exceed ``max_event_bytes``. Raises :class:`TooLarge` when
     even that is not enough. Paths cut are also recorded under ``metadata._omitted``.
     """
+    if len(metadata) > limits.max_keys:
+        raise TooLarge(f"metadata has {len(metadata)} keys, more than {limits.max_keys}")
     f = _Fitter(limits)
+    for k in list(metadata):
+        if type(k) is not str or len(k) > limits.max_string or not (k.isascii() or _is_unicode(k)):
+            raise TooLarge("metadata keys must be short text")
     f.fit(metadata, "metadata", 1)
     size = _size(metadata)
     budget = limits.max_event_bytes - _ENVELOPE_BYTES
@@ -207,7 +222,10 @@ def fit_metadata(
 
 
 def _size(metadata: dict[str, Any]) -> int:
-    return len(orjson.dumps(metadata, default=_fallback))
+    try:
+        return len(orjson.dumps(metadata, default=_fallback))
+    except TypeError:
+        return len(json.dumps(metadata, default=_fallback).encode())
 
 
 def _pop(root: dict[str, Any], rel: str) -> bool:

@@ -1,0 +1,77 @@
+"""The policy steps in order: capture policy first, then redaction, then any extra
+processors; what comes out is what the ledger hashes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from auditkeep.model import Event
+from auditkeep.policy.capture import CapturePolicy, _yaml
+from auditkeep.policy.redact import Redactor
+from auditkeep.policy.types import PolicyError, Processor
+
+
+class Pipeline:
+    """``process(event, source)``: the capture policy decides (and may drop the event or
+    its bodies), then each processor runs in turn; any step may return None to drop it.
+
+    Events are changed in place. Every source, and events from the SDK (source ``api``),
+    go through the same pipeline before anything is hashed.
+    """
+
+    def __init__(
+        self,
+        policy: CapturePolicy | None = None,
+        processors: Sequence[Processor] = (),
+    ) -> None:
+        self.policy = policy if policy is not None else CapturePolicy()
+        self.processors = tuple(processors)
+
+    @classmethod
+    def default(cls) -> Pipeline:
+        """Keep everything (level ``full``), redact secrets with every built-in detector."""
+        return cls(CapturePolicy(), [Redactor()])
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> Pipeline:
+        """From a policy file's mapping: ``capture`` and ``redaction`` sections, both
+        optional. Without ``redaction`` the built-in detectors still run; ``redaction:
+        false`` turns redaction off."""
+        if not isinstance(config, Mapping):
+            raise PolicyError("", "a policy file is a mapping with capture and redaction sections")
+        unknown = set(config) - {"capture", "redaction"}
+        if unknown:
+            raise PolicyError("", f"unknown section(s) {', '.join(sorted(map(str, unknown)))}")
+        policy = CapturePolicy.from_dict(config.get("capture") or {})
+        red = config.get("redaction", {})
+        processors: list[Processor] = [] if red is False else [Redactor.from_dict(red or {})]
+        return cls(policy, processors)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Pipeline:
+        return cls.from_dict(_yaml(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Pipeline:
+        return cls.from_yaml(Path(path).read_text(encoding="utf-8"))
+
+    def process(self, event: Event, source: str) -> Event | None:
+        out = self.policy.apply(event, source)
+        for step in self.processors:
+            if out is None:
+                return None
+            out = step(out, source)
+        return out
+
+    __call__ = process
+
+    def process_batch(self, events: Iterable[Event], source: str) -> list[Event]:
+        """The events kept, in order."""
+        out: list[Event] = []
+        for ev in events:
+            kept = self.process(ev, source)
+            if kept is not None:
+                out.append(kept)
+        return out

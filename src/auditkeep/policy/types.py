@@ -1,0 +1,33 @@
+"""The shapes shared by the policy steps: capture levels, processors, config errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, TypeAlias
+
+from auditkeep.model import Event
+
+Level: TypeAlias = Literal["none", "metadata", "request", "full"]
+LEVELS: tuple[str, ...] = ("none", "metadata", "request", "full")
+
+Processor: TypeAlias = Callable[[Event, str], "Event | None"]
+"""One step of a pipeline: takes an event and its source name, returns the event (changed
+in place or not) or None to drop it. Processors are plain callables, structlog style."""
+
+SOURCES: tuple[str, ...] = ("kubernetes", "cloudtrail", "auditd", "syslog", "otlp", "api")
+"""Source names the project's sources use; rules may name others (custom sources)."""
+
+REDACTED_KEY = "_redacted"
+DROPPED_KEY = "_dropped"
+OMITTED_KEY = "_omitted"
+BOOKKEEPING_KEYS = frozenset({REDACTED_KEY, DROPPED_KEY, OMITTED_KEY})
+
+
+class PolicyError(ValueError):
+    """A policy or redaction configuration that cannot be used; ``where`` names the place
+    (``capture.rules[2].level``)."""
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        self.message = message
+        super().__init__(f"{where}: {message}" if where else message)
