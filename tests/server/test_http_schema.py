@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import Server
+from http_server_support import Server
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
     content_type_conformance,

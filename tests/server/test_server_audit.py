@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import Server, event
+from http_server_support import Server, event
 
 
 def _wait_events(server: Server, tenant: str, action: str, n: int = 1) -> list[dict[str, object]]:

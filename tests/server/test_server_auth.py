@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from conftest import KEY_RE, Server, event
+from http_server_support import KEY_RE, Server, event
 
 
 def _refused(server: Server, headers: dict[str, str], reason_part: str) -> None:

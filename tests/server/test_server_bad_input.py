@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import orjson
 import pytest
-from conftest import Server, event
+from http_server_support import Server, event
 
 LIMITS = {"AUDITKEEP_MAX_BODY_BYTES": "65536", "AUDITKEEP_MAX_BATCH_EVENTS": "50"}
 

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from conftest import Server, event
+from http_server_support import Server, event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ import gzip
 import uuid
 
 import orjson
-from conftest import Server, event
+from http_server_support import Server, event
 
 from auditkeep.log.checkpoint import verify_checkpoint
 from auditkeep.log.hashing import leaf_hash

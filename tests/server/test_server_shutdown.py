@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import httpx
-from conftest import Server, event
+from http_server_support import Server, event
 
 from auditkeep.ledger import Ledger
 

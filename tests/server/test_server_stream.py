@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import orjson
-from conftest import Server, event
+from http_server_support import Server, event
 
 
 def sse(lines: Iterator[str]) -> Iterator[tuple[str | None, dict[str, object] | None]]:

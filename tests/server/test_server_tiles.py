@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import Server, event
+from http_server_support import Server, event
 
 from auditkeep.log.checkpoint import verify_checkpoint
 from auditkeep.log.hashing import leaf_hash, mth
