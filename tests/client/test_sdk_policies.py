@@ -13,6 +13,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-EV = {"actor": {"id": "alice"}, "action": "doc.read"}
+EV: dict[str, Any] = {"actor": {"id": "alice"}, "action": "doc.read"}
 
 
 def test_drop_newest_counts_and_calls_back() -> None:
