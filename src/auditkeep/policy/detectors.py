@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import importlib
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -84,7 +85,9 @@ class Detector:
 
 # In JSON text a quote is \" and a newline \n: the probes allow for both.
 _J_SPACE = rb"(?:\s|\\[nrt])*"
-_J_QUOTE = rb"(?:\\?[\"'])?"
+# Inside a JSON string a double quote is escaped; an unescaped one ends a key, which is
+# structure, not text the pattern could match.
+_J_QUOTE = rb"(?:\\[\"']|')?"
 
 
 def luhn_valid(number: str) -> bool:
@@ -161,9 +164,14 @@ URL_PASSWORD = Detector(
 )
 CARD_NUMBER = Detector(
     "card_number",
-    # 13 to 19 digits, spaces or dashes between them, first digit 2-6 (the card networks'
-    # ranges: keeps epoch-millisecond times and other long numbers out), Luhn-valid.
-    re.compile(r"(?<![\d.])[2-6](?:[ -]?\d){12,18}(?!\d)"),
+    # 13 to 19 digits, plain or in the printed groupings (4-4-4-4[-3], 4-6-5, 4-6-4), first
+    # digit 2-6 (the card networks' ranges: keeps epoch-millisecond times out), not inside
+    # a longer token such as a UUID; then the Luhn check.
+    re.compile(
+        r"(?<![\w.\-])[2-6](?:\d{12,18}"
+        r"|\d{3}(?P<s>[ -])\d{4}(?P=s)\d{4}(?P=s)\d{1,4}(?:(?P=s)\d{1,3})?"
+        r"|\d{3}(?P<a>[ -])\d{6}(?P=a)\d{4,5})(?![\w\-])"
+    ),
     (),
     (0,),
     luhn_valid,
@@ -206,10 +214,12 @@ def select(names: Iterable[str] | None = None) -> tuple[Detector, ...]:
     return tuple(d for d in BUILTIN if d.name in wanted)
 
 
-# bytes.translate table: digits become "0", everything else "x"; spaces and dashes are
-# deleted, so a card number in any grouping becomes a run of 13+ zeros.
-_DIGITS = bytes((0x30 if 0x30 <= i <= 0x39 else 0x78) for i in range(256))
-_CARD_RUN = b"0" * 13
+# bytes.translate table: digits become "0", spaces and dashes "-", the rest "x"; a card
+# number in any grouping the detector accepts then shows one of these shapes.
+_DIGITS = bytes(
+    (0x30 if 0x30 <= i <= 0x39 else 0x2D if i in (0x20, 0x2D) else 0x78) for i in range(256)
+)
+_CARD_SHAPE = re.compile(rb"0{13}|0000-0000-0000|0000-000000-0000")
 
 
 class Needles:
@@ -278,36 +288,39 @@ class Scanner:
         whose probe holds there (never missing a secret), the start positions of the
         ``extra`` literals, and the lower-cased ``data`` they refer to."""
         low = data.lower()
-        hits = self.needles.find(low)
         by_word: dict[int, list[int]] = {}
-        for i, start in hits:
-            by_word.setdefault(i, []).append(start)
-        hit_words = by_word.keys()
+        for i, start in self.needles.find(low):
+            got = by_word.get(i)
+            if got is None:
+                by_word[i] = [start]
+            else:
+                got.append(start)
         active: list[Detector] = []
-        digits: bool | None = None
         for d, words in zip(self.detectors, self._of_detector, strict=True):
             if not d.triggers:
-                if digits is None:
-                    digits = _CARD_RUN in data.translate(_DIGITS, b" -")
-                if digits:
+                if _CARD_SHAPE.search(data.translate(_DIGITS)) is not None:
                     active.append(d)
-            elif hits and not words.isdisjoint(hit_words) and self._probe(d, words, by_word, low):
-                active.append(d)
-        extra = [p for w, ps in by_word.items() if w in self._extra_ids for p in ps]
+                continue
+            if not by_word:
+                continue
+            probe = d.probe
+            for w in words:
+                starts = by_word.get(w)
+                if starts is None:
+                    continue
+                if probe is None or any(probe.match(low, p) is not None for p in starts):
+                    active.append(d)
+                    break
+        extra = [p for w in self._extra_ids for p in by_word.get(w, ())]
         return tuple(active), extra, low
 
-    @staticmethod
-    def _probe(
-        d: Detector, words: frozenset[int], by_word: dict[int, list[int]], low: bytes
-    ) -> bool:
-        if d.probe is None:
-            return True
-        return any(d.probe.match(low, p) for w in words for p in by_word.get(w, ()))
-
     def active(self, text: str | bytes) -> tuple[Detector, ...]:
-        """The detectors that may find something in ``text``."""
-        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-        return self.survey(data)[0]
+        """The detectors that may find something in ``text``: a string as it is, or
+        bytes of JSON (a whole event)."""
+        if isinstance(text, str):
+            # The probes read JSON: look at the string as JSON shows it.
+            text = json.dumps(text).encode()
+        return self.survey(text)[0]
 
     def candidates(self, texts: Sequence[str], detectors: Sequence[Detector]) -> set[int]:
         """Indexes of the ``texts`` that hold a trigger of ``detectors`` (a card-like
@@ -325,9 +338,10 @@ class Scanner:
         for w, start in self.needles.find(joined.lower()):
             if w in wanted:
                 out.add(bisect.bisect_left(ends, start))
-        if any(not d.triggers for d in detectors):
-            for m in _CARD_TEXT.finditer(joined):
-                out.add(bisect.bisect_left(ends, m.start()))
+        for d in detectors:
+            if not d.triggers:
+                for m in d.pattern.finditer(joined):
+                    out.add(bisect.bisect_left(ends, m.start()))
         return out
 
     def _word_ids(self, d: Detector) -> frozenset[int]:
@@ -343,7 +357,7 @@ class Scanner:
                     low = text.lower()
                 if not any(t in low for t in d.triggers):
                     continue
-            elif _CARD_TEXT.search(text) is None:
+            elif d.pattern.search(text) is None:
                 continue
             new = d.redact(text)
             if new != text:
@@ -361,6 +375,3 @@ def probe_at_triggers(low: bytes, triggers: Sequence[bytes], probe: re.Pattern[b
                 return True
             i = low.find(t, i + 1)
     return False
-
-
-_CARD_TEXT = re.compile(r"\d(?:[ -]?\d){12}")
