@@ -6,6 +6,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditkeep.model import Limits, validate_event
 from auditkeep.sources.auditd import (
@@ -231,3 +233,69 @@ def test_events_encode_to_json(testdata: Path) -> None:
     path = testdata / "auditd" / "go-libaudit" / "auparse" / "audit-rhel7.log"
     for ev in decode_log(path.read_bytes().splitlines()).events:
         msgspec.json.encode(ev)
+
+
+def test_overlong_field_name_is_dropped_and_noted() -> None:
+    name = "k" * 9000
+    ev = map_group(group_of([f'type=CWD msg=audit(5.000:7): {name}=1 cwd="/"'.encode()]))
+    validate_event(ev)
+    assert ev.metadata is not None
+    assert name not in ev.metadata["auditd"]["records"][0]
+    assert any("dropped a field" in t for t in ev.metadata["truncated"])
+
+
+def test_text_input_with_lone_surrogates_gives_valid_text() -> None:
+    rec = parse_line('type=CWD msg=audit(5.000:8): cwd="/tmp/\udcff"')
+    ev = map_group(group_of([rec.raw]))
+    validate_event(ev)
+    assert rec.fields["cwd"] == "/tmp/\\xff"
+
+
+_value = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30).map(
+        lambda s: s.encode().hex().upper()
+    ),
+    st.from_regex(r"[A-Za-z0-9/._:-]{0,20}", fullmatch=True),
+    st.from_regex(r'"[A-Za-z0-9/._:=-]{0,20}"', fullmatch=True),
+)
+_fields = st.dictionaries(
+    st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True), _value, max_size=12
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "SYSCALL",
+                    "PATH",
+                    "CWD",
+                    "EXECVE",
+                    "USER_LOGIN",
+                    "AVC",
+                    "PROCTITLE",
+                    "SOCKADDR",
+                    "X_UNKNOWN",
+                ]
+            ),
+            _fields,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_built_within_the_model_without_validating(
+    records: list[tuple[str, dict[str, str]]],
+) -> None:
+    lines = [
+        f"type={t} msg=audit(1700000000.123:42): " + " ".join(f"{k}={v}" for k, v in f.items())
+        for t, f in records
+    ]
+    log = decode_log([x.encode() for x in lines], AuditdDecoder(validate=False, host="h"))
+    for ev in log.events:
+        validate_event(ev)
+    assert sum(len(e.metadata["auditd"]["records"]) for e in log.events) + len(log.errors) == len(
+        lines
+    )

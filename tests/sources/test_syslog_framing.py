@@ -106,3 +106,11 @@ def test_leading_blank_bytes_do_not_decide_the_mode() -> None:
     assert d.feed(b"\n\n") == []
     assert d.feed(octets(MSGS[:1])) == MSGS[:1]
     assert d.mode == "octet"
+
+
+def test_line_ends_after_counted_messages_are_tolerated() -> None:
+    d = Deframer()
+    data = b"".join(b"%d %s\r\n" % (len(m), m) for m in MSGS)
+    assert d.feed(data) == MSGS
+    assert not d.broken
+    assert d.close() == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditkeep.model import Limits, parse_rfc3339, validate_event
 from auditkeep.sources.base import SourceError
@@ -42,10 +44,8 @@ def test_audit_structured_data_says_who_did_what() -> None:
         "format": "rfc5424",
         "facility": "authpriv",
         "severity": "info",
-        "pri": 86,
         "procid": "123",
         "msgid": "ID9",
-        "timestamp": "2024-05-01T12:00:00Z",
         "peer": "192.0.2.9:40000",
     }
 
@@ -132,3 +132,42 @@ def test_sd_reason_overrides_and_keeps_the_text() -> None:
     ev = event(b'<14>1 - h a - - [audit@1 reason="policy"] the text')
     assert ev.reason == "policy"
     assert ev.metadata is not None and ev.metadata["message"] == ["the text"]
+
+
+def test_bsd_timestamp_is_kept_as_written() -> None:
+    ev = event(b"<38>Mar  9 08:01:02 web-1 sshd[1]: x")
+    assert ev.metadata is not None and ev.metadata["syslog"]["timestamp"] == "Mar  9 08:01:02"
+
+
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\]'),
+    max_size=40,
+)
+_name = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters='= ]"'),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    host=_name,
+    app=_name,
+    sd=st.dictionaries(_name, st.dictionaries(_name, _text, max_size=4), max_size=3),
+    text=st.text(max_size=200),
+    sev=st.integers(min_value=0, max_value=191),
+)
+def test_built_within_the_model_without_validating(
+    host: str, app: str, sd: dict[str, dict[str, str]], text: str, sev: int
+) -> None:
+    # With validate=False the source still builds only what the model accepts.
+    sd_text = "".join(
+        f"[{i}" + "".join(f' {k}="{v}"' for k, v in p.items()) + "]" for i, p in sd.items()
+    )
+    data = f"<{sev}>1 2024-01-01T00:00:00Z {host} {app} - - {sd_text or '-'} {text}"
+    try:
+        ev = map_syslog(parse_syslog(data.encode("utf-8", "surrogatepass")), validate=False)
+    except SourceError:
+        return
+    validate_event(ev)

@@ -21,7 +21,8 @@ class AuditdDecoder:
 
     ``window``, ``timeout`` and ``max_pending`` are the grouping rules (see
     :mod:`.grouping`); ``host`` names the machine when lines carry no ``node=``; ``users``
-    resolves uids to names (None: no names).
+    resolves uids to names (None: no names). ``validate`` runs each event through
+    :func:`auditkeep.model.validate_event` (see :func:`.mapping.map_group`).
     """
 
     def __init__(
@@ -34,9 +35,11 @@ class AuditdDecoder:
         max_pending: int = 4096,
         limits: Limits = DEFAULT_LIMITS,
         max_line_bytes: int = MAX_LINE_BYTES,
+        validate: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
+        self.validate = validate
         self.users = users
         self.limits = limits
         self.max_line_bytes = max_line_bytes
@@ -63,7 +66,9 @@ class AuditdDecoder:
         return self.reassembler.take_lost()
 
     def map(self, group: RecordGroup) -> Event:
-        return map_group(group, host=self.host, users=self.users, limits=self.limits)
+        return map_group(
+            group, host=self.host, users=self.users, limits=self.limits, validate=self.validate
+        )
 
     def _map(self, items: Iterable[RecordGroup | SourceError]) -> list[Item]:
         out: list[Item] = []

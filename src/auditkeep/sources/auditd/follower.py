@@ -91,7 +91,8 @@ class AuditdFollower:
     ``poll_interval``. ``host`` names the machine for lines without ``node=`` (default: this
     host's name); ``users`` resolves uids (default: /etc/passwd and /etc/group). The
     grouping options are :class:`.grouping.Reassembler`'s. ``start_at_end`` starts a file
-    with no saved state at its end rather than its beginning.
+    with no saved state at its end rather than its beginning. ``validate`` is
+    :func:`.mapping.map_group`'s.
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class AuditdFollower:
         limits: Limits = DEFAULT_LIMITS,
         max_line_bytes: int = MAX_LINE_BYTES,
         start_at_end: bool = False,
+        validate: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
@@ -121,6 +123,7 @@ class AuditdFollower:
         self.limits = limits
         self.max_line_bytes = max_line_bytes
         self.start_at_end = start_at_end
+        self.validate = validate
         self.clock = clock
         self._stop = False
 
@@ -420,7 +423,15 @@ class _Run:
             if self._seen(mark, last):
                 continue
             try:
-                self.events.append(map_group(it, host=fol.host, users=fol.users, limits=fol.limits))
+                self.events.append(
+                    map_group(
+                        it,
+                        host=fol.host,
+                        users=fol.users,
+                        limits=fol.limits,
+                        validate=fol.validate,
+                    )
+                )
             except SourceError as err:
                 self.errors.append(err)
 

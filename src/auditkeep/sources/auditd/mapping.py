@@ -22,7 +22,7 @@ import ipaddress
 import posixpath
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -62,6 +62,8 @@ _AUTH_CATEGORY = "authentication"
 _ACTION_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 _encoder = msgspec.json.Encoder()
 
+Getter = Callable[[str], str | None]
+
 
 def event_id(node: str, sec: int, frac: str, serial: int) -> str:
     """The deterministic id of the auditd event (node, ``sec.frac``, serial)."""
@@ -98,20 +100,22 @@ def map_group(
 ) -> Event:
     """The Event for one auditd event; :class:`SourceError` if it cannot be one.
 
-    ``host`` names the machine when the log lines carry no ``node=``. With ``validate``
-    the event is checked against :func:`auditkeep.model.validate_event` and ``limits``
-    here, so that a bad record goes to quarantine rather than failing a whole batch.
+    ``host`` names the machine when the log lines carry no ``node=``. The event is built
+    within ``limits`` (strings cut, fields and records bounded, each cut noted in
+    ``metadata.truncated``) and its size checked; ``validate`` also runs
+    :func:`auditkeep.model.validate_event` here, so that anything the model would refuse
+    goes to quarantine with its raw lines rather than failing a whole batch in the ledger.
     """
     try:
         fields = _event_fields(group, host, users, limits)
         ev = convert_event(fields)
         if validate:
             validate_event(ev, limits)
-            size = len(_encoder.encode(ev))
-            if size > limits.max_event_bytes:
-                raise ValidationError(
-                    f"event of {size} bytes exceeds the limit of {limits.max_event_bytes}"
-                )
+        size = len(_encoder.encode(ev))
+        if size > limits.max_event_bytes:
+            raise ValidationError(
+                f"event of {size} bytes exceeds the limit of {limits.max_event_bytes}"
+            )
     except ValidationError as exc:
         raise SourceError(SOURCE, f"cannot map event: {exc}", _raw(group)) from None
     return ev
@@ -138,9 +142,14 @@ class _Clipper:
 
     def record(self, d: dict[str, str], where: str) -> dict[str, str]:
         m = self.max_string
-        for k, v in d.items():
-            if len(v) > m:
-                d[k] = self.text(v, f"{where}.{k}")
+        if max(map(len, d)) > m:
+            for k in [k for k in d if len(k) > m]:
+                self.truncated.append(f"{where}: dropped a field named {k[:64]!r}...")
+                del d[k]
+        if max(map(len, d.values())) > m:
+            for k, v in d.items():
+                if len(v) > m:
+                    d[k] = self.text(v, f"{where}.{k}")
         if len(d) > self.max_keys:
             self.truncated.append(f"{where}: {len(d)} fields, kept {self.max_keys}")
             d = dict(list(d.items())[: self.max_keys])
@@ -165,17 +174,14 @@ def _event_fields(
     syscall = next((r for r in records if r.type == "SYSCALL"), None)
     pf = primary.fields
 
-    def get(name: str) -> str | None:
-        # The primary record first, then the syscall record, then any other.
-        v = pf.get(name)
-        if v is None and syscall is not None:
-            v = syscall.fields.get(name)
-        if v is None:
-            for r in records:
-                v = r.fields.get(name)
-                if v is not None:
-                    break
-        return v
+    # Field lookups prefer the primary record, then the syscall record, then any other.
+    merged: dict[str, str] = {}
+    for r in reversed(records):
+        merged.update(r.fields)
+    if syscall is not None:
+        merged.update(syscall.fields)
+    merged.update(pf)
+    get = merged.get
 
     action = action_for(primary)
     scname = action[len("auditd.syscall.") :] if primary.type == "SYSCALL" else None
@@ -262,7 +268,7 @@ def _event_fields(
 
 
 def _actor(
-    get: Any, category: str, users: UserDirectory | None, meta: dict[str, Any]
+    get: Getter, category: str, users: UserDirectory | None, meta: dict[str, Any]
 ) -> dict[str, str]:
     actor: dict[str, str]
     auid = get("auid")
@@ -348,7 +354,7 @@ def _severity(rtype: str, outcome: str, category: str) -> str | None:
 
 
 def _resource(
-    records: list[AuditRecord], primary: AuditRecord, scname: str | None, get: Any
+    records: list[AuditRecord], primary: AuditRecord, scname: str | None, get: Getter
 ) -> dict[str, str] | None:
     if scname in ("execve", "execveat"):
         exe = get("exe")

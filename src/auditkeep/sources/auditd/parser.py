@@ -32,6 +32,8 @@ _HEADER = re.compile(
 # must start the text or follow a space, '(' or ',' so that text inside values is skipped.
 _KV = re.compile(r"""(?:(?<=[\s(,{])|^)([A-Za-z0-9_-]+(?:\[\d+\])?)=("[^"]*"?|'[^']*'?|[^\s"']*)""")
 _HEX = re.compile(r"[0-9A-F]+")
+_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_KEYS_SEEN: set[str] = set()  # field names already checked: there are few of them
 _AVC = re.compile(r"avc:\s+(\w+)\s+\{\s*([^}]*?)\s*\}\s+for\s+")
 _EXECVE_ARG = re.compile(r"a(\d+)(?:\[(\d+)\]|_len)?")
 _LOGIN_OLD_NEW = re.compile(r"\b(old|new) (auid|ses)=")
@@ -58,11 +60,9 @@ class AuditRecord:
 
     def as_dict(self) -> dict[str, str]:
         """The record as the detection engine sees it: ``type`` plus every native field."""
-        out = {"type": self.type}
+        out = {**self.fields, "type": self.type}
         if self.node is not None:
             out["node"] = self.node
-        for k, v in self.fields.items():
-            out.setdefault(k, v)
         return out
 
 
@@ -73,15 +73,16 @@ def parse_line(line: bytes | str, max_bytes: int = MAX_LINE_BYTES) -> AuditRecor
         raise SourceError(
             SOURCE, f"line of {len(raw)} bytes exceeds the limit of {max_bytes}", raw[:max_bytes]
         )
-    text = line if isinstance(line, str) else line.decode("utf-8", "backslashreplace")
+    # Always from the bytes, so that the text holds no lone surrogate whatever came in.
+    text = raw.decode("utf-8", "backslashreplace")
     text = text.strip("\r\n\x00 ")
     m = _HEADER.match(text)
     if m is None:
         raise SourceError(SOURCE, "not an audit record (no type=... msg=audit(TIME:SERIAL))", raw)
-    serial = int(m.group("serial"))
+    node, rtype, sec, frac, serial_text = m.groups()
+    serial = int(serial_text)
     if serial > 0xFFFFFFFF:
         raise SourceError(SOURCE, "serial number out of range", raw)
-    rtype = m.group("type")
     body, _, enriched = text[m.end() :].partition("\x1d")
     try:
         fields = _parse_body(rtype, body)
@@ -90,19 +91,12 @@ def parse_line(line: bytes | str, max_bytes: int = MAX_LINE_BYTES) -> AuditRecor
     if enriched:
         for km in _KV.finditer(enriched):
             fields.setdefault(km.group(1), _unquote(km.group(2)))
-    return AuditRecord(
-        type=rtype,
-        sec=int(m.group("sec")),
-        frac=m.group("frac"),
-        serial=serial,
-        node=m.group("node"),
-        fields=fields,
-        raw=raw,
-    )
+    return AuditRecord(rtype, int(sec), frac, serial, node, fields, raw)
 
 
 def _parse_body(rtype: str, body: str) -> dict[str, str]:
     fields: dict[str, str] = {}
+    special = True
     if rtype == "AVC" or rtype == "USER_AVC":
         am = _AVC.search(body)
         if am is not None:
@@ -120,15 +114,48 @@ def _parse_body(rtype: str, body: str) -> dict[str, str]:
         if i != -1:
             tail = body[i + 2 :].rstrip("'").rstrip(")")
             body = body[:i] + " " + _LEGACY_PAM_TAIL.sub(r"\1", tail) + "'"
-    _tokenize(body, fields, rtype == "EXECVE")
+    else:
+        special = False
+    if special:
+        _tokenize(body, fields, rtype == "EXECVE")
+        return fields
+    if rtype == "EXECVE" or "'" in body or not _split_fields(body, fields):
+        fields.clear()
+        _tokenize(body, fields, rtype == "EXECVE")
     return fields
+
+
+def _split_fields(body: str, fields: dict[str, str]) -> bool:
+    """The common case, fast: space-separated ``key=value`` tokens, a quoted value without
+    spaces. False (``fields`` part-filled) when the line needs the full tokenizer."""
+    escaped = ESCAPED_FIELDS
+    known = _KEYS_SEEN
+    for tok in body.split():
+        key, eq, value = tok.partition("=")
+        if not eq:
+            continue  # a bare word ("avc:", "login"): no field
+        if key not in known:
+            if _KEY.fullmatch(key) is None:
+                return False
+            if len(known) < 4096:
+                known.add(key)
+        if '"' in value:
+            if len(value) < 2 or value[0] != '"' or value[-1] != '"' or '"' in value[1:-1]:
+                return False  # a quoted value with spaces in it, or stray quotes
+            value = value[1:-1]
+        elif value and key in escaped:
+            value = _escaped_value(key, value)
+        if key not in fields:
+            fields[key] = value
+    return True
 
 
 def _tokenize(text: str, fields: dict[str, str], execve: bool) -> None:
     args: dict[int, dict[int, str]] | None = None
-    for km in _KV.finditer(text):
-        key, value = km.group(1), km.group(2)
-        if key == "msg" and value[:1] == "'":
+    escaped = ESCAPED_FIELDS
+    for key, value in _KV.findall(text):
+        q = value[:1]
+        if q == "'" and key == "msg":
             # A user-space message: its fields are the event's, but the kernel-supplied
             # fields outside it (pid, uid, auid, ses, subj) are trusted and never replaced.
             inner: dict[str, str] = {}
@@ -153,10 +180,12 @@ def _tokenize(text: str, fields: dict[str, str], execve: bool) -> None:
                 continue
         if key in fields:
             continue  # a repeated key: the first one stands
-        if key in ESCAPED_FIELDS:
+        if q == '"' or q == "'":
+            fields[key] = value[1:-1] if len(value) > 1 and value[-1] == q else value[1:]
+        elif key in escaped and value:
             fields[key] = _escaped_value(key, value)
         else:
-            fields[key] = _unquote(value)
+            fields[key] = value
     if args:
         # Arguments in index order, a long one rebuilt from its a1[0], a1[1]... parts.
         for n in sorted(args):

@@ -66,40 +66,44 @@ class Deframer:
 
     def _octets(self) -> list[Frame]:
         out: list[Frame] = []
-        buf = self._buf
+        data = bytes(self._buf)
         pos = 0
-        n = len(buf)
+        n = len(data)
+        limit = self.max_size
         while pos < n:
             # Tolerate stray line ends between counted messages (some senders add them).
-            while pos < n and buf[pos] in b"\r\n\x00 ":
+            while pos < n and data[pos] in b"\r\n\x00 ":
                 pos += 1
-            sp = buf.find(b" ", pos, pos + _MAX_LEN_DIGITS + 1)
+            if pos == n:
+                break
+            sp = data.find(b" ", pos, pos + _MAX_LEN_DIGITS + 1)
             if sp == -1:
-                if n - pos > _MAX_LEN_DIGITS or not buf[pos:n].isdigit():
-                    return self._break(out, bytes(buf[pos : pos + 64]))
+                if n - pos > _MAX_LEN_DIGITS or not data[pos:n].isdigit():
+                    return self._break(out, data[pos : pos + 64])
                 break  # the length is still arriving
-            digits = buf[pos:sp]
-            if not digits.isdigit() or digits[:1] == b"0":
-                return self._break(out, bytes(buf[pos : pos + 64]))
+            digits = data[pos:sp]
+            if not digits.isdigit() or data[pos] == 0x30:  # no sign, no leading zero
+                return self._break(out, data[pos : pos + 64])
             length = int(digits)
             start = sp + 1
-            if length > self.max_size:
-                head = bytes(buf[start : start + self.max_size])
+            if length > limit:
                 out.append(SourceError(
-                    SOURCE, f"message of {length} bytes exceeds the limit of {self.max_size}", head
+                    SOURCE,
+                    f"message of {length} bytes exceeds the limit of {limit}",
+                    data[start : start + limit],
                 ))  # fmt: skip
-                have = n - start
-                if have >= length:
+                if n - start >= length:
                     pos = start + length
                     continue
-                self._skip = length - have
+                self._skip = length - (n - start)
                 pos = n
                 break
-            if n - start < length:
+            end = start + length
+            if end > n:
                 break  # the rest of the message is still arriving
-            out.append(bytes(buf[start : start + length]))
-            pos = start + length
-        del buf[:pos]
+            out.append(data[start:end])
+            pos = end
+        self._buf = bytearray(data[pos:]) if pos < n else bytearray()
         return out
 
     def _trailer(self) -> list[Frame]:

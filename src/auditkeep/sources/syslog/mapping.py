@@ -18,6 +18,7 @@ The convention (documented for users in ``docs/sources/syslog.md``):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Any
@@ -56,11 +57,16 @@ def audit_params(sd: dict[str, SDParams]) -> dict[str, str] | None:
 
 def default_action(msg: SyslogMessage) -> str:
     """``syslog.<app-name>`` made a valid action, else ``syslog.<facility>``."""
-    if msg.app_name:
-        parts = [p for p in _BAD_CHARS.sub("_", msg.app_name).split(".") if p]
+    return _default_action(msg.app_name, msg.facility_name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _default_action(app_name: str | None, facility: str) -> str:
+    if app_name:
+        parts = [p for p in _BAD_CHARS.sub("_", app_name).split(".") if p]
         if parts:
             return ("syslog." + ".".join(parts))[:256].rstrip(".")
-    return "syslog." + msg.facility_name
+    return "syslog." + facility
 
 
 def map_syslog(
@@ -75,16 +81,22 @@ def map_syslog(
 
     ``peer`` is the sender's address (``ip`` or ``ip:port``), used for the actor when the
     message names no host; ``received_ns`` is the time for a message that has none.
+
+    The event is built within ``limits`` (the sender-controlled structured data is checked
+    against them, the size too); ``validate`` also runs
+    :func:`auditkeep.model.validate_event`, which the ledger repeats: turn it off to save
+    that work when the ledger's verdict on a batch is handled.
     """
     try:
+        _check_sd(msg.sd, limits)
         ev = convert_event(_fields(msg, peer, received_ns, limits))
         if validate:
             validate_event(ev, limits)
-            size = len(_encoder.encode(ev))
-            if size > limits.max_event_bytes:
-                raise ValidationError(
-                    f"event of {size} bytes exceeds the limit of {limits.max_event_bytes}"
-                )
+        size = len(_encoder.encode(ev))
+        if size > limits.max_event_bytes:
+            raise ValidationError(
+                f"event of {size} bytes exceeds the limit of {limits.max_event_bytes}"
+            )
     except ValidationError as exc:
         raise SourceError(SOURCE, f"cannot map message: {exc}", msg.raw) from None
     return ev
@@ -121,9 +133,12 @@ def _fields(
         action = default_action(msg)
     ev: dict[str, Any] = {"actor": actor, "action": action}
 
-    ns = msg.time_ns if msg.time_ns is not None else received_ns
-    if ns is not None:
-        ev["time"] = format_rfc3339(ns)
+    if msg.time_text is not None:
+        ev["time"] = msg.time_text  # already RFC 3339 with an offset; the ledger normalises
+    else:
+        ns = msg.time_ns if msg.time_ns is not None else received_ns
+        if ns is not None:
+            ev["time"] = format_rfc3339(ns)
     category = audit.get("category")
     if category in CATEGORIES:
         ev["category"] = category
@@ -168,13 +183,13 @@ def _fields(
         "format": msg.format,
         "facility": msg.facility_name,
         "severity": msg.severity_name,
-        "pri": msg.pri,
     }
     if msg.procid is not None:
         info["procid"] = msg.procid[:cap]
     if msg.msgid is not None:
         info["msgid"] = msg.msgid[:cap]
-    if msg.timestamp is not None:
+    if msg.timestamp is not None and msg.time_text is None:
+        # A local time as written (BSD syslog); an RFC 3339 one is the event's time itself.
         info["timestamp"] = msg.timestamp[:cap]
     if msg.time_ns is None:
         info["time_from"] = "received"
@@ -189,11 +204,39 @@ def _fields(
     return ev
 
 
+def _check_sd(sd: dict[str, SDParams], limits: Limits) -> None:
+    """Structured data is the sender's: hold it to the metadata limits here."""
+    if not sd:
+        return
+    if len(sd) > limits.max_keys:
+        raise ValidationError(f"{len(sd)} structured data elements, more than {limits.max_keys}")
+    m = limits.max_string
+    for sd_id, params in sd.items():
+        if len(params) > limits.max_keys:
+            raise ValidationError(
+                f"[{sd_id[:64]}] has {len(params)} params, more than {limits.max_keys}"
+            )
+        if len(sd_id) > m:
+            raise ValidationError(f"SD-ID longer than {m}")
+        for name, value in params.items():
+            if len(name) > m:
+                raise ValidationError(f"param name longer than {m}")
+            values = value if isinstance(value, list) else (value,)
+            if len(values) > limits.max_array:
+                raise ValidationError(
+                    f"param {name[:64]} repeated more than {limits.max_array} times"
+                )
+            if any(len(v) > m for v in values):
+                raise ValidationError(f"param {name[:64]} longer than {m}")
+
+
 def _pieces(text: str, cap: int) -> list[str]:
     return [text[i : i + cap] for i in range(0, len(text), cap)]
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_ip(value: str) -> bool:
+    # The same test the model applies to actor.ip (cached: senders repeat themselves).
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -201,6 +244,7 @@ def _is_ip(value: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
 def _peer_ip(peer: str | None) -> str | None:
     if not peer:
         return None

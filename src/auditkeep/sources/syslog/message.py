@@ -52,6 +52,8 @@ class SyslogMessage:
     version: int | None = None
     timestamp: str | None = None
     """The timestamp as written."""
+    time_text: str | None = None
+    """The timestamp when it is a complete RFC 3339 one (with its offset), else None."""
 
     @property
     def pri(self) -> int:

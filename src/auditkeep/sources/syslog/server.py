@@ -47,10 +47,11 @@ class Listener:
 class _Decoder:
     """Bytes of one message -> Event or SourceError, with the server's options."""
 
-    def __init__(self, limits: Limits, tz: tzinfo | None, max_size: int) -> None:
+    def __init__(self, limits: Limits, tz: tzinfo | None, max_size: int, validate: bool) -> None:
         self.limits = limits
         self.tz = tz
         self.max_size = max_size
+        self.validate = validate
 
     def decode(self, data: bytes, peer: str | None, received_ns: int) -> Item:
         if len(data) > self.max_size:
@@ -61,7 +62,9 @@ class _Decoder:
             )
         try:
             msg = parse_syslog(data, received_ns, self.tz)
-            return map_syslog(msg, peer=peer, received_ns=received_ns, limits=self.limits)
+            return map_syslog(
+                msg, peer=peer, received_ns=received_ns, limits=self.limits, validate=self.validate
+            )
         except SourceError as err:
             return err
 
@@ -186,6 +189,7 @@ class SyslogServers:
         queue_size: int,
         limits: Limits,
         tz: tzinfo | None,
+        validate: bool = True,
     ) -> None:
         self.sink = sink
         self.max_message_size = max_message_size
@@ -196,7 +200,7 @@ class SyslogServers:
         """Messages received (parsed or not)."""
         self.delivered = 0
         """Messages handed to the sink."""
-        self._decoder = _Decoder(limits, tz, max_message_size)
+        self._decoder = _Decoder(limits, tz, max_message_size, validate)
         self._buffer = _Buffer(queue_size)
         self._servers: list[asyncio.Server] = []
         self._datagrams: list[asyncio.DatagramTransport] = []
@@ -322,13 +326,15 @@ async def start_syslog_servers(
     queue_size: int = 100_000,
     limits: Limits = DEFAULT_LIMITS,
     tz: tzinfo | None = None,
+    validate: bool = True,
 ) -> SyslogServers:
     """Listen on every URL (``udp://host:port``, ``tcp://host:port``, ``tls://host:port``;
     port 0 picks a free one, see :attr:`SyslogServers.listeners`) and deliver to ``sink``.
 
     TLS needs ``tls_cert`` and ``tls_key`` (PEM paths) or a ready ``ssl_context``;
     ``tls_client_ca`` requires client certificates. ``tz`` is the zone of timestamps
-    written without an offset (BSD syslog); UTC by default. ``ValueError`` for a bad URL.
+    written without an offset (BSD syslog); UTC by default. ``validate`` is
+    :func:`.mapping.map_syslog`'s. ``ValueError`` for a bad URL.
     """
     parsed = []
     for url in urls:
@@ -349,6 +355,7 @@ async def start_syslog_servers(
         queue_size=queue_size,
         limits=limits,
         tz=tz,
+        validate=validate,
     )
     loop = asyncio.get_running_loop()
     try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import calendar
-from datetime import UTC, datetime, timedelta, tzinfo
+import functools
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 MONTHS = {
     name: i
@@ -12,6 +12,7 @@ MONTHS = {
     )
 }
 _NS = 1_000_000_000
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 def local_to_ns(
@@ -31,9 +32,11 @@ def local_to_ns(
     if hour > 23 or minute > 59 or second > 60:
         raise ValueError("invalid time of day")
     second = min(second, 59)  # a leap second is read as :59
-    naive = datetime(year, month, day, hour, minute, second)
-    offset = (tz or UTC).utcoffset(naive) or timedelta(0)
-    secs = calendar.timegm(naive.timetuple()) - int(offset.total_seconds())
+    days = date(year, month, day).toordinal() - _EPOCH_DAY  # ValueError for a bad date
+    secs = days * 86_400 + hour * 3600 + minute * 60 + second
+    if tz is not None and tz is not UTC:
+        offset = tz.utcoffset(datetime(year, month, day, hour, minute, second)) or timedelta(0)
+        secs -= int(offset.total_seconds())
     return secs * _NS + (int(frac.ljust(9, "0")[:9]) if frac else 0)
 
 
@@ -44,7 +47,13 @@ def infer_year(month: int, day: int, received_ns: int, tz: tzinfo | None = None)
     December message received in January): then the year before. A 29 February goes back
     to the latest leap year.
     """
-    now = datetime.fromtimestamp(received_ns / _NS, tz or UTC)
+    # Cached by the minute of reception: a burst of messages asks the same question.
+    return _infer_year(month, day, received_ns // (60 * _NS), tz)
+
+
+@functools.lru_cache(maxsize=1024)
+def _infer_year(month: int, day: int, received_min: int, tz: tzinfo | None) -> int:
+    now = datetime.fromtimestamp(received_min * 60, tz or UTC)
     latest = now + timedelta(days=1)  # allow the sender's clock to run a little ahead
     year = now.year
     for _ in range(8):
