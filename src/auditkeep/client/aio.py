@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -31,6 +32,7 @@ from auditkeep.client.reads import (
     decode_record,
     origin_of,
     parse_vkey,
+    proof_params,
     raise_for_status,
     search_params,
 )
@@ -190,7 +192,7 @@ class AsyncClient:
         return decode_page((await self._get("/v1/events", params)).content)
 
     async def get(self, event_id: str, tenant: str | None = None) -> Record:
-        r = await self._get(f"/v1/events/{event_id}", self._tenant_param(tenant))
+        r = await self._get(f"/v1/events/{quote(event_id, safe='')}", self._tenant_param(tenant))
         return decode_record(r.content)
 
     async def prove_inclusion(
@@ -201,17 +203,14 @@ class AsyncClient:
         *,
         event_id: str | None = None,
     ) -> InclusionProof:
-        if size is not None:
-            raise NotImplementedError("the HTTP API proves against the latest checkpoint only")
-        if event_id is not None:
-            r = await self._get(f"/v1/events/{event_id}", [("proof", "true"), *self._tenant_param(tenant)])
+        if event_id is not None and size is None:
+            # The event with its leaf bytes: the proof is then shown to be of that event.
+            r = await self._get(f"/v1/events/{quote(event_id, safe='')}", [("proof", "true"), *self._tenant_param(tenant)])
             leaf, proof = decode_event_proof(r.content)
-            check_leaf(leaf, proof)
-        elif index is not None:
-            params = [("index", str(index)), *self._tenant_param(tenant)]
-            proof = decode_proof((await self._get("/v1/proofs/inclusion", params)).content)
+            check_leaf(leaf, proof, event_id)
         else:
-            raise ValueError("give an index or an event_id")
+            params = proof_params(index, event_id, size) + self._tenant_param(tenant)
+            proof = decode_proof((await self._get("/v1/proofs/inclusion", params)).content)
         if self._verifier is not None:
             check_proof(proof, self._verifier)
         return proof

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -30,6 +31,7 @@ from auditkeep.client.reads import (
     decode_record,
     origin_of,
     parse_vkey,
+    proof_params,
     raise_for_status,
     search_params,
 )
@@ -199,7 +201,7 @@ class Client:
 
     def get(self, event_id: str, tenant: str | None = None) -> Record:
         """One event by id; NotFound if there is none."""
-        return decode_record(self._get(f"/v1/events/{event_id}", self._tenant_param(tenant)).content)
+        return decode_record(self._get(f"/v1/events/{quote(event_id, safe='')}", self._tenant_param(tenant)).content)
 
     def prove_inclusion(
         self,
@@ -209,19 +211,17 @@ class Client:
         *,
         event_id: str | None = None,
     ) -> InclusionProof:
-        """The inclusion proof of the entry at ``index`` (or of ``event_id``) against the
-        latest checkpoint, checked offline when the client has a ``verify_key``."""
-        if size is not None:
-            raise NotImplementedError("the HTTP API proves against the latest checkpoint only")
-        if event_id is not None:
-            r = self._get(f"/v1/events/{event_id}", [("proof", "true"), *self._tenant_param(tenant)])
+        """The inclusion proof of the entry at ``index`` (or of ``event_id``) in the tree of
+        ``size`` (default: the latest checkpoint), checked offline when the client has a
+        ``verify_key``."""
+        if event_id is not None and size is None:
+            # The event with its leaf bytes: the proof is then shown to be of that event.
+            r = self._get(f"/v1/events/{quote(event_id, safe='')}", [("proof", "true"), *self._tenant_param(tenant)])
             leaf, proof = decode_event_proof(r.content)
-            check_leaf(leaf, proof)
-        elif index is not None:
-            params = [("index", str(index)), *self._tenant_param(tenant)]
-            proof = decode_proof(self._get("/v1/proofs/inclusion", params).content)
+            check_leaf(leaf, proof, event_id)
         else:
-            raise ValueError("give an index or an event_id")
+            params = proof_params(index, event_id, size) + self._tenant_param(tenant)
+            proof = decode_proof(self._get("/v1/proofs/inclusion", params).content)
         if self._verifier is not None:
             check_proof(proof, self._verifier)
         return proof

@@ -34,6 +34,7 @@ __all__ = [
     "decode_proof",
     "decode_record",
     "origin_of",
+    "proof_params",
     "raise_for_status",
     "search_params",
 ]
@@ -54,6 +55,11 @@ class _EventWithProof(msgspec.Struct):
     proof: InclusionProof | None = None
 
 
+class _LeafId(msgspec.Struct):
+    id: str = ""
+
+
+_leaf_id = msgspec.json.Decoder(_LeafId).decode
 _page = msgspec.json.Decoder(_Page)
 _record = msgspec.json.Decoder(Record)
 _proof = msgspec.json.Decoder(InclusionProof)
@@ -185,10 +191,27 @@ def check_proof(proof: InclusionProof, verifier: NoteVerifier) -> Checkpoint:
     return cp
 
 
-def check_leaf(leaf: bytes, proof: InclusionProof) -> None:
-    """The leaf bytes the server sent hash to the leaf hash the proof starts from."""
+def check_leaf(leaf: bytes, proof: InclusionProof, event_id: str) -> None:
+    """The leaf bytes the server sent are the event asked for, and hash to the leaf hash
+    the proof starts from."""
     if leaf_hash(leaf).hex() != proof.leaf_hash.lower():
         raise ProofError("the event's leaf bytes do not hash to the proof's leaf hash")
+    try:
+        got = _leaf_id(leaf).id
+    except msgspec.DecodeError:
+        raise ProofError("the leaf is not an event") from None
+    if got != event_id.lower():
+        raise ProofError(f"the leaf is event {got}, not {event_id}")
+
+
+def proof_params(index: int | None, event_id: str | None, size: int | None) -> list[tuple[str, str]]:
+    """Query parameters of ``GET /v1/proofs/inclusion``."""
+    if (index is None) == (event_id is None):
+        raise ValueError("give an index or an event_id")
+    params = [("index", str(index))] if index is not None else [("id", str(event_id))]
+    if size is not None:
+        params.append(("size", str(size)))
+    return params
 
 
 def parse_vkey(text: str) -> NoteVerifier:

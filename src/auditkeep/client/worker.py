@@ -126,6 +126,7 @@ class Worker(threading.Thread):
         self.lost_at_close = 0
         self.spool_bytes = spool.pending_bytes if spool is not None else 0
         self.last_error = ""
+        self._outage = False  # failing since the last success
 
     # -- control from other threads ------------------------------------------------------------
 
@@ -247,6 +248,9 @@ class Worker(threading.Thread):
             report(self.on_reject, Undelivered(eid, data, "rejected", answer.status, answer.detail))
         failure = out.failure
         if failure is None:
+            if self._outage:
+                log.info("auditkeep delivery resumed after %d failed attempts", self.backoff.attempt)
+                self._outage = False
             self.backoff.reset()
             self._retry_at = 0.0
             self._inflight = None
@@ -258,11 +262,14 @@ class Worker(threading.Thread):
         delay = self.backoff.next_delay(failure.retry_after)
         what = f"HTTP {failure.status}" if failure.status else "network error"
         self.last_error = f"{what}: {failure.detail}".strip()
+        # One line when an outage starts, not one per retry; the stats keep counting.
+        quiet = logging.DEBUG if self._outage else None
         if failure.kind is Kind.STUCK:
             delay = max(delay, STUCK_DELAY)
-            log.error("auditkeep cannot deliver (%s); keeping events and retrying", self.last_error)
+            log.log(quiet or logging.ERROR, "auditkeep cannot deliver (%s); keeping events and retrying", self.last_error)
         else:
-            log.warning("auditkeep delivery failed (%s); retrying in %.1fs", self.last_error, delay)
+            log.log(quiet or logging.WARNING, "auditkeep delivery failed (%s); retrying in %.1fs", self.last_error, delay)
+        self._outage = True
         self._retry_at = time.monotonic() + delay
         if work.record is not None and len(out.remaining) == len(work.events):
             self._inflight = None  # the spool record itself is retried
