@@ -10,14 +10,22 @@ from typing import Any
 
 import msgspec
 import pytest
+from sdk_server import AuditServer
 
 import auditkeep
-from auditkeep.client import AsyncClient, AuditLog, AuthError, Client, Undelivered, context, event_id
+from auditkeep.client import (
+    AsyncClient,
+    AuditLog,
+    AuthError,
+    Client,
+    Undelivered,
+    context,
+    event_id,
+)
 from auditkeep.ledger import NotFound
 from auditkeep.log.checkpoint import CheckpointError
 from auditkeep.log.proofs import ProofError
 from auditkeep.model import ValidationError
-from sdk_server import AuditServer
 
 
 class Running:

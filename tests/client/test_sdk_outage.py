@@ -11,11 +11,11 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
+from sdk_server import AuditServer
 
 from auditkeep.client import Client
 from auditkeep.client.framing import read_frame
 from auditkeep.client.spool import SpoolBatch
-from sdk_server import AuditServer
 
 APP = Path(__file__).with_name("sdk_app.py")
 
