@@ -439,3 +439,18 @@ def test_any_attributes_map_to_a_valid_event_or_a_reason(attrs: dict[str, Any], 
     assert len(events) + len(errors) == 1
     for ev in events:
         _valid(ev)
+
+
+def test_documented_json_example() -> None:
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "sources" / "opentelemetry.md"
+    block = re.findall(r"```json\n(.*?)```", doc.read_text(), re.S)[0]
+    events, errors = parse_otlp_logs(block.encode(), JS)
+    assert errors == [] and len(events) == 1
+    ev = _valid(events[0])
+    assert (ev.action, ev.actor.id, ev.outcome) == ("invoice.void", "u-42", "success")
+    assert ev.resource is not None and ev.resource.id == "INV-2024-0042"
+    assert ev.source is not None and ev.source.service == "billing"
+    assert ev.metadata is not None and ev.metadata["otel"]["attributes"] == {"amount_cents": 129900}
