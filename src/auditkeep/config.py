@@ -31,6 +31,25 @@ class LimitSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_array: int = 1024
 
 
+class AlertSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The ``[alerts]`` table: the alert runner and its notifiers (see docs/alerts.md)."""
+
+    run_in_server: bool = True  # run the alert runner inside `auditkeep serve`
+    # [[alerts.notifiers]] tables: {name, type = webhook|slack|email|stdout, ...}; checked
+    # when the runner is built (auditkeep.alerts.config), so a bad one names its field.
+    notifiers: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    default_notify: list[str] = msgspec.field(default_factory=list)
+    poll_interval: float = 1.0  # seconds between looks at the log when no commit woke the runner
+    tick_interval: float = 10.0  # seconds between clock ticks (absence rules)
+    save_interval: float = 1.0  # seconds between saves of cursor + engine state
+    rules_interval: float = 2.0  # seconds between checks of the rules directory
+    batch_events: int = 2000  # events read per tenant per step
+    retry_attempts: int = 5
+    retry_base: float = 0.5
+    retry_max_delay: float = 60.0
+    max_rule_bytes: int = 64 * 1024  # size bound of a rule body posted to the API
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """All options. Unknown keys are errors, so a typo never silently does nothing."""
 
@@ -57,6 +76,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     policy_file: str | None = None
     rules_dir: str | None = None
     syslog: list[str] = msgspec.field(default_factory=list)
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def ledger_config(self) -> LedgerConfig:
@@ -84,13 +104,16 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     fields = {f.name: f.type for f in msgspec.structs.fields(Settings)}
     limit_fields = {f.name for f in msgspec.structs.fields(LimitSettings)}
+    alert_fields = {f.name: f.type for f in msgspec.structs.fields(AlertSettings) if f.name != "notifiers"}
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX):
             continue
         name = key[len(ENV_PREFIX) :].lower()
         if name.startswith("limits_") and name[7:] in limit_fields:
             out.setdefault("limits", {})[name[7:]] = _coerce(value, int)
-        elif name in fields and name not in ("limits", "extra"):
+        elif name.startswith("alerts_") and name[7:] in alert_fields:
+            out.setdefault("alerts", {})[name[7:]] = _coerce(value, alert_fields[name[7:]])
+        elif name in fields and name not in ("limits", "alerts", "extra"):
             out[name] = _coerce(value, fields[name])
     return out
 
@@ -99,6 +122,10 @@ def _coerce(value: str, typ: Any) -> Any:
     text = str(typ)
     if "list" in text:
         return [v.strip() for v in value.split(",") if v.strip()]
+    if typ is bool or text == "bool":
+        if value.strip().lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value.strip().lower() in ("1", "true", "yes")
     if typ is int or text == "int":
         return int(value)
     if typ is float or text == "float":
@@ -130,8 +157,8 @@ def load_settings(
     except ValueError as exc:
         raise ConfigError(f"environment: {exc}") from None
     for key, value in env_values.items():
-        if key == "limits":
-            merged.setdefault("limits", {}).update(value)
+        if key in ("limits", "alerts"):
+            merged.setdefault(key, {}).update(value)
         else:
             merged[key] = value
     for key, value in (overrides or {}).items():
