@@ -246,3 +246,22 @@ def test_corrupt_state_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "state" / "auditd.json").write_text("{nope")
     with pytest.raises(RuntimeError, match="unreadable"):
         next(follower(tmp_path).batches(follow=False))
+
+
+def test_copytruncate_while_running(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    append(log, [x for s in (1, 2) for x in event_lines(s)])
+    fol = follower(tmp_path)
+    it = fol.batches(follow=True)
+    b = next(it)
+    assert seqs(b) == [1, 2]
+    b.commit()
+    with log.open("w"):
+        pass
+    append(log, event_lines(3))
+    b = next(it)
+    assert seqs(b) == [3]
+    b.commit()
+    fol.stop()
+    assert list(it) == []
+    assert drain(follower(tmp_path))[0] == []

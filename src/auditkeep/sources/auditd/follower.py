@@ -210,7 +210,10 @@ class _Run:
         except FileNotFoundError:
             st = None
         if st is not None and (st.st_dev, st.st_ino) == fid:
-            self._open_current(offset=offset if st.st_size >= offset else 0)
+            if st.st_size < offset:
+                self._forget_skips(fid)  # truncated while stopped
+                offset = 0
+            self._open_current(offset=offset)
             return
         rotated = self._rotated_siblings()
         for i, p in enumerate(rotated):
@@ -382,11 +385,13 @@ class _Run:
             self.cur = None
             return self._open_current()
         if st.st_size < cur.offset + len(cur.buf):
-            # Truncated in place (copytruncate): start again from the beginning.
+            # Truncated in place (copytruncate): start again from the beginning. Marks of
+            # what the old content held can no longer match anything.
             cur.f.seek(0)
             cur.offset = 0
             cur.buf = b""
             cur.discarding = False
+            self._forget_skips(cur.fid)
             return True
         return False
 
@@ -394,7 +399,9 @@ class _Run:
         if cur.buf.strip() and not cur.discarding:
             self._line(cur.buf, cur.offset)  # a last line without its newline
         cur.close()
-        fid = cur.fid
+        self._forget_skips(cur.fid)
+
+    def _forget_skips(self, fid: FileId) -> None:
         for k in [k for k, m in self.skip.items() if (m.dev, m.ino) == fid]:
             del self.skip[k]
 
