@@ -290,3 +290,14 @@ def test_fuzz_truncated_and_corrupted_lines(cut: int, tail: bytes) -> None:
         return
     assert rec.serial == 59
     interpret(rec)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=()), max_size=300))
+def test_fuzz_text_input_never_crashes(text: str) -> None:
+    try:
+        rec = parse_line("type=CWD msg=audit(1.000:1): cwd=" + text)
+    except SourceError:
+        return
+    for v in rec.fields.values():
+        v.encode("utf-8")  # valid text, whatever came in

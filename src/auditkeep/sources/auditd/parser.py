@@ -29,7 +29,8 @@ _HEADER = re.compile(
     r"(?P<sec>\d{1,12})\.(?P<frac>\d{1,9}):(?P<serial>\d{1,10})\):?"
 )
 # key=value, where value is "quoted", 'quoted' (a nested message) or a bare token. The key
-# must start the text or follow a space, '(' or ',' so that text inside values is skipped.
+# must start the text or follow a space, '(', ',' or '{' so that text inside values is
+# skipped.
 _KV = re.compile(r"""(?:(?<=[\s(,{])|^)([A-Za-z0-9_-]+(?:\[\d+\])?)=("[^"]*"?|'[^']*'?|[^\s"']*)""")
 _HEX = re.compile(r"[0-9A-F]+")
 _KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -68,7 +69,7 @@ class AuditRecord:
 
 def parse_line(line: bytes | str, max_bytes: int = MAX_LINE_BYTES) -> AuditRecord:
     """Parse one audit.log line; :class:`SourceError` if it is not an audit record."""
-    raw = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+    raw = _to_bytes(line) if isinstance(line, str) else line
     if len(raw) > max_bytes:
         raise SourceError(
             SOURCE, f"line of {len(raw)} bytes exceeds the limit of {max_bytes}", raw[:max_bytes]
@@ -92,6 +93,13 @@ def parse_line(line: bytes | str, max_bytes: int = MAX_LINE_BYTES) -> AuditRecor
         for km in _KV.finditer(enriched):
             fields.setdefault(km.group(1), _unquote(km.group(2)))
     return AuditRecord(rtype, int(sec), frac, serial, node, fields, raw)
+
+
+def _to_bytes(line: str) -> bytes:
+    try:
+        return line.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return line.encode("utf-8", "surrogatepass")
 
 
 def _parse_body(rtype: str, body: str) -> dict[str, str]:
