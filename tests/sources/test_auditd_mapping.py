@@ -252,7 +252,7 @@ def test_text_input_with_lone_surrogates_gives_valid_text() -> None:
 
 
 _value = st.one_of(
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30).map(
+    st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=30).map(
         lambda s: s.encode().hex().upper()
     ),
     st.from_regex(r"[A-Za-z0-9/._:-]{0,20}", fullmatch=True),

@@ -293,7 +293,7 @@ def test_fuzz_truncated_and_corrupted_lines(cut: int, tail: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=()), max_size=300))
+@given(st.text(alphabet=st.characters(exclude_categories=()), max_size=300))
 def test_fuzz_text_input_never_crashes(text: str) -> None:
     try:
         rec = parse_line("type=CWD msg=audit(1.000:1): cwd=" + text)

@@ -140,11 +140,11 @@ def test_bsd_timestamp_is_kept_as_written() -> None:
 
 
 _text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\]'),
+    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters='"\\]'),
     max_size=40,
 )
 _name = st.text(
-    alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters='= ]"'),
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters='= ]"'),
     min_size=1,
     max_size=12,
 )
