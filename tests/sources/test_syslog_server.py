@@ -398,3 +398,17 @@ def test_tls_client_certificates_required(pki: dict[str, Path]) -> None:
         assert [e.reason for e in sink.events] == ["secret"]
 
     run(main)
+
+
+def test_close_counts_what_a_failing_sink_never_took() -> None:
+    async def main() -> None:
+        async def down(events: list[Event], errors: list[SourceError]) -> None:
+            raise RuntimeError("ledger down")
+
+        servers = await start_syslog_servers(["tcp://127.0.0.1:0"], down, batch_interval=0.01)
+        await send_tcp(port(servers, "tcp"), b"\n".join(numbered(12)))
+        await asyncio.sleep(0.1)
+        await servers.close(timeout=0.3)
+        assert servers.dropped == 12 and servers.delivered == 0
+
+    run(main)

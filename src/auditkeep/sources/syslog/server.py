@@ -207,6 +207,7 @@ class SyslogServers:
         self._connections: set[asyncio.Transport] = set()
         self._dropped_taken = 0
         self._closing = False
+        self._in_flight = 0  # messages in the batch the sink is being given
         self._batcher: asyncio.Task[None] | None = None
 
     @property
@@ -254,8 +255,9 @@ class SyslogServers:
             try:
                 await asyncio.wait_for(self._batcher, timeout)
             except TimeoutError:
-                log.error("syslog: sink did not take the last %d messages", len(self._buffer.items))
-                self._buffer.dropped += len(self._buffer.items)
+                left = len(self._buffer.items) + self._in_flight
+                log.error("syslog: the sink did not take the last %d messages", left)
+                self._buffer.dropped += left
 
     async def _run_batches(self) -> None:
         buf = self._buffer
@@ -272,7 +274,9 @@ class SyslogServers:
             items = buf.take(self.batch_size)
             events = [i for i in items if isinstance(i, Event)]
             errors = [i for i in items if isinstance(i, SourceError)]
+            self._in_flight = len(items)
             await self._send(events, errors)
+            self._in_flight = 0
             self.delivered += len(items)
 
     async def _until_full(self) -> None:
