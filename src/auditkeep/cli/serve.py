@@ -16,6 +16,7 @@ from auditkeep.config import Settings, open_ledger
 from auditkeep.server import Options, ServerContext, create_app
 from auditkeep.server.audit import key_event, key_event_tenant
 from auditkeep.server.keys import ALL_TENANTS
+from auditkeep.server.projection import ProjectionProcess
 
 # Bound on the request head (h11's own limit; the httptools protocol is bounded in server.protocol).
 MAX_HEADER_BYTES = 64 * 1024
@@ -121,11 +122,16 @@ def serve(
             highlight=False,
         )
     logging.getLogger("auditkeep").setLevel(log_level.upper())
-    ledger = open_ledger(s, create=True, background=True)
+    # The projection is followed by a child process (see auditkeep.server.projection).
+    ledger = open_ledger(s, create=True, background=False)
+    projection: ProjectionProcess | None = None
     try:
         ctx = ServerContext(s, ledger, Options(heartbeat=heartbeat, body_timeout=body_timeout))
         _first_admin_key(ctx)
+        projection = ProjectionProcess(s)
         server = _Server(uvicorn_config(create_app(ctx), s, access_log, log_level), ctx)
         server.run()
     finally:
         ledger.close()
+        if projection is not None:
+            projection.stop()
