@@ -153,3 +153,27 @@ def test_atexit_spools_events_of_an_unclosed_client(tmp_path: Path) -> None:
         assert rec is not None and len(rec.events) == 5
     finally:
         spool.close()
+
+
+def test_a_forked_child_is_told_to_make_its_own_client(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        import auditkeep
+        from auditkeep.client import ClientClosedError
+        c = auditkeep.Client({dead_url()!r}, "ak_x_y", spool_dir={str(tmp_path)!r}, close_timeout=0.2)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                c.record(actor={{"id": "a"}}, action="fork.test")
+            except ClientClosedError as exc:
+                os._exit(0 if "forked" in str(exc) else 3)
+            os._exit(4)
+        _, status = os.waitpid(pid, 0)
+        c.record(actor={{"id": "a"}}, action="fork.test")  # the parent's client still works
+        c.close()
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """
+    )
+    done = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script], timeout=30)
+    assert done.returncode == 0

@@ -114,3 +114,13 @@ def test_prepare_many_is_all_or_nothing_and_names_the_position() -> None:
     out = prepare_many([good, ev])
     assert [decoded(d)["action"] for _, d in out] == ["a.b", "e.f"]
     assert ev.id is None  # the caller's Event object is not changed
+
+
+def test_tenant_names_are_checked_locally() -> None:
+    from auditkeep.client.prepare import tenant_name
+
+    assert tenant_name(None) is None
+    assert tenant_name("acme-eu.1") == "acme-eu.1"
+    for bad in ("Acme", "", "a b", "x" * 64):
+        with pytest.raises(ValidationError):
+            tenant_name(bad)

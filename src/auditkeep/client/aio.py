@@ -19,9 +19,9 @@ from urllib.parse import quote
 import httpx
 
 from auditkeep.client.client import DEFAULT_MAX_BATCH_BYTES, DEFAULT_SPOOL_MAX_BYTES, http_headers
-from auditkeep.client.errors import ClientClosedError, Undelivered
+from auditkeep.client.errors import Undelivered, closed_error
 from auditkeep.client.pipeline import OnFull, Pipeline, Stats
-from auditkeep.client.prepare import prepare, prepare_many
+from auditkeep.client.prepare import prepare, prepare_many, tenant_name
 from auditkeep.client.reads import (
     TimeArg,
     check_leaf,
@@ -72,7 +72,7 @@ class AsyncClient:
         tls_verify: bool | str = True,
     ) -> None:
         self.url = url.rstrip("/")
-        self.tenant = tenant
+        self.tenant = tenant_name(tenant)
         self.limits = limits
         self._verifier = parse_vkey(verify_key) if verify_key else None
         headers = http_headers(api_key)
@@ -116,16 +116,16 @@ class AsyncClient:
     async def record(self, tenant: str | None = None, **fields: Any) -> str:
         """Queue one event and return its id (see :meth:`auditkeep.Client.record`)."""
         if self._pipe.closed:
-            raise ClientClosedError("record() on a closed auditkeep client")
-        t = tenant or self.tenant
+            raise closed_error(self._pipe.forked)
+        t = tenant_name(tenant or self.tenant)
         eid, data = prepare(fields, t, self.limits)
         await self._put(eid, data if t is None else (t, data))
         return eid
 
     async def record_many(self, events: Iterable[Mapping[str, Any] | Event], tenant: str | None = None) -> list[str]:
         if self._pipe.closed:
-            raise ClientClosedError("record_many() on a closed auditkeep client")
-        t = tenant or self.tenant
+            raise closed_error(self._pipe.forked)
+        t = tenant_name(tenant or self.tenant)
         prepared = prepare_many(list(events), t, self.limits)
         for eid, data in prepared:
             await self._put(eid, data if t is None else (t, data))
@@ -137,6 +137,8 @@ class AsyncClient:
 
     async def aclose(self, timeout: float | None = None) -> None:
         pipe = self._pipe
+        if pipe.forked:
+            return  # the connections are the parent's
         await asyncio.to_thread(pipe.close, pipe.close_timeout if timeout is None else timeout)
         self._sync_http.close()
         await self._http.aclose()

@@ -18,9 +18,9 @@ from urllib.parse import quote
 import httpx
 
 from auditkeep import __version__
-from auditkeep.client.errors import ClientClosedError, Undelivered
+from auditkeep.client.errors import Undelivered, closed_error
 from auditkeep.client.pipeline import OnFull, Pipeline, Stats
-from auditkeep.client.prepare import prepare, prepare_many
+from auditkeep.client.prepare import prepare, prepare_many, tenant_name
 from auditkeep.client.reads import (
     TimeArg,
     check_leaf,
@@ -87,7 +87,7 @@ class Client:
         tls_verify: bool | str = True,
     ) -> None:
         self.url = url.rstrip("/")
-        self.tenant = tenant
+        self.tenant = tenant_name(tenant)
         self.limits = limits
         self._verifier = parse_vkey(verify_key) if verify_key else None
         self._http = httpx.Client(
@@ -119,8 +119,8 @@ class Client:
         return its id. Raises ValidationError for a bad event; never for delivery."""
         pipe = self._pipe
         if pipe.closed:
-            raise ClientClosedError("record() on a closed auditkeep client")
-        t = tenant or self.tenant
+            raise closed_error(pipe.forked)
+        t = tenant_name(tenant or self.tenant)
         eid, data = prepare(fields, t, self.limits)
         pipe.put(eid, data if t is None else (t, data))
         return eid
@@ -129,8 +129,8 @@ class Client:
         """Queue several events, all or nothing: an invalid one raises and none is queued."""
         pipe = self._pipe
         if pipe.closed:
-            raise ClientClosedError("record_many() on a closed auditkeep client")
-        t = tenant or self.tenant
+            raise closed_error(pipe.forked)
+        t = tenant_name(tenant or self.tenant)
         prepared = prepare_many(list(events), t, self.limits)
         for eid, data in prepared:
             pipe.put(eid, data if t is None else (t, data))
@@ -145,6 +145,8 @@ class Client:
     def close(self, timeout: float | None = None) -> None:
         """Deliver what is queued for up to ``timeout`` seconds (default ``close_timeout``),
         keep the rest in the spool, and stop. Idempotent; also run at interpreter exit."""
+        if self._pipe.forked:
+            return  # the connections are the parent's
         self._pipe.close(self._pipe.close_timeout if timeout is None else timeout)
         self._http.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["APIError", "AuthError", "ClientClosedError", "ServerUnavailableError", "Undelivered"]
+__all__ = ["APIError", "AuthError", "ClientClosedError", "ServerUnavailableError", "Undelivered", "closed_error"]
 
 
 class APIError(RuntimeError):
@@ -29,7 +29,16 @@ class ServerUnavailableError(APIError):
 
 
 class ClientClosedError(RuntimeError):
-    """``record()`` after ``close()``: a programming error, raised in the caller."""
+    """``record()`` after ``close()``, or in a process forked from the one that made the
+    client: a programming error, raised in the caller."""
+
+
+def closed_error(forked: bool) -> ClientClosedError:
+    if forked:
+        return ClientClosedError(
+            "this auditkeep client was created before the process forked; create one in each process"
+        )
+    return ClientClosedError("the auditkeep client is closed")
 
 
 @dataclass(frozen=True)

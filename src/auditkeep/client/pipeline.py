@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
@@ -114,6 +115,21 @@ class Pipeline:
 
         self._at_exit = at_exit
         atexit.register(at_exit)
+        self.forked = False
+
+        def in_child() -> None:
+            me = ref()
+            if me is not None:
+                me.after_fork()
+
+        os.register_at_fork(after_in_child=in_child)
+
+    def after_fork(self) -> None:
+        """In a forked child: the worker thread, the connections and the spool's lock all
+        belong to the parent. Stop here, loudly, rather than queue into nothing."""
+        self.forked = True
+        self.closed = True
+        atexit.unregister(self._at_exit)
 
     # -- the caller's path --------------------------------------------------------------------
 

@@ -16,11 +16,12 @@ import msgspec
 
 from auditkeep.client.context import merge_into
 from auditkeep.client.ids import new_id
+from auditkeep.ledger.ledger import check_tenant
 from auditkeep.model.errors import ValidationError, from_msgspec
 from auditkeep.model.event import Event
 from auditkeep.model.validate import DEFAULT_LIMITS, Limits, check_strings, validate_event
 
-__all__ = ["Prepared", "prepare", "prepare_many", "utc_now"]
+__all__ = ["Prepared", "prepare", "prepare_many", "tenant_name", "utc_now"]
 
 _encode = msgspec.json.Encoder().encode
 _convert = msgspec.convert
@@ -51,6 +52,19 @@ utc_now = _Clock()
 
 Prepared = tuple[str, bytes]
 """An event ready to queue: its id and its JSON bytes (a tuple: cheapest to build)."""
+
+
+_good_tenants: set[str] = set()
+
+
+def tenant_name(tenant: str | None) -> str | None:
+    """``tenant`` if it is a valid tenant name (or None); ValidationError otherwise."""
+    if tenant is None or tenant in _good_tenants:
+        return tenant
+    check_tenant(tenant)
+    if len(_good_tenants) < 4096:
+        _good_tenants.add(tenant)
+    return tenant
 
 
 def prepare(fields: dict[str, Any], tenant: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Prepared:
