@@ -334,8 +334,11 @@ class Scanner:
             total += len(t) + 1
             ends.append(total)  # the separator after text i sits at ends[i]
         wanted = frozenset(w for d in detectors for w in self._word_ids(d))
+        low = joined.lower()
+        # Bytes are searched faster; their offsets are the characters' when all is ASCII.
+        hits = self.needles.find(low.encode() if low.isascii() else low)
         out: set[int] = set()
-        for w, start in self.needles.find(joined.lower()):
+        for w, start in hits:
             if w in wanted:
                 out.add(bisect.bisect_left(ends, start))
         for d in detectors:

@@ -238,7 +238,7 @@ class Redactor:
                 slots.append((owner, attr, path.rpartition(".")[0]))
                 texts.append(value)
         if event.metadata:
-            self._collect(event.metadata, "metadata", slots, texts, keys, changed, top=True)
+            self._collect(event.metadata, slots, texts, keys, changed)
         if not active:
             return
         redact = self.scanner.redact
@@ -259,39 +259,57 @@ class Redactor:
 
     def _collect(
         self,
-        node: Any,  # a dict or a list
-        path: str,
+        root: dict[str, Any],
         slots: list[tuple[Any, Any, str]],
         texts: list[str],
         keys: bool,
         changed: set[str],
-        top: bool = False,
     ) -> None:
-        """Gather the strings under ``node`` as (container, key, container path); values
-        of secret-named keys are replaced on the way."""
-        if type(node) is dict:
-            for k, v in node.items():
-                tv = type(v)
-                if tv is str:
-                    if not v or v.startswith(_PREFIX) or (top and k in BOOKKEEPING_KEYS):
-                        continue
+        """Gather the strings under metadata as (container, key, container path); values
+        of secret-named keys are replaced on the way. Iterative: events nest a little,
+        and a loop costs less than a call per container."""
+        add_slot = slots.append
+        add_text = texts.append
+        stack: list[tuple[Any, str]] = []
+        for k, v in root.items():
+            if k in BOOKKEEPING_KEYS:
+                continue
+            tv = type(v)
+            if tv is str:
+                if v and not v.startswith(_PREFIX):
                     if keys and type(k) is str and _is_secret_key(k):
-                        node[k] = det.PLACEHOLDER.format(_key_kind(k))
-                        changed.add(f"{path}.{k}")
-                        continue
-                    slots.append((node, k, path))
-                    texts.append(v)
-                elif (tv is dict or tv is list) and not (top and k in BOOKKEEPING_KEYS):
-                    self._collect(v, f"{path}.{k}", slots, texts, keys, changed)
-        else:
-            for i, v in enumerate(node):
-                tv = type(v)
-                if tv is str:
-                    if v and not v.startswith(_PREFIX):
-                        slots.append((node, i, path))
-                        texts.append(v)
-                elif tv is dict or tv is list:
-                    self._collect(v, f"{path}[{i}]", slots, texts, keys, changed)
+                        root[k] = det.PLACEHOLDER.format(_key_kind(k))
+                        changed.add(f"metadata.{k}")
+                    else:
+                        add_slot((root, k, "metadata"))
+                        add_text(v)
+            elif tv is dict or tv is list:
+                stack.append((v, f"metadata.{k}"))
+        while stack:
+            node, path = stack.pop()
+            if type(node) is dict:
+                for k, v in node.items():
+                    tv = type(v)
+                    if tv is str:
+                        if not v or v.startswith(_PREFIX):
+                            continue
+                        if keys and type(k) is str and _is_secret_key(k):
+                            node[k] = det.PLACEHOLDER.format(_key_kind(k))
+                            changed.add(f"{path}.{k}")
+                            continue
+                        add_slot((node, k, path))
+                        add_text(v)
+                    elif tv is dict or tv is list:
+                        stack.append((v, f"{path}.{k}"))
+            else:
+                for i, v in enumerate(node):
+                    tv = type(v)
+                    if tv is str:
+                        if v and not v.startswith(_PREFIX):
+                            add_slot((node, i, path))
+                            add_text(v)
+                    elif tv is dict or tv is list:
+                        stack.append((v, f"{path}[{i}]"))
 
 
 @functools.lru_cache(maxsize=8192)  # metadata keys recur from event to event

@@ -12,7 +12,6 @@ import functools
 import hashlib
 import ipaddress
 import re
-import uuid
 import zlib
 from datetime import date
 from typing import Any, Literal
@@ -99,6 +98,7 @@ def _segment(text: str) -> str:
     return _SEGMENT_BAD.sub("_", text).strip("_") or "unknown"
 
 
+@functools.lru_cache(maxsize=4096)  # one-second resolution: a busy file repeats its times
 def cloudtrail_time(text: str) -> str:
     """RFC 3339 from ``eventTime``, which CloudTrail documents as UTC: a time written
     without a zone (``2024-01-01 10:00:00`` after some pipelines) is read as UTC."""
@@ -141,7 +141,8 @@ def _derived_id(data: bytes) -> str:
     h = bytearray(hashlib.sha1(_ID_NAMESPACE + data).digest()[:16])
     h[6] = (h[6] & 0x0F) | 0x50  # version 5 layout
     h[8] = (h[8] & 0x3F) | 0x80
-    return str(uuid.UUID(bytes=bytes(h)))
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _s(v: Any) -> str | None:
@@ -309,22 +310,24 @@ def _map(rec: Any, fits: bool) -> Event:
                 raise _fail(f"{key}: {exc}", rec) from None
             break
 
-    eid = _s(rec.get("eventID"))
-    if eid is not None and _UUID.fullmatch(eid):
+    eid = rec.get("eventID")
+    if type(eid) is str and len(eid) == 36 and _UUID.fullmatch(eid):
         eid = eid.lower()  # re-ingesting a file yields the same ids
     else:
         eid = _derived_id(orjson.dumps(rec, option=orjson.OPT_SORT_KEYS))
 
     meta: dict[str, Any] = {"cloudtrail": rec}
-    src_ip = _s(rec.get("sourceIPAddress"))
+    src_ip = rec.get("sourceIPAddress")
+    if type(src_ip) is not str or not src_ip:
+        src_ip = None
     ip = src_ip if src_ip and _is_ip(src_ip) else None
     if src_ip and ip is None:
         meta["source_address"] = src_ip  # "AWS Internal", "ec2.amazonaws.com", ...
-    account = _s(rec.get("recipientAccountId"))
-    if account:
+    account = rec.get("recipientAccountId")
+    if type(account) is str and account:
         meta["account"] = account
-    region = _s(rec.get("awsRegion"))
-    if region:
+    region = rec.get("awsRegion")
+    if type(region) is str and region:
         meta["region"] = region
     if not fits:
         try:
