@@ -128,3 +128,22 @@ def test_stream_needs_read_scope(server: Server) -> None:
     key = server.key("ssea", "ingest")
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as c:
         assert c.get("/v1/stream").status_code == 403
+
+
+def test_stream_of_a_tenant_without_a_log_gets_its_first_events(server: Server) -> None:
+    def later() -> None:
+        time.sleep(0.5)
+        with server.client(server.admin) as w:
+            w.post("/v1/events", json=[event(0, action="first.one")], params={"tenant": "ssenew"})
+
+    t = threading.Thread(target=later)
+    t.start()
+    got: list[object] = []
+    # an admin's stream of a tenant that has no log yet (its opening is recorded elsewhere)
+    with server.client(server.admin) as c, c.stream("GET", "/v1/stream", params={"tenant": "ssenew"}) as r:
+        for eid, data in sse(r.iter_lines()):
+            if eid is not None and data is not None:
+                got.append((eid, data["event"]["action"]))  # type: ignore[index]
+                break
+    t.join()
+    assert got == [("0", "first.one")]

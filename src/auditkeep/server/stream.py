@@ -108,6 +108,8 @@ class EventStream:
         tid: int | None = None
         try:
             tid = await self._tenant_id()
+            if tid is None and self.next is None:
+                self.next = 0  # the log does not exist yet: everything it will hold is new
             self.hub.add(tid, self.wake)
             await self._send(send, b"retry: 2000\n\n")
             while not self._done():
