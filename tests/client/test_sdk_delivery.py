@@ -4,6 +4,7 @@ poison events, a wrong key, the async client, and the shared AuditLog interface.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,18 @@ def test_embedded_and_remote_share_one_interface(running: Running, tmp_path: Pat
     finally:
         remote.close()
         embedded.close()
+
+
+def test_search_time_filters_take_ns_text_and_datetimes(running: Running) -> None:
+    from datetime import UTC, datetime
+
+    with Client(running.url, running.key) as client:
+        start = time.time_ns()
+        eid = client.record(actor={"id": "a"}, action="sdk.times")
+        assert client.flush(timeout=10)
+        for since in (start - 1_000_000_000, datetime.fromtimestamp(start / 1e9 - 1, UTC), "1h"):
+            page = client.search(action="sdk.times", since=since, received_since=since)
+            assert [r.event.id for r in page.items] == [eid]
+        assert client.search(action="sdk.times", until=start - 60_000_000_000).items == []
+        with pytest.raises(ValidationError):
+            client.search(since=datetime(2024, 1, 1))  # no timezone: ambiguous

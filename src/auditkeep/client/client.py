@@ -181,6 +181,8 @@ class Client:
         *,
         since: TimeArg = None,
         until: TimeArg = None,
+        received_since: TimeArg = None,
+        received_until: TimeArg = None,
         actor: str | None = None,
         action: str | None = None,
         resource_type: str | None = None,
@@ -195,7 +197,8 @@ class Client:
     ) -> Page:
         """Search events, as :meth:`auditkeep.Ledger.search`; ``cursor`` continues a page."""
         params = search_params(
-            tenant or self.tenant, since=since, until=until, actor=actor, action=action,
+            tenant or self.tenant, since=since, until=until, received_since=received_since,
+            received_until=received_until, actor=actor, action=action,
             resource_type=resource_type, resource_id=resource_id, outcome=outcome,
             category=category, text=text, metadata=metadata, order=order, cursor=cursor, limit=limit,
         )  # fmt: skip
