@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,8 +22,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     made: list[Server] = []
 
-    def factory(env: dict[str, str] | None = None, args: tuple[str, ...] = (), data: Path | None = None) -> Server:
-        srv = Server(data or tmp_path / f"data{len(made)}", env, args)
+    def factory(
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        data: Path | None = None,
+        verify: ssl.SSLContext | None = None,
+    ) -> Server:
+        srv = Server(data or tmp_path / f"data{len(made)}", env, args, verify)
         made.append(srv)
         return srv
 

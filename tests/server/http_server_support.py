@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -25,10 +26,17 @@ def free_port() -> int:
 class Server:
     """One server process over one data directory; ``admin`` is its first-start admin key."""
 
-    def __init__(self, data: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        verify: ssl.SSLContext | None = None,
+    ) -> None:
         self.data = data
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.verify = verify  # set for a TLS server: how clients trust it
+        self.url = f"{'https' if verify else 'http'}://127.0.0.1:{self.port}"
         self.log = data.parent / f"server-{self.port}.log"
         full_env = {**os.environ, "AUDITKEEP_RATE_LIMIT": "0", **(env or {})}
         full_env.pop("AUDITKEEP_CONFIG", None)
@@ -51,7 +59,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/healthz", timeout=1, verify=self.verify or True).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -63,6 +71,7 @@ class Server:
 
     def client(self, key: str | None = None, **kw: object) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        kw.setdefault("verify", self.verify or True)
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
 
     def key(self, tenant: str, scopes: str, **extra: str) -> str:

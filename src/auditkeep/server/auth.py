@@ -45,8 +45,10 @@ class Guard:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise self._refuse("malformed", "Authorization header must be: Bearer <key>")
+        token = token.strip()
         try:
-            key = await run_in_threadpool(self.keys.verify, token.strip())
+            # A key seen within the cache period is checked inline: no store read, no thread hop.
+            key = self.keys.verify(token) if self.keys.is_cached(token) else await run_in_threadpool(self.keys.verify, token)
         except AuthFailure as exc:
             raise self._refuse(exc.reason, str(exc)) from None
         wait = self.limiter.take(key.keyid)

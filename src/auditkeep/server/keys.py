@@ -193,6 +193,12 @@ class KeyStore:
             raise AuthFailure("expired", "API key has expired")
         return key
 
+    def is_cached(self, token: str) -> bool:
+        """True when :meth:`verify` of ``token`` needs no store read (so may run inline)."""
+        keyid = token.partition("_")[2].partition("_")[0]
+        hit = self._cache.get(keyid)
+        return hit is not None and time.monotonic_ns() - hit[0] < self._cache_ns
+
     def _lookup(self, keyid: str) -> ApiKey | None:
         # A short cache spares a store read per request; revocation through this process
         # clears it at once, revocation by another process takes effect within cache_seconds.
