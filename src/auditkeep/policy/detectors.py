@@ -219,7 +219,8 @@ def select(names: Iterable[str] | None = None) -> tuple[Detector, ...]:
 _DIGITS = bytes(
     (0x30 if 0x30 <= i <= 0x39 else 0x2D if i in (0x20, 0x2D) else 0x78) for i in range(256)
 )
-_CARD_SHAPE = re.compile(rb"0{13}|0000-0000-0000|0000-000000-0000")
+_CARD_SHAPES = (b"0" * 13, b"0000-0000-0000", b"0000-000000-0000")  # `in` beats a regex here
+_CARD_ANY = re.compile(r"\d{13}|\d{4}[ -]\d{4}[ -]\d{4}|\d{4}[ -]\d{6}[ -]\d{4}")
 
 
 class Needles:
@@ -298,7 +299,8 @@ class Scanner:
         active: list[Detector] = []
         for d, words in zip(self.detectors, self._of_detector, strict=True):
             if not d.triggers:
-                if _CARD_SHAPE.search(data.translate(_DIGITS)) is not None:
+                shaped = data.translate(_DIGITS)
+                if any(shape in shaped for shape in _CARD_SHAPES):
                     active.append(d)
                 continue
             if not by_word:
@@ -341,10 +343,17 @@ class Scanner:
         for w, start in hits:
             if w in wanted:
                 out.add(bisect.bisect_left(ends, start))
-        for d in detectors:
-            if not d.triggers:
-                for m in d.pattern.finditer(joined):
-                    out.add(bisect.bisect_left(ends, m.start()))
+        if any(not d.triggers for d in detectors):
+            # Card numbers: where the digit shapes occur (offsets match when all is ASCII).
+            if low.isascii():
+                shaped = low.encode().translate(_DIGITS)
+                for shape in _CARD_SHAPES:
+                    pos = shaped.find(shape)
+                    while pos >= 0:
+                        out.add(bisect.bisect_left(ends, pos))
+                        pos = shaped.find(shape, pos + 1)
+            else:
+                out.update(i for i, t in enumerate(texts) if _CARD_ANY.search(t))
         return out
 
     def _word_ids(self, d: Detector) -> frozenset[int]:
