@@ -177,3 +177,35 @@ def test_a_forked_child_is_told_to_make_its_own_client(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script], timeout=30)
     assert done.returncode == 0
+
+
+def test_async_block_waits_without_blocking_the_loop() -> None:
+    import asyncio
+
+    from auditkeep.client import AsyncClient
+
+    async def main() -> tuple[list[Undelivered], int]:
+        dropped: list[Undelivered] = []
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        client = AsyncClient(dead_url(), "ak_x_y", batch_size=2, max_queue=4, flush_interval=0.01,
+                             block_timeout=0.3, on_drop=dropped.append)  # fmt: skip
+        task = asyncio.create_task(ticker())
+        try:
+            while not dropped:
+                await client.record(**EV)
+            assert await client.flush(timeout=0.1) is False
+        finally:
+            task.cancel()
+            await client.aclose(timeout=0)
+        return dropped, ticks
+
+    dropped, ticks = asyncio.run(main())
+    assert dropped[0].reason == "timeout"
+    assert ticks >= 10  # the loop kept running while record() waited for room

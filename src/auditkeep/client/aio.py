@@ -132,8 +132,15 @@ class AsyncClient:
         return [eid for eid, _ in prepared]
 
     async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything recorded so far is delivered; False on timeout."""
         marker = self._pipe.flush_marker()
-        return await asyncio.to_thread(marker.done.wait, timeout) and marker.ok
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # Polled, not waited for in a thread: cancelling the caller then leaves nothing behind.
+        while not marker.done.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return marker.ok
 
     async def aclose(self, timeout: float | None = None) -> None:
         pipe = self._pipe
