@@ -1,0 +1,393 @@
+"""The alert runner: a consumer of the committed log that feeds the engine and delivers
+what it raises.
+
+Per tenant it reads the log by a stored cursor (``Store.cursor("alerts", tenant_id)``),
+evaluates the events in log order with one :class:`~auditkeep.alerts.engine.Engine` per
+tenant, stores the alerts (:class:`~auditkeep.alerts.state.AlertBook`), appends their
+``auditkeep.alert.fired`` events, and hands the new deliveries to :class:`Notifications`.
+The cursor position and the engine snapshot are saved together (``set_cursor``) at most
+every ``save_interval`` seconds and when the runner stops.
+
+After a crash the runner restores the last snapshot and replays from its position. The
+replay yields the same alert ids (see :func:`~auditkeep.alerts.model.alert_id`); alerts
+already stored are skipped, so nothing is stored, logged or sent twice, and nothing after
+the cursor is skipped. Events the alert layer appended itself (``auditkeep.alert.*``) are
+not evaluated, so an alert can never trigger another one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from auditkeep.alerts.catalog import RuleCatalog
+from auditkeep.alerts.engine import Engine
+from auditkeep.alerts.model import Alert
+from auditkeep.alerts.notify import Dispatcher, Notifier, RetryPolicy
+from auditkeep.alerts.state import (
+    REQUEUE_META,
+    AlertBook,
+    StoredDeadLetters,
+    delivery_id,
+    is_own_event,
+)
+from auditkeep.config import AlertSettings
+from auditkeep.ledger.ledger import Ledger
+from auditkeep.store.base import Head
+
+log = logging.getLogger(__name__)
+
+CURSOR = "alerts"
+
+
+class _Recording:
+    """A notifier that records a successful send in the store, so a restart resends only
+    what was not delivered."""
+
+    def __init__(self, inner: Notifier, on_sent: Callable[[str, str], None]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._on_sent = on_sent
+
+    async def send(self, alert: Alert) -> None:
+        await self.inner.send(alert)
+        try:
+            await asyncio.to_thread(self._on_sent, alert.id, self.name)
+        except Exception:  # delivered all the same: never turn this into a dead letter
+            log.exception("alert %s delivered to %s but not marked so", alert.id, self.name)
+
+    async def aclose(self) -> None:
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class Notifications:
+    """Deliveries from a thread of their own (an asyncio loop running a
+    :class:`~auditkeep.alerts.notify.Dispatcher`), so a slow receiver never holds up the
+    evaluation of the log."""
+
+    def __init__(
+        self,
+        notifiers: Iterable[Notifier],
+        book: AlertBook,
+        retry: RetryPolicy | None = None,
+        default: Iterable[str] = (),
+    ) -> None:
+        self.book = book
+        self.default = list(default)
+        self._inflight: set[str] = set()
+        self._lock = threading.Lock()
+        self.dead_letters = StoredDeadLetters(book, on_put=self._done)
+        wrapped = [_Recording(n, self._sent) for n in notifiers]
+        self.dispatcher = Dispatcher(wrapped, dead_letters=self.dead_letters, retry=retry)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def routes(self, alert: Alert) -> list[str]:
+        """The notifiers an alert goes to: those its rule names, else the default ones."""
+        return list(dict.fromkeys(alert.notify or self.default))
+
+    def start(self) -> None:
+        ready = threading.Event()
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.dispatcher.start())
+                ready.set()
+                loop.run_forever()
+            finally:
+                ready.set()
+                loop.close()
+
+        self._thread = threading.Thread(target=main, name="auditkeep-alerts-notify", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def submit(self, items: Iterable[tuple[Alert, str]]) -> int:
+        """Queue (alert, notifier) deliveries not already on their way; how many were queued."""
+        batch: list[Alert] = []
+        with self._lock:
+            for alert, name in items:
+                did = delivery_id(alert.id, name)
+                if did in self._inflight:
+                    continue
+                self._inflight.add(did)
+                # one copy per notifier, so the dispatcher sends it there and nowhere else
+                batch.append(msgspec.structs.replace(alert, notify=[name]))
+        if batch:
+            self.dispatcher.submit(batch)
+        return len(batch)
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+    def _sent(self, alert_id: str, notifier: str) -> None:
+        try:
+            self.book.mark_delivered(alert_id, notifier)
+        finally:
+            self._done(delivery_id(alert_id, notifier))
+
+    def _done(self, did: str) -> None:
+        with self._lock:
+            self._inflight.discard(did)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Wait up to ``timeout`` seconds for deliveries in progress; the rest stay pending in
+        the store and are sent at the next start."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def close() -> None:
+            try:
+                await asyncio.wait_for(self.dispatcher.drain(), timeout)
+            except TimeoutError:
+                log.warning("%d deliveries still pending at shutdown; they are sent at the next start", self.in_flight())
+            await self.dispatcher.aclose(drain=False)
+
+        try:
+            asyncio.run_coroutine_threadsafe(close(), loop).result(timeout + 30)
+        except Exception:
+            log.exception("closing the notifiers failed")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        self._loop = self._thread = None
+
+
+@dataclass
+class _Tenant:
+    name: str
+    tenant_id: int
+    engine: Engine
+    position: int
+    dirty: bool = False
+    saved_at: float = 0.0
+
+
+class AlertRunner:
+    """Runs the engine over every tenant's committed log.
+
+    ``start()`` runs it in a background thread (``auditkeep serve``); :meth:`step` does one
+    pass in the caller's thread (tests, benchmarks). The ledger's commit listener wakes it;
+    otherwise it looks every ``poll_interval`` seconds (events appended by another process).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        book: AlertBook,
+        catalog: RuleCatalog,
+        notifications: Notifications,
+        settings: AlertSettings | None = None,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.ledger = ledger
+        self.store = ledger.store
+        self.book = book
+        self.catalog = catalog
+        self.notifications = notifications
+        self.settings = settings or AlertSettings()
+        self.clock = clock
+        self.tenants: dict[str, _Tenant] = {}
+        self.events = 0  # evaluated since start
+        self.alerts = 0  # newly stored since start
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._generation = -1
+        self._requeue: str | None = None
+        self._next_tick = 0.0
+        self._next_rules = 0.0
+        self._started = False
+        ledger.on_commit(self._on_commit)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _on_commit(self, tenant_ids: set[int]) -> None:
+        self._wake.set()  # runs in the ledger's writer thread: nothing more
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def open(self) -> None:
+        """Load the rules and queue the deliveries a previous run left pending."""
+        if self._started:
+            return
+        self._started = True
+        self.catalog.refresh()
+        self._generation = self.catalog.generation
+        self.notifications.start()
+        self._requeue = self.store.meta(REQUEUE_META)
+        queued = self.notifications.submit(self.book.pending())
+        if queued:
+            log.info("%d pending deliveries queued again", queued)
+        now = time.monotonic()
+        self._next_tick = now + self.settings.tick_interval
+        self._next_rules = now + self.settings.rules_interval
+
+    def close(self) -> None:
+        """Save every tenant's cursor and state; let deliveries in progress finish."""
+        if not self._started:
+            return
+        self._save(force=True)
+        self.notifications.stop()
+        self._started = False
+
+    def start(self) -> None:
+        self.open()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="auditkeep-alerts", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.close()
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while not self._stop.is_set():
+            try:
+                n = self.step()
+                backoff = 0.0
+            except Exception:
+                # the store may be unreachable for a while: keep trying, never spin
+                backoff = min(30.0, backoff * 2 or 0.5)
+                log.exception("alert runner step failed; retrying in %.1fs", backoff)
+                self._stop.wait(backoff)
+                continue
+            if n == 0:
+                self._wake.wait(self.settings.poll_interval)
+                self._wake.clear()
+
+    # -- one pass ------------------------------------------------------------------------
+
+    def step(self, now_ns: int | None = None) -> int:
+        """Evaluate what was committed since the last pass (up to ``batch_events`` per
+        tenant), tick and save when due. The number of log entries consumed."""
+        if not self._started:
+            self.open()
+        mono = time.monotonic()
+        if mono >= self._next_rules:
+            self._next_rules = mono + self.settings.rules_interval
+            self._reload()
+        consumed = 0
+        heads = self.ledger.tenants()
+        for head in heads:
+            try:
+                consumed += self._consume(head)
+            except Exception:
+                # its engine may have seen events whose alerts were not stored: forget it and
+                # let the next pass restore the last snapshot and replay
+                log.exception("alert runner failed on tenant %s; replaying from its last saved cursor", head.tenant)
+                self.tenants.pop(head.tenant, None)
+        if now_ns is not None or mono >= self._next_tick:
+            self._next_tick = mono + self.settings.tick_interval
+            self._tick(heads, now_ns if now_ns is not None else self.clock())
+        self._save(force=False)
+        return consumed
+
+    def _state(self, head: Head) -> _Tenant:
+        st = self.tenants.get(head.tenant)
+        if st is not None:
+            return st
+        position, data = self.store.cursor(CURSOR, head.tenant_id)
+        rules = self.catalog.rules_for(head.tenant)
+        engine = Engine(rules, clock=self.clock)
+        if data:
+            try:
+                engine = Engine.restore(rules, data, clock=self.clock)
+            except (ValueError, msgspec.DecodeError):
+                log.warning("saved alert state of tenant %s is unreadable; its windows start empty", head.tenant)
+        st = _Tenant(head.tenant, head.tenant_id, engine, position, saved_at=time.monotonic())
+        self.tenants[head.tenant] = st
+        return st
+
+    def _consume(self, head: Head) -> int:
+        st = self._state(head)
+        if st.position >= head.size:
+            return 0
+        end = min(head.size, st.position + self.settings.batch_events)
+        records = self.ledger.records(st.position, end, head.tenant)
+        if not records:
+            return 0
+        alerts: list[Alert] = []
+        process = st.engine.process
+        n = 0
+        for rec in records:
+            if is_own_event(rec.event.action):
+                continue
+            alerts.extend(process(head.tenant, rec.index, msgspec.to_builtins(rec.event)))
+            n += 1
+        if alerts:
+            self._emit(alerts)
+        st.position = records[-1].index + 1
+        st.dirty = True
+        self.events += n
+        return len(records)
+
+    def _emit(self, alerts: list[Alert]) -> None:
+        done = self.book.record(alerts, self.notifications.routes)
+        self.alerts += len(done.new)
+        for rec in done.new:
+            log.info("alert %s: %s (rule %s, tenant %s)", rec.id, rec.title, rec.rule_id, rec.tenant)
+        try:
+            self.book.log_fired(done.stored)
+        except (ValueError, RuntimeError) as exc:  # a refused event must not stop the runner
+            log.error("fired events not appended: %s", exc)
+        self.notifications.submit(done.deliveries)
+
+    def _tick(self, heads: list[Head], now_ns: int) -> None:
+        sizes = {h.tenant: h.size for h in heads}
+        for st in list(self.tenants.values()):
+            # a tenant still catching up would see silence that is only a backlog
+            if st.position < sizes.get(st.name, 0):
+                continue
+            alerts = st.engine.tick(now_ns)
+            if alerts:
+                self._emit(alerts)
+                st.dirty = True
+
+    def _save(self, force: bool) -> None:
+        mono = time.monotonic()
+        for st in self.tenants.values():
+            if st.dirty and (force or mono - st.saved_at >= self.settings.save_interval):
+                self.store.set_cursor(CURSOR, st.tenant_id, st.position, st.engine.snapshot())
+                st.dirty = False
+                st.saved_at = mono
+
+    def _reload(self) -> None:
+        self.catalog.refresh()
+        if self.catalog.generation != self._generation:
+            self._generation = self.catalog.generation
+            for st in self.tenants.values():
+                st.engine.replace_rules(self.catalog.rules_for(st.name))
+                st.dirty = True
+        token = self.store.meta(REQUEUE_META)
+        if token != self._requeue:
+            self._requeue = token
+            self.notifications.submit(self.book.pending())
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "running": self._thread is not None,
+            "events": self.events,
+            "alerts": self.alerts,
+            "tenants": {st.name: st.position for st in self.tenants.values()},
+            "deliveries_in_flight": self.notifications.in_flight(),
+        }
