@@ -13,12 +13,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, ExceptionHandler
 
+from auditkeep.alerts.service import RunnerBusy
 from auditkeep.server import errors
 from auditkeep.server.context import ServerContext
 from auditkeep.server.docs import docs_page
 from auditkeep.server.middleware import Outermost
 from auditkeep.server.openapi import openapi_document
-from auditkeep.server.routes import events, keys, ops, proofs, stream, tiles
+from auditkeep.server.routes import alerts, events, keys, ops, proofs, stream, tiles
 
 log = logging.getLogger("auditkeep.server")
 
@@ -38,10 +39,17 @@ def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.hub.attach(ctx.ledger, asyncio.get_running_loop())
+        if ctx.settings.alerts.run_in_server:
+            try:
+                await asyncio.to_thread(ctx.alerts.start)
+            except RunnerBusy as exc:
+                log.warning("alerts are not evaluated in this server: %s", exc)
         try:
             yield
         finally:
             ctx.hub.close()
+            # before the ledger closes: the runner appends alert events and saves its cursors
+            await asyncio.to_thread(ctx.alerts.stop)
             ctx.auditor.flush()
             if close_ledger:
                 await asyncio.to_thread(ctx.ledger.close)
@@ -54,6 +62,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
             *proofs.routes,
             *tiles.routes,
             *keys.routes,
+            *alerts.routes,
             Route("/v1/stream", stream.stream, methods=["GET"]),
             *ops.routes,
             Route("/openapi.json", openapi, methods=["GET"]),

@@ -11,6 +11,7 @@ import msgspec
 from auditkeep import __version__
 from auditkeep.ledger.ledger import ConsistencyProof, InclusionProof
 from auditkeep.model.event import CATEGORIES, OUTCOMES, Event
+from auditkeep.server.openapi_alerts import ALERT_OPERATIONS, alert_schemas
 from auditkeep.server.routes.events import IngestResult, SearchResult
 from auditkeep.server.routes.keys import KeyRequest
 
@@ -147,6 +148,10 @@ OPERATIONS: list[Op] = [
     Op("get", "/metrics", "Prometheus metrics", "Needs a key for all tenants (*) with admin or verify scope.",
        "admin or verify, tenant *", ok_content=_TEXT, errors=_AUTH_ERRORS),
 ]
+# alerts and rules (auditkeep.server.openapi_alerts keeps them as plain data)
+OPERATIONS += [
+    Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in ALERT_OPERATIONS
+]
 
 _STATUS_TEXT = {
     400: "Malformed request (JSON, UTF-8, gzip)", 401: "Missing, malformed, unknown, expired or revoked key",
@@ -193,6 +198,7 @@ def _components() -> dict[str, Any]:
     }
     schemas["Status"] = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
     schemas.update(_key_schemas())
+    schemas.update(alert_schemas())
     return schemas
 
 
