@@ -141,8 +141,8 @@ def test_redaction_is_idempotent_and_never_crashes(text: str) -> None:
 @given(st.text(max_size=300))
 def test_arbitrary_text_never_crashes(text: str) -> None:
     SCAN.redact(text)
-    SCAN.active(text)
-    SCAN.active(text.encode("utf-8", "surrogatepass"))
+    found = SCAN.candidates([text, "x", text])
+    assert set(found) <= {0, 2}
 
 
 def test_pathological_inputs_finish() -> None:
@@ -166,6 +166,26 @@ def test_needles_without_the_accelerator_agree(monkeypatch: pytest.MonkeyPatch) 
     assert sorted(plain.find(text)) == fast
     assert sorted(plain.find(text.encode())) == fast
     assert fast == [(0, 9), (0, 19), (0, 23), (0, 26), (1, 2), (2, 13), (3, 15)]
+
+
+def test_candidates_pick_the_strings_with_triggers() -> None:
+    texts = [
+        "clean",
+        "mail bob@example.com",
+        "x",
+        "4111 1111 1111 1111",
+        "Ünïcode bearer x",
+        "AKIAIOSFODNN7EXAMPLE",
+    ]
+    found = SCAN.candidates(texts)
+    assert set(found) == {1, 3, 4, 5}
+    assert {d.name for d in found[1]} == {"email", "password"} or "email" in {
+        d.name for d in found[1]
+    }
+    assert {d.name for d in found[3]} == {"card_number"}
+    # Non-ASCII text is searched as text, not bytes.
+    found = SCAN.candidates(["é", "4111 1111 1111 1111", "é bob@example.com"])
+    assert set(found) == {1, 2}
 
 
 def test_select_detectors() -> None:

@@ -1,8 +1,9 @@
 """Detectors of secrets and personal data in free text.
 
-Each detector is a regular expression with cheap literal *triggers*: a string is searched
-only when it contains one of them (lower-cased), so clean text costs a few substring tests.
-A match is replaced by a typed placeholder such as ``[REDACTED:aws_access_key]``; only the
+Each detector is a regular expression with cheap literal *triggers* (lower case): text is
+searched with the expression only when it contains a trigger, and all the triggers of all
+detectors are found in one pass over a batch of strings, so clean text costs little. A
+match is replaced by a typed placeholder such as ``[REDACTED:aws_access_key]``; only the
 secret part of a match is replaced (``Bearer [REDACTED:bearer_token]``). Placeholders are
 never matched again, so redaction is idempotent.
 """
@@ -11,10 +12,9 @@ from __future__ import annotations
 
 import bisect
 import importlib
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 _ac: Any
@@ -44,13 +44,10 @@ SECRET_KEY = re.compile(
 class Detector:
     """One kind of secret.
 
-    ``triggers`` are lower-case literals, one of which any match contains; ``probe`` is a
-    loose pattern, tried where a trigger occurs in the lower-cased JSON text of a whole
-    event, that holds for every match (and some non-matches: JSON escaping may hide the
-    exact form). Strings are searched with ``pattern`` only when both say they may hold
-    a secret. ``groups`` names the
-    part of a match to replace (0: all of it; with alternatives, the first group that took
-    part); ``check`` can veto a match (the Luhn check of card numbers).
+    ``triggers`` are lower-case literals, one of which every match contains (none: a
+    card-like run of digits is the trigger). ``groups`` names the part of a match to
+    replace (0: all of it; with alternatives, the first group that took part); ``check``
+    can veto a match (the Luhn check of card numbers).
     """
 
     name: str
@@ -58,11 +55,6 @@ class Detector:
     triggers: tuple[str, ...] = ()  # empty: a card-like run of digits is the trigger
     groups: tuple[int | str, ...] = (0,)
     check: Callable[[str], bool] | None = None
-    probe: re.Pattern[bytes] | None = None
-    btriggers: tuple[bytes, ...] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "btriggers", tuple(t.encode() for t in self.triggers))
 
     def redact(self, text: str) -> str:
         """``text`` with every match replaced by this detector's placeholder."""
@@ -81,13 +73,6 @@ class Detector:
         base = m.start(0)
         whole = m.group(0)
         return whole[: start - base] + placeholder + whole[end - base :]
-
-
-# In JSON text a quote is \" and a newline \n: the probes allow for both.
-_J_SPACE = rb"(?:\s|\\[nrt])*"
-# Inside a JSON string a double quote is escaped; an unescaped one ends a key, which is
-# structure, not text the pattern could match.
-_J_QUOTE = rb"(?:\\[\"']|')?"
 
 
 def luhn_valid(number: str) -> bool:
@@ -112,27 +97,23 @@ PRIVATE_KEY = Detector(
         r"(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|.*\Z)",
         re.S,
     ),
-    ("key",),
-    probe=re.compile(rb"key(?: block)?-----"),
+    ("-----begin",),
 )
 BEARER = Detector(
     "bearer_token",
     re.compile(rf"(?i)\bbearer\s+(?P<tok>{_NOT_REDACTED}[A-Za-z0-9\-._~+/]+=*)"),
     ("bearer",),
     ("tok",),
-    probe=re.compile(rb"bearer(?:\s|\\[nrt])+[a-z0-9\-._~+/]"),
 )
 JWT = Detector(
     "jwt",
     re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
     ("eyj",),
-    probe=re.compile(rb"eyj[a-z0-9_-]{4,}\.eyj"),
 )
 AWS_ACCESS_KEY = Detector(
     "aws_access_key",
     re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
     ("akia", "asia", "abia", "acca"),
-    probe=re.compile(rb"[a-z]{4}[a-z0-9]{16}"),
 )
 AWS_SECRET_KEY = Detector(
     "aws_secret_key",
@@ -142,7 +123,6 @@ AWS_SECRET_KEY = Detector(
     ),
     ("secret",),
     ("key",),
-    probe=re.compile(rb"secret[_.-]?(?:access)?[_.-]?key" + _J_QUOTE + _J_SPACE + rb"[:=]"),
 )
 PASSWORD = Detector(
     "password",
@@ -153,14 +133,12 @@ PASSWORD = Detector(
     ),
     KEY_TRIGGERS,
     ("pw_dq", "pw_sq", "pw_bare"),
-    probe=re.compile(rb"[a-z0-9_.-]{0,40}" + _J_QUOTE + _J_SPACE + rb"[:=]"),
 )
 URL_PASSWORD = Detector(
     "password",
     re.compile(rf"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]*:(?P<upw>{_NOT_REDACTED}[^/\s@]+)@"),
     ("://",),
     ("upw",),
-    probe=re.compile(rb"://[^/\s:@]*:[^/\s@]+@"),
 )
 CARD_NUMBER = Detector(
     "card_number",
@@ -183,7 +161,6 @@ EMAIL = Detector(
         r"\.[A-Za-z]{2,24}(?![A-Za-z0-9-])"
     ),
     ("@",),
-    probe=re.compile(rb"@[a-z0-9-]+\.[a-z]"),
 )
 
 # Order matters: the most specific first, so a secret is named for what it is.
@@ -268,122 +245,81 @@ def _find_all(text: Any, words: Sequence[Any]) -> list[tuple[int, int]]:
 
 
 class Scanner:
-    """Runs a set of detectors over text, cheaply when the text is clean.
+    """Runs a set of detectors over strings, cheaply when they are clean."""
 
-    ``extra`` names more literals to look for (the redactor's secret-key hints); the
-    result of :meth:`survey` says which of them occur.
-    """
+    __slots__ = ("_by_word", "_trigless", "detectors", "needles")
 
-    __slots__ = ("_extra_ids", "_of_detector", "detectors", "extra", "needles")
-
-    def __init__(self, detectors: Sequence[Detector], extra: Iterable[str] = ()) -> None:
+    def __init__(self, detectors: Sequence[Detector]) -> None:
         self.detectors = tuple(detectors)
-        self.extra = tuple(extra)
-        self.needles = Needles([t for d in self.detectors for t in d.triggers] + list(self.extra))
+        self.needles = Needles(t for d in self.detectors for t in d.triggers)
         index = {w: i for i, w in enumerate(self.needles.words)}
-        self._of_detector = tuple(frozenset(index[t] for t in d.triggers) for d in self.detectors)
-        self._extra_ids = frozenset(index[w] for w in self.extra)
+        by_word: dict[int, list[Detector]] = {}
+        for d in self.detectors:
+            for t in d.triggers:
+                by_word.setdefault(index[t], []).append(d)
+        self._by_word = {w: tuple(ds) for w, ds in by_word.items()}
+        self._trigless = tuple(d for d in self.detectors if not d.triggers)
 
-    def survey(self, data: bytes) -> tuple[tuple[Detector, ...], list[int], bytes]:
-        """For ``data`` (a whole event as JSON): the detectors whose trigger occurs and
-        whose probe holds there (never missing a secret), the start positions of the
-        ``extra`` literals, and the lower-cased ``data`` they refer to."""
-        low = data.lower()
-        by_word: dict[int, list[int]] = {}
-        for i, start in self.needles.find(low):
-            got = by_word.get(i)
-            if got is None:
-                by_word[i] = [start]
-            else:
-                got.append(start)
-        active: list[Detector] = []
-        for d, words in zip(self.detectors, self._of_detector, strict=True):
-            if not d.triggers:
-                shaped = data.translate(_DIGITS)
-                if any(shape in shaped for shape in _CARD_SHAPES):
-                    active.append(d)
-                continue
-            if not by_word:
-                continue
-            probe = d.probe
-            for w in words:
-                starts = by_word.get(w)
-                if starts is None:
-                    continue
-                if probe is None or any(probe.match(low, p) is not None for p in starts):
-                    active.append(d)
-                    break
-        extra = [p for w in self._extra_ids for p in by_word.get(w, ())]
-        return tuple(active), extra, low
-
-    def active(self, text: str | bytes) -> tuple[Detector, ...]:
-        """The detectors that may find something in ``text``: a string as it is, or
-        bytes of JSON (a whole event)."""
-        if isinstance(text, str):
-            # The probes read JSON: look at the string as JSON shows it.
-            text = json.dumps(text).encode()
-        return self.survey(text)[0]
-
-    def candidates(self, texts: Sequence[str], detectors: Sequence[Detector]) -> set[int]:
-        """Indexes of the ``texts`` that hold a trigger of ``detectors`` (a card-like
-        digit run for those without triggers): the only ones worth searching."""
-        if not texts or not detectors:
-            return set()
+    def candidates(self, texts: Sequence[str]) -> dict[int, set[Detector]]:
+        """For each of ``texts`` that holds a trigger (or a card-like digit run), the
+        detectors worth running on it. One pass over all of them joined."""
+        out: dict[int, set[Detector]] = {}
+        if not texts:
+            return out
         joined = "\x00".join(texts)
         ends: list[int] = []
         total = -1
         for t in texts:
             total += len(t) + 1
             ends.append(total)  # the separator after text i sits at ends[i]
-        wanted = frozenset(w for d in detectors for w in self._word_ids(d))
         low = joined.lower()
+        ascii_ = low.isascii()
         # Bytes are searched faster; their offsets are the characters' when all is ASCII.
-        hits = self.needles.find(low.encode() if low.isascii() else low)
-        out: set[int] = set()
-        for w, start in hits:
-            if w in wanted:
-                out.add(bisect.bisect_left(ends, start))
-        if any(not d.triggers for d in detectors):
-            # Card numbers: where the digit shapes occur (offsets match when all is ASCII).
-            if low.isascii():
-                shaped = low.encode().translate(_DIGITS)
-                for shape in _CARD_SHAPES:
-                    pos = shaped.find(shape)
-                    while pos >= 0:
-                        out.add(bisect.bisect_left(ends, pos))
-                        pos = shaped.find(shape, pos + 1)
+        blow = low.encode() if ascii_ else None
+        by_word = self._by_word
+        for w, start in self.needles.find(blow if blow is not None else low):
+            i = bisect.bisect_left(ends, start)
+            got = out.get(i)
+            if got is None:
+                out[i] = set(by_word[w])
             else:
-                out.update(i for i, t in enumerate(texts) if _CARD_ANY.search(t))
+                got.update(by_word[w])
+        if self._trigless:
+            if blow is not None:
+                shaped = blow.translate(_DIGITS)
+                if b"0000" in shaped:
+                    for shape in _CARD_SHAPES:
+                        pos = shaped.find(shape)
+                        while pos >= 0:
+                            out.setdefault(bisect.bisect_left(ends, pos), set()).update(
+                                self._trigless
+                            )
+                            pos = shaped.find(shape, pos + 1)
+            else:
+                for i, t in enumerate(texts):
+                    if _CARD_ANY.search(t):
+                        out.setdefault(i, set()).update(self._trigless)
         return out
 
-    def _word_ids(self, d: Detector) -> frozenset[int]:
-        return self._of_detector[self.detectors.index(d)]
-
-    def redact(self, text: str, detectors: Sequence[Detector] | None = None) -> str:
-        """``text`` with every secret the detectors find replaced by its placeholder."""
-        dets = self.active(text) if detectors is None else detectors
+    def redact(self, text: str, detectors: Iterable[Detector] | None = None) -> str:
+        """``text`` with every secret the detectors (all by default) find replaced by its
+        placeholder. Detectors run in their fixed order."""
+        chosen = (
+            self.detectors
+            if detectors is None
+            else tuple(d for d in self.detectors if d in set(detectors))
+        )
         low: str | None = None
-        for d in dets:
+        for d in chosen:
             if d.triggers:
                 if low is None:
                     low = text.lower()
                 if not any(t in low for t in d.triggers):
                     continue
-            elif d.pattern.search(text) is None:
+            elif _CARD_ANY.search(text) is None:
                 continue
             new = d.redact(text)
             if new != text:
                 text = new
                 low = None
         return text
-
-
-def probe_at_triggers(low: bytes, triggers: Sequence[bytes], probe: re.Pattern[bytes]) -> bool:
-    """Whether ``probe`` matches where one of ``triggers`` starts in ``low``."""
-    for t in triggers:
-        i = low.find(t)
-        while i >= 0:
-            if probe.match(low, i) is not None:
-                return True
-            i = low.find(t, i + 1)
-    return False

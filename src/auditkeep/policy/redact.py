@@ -7,14 +7,10 @@ Running it again changes nothing. The configuration is documented in ``docs/poli
 
 from __future__ import annotations
 
-import functools
 import ipaddress
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import msgspec
 
 from auditkeep.model import Event
 from auditkeep.policy import detectors as det
@@ -107,7 +103,7 @@ class Redactor:
             self.detectors = det.select(detectors)
         except ValueError as exc:
             raise PolicyError("redaction.detectors", str(exc)) from None
-        self.scanner = det.Scanner(self.detectors, extra=_KEY_HINTS)
+        self.scanner = det.Scanner(self.detectors)
         self.exempt = frozenset(exempt)
         self.secret_keys = secret_keys
         self._text_fields: tuple[tuple[str, str, str], ...] = tuple(
@@ -115,7 +111,6 @@ class Redactor:
             for f in TEXT_FIELDS
             if f not in self.exempt
         )
-        self._encode = msgspec.json.Encoder().encode
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> Redactor:
@@ -218,14 +213,9 @@ class Redactor:
     # -- detectors
 
     def _scan(self, event: Event, changed: set[str]) -> None:
-        # One look at the whole event as JSON decides which detectors can find anything:
-        # their literal triggers survive JSON encoding, so a clean event stops here.
-        active, key_hits, low = self.scanner.survey(self._encode(event))
-        keys = self.secret_keys and any(_KEY_PROBE.match(low, p) for p in key_hits)
-        if not active and not keys:
-            return
-        # Gather every string (with where it lives), then search only those holding a
-        # trigger: one pass over their joined text instead of one per string.
+        # Gather every string with where it lives (replacing values of secret-named keys
+        # on the way), then find the triggers of all detectors in one pass over them all:
+        # only strings holding a trigger are searched.
         slots: list[tuple[Any, Any, str]] = []
         texts: list[str] = []
         for path, group, name in self._text_fields:
@@ -238,13 +228,13 @@ class Redactor:
                 slots.append((owner, attr, path.rpartition(".")[0]))
                 texts.append(value)
         if event.metadata:
-            self._collect(event.metadata, slots, texts, keys, changed)
-        if not active:
+            self._collect(event.metadata, slots, texts, self.secret_keys, changed)
+        if not self.detectors:
             return
         redact = self.scanner.redact
-        for i in sorted(self.scanner.candidates(texts, active)):
+        for i, dets in self.scanner.candidates(texts).items():
             owner, attr, parent = slots[i]
-            new = redact(texts[i], active)
+            new = redact(texts[i], dets)
             if new == texts[i]:
                 continue
             if type(owner) is dict:
@@ -312,19 +302,22 @@ class Redactor:
                         stack.append((v, f"{path}[{i}]"))
 
 
-@functools.lru_cache(maxsize=8192)  # metadata keys recur from event to event
+_SECRET_KEYS: dict[str, bool] = {}
+
+
 def _is_secret_key(key: str) -> bool:
-    return det.SECRET_KEY.match(key) is not None
+    """Whether ``key`` names a secret; remembered, since metadata keys recur."""
+    got = _SECRET_KEYS.get(key)
+    if got is None:
+        if len(_SECRET_KEYS) > 16384:
+            _SECRET_KEYS.clear()
+        got = _SECRET_KEYS[key] = det.SECRET_KEY.match(key) is not None
+    return got
 
 
 def _key_kind(key: str) -> str:
     low = key.lower()
     return "password" if ("pass" in low or "pwd" in low) else "secret"
-
-
-_KEY_HINTS: tuple[str, ...] = (*det.KEY_TRIGGERS, "authorization", "cookie")
-# From a hint to the end of a key with a string value, as msgspec writes JSON: ...":"
-_KEY_PROBE = re.compile(rb'[a-z0-9_.-]{0,40}":"')
 
 
 def _expand(node: Any, parts: list[str], prefix: str) -> Iterable[tuple[dict[str, Any], str, str]]:
