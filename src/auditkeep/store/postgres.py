@@ -120,16 +120,17 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def split_url(url: str) -> tuple[str, str | None]:
-    """The libpq URL without auditkeep's own ``schema`` parameter, and that schema."""
+OWN_PARAMS = ("schema", "pool_max")
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """The libpq URL without auditkeep's own parameters (``schema``, ``pool_max``), and those."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = [(k, v) for k, v in query if k != "schema"]
+    own = {k: v for k, v in query if k in OWN_PARAMS and v}
+    rest = [(k, v) for k, v in query if k not in OWN_PARAMS]
     scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
-    return urlunsplit(
-        (scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)
-    ), schema or None
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), own
 
 
 def redact_url(url: str) -> str:
@@ -145,8 +146,9 @@ class PostgresStore:
     """:class:`auditkeep.store.base.Store` on PostgreSQL (psycopg 3 and a connection pool).
 
     ``url`` is a libpq URL; an extra ``?schema=NAME`` (or the ``schema`` argument) keeps
-    every table in that schema, created if needed. Migrations run at start unless
-    ``migrate`` is false.
+    every table in that schema, created if needed, and ``?pool_max=N`` bounds the pool's
+    connections (default ``max_size``, 10). Migrations run at start unless ``migrate`` is
+    false.
     """
 
     dialect = "postgresql"
@@ -165,9 +167,16 @@ class PostgresStore:
     ) -> None:
         if durability not in ("full", "normal"):
             raise ValueError("durability must be 'full' or 'normal'")
-        conninfo, url_schema = split_url(url)
+        conninfo, own = split_url(url)
         self.url = redact_url(conninfo)
-        self.schema = schema or url_schema
+        self.schema = schema or own.get("schema")
+        if "pool_max" in own:
+            try:
+                max_size = int(own["pool_max"])
+            except ValueError:
+                raise ValueError("pool_max in the database URL must be a number") from None
+        max_size = max(1, max_size)
+        min_size = min(min_size, max_size)
         self.durability = durability
         self._closed = False
         self._months: set[Month] = set()
