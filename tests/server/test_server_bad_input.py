@@ -118,3 +118,19 @@ def test_huge_headers_and_slow_body(small: tuple[Server, httpx.Client]) -> None:
         assert time.monotonic() - t0 < 9
     assert reply.startswith("HTTP/1.1 408"), reply
     assert '"error"' in reply and "did not arrive" in reply
+
+
+def test_slow_headers_get_408(small: tuple[Server, httpx.Client]) -> None:
+    srv, _ = small
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        t0 = time.monotonic()
+        reply = b""
+        while b"}" not in reply:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        assert time.monotonic() - t0 < 9
+    assert reply.startswith(b"HTTP/1.1 408"), reply
+    assert b"did not arrive in time" in reply

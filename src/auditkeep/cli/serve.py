@@ -58,12 +58,12 @@ def _first_admin_key(ctx: ServerContext) -> None:
     err.print("=" * 72, highlight=False)
 
 
-def uvicorn_config(app: object, s: Settings, access_log: bool, log_level: str) -> uvicorn.Config:
+def uvicorn_config(app: object, s: Settings, access_log: bool, log_level: str, head_timeout: float = 30.0) -> uvicorn.Config:
     http: type[asyncio.Protocol] | str
     try:
-        from auditkeep.server.protocol import BoundedHttpToolsProtocol
+        from auditkeep.server.protocol import bounded_protocol
 
-        http = BoundedHttpToolsProtocol
+        http = bounded_protocol(head_timeout)
     except ImportError:  # httptools missing: h11, bounded by h11_max_incomplete_event_size
         http = "h11"
     return uvicorn.Config(
@@ -94,7 +94,7 @@ def uvicorn_config(app: object, s: Settings, access_log: bool, log_level: str) -
               help="Require client certificates signed by this CA (PEM).")
 @click.option("--heartbeat", type=click.FloatRange(0.05), default=15.0, show_default=True, help="Seconds between live-tail heartbeats.")
 @click.option("--body-timeout", type=click.FloatRange(0.05), default=30.0, show_default=True,
-              help="Seconds a client may take to send a request body (then 408).")
+              help="Seconds a client may take to send a request's headers, and its body (then 408).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request (never headers).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True)
 @global_options
@@ -129,7 +129,7 @@ def serve(
         ctx = ServerContext(s, ledger, Options(heartbeat=heartbeat, body_timeout=body_timeout))
         _first_admin_key(ctx)
         projection = ProjectionProcess(s)
-        server = _Server(uvicorn_config(create_app(ctx), s, access_log, log_level), ctx)
+        server = _Server(uvicorn_config(create_app(ctx), s, access_log, log_level, body_timeout), ctx)
         server.run()
     finally:
         ledger.close()
