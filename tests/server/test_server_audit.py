@@ -75,3 +75,12 @@ def test_metrics_cover_ingest_rejections_auth_and_checkpoints(server: Server) ->
         "auditkeep_sse_clients",
     ):
         assert name in text, name
+
+
+def test_huge_filters_are_recorded_cut_to_fit(server: Server) -> None:
+    key = server.key("audbig", "read")
+    with server.client(key) as c:
+        assert c.get("/v1/events", params={"text": "x" * 20_000, "metadata": [f"k{i}=v" for i in range(300)]}).status_code == 200
+    ev = _wait_events(server, "audbig", "auditkeep.search")[0]
+    assert len(ev["metadata"]["filters"]["text"]) <= 1001  # type: ignore[index]
+    assert len(ev["metadata"]["filters"]["metadata"]) == 100  # type: ignore[index]

@@ -25,6 +25,21 @@ SYSTEM_TENANT = "auditkeep"  # where events about cross-tenant keys and unknown 
 SERVICE = "auditkeep-server"
 
 
+MAX_TEXT = 1000  # a filter value is recorded up to this many characters
+MAX_ITEMS = 100  # and up to this many repeated values
+
+
+def _clip(value: Any) -> Any:
+    """A filter as given, cut to fit the event limits (so recording it cannot fail)."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
+    if isinstance(value, list):
+        return [_clip(v) for v in value[:MAX_ITEMS]]
+    if isinstance(value, dict):
+        return {k: _clip(v) for k, v in value.items()}
+    return value
+
+
 def key_event(action: str, key: ApiKey, actor_id: str, actor_type: str = "service") -> dict[str, Any]:
     """The event recording the creation or revocation of ``key`` (never its secret)."""
     return {
@@ -90,7 +105,7 @@ class Auditor:
             "category": "data_access",
             "outcome": "success",
             "source": {"service": SERVICE},
-            "metadata": {"tenant": tenant, **{k: v for k, v in metadata.items() if v is not None}},
+            "metadata": {"tenant": tenant, **{k: _clip(v) for k, v in metadata.items() if v is not None}},
         }
         if resource:
             event["resource"] = dict(resource)
