@@ -31,9 +31,7 @@ class _Server(uvicorn.Server):
         self.ctx = ctx
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        loop = self.ctx.hub._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.ctx.hub.close)
+        self.ctx.hub.close_threadsafe()
         super().handle_exit(sig, frame)
 
 

@@ -63,6 +63,13 @@ class Hub:
             if not group:
                 del self._waiters[tid]
 
+    def close_threadsafe(self) -> None:
+        """:meth:`close`, from a signal handler or another thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.close)
+
     def close(self) -> None:
         """Server shutdown: end every stream so the server can stop."""
         self.closing = True
