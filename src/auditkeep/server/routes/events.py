@@ -52,6 +52,7 @@ async def ingest(request: Request) -> Response:
     ctx = context(request)
     caller = await ctx.guard.check(request, ("ingest",))
     s = ctx.settings
+    events: list[Event] = []
     try:
         events = await body.read_events(request, s.max_body_bytes, s.max_batch_events, ctx.options.body_timeout)
         if len(events) * 64 < body.INLINE_BYTES:
@@ -60,15 +61,15 @@ async def ingest(request: Request) -> Response:
             fut = await run_in_threadpool(_submit, ctx.ledger, events, caller.tenant)
         t0 = time.perf_counter()
         receipts = await asyncio.wrap_future(fut)
-    except ApiError as exc:
-        _rejected(ctx, exc.reason or "other", 1)
+    except ApiError as exc:  # events that could not be decoded count as one
+        _rejected(ctx, exc.reason or "other", max(1, len(events)))
         raise
     except ValidationError as exc:
         reason = "malformed" if exc.message.startswith("malformed JSON") else "invalid"
-        _rejected(ctx, reason, 1)
+        _rejected(ctx, reason, max(1, len(events)))
         raise
     except ConflictError:
-        _rejected(ctx, "conflict", 1)
+        _rejected(ctx, "conflict", len(events))
         raise
     m = ctx.metrics
     m.commit_seconds.observe(time.perf_counter() - t0)
