@@ -90,6 +90,10 @@ def test_every_store_command_takes_db(tmp_path: Path, pg_url: str) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("auditkeep.local/pgcli/acme\n300\n")
+    r = run("--db", pg_url, "keys", "create", "--tenant", "acme", "--scopes", "read", "--name", "pg-key", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run("--db", pg_url, "keys", "list", cwd=tmp_path)
+    assert r.returncode == 0 and "pg-key" in r.stdout, r.stderr
     r = run("--db", pg_url, "db", "status", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "up to date" in r.stdout and "acme" in r.stdout and "entries_" in r.stdout
