@@ -398,6 +398,12 @@ def test_bad_time_is_a_source_error() -> None:
         map_k8s_event(obj)
 
 
+def test_python_objects_that_are_not_json_still_map() -> None:
+    obj = {"kind": "Event", "verb": "get", "user": {"username": "a"}, 1: "x", "big": 2**70}
+    ev = _valid(map_k8s_event(obj))
+    assert ev.id is not None and ev.id == map_k8s_event(dict(obj)).id
+
+
 def test_outcomes_and_ip_rules() -> None:
     base = {
         "kind": "Event",

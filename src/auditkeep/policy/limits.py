@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -84,9 +83,9 @@ class _Fitter:
         try:
             text = orjson.dumps(value, default=_fallback, option=orjson.OPT_SORT_KEYS).decode()
         except TypeError:  # integers beyond 64 bits, keys that are not strings: rare
-            text = json.dumps(
-                value, default=_fallback, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            )
+            text = orjson.dumps(
+                _plain(value), default=_fallback, option=orjson.OPT_SORT_KEYS
+            ).decode()
         if not _is_unicode(text):
             text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         if len(text) > self.limits.max_string:
@@ -171,6 +170,17 @@ def _is_unicode(s: str) -> bool:
     return True
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with every key as text and every integer within 64 bits."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
+
+
 def _fallback(obj: Any) -> Any:
     if isinstance(obj, bytes | bytearray):
         return base64.b64encode(obj).decode()
@@ -225,7 +235,7 @@ def _size(metadata: dict[str, Any]) -> int:
     try:
         return len(orjson.dumps(metadata, default=_fallback))
     except TypeError:
-        return len(json.dumps(metadata, default=_fallback).encode())
+        return len(orjson.dumps(_plain(metadata), default=_fallback))
 
 
 def _pop(root: dict[str, Any], rel: str) -> bool:

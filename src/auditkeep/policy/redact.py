@@ -205,7 +205,13 @@ class Redactor:
             setattr(owner, name, None)
             changed.add(rule.path)
             return
-        new = mask_ip(value) if rule.path == "actor.ip" else mask_value(value, rule.keep_last)
+        if rule.path == "actor.ip":
+            try:
+                new = mask_ip(value)
+            except ValueError:  # not an address: validation refuses it anyway; hide it
+                new = None
+        else:
+            new = mask_value(value, rule.keep_last)
         if new != value:
             setattr(owner, name, new)
             changed.add(rule.path)

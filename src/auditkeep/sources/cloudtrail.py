@@ -314,7 +314,10 @@ def _map(rec: Any, fits: bool) -> Event:
     if type(eid) is str and len(eid) == 36 and _UUID.fullmatch(eid):
         eid = eid.lower()  # re-ingesting a file yields the same ids
     else:
-        eid = _derived_id(orjson.dumps(rec, option=orjson.OPT_SORT_KEYS))
+        try:
+            eid = _derived_id(orjson.dumps(rec, option=orjson.OPT_SORT_KEYS))
+        except TypeError:  # not from JSON: keys that are not text, integers beyond 64 bits
+            eid = _derived_id(repr(rec).encode())
 
     meta: dict[str, Any] = {"cloudtrail": rec}
     src_ip = rec.get("sourceIPAddress")

@@ -349,7 +349,7 @@ def _map(
             username,
         )
     else:
-        eid = derived_id(cluster or "", orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode())
+        eid = derived_id(cluster or "", _content(obj))
 
     if wrapper:
         meta.update(wrapper)
@@ -378,6 +378,14 @@ def _map(
         source=Source(service="kube-apiserver", host=cluster, request_id=audit_id),
         metadata=meta,
     )
+
+
+def _content(obj: Any) -> str:
+    """The record's content as stable text, for ids derived from it."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # not from JSON: keys that are not text, integers beyond 64 bits
+        return repr(obj)
 
 
 def _str(v: Any) -> str | None:

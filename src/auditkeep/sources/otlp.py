@@ -38,7 +38,7 @@ from auditkeep.model import (
     Resource,
     Source,
 )
-from auditkeep.model.timefmt import format_rfc3339
+from auditkeep.model.timefmt import MAX_NS, format_rfc3339
 from auditkeep.policy.limits import TooLarge, fit_metadata
 from auditkeep.sources.base import SourceError
 
@@ -333,9 +333,9 @@ def _map_record(
         raise _Bad(f"attribute audit.tenant {tenant[:40]!r} is not a tenant name")
 
     ns = rec.time or rec.observed
+    if not 0 <= ns <= MAX_NS:
+        raise _Bad("timeUnixNano is outside the years 1970 to 9999")
     when = format_rfc3339(ns) if ns > 0 else None
-    if ns < 0:
-        raise _Bad("timeUnixNano is negative")
 
     otel: dict[str, Any] = {}
     if rec.body is not None:
