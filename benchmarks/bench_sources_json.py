@@ -343,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     redactor = Redactor.from_dict(POLICY["redaction"])
     rounds = max(1, 20_000 // len(sample))
     cost = Table(
-        title=f"Policy and redaction, CPU µs per event ({len(sample)} events x {rounds} rounds)"
+        title=f"Policy and redaction, µs per event ({len(sample)} events x {rounds} rounds)"
     )
     for col in ("step", "events", "median", "p90", "p99"):
         cost.add_column(col, justify="left" if col == "step" else "right")
