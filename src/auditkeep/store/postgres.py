@@ -825,41 +825,49 @@ class PgAppend:
                             e.sealed,
                         )
                     )
-        if tiles:
-            keys = list(tiles)
-            c.execute(
-                "INSERT INTO tiles(tenant_id, level, idx, data) "
-                "SELECT %s, level, idx, data FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[]) AS u(level, idx, data) "
-                "ON CONFLICT (tenant_id, level, idx) DO UPDATE SET data = excluded.data",
-                (tenant_id, [k[0] for k in keys], [k[1] for k in keys], [tiles[k] for k in keys]),
-            )
-        if checkpoint is not None:
-            # Under the head lock there is one signer per size; DO NOTHING keeps the first.
-            c.execute(
-                "INSERT INTO checkpoints(tenant_id, size, root, note, signed_ns) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (tenant_id, size) DO NOTHING",
+        # The rest goes out in one round trip (pipeline mode; COPY cannot be pipelined).
+        with c.pipeline():
+            if tiles:
+                keys = list(tiles)
+                c.execute(
+                    "INSERT INTO tiles(tenant_id, level, idx, data) "
+                    "SELECT %s, level, idx, data FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[]) AS u(level, idx, data) "
+                    "ON CONFLICT (tenant_id, level, idx) DO UPDATE SET data = excluded.data",
+                    (
+                        tenant_id,
+                        [k[0] for k in keys],
+                        [k[1] for k in keys],
+                        [tiles[k] for k in keys],
+                    ),
+                )
+            if checkpoint is not None:
+                # Under the head lock there is one signer per size; DO NOTHING keeps the first.
+                c.execute(
+                    "INSERT INTO checkpoints(tenant_id, size, root, note, signed_ns) VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (tenant_id, size) DO NOTHING",
+                    (
+                        tenant_id,
+                        checkpoint.size,
+                        checkpoint.root,
+                        checkpoint.note,
+                        checkpoint.signed_ns,
+                    ),
+                )
+            # The size guard makes a write that somehow bypassed the lock fail instead of forking.
+            cur = c.cursor()
+            cur.execute(
+                "UPDATE logs SET size = %s, root = %s, received_ns = %s, cp_size = %s, cp_ns = %s "
+                "WHERE tenant_id = %s AND size = %s",
                 (
+                    head.size,
+                    head.root,
+                    head.received_ns,
+                    head.checkpoint_size,
+                    head.checkpoint_ns,
                     tenant_id,
-                    checkpoint.size,
-                    checkpoint.root,
-                    checkpoint.note,
-                    checkpoint.signed_ns,
+                    self._sizes[tenant_id],
                 ),
             )
-        # The size guard makes a write that somehow bypassed the lock fail instead of forking.
-        cur = c.execute(
-            "UPDATE logs SET size = %s, root = %s, received_ns = %s, cp_size = %s, cp_ns = %s "
-            "WHERE tenant_id = %s AND size = %s",
-            (
-                head.size,
-                head.root,
-                head.received_ns,
-                head.checkpoint_size,
-                head.checkpoint_ns,
-                tenant_id,
-                self._sizes[tenant_id],
-            ),
-        )
         if cur.rowcount != 1:
             raise StoreError(
                 f"log head of tenant id {tenant_id} moved under its lock; nothing written"
