@@ -473,6 +473,18 @@ def test_merger_final_times_out_to_the_last_stage_seen() -> None:
     assert len(m) == 0
 
 
+def test_merger_passes_events_it_cannot_merge() -> None:
+    m = StageMerger("final", clock=_Clock())
+    no_stage = map_k8s_event(
+        {"kind": "Event", "auditID": "z", "verb": "get", "user": {"username": "a"}}
+    )
+    no_id = map_k8s_event(
+        {"kind": "Event", "stage": "RequestReceived", "verb": "get", "user": {"username": "a"}}
+    )
+    assert m.add([no_stage, no_id]) == [no_stage, no_id]
+    assert len(m) == 0
+
+
 def test_merger_all_mode_and_drain_and_bound() -> None:
     evs = [_stage("a", "RequestReceived"), _stage("a", "ResponseComplete", 200)]
     assert len(StageMerger("all").add(evs)) == 2

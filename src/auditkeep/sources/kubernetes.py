@@ -695,7 +695,7 @@ class StageMerger:
     ``mode="final"`` keeps only ResponseComplete or Panic; an earlier stage is held until
     its final stage arrives and is released on its own (marked ``final_stage_missing``)
     when none comes within ``timeout`` seconds (long watches, a lost event). ``mode="all"``
-    passes every stage through. Events without an auditID always pass through.
+    passes every stage through. Events without an auditID or a stage always pass through.
     """
 
     def __init__(
@@ -728,10 +728,11 @@ class StageMerger:
         out: list[Event] = []
         for ev in events:
             key = _merge_key(ev)
-            if key is None:
-                out.append(ev)
+            stage = _stage(ev)
+            if key is None or stage is None:
+                out.append(ev)  # nothing to merge it with
                 continue
-            if _stage(ev) in FINAL_STAGES:
+            if stage in FINAL_STAGES:
                 self._pending.pop(key, None)
                 self._done[key] = None
                 if len(self._done) > self.remember:
