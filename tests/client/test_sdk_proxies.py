@@ -59,3 +59,5 @@ def test_routes() -> None:
     assert Route("/api/*").matches("PATCH", "/api/v1")
     rx = Route(re.compile(r"/invoices/\d+"), ["PUT"])
     assert rx.matches("PUT", "/invoices/42") and not rx.matches("PUT", "/invoices/42/x")
+    with pytest.raises(TypeError):
+        Route("/admin/*", "POST")  # a string is not a list of methods

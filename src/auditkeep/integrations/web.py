@@ -11,7 +11,7 @@ import fnmatch
 import logging
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from auditkeep.client.context import current
@@ -50,9 +50,15 @@ class Route:
     methods: Collection[str] = ("*",)
     action: str | None = None
     category: str | None = None
+    _allowed: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        if isinstance(self.methods, str):
+            raise TypeError("methods must be a collection of method names, not one string")
+        object.__setattr__(self, "_allowed", frozenset(m.upper() for m in self.methods))
 
     def matches(self, method: str, path: str) -> bool:
-        if "*" not in self.methods and method.upper() not in {m.upper() for m in self.methods}:
+        if "*" not in self._allowed and method.upper() not in self._allowed:
             return False
         if isinstance(self.pattern, re.Pattern):
             return self.pattern.fullmatch(path) is not None
