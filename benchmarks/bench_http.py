@@ -37,7 +37,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from events import make_event  # noqa: E402
+from events import make_event
 
 KEY_RE = re.compile(r"ak_[a-z2-7]{12}_[A-Za-z0-9_-]{43}")
 
@@ -79,11 +79,13 @@ def baseline(profile: str, seconds: float) -> float:
 # --- the load generator (runs in its own process) ---------------------------------------------
 
 
-async def _sender(url: str, key: str, body: bytes, stop: float, pace: float | None, out: list[float]) -> int:
+async def _sender(
+    url: str, key: str, body: bytes, stop: float, pace: float | None, out: list[float], offset: float = 0.0
+) -> int:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     sent = 0
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as c:
-        next_at = time.perf_counter()
+        next_at = time.perf_counter() + offset  # paced senders are spread evenly, not in bursts
         while time.perf_counter() < stop:
             if pace is not None:
                 delay = next_at - time.perf_counter()
@@ -105,7 +107,10 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
     pace = None if not args.rate else args.connections * args.size / args.rate
     lat: list[float] = []
     t0 = time.perf_counter()
-    counts = await asyncio.gather(*[_sender(args.url, args.key, body, stop, pace, lat) for _ in range(args.connections)])
+    spread = (pace or 0.0) / args.connections
+    counts = await asyncio.gather(
+        *[_sender(args.url, args.key, body, stop, pace, lat, i * spread) for i in range(args.connections)]
+    )
     took = time.perf_counter() - t0
     return {"events": sum(counts) * args.size, "seconds": took, "latencies": lat}
 

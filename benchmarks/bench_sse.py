@@ -24,9 +24,9 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_http import pct, start_server  # noqa: E402
+from bench_http import pct, start_server
 
-from auditkeep.model.timefmt import parse_rfc3339  # noqa: E402
+from auditkeep.model.timefmt import parse_rfc3339
 
 
 def follow(url: str, key: str, ready: threading.Event, stop: threading.Event, out: list[float], seen: list[int]) -> None:
