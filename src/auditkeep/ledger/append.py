@@ -137,41 +137,48 @@ class Sequencer:
     def _sequence(self, txn: AppendTxn, w: _TenantWork, p: Pending) -> list[Receipt]:
         head = w.head
         tid = p.tenant_id
+        tenant = p.tenant
         received_ns = max(self.now_ns(), head.received_ns)
         received_at = format_rfc3339(received_ns)
         raw_ids = [bytes.fromhex(ev.id.replace("-", "")) for ev in p.events]  # type: ignore[union-attr]
         claimed = [raw for raw, c in zip(raw_ids, p.client_ids, strict=True) if c]
         existing = txn.existing(tid, claimed) if claimed else {}
-        values, salts = self._salts(txn, tid, p.events)
+        values, subjects, salts = self._salts(txn, tid, p.events)
 
-        receipts: list[Receipt | None] = [None] * len(p.events)
+        receipts: list[Receipt] = []
         new_entries: list[Entry] = []
         new_hashes: list[bytes] = []
+        # Only ids the caller chose can repeat within a batch (ours are fresh UUIDv7s).
         seen: dict[bytes, tuple[bytes, int]] = {}  # id -> (leaf, position in new_entries)
         next_index = head.size
         for pos, ev in enumerate(p.events):
             raw = raw_ids[pos]
-            old = existing.get(raw)
-            if old is not None:
-                old_at = format_rfc3339(old.received_ns)
-                leaf, _, _ = self._leaf(ev, p.tenant, old_at, values[pos], salts, pos, p.checked[pos].exact)
-                if leaf != old.leaf:
-                    raise ConflictError(ev.id or "", pos)
-                receipts[pos] = Receipt(ev.id or "", p.tenant, old.index, leaf_hash(old.leaf).hex(), format_rfc3339(old.received_ns))
-                continue
-            leaf, subject, sealed = self._leaf(ev, p.tenant, received_at, values[pos], salts, pos, p.checked[pos].exact)
-            twin = seen.get(raw)
-            if twin is not None:
-                if twin[0] != leaf:
-                    raise ConflictError(ev.id or "", pos)
-                first = new_entries[twin[1]]
-                receipts[pos] = Receipt(ev.id or "", p.tenant, first.index, new_hashes[twin[1]].hex(), received_at)
-                continue
+            exact = p.checked[pos].exact
+            event_id = ev.id or ""
+            if p.client_ids[pos]:
+                old = existing.get(raw)
+                if old is not None:
+                    old_at = format_rfc3339(old.received_ns)
+                    leaf, _ = self._leaf(ev, tenant, old_at, values[pos], subjects[pos], salts, pos, exact)
+                    if leaf != old.leaf:
+                        raise ConflictError(event_id, pos)
+                    receipts.append(Receipt(event_id, tenant, old.index, leaf_hash(old.leaf).hex(), old_at))
+                    continue
+                leaf, sealed = self._leaf(ev, tenant, received_at, values[pos], subjects[pos], salts, pos, exact)
+                twin = seen.get(raw)
+                if twin is not None:
+                    if twin[0] != leaf:
+                        raise ConflictError(event_id, pos)
+                    first = new_entries[twin[1]]
+                    receipts.append(Receipt(event_id, tenant, first.index, new_hashes[twin[1]].hex(), received_at))
+                    continue
+                seen[raw] = (leaf, len(new_entries))
+            else:
+                leaf, sealed = self._leaf(ev, tenant, received_at, values[pos], subjects[pos], salts, pos, exact)
             h = leaf_hash(leaf)
-            seen[raw] = (leaf, len(new_entries))
-            new_entries.append(Entry(next_index, raw, received_ns, leaf, subject, sealed))
+            new_entries.append(Entry(next_index, raw, received_ns, leaf, subjects[pos], sealed))
             new_hashes.append(h)
-            receipts[pos] = Receipt(ev.id or "", p.tenant, next_index, h.hex(), received_at)
+            receipts.append(Receipt(event_id, tenant, next_index, h.hex(), received_at))
             next_index += 1
 
         if new_entries:
@@ -179,7 +186,7 @@ class Sequencer:
             w.entries.extend(new_entries)
             w.head = Head(
                 tid,
-                p.tenant,
+                tenant,
                 w.frontier.size,
                 w.frontier.root(),
                 received_ns,
@@ -187,25 +194,28 @@ class Sequencer:
                 head.checkpoint_ns,
             )
             w.grew = True
-        return [r for r in receipts if r is not None]
+        return receipts
 
     def _salts(
         self, txn: AppendTxn, tid: int, events: Sequence[Event]
-    ) -> tuple[list[dict[str, Any] | None], dict[str, HmacKey]]:
-        """Personal values of each event, and the salts of their subjects."""
-        values: list[dict[str, Any] | None] = (
-            [self.sealer.extract(ev) for ev in events] if self.sealer.paths else [None] * len(events)
-        )
-        subjects = {self.sealer.subject(ev) for ev, v in zip(events, values, strict=True) if v}
-        if not subjects:
-            return values, {}
+    ) -> tuple[list[dict[str, Any] | None], list[str | None], dict[str, HmacKey]]:
+        """Personal values of each event, its subject (None without personal values), and
+        the salts of those subjects."""
+        if not self.sealer.paths:
+            nothing: list[Any] = [None] * len(events)
+            return nothing, nothing, {}
+        values = [self.sealer.extract(ev) for ev in events]
+        subjects = [self.sealer.subject(ev) if v else None for ev, v in zip(events, values, strict=True)]
+        wanted = {s for s in subjects if s is not None}
+        if not wanted:
+            return values, subjects, {}
         cache, pending = self._salt_cache, self._txn_salts
-        missing = sorted(s for s in subjects if (tid, s) not in cache and (tid, s) not in pending)
+        missing = sorted(s for s in wanted if (tid, s) not in cache and (tid, s) not in pending)
         if missing:
             # Salts created in this transaction join the cache only once it commits.
             for s, salt in txn.salts(tid, missing).items():
                 pending[(tid, s)] = HmacKey(salt)
-        return values, {s: cache.get((tid, s)) or pending[(tid, s)] for s in subjects}
+        return values, subjects, {s: cache.get((tid, s)) or pending[(tid, s)] for s in wanted}
 
     def _leaf(
         self,
@@ -213,34 +223,30 @@ class Sequencer:
         tenant: str,
         received_at: str,
         values: dict[str, Any] | None,
+        subject: str | None,
         salts: dict[str, HmacKey],
         pos: int,
         exact: bool,
-    ) -> tuple[bytes, str | None, bytes | None]:
-        """Canonical leaf bytes of ``ev`` received at ``received_at``. The event is copied, not
-        changed, so an idempotent retry can be compared against the stored leaf."""
-        limits = self.cfg.limits
-        leaf_ev = msgspec.structs.replace(
-            ev, tenant=tenant, received_at=received_at, time=ev.time if ev.time is not None else received_at
-        )
-        subject: str | None = None
+    ) -> tuple[bytes, bytes | None]:
+        """Canonical leaf bytes of ``ev`` received at ``received_at`` and the sealed plaintext.
+        The event is copied, not changed, so an idempotent retry can be compared against the
+        stored leaf. (String lengths were checked by validation, sealed values included.)"""
+        time = ev.time if ev.time is not None else received_at
         sealed_plain: bytes | None = None
-        if values:
-            subject = self.sealer.subject(ev)
-            for path, v in values.items():
-                if isinstance(v, str) and len(v) > limits.max_string:
-                    raise ValidationError(f"string longer than {limits.max_string}", path, pos)
-            leaf_ev = self.sealer.seal(leaf_ev, values, salts[subject])
+        if values and subject is not None:
+            leaf_ev = self.sealer.seal(ev, values, salts[subject], tenant=tenant, received_at=received_at, time=time)
             sealed_plain = _plain.encode(values)
+        else:
+            leaf_ev = msgspec.structs.replace(ev, tenant=tenant, received_at=received_at, time=time)
         try:
             leaf = canonical_bytes(leaf_ev, exact=exact)
         except UnicodeEncodeError:
             raise ValidationError("string is not valid Unicode (lone surrogate)", "", pos) from None
-        if len(leaf) > limits.max_event_bytes:
+        if len(leaf) > self.cfg.limits.max_event_bytes:
             raise ValidationError(
-                f"event is {len(leaf)} bytes in canonical form, more than {limits.max_event_bytes}", "", pos
+                f"event is {len(leaf)} bytes in canonical form, more than {self.cfg.limits.max_event_bytes}", "", pos
             )
-        return leaf, subject, sealed_plain
+        return leaf, sealed_plain
 
 
 _plain = msgspec.json.Encoder()

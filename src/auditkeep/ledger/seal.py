@@ -67,10 +67,9 @@ class Sealer:
             node = node.get(k) if isinstance(node, dict) else getattr(node, k, None)
         return str(node) if node is not None else "_"
 
-    def seal(self, ev: Event, values: dict[str, Any], salt: HmacKey) -> Event:
-        """A copy of ``ev`` with ``values`` removed and their commitments under ``sealed``
-        (``ev`` itself, the caller's object, is left as it was)."""
-        changes: dict[str, Any] = {}
+    def seal(self, ev: Event, values: dict[str, Any], salt: HmacKey, **changes: Any) -> Event:
+        """A copy of ``ev`` with ``values`` removed, their commitments under ``sealed`` and
+        ``changes`` applied (``ev`` itself, the caller's object, is left as it was)."""
         for group, fields in self.groups.items():
             part = getattr(ev, group)
             if part is not None:
