@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import orjson
@@ -147,3 +148,26 @@ def test_stream_of_a_tenant_without_a_log_gets_its_first_events(server: Server) 
                 break
     t.join()
     assert got == [("0", "first.one")]
+
+
+def test_a_client_that_stops_reading_is_disconnected(make_server: Callable[..., Server]) -> None:
+    srv = make_server(args=("--stream-send-timeout", "1"))
+    key = srv.key("slow", "ingest,read")
+    with srv.client(key) as c:
+        for k in range(10):
+            big = [event(i, reason="r" * 4000) for i in range(k * 200, (k + 1) * 200)]
+            assert c.post("/v1/events", json=big).status_code == 200
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(f"GET /v1/stream?from_index=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n".encode())
+        deadline = time.monotonic() + 20
+        text = ""
+        while time.monotonic() < deadline and 'reason="slow"} 1.0' not in text:
+            time.sleep(0.5)  # never reading the stream
+            with srv.client(srv.admin) as c:
+                text = c.get("/metrics").text
+        assert 'auditkeep_sse_disconnects_total{reason="slow"} 1.0' in text
+        assert "auditkeep_sse_clients 0.0" in text
+    assert "Traceback" not in srv.output() and "ERROR" not in srv.output(), srv.output()
+

@@ -93,6 +93,8 @@ def uvicorn_config(app: object, s: Settings, access_log: bool, log_level: str, h
 @click.option("--heartbeat", type=click.FloatRange(0.05), default=15.0, show_default=True, help="Seconds between live-tail heartbeats.")
 @click.option("--body-timeout", type=click.FloatRange(0.05), default=30.0, show_default=True,
               help="Seconds a client may take to send a request's headers, and its body (then 408).")
+@click.option("--stream-send-timeout", type=click.FloatRange(0.05), default=30.0, show_default=True,
+              help="Seconds a live-tail client may stop reading before it is disconnected.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request (never headers).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True)
 @global_options
@@ -104,6 +106,7 @@ def serve(
     tls_client_ca: str | None,
     heartbeat: float,
     body_timeout: float,
+    stream_send_timeout: float,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -124,7 +127,7 @@ def serve(
     ledger = open_ledger(s, create=True, background=False)
     projection: ProjectionProcess | None = None
     try:
-        ctx = ServerContext(s, ledger, Options(heartbeat=heartbeat, body_timeout=body_timeout))
+        ctx = ServerContext(s, ledger, Options(heartbeat=heartbeat, body_timeout=body_timeout, send_timeout=stream_send_timeout))
         _first_admin_key(ctx)
         projection = ProjectionProcess(s)
         server = _Server(uvicorn_config(create_app(ctx), s, access_log, log_level, body_timeout), ctx)

@@ -4,7 +4,8 @@ httptools buffers header bytes without limit (h11 has ``h11_max_incomplete_event
 httptools nothing), and uvicorn has no timeout for a head that arrives a byte at a time. So
 here the bytes received while the head is incomplete are counted, and past
 ``MAX_HEAD_BYTES`` the connection gets a 431 JSON answer and is closed; a head not complete
-``head_timeout`` seconds after its first byte gets a 408 and the connection is closed.
+``head_timeout`` seconds after its first byte gets a 408 and the connection is closed. A
+request's scope also carries an ``auditkeep.abort`` extension to drop its connection.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from auditkeep.server.stream import ABORT_EXTENSION
 
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -48,6 +51,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # Lets a response drop a client that stopped reading (ASGI has no way to say so).
+        extensions = dict(self.scope.get("extensions") or {})
+        extensions[ABORT_EXTENSION] = {"abort": self.transport.abort}
+        self.scope["extensions"] = extensions
         self._cancel_timer()
         self._head_timer = self.loop.call_later(self.head_timeout, self._refuse, _408)
 

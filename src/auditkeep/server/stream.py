@@ -25,6 +25,8 @@ from auditkeep.server.metrics import Metrics
 log = logging.getLogger("auditkeep.server.stream")
 
 CHUNK = 500
+# A scope extension through which the server's protocol lets a response drop its connection.
+ABORT_EXTENSION = "auditkeep.abort"
 _encode = msgspec.json.Encoder()
 
 
@@ -127,6 +129,7 @@ class EventStream:
                         self.hub.remove(None, self.wake)
                         self.hub.add(tid, self.wake)
                 if tid is not None and not await self._catch_up(send):
+                    await self._drop(scope)
                     return
                 if self._done():
                     break
@@ -134,6 +137,7 @@ class EventStream:
                     await asyncio.wait_for(self.wake.wait(), self.heartbeat)
                 except TimeoutError:
                     if not await self._send(send, b": heartbeat\n\n"):
+                        await self._drop(scope)
                         return
             await self._finish(send)
         finally:
@@ -181,6 +185,13 @@ class EventStream:
             self.stopped = True
             return False
         return True
+
+    async def _drop(self, scope: Scope) -> None:
+        """Close the connection of a client that stopped reading (when the server can)."""
+        abort = scope.get("extensions", {}).get(ABORT_EXTENSION, {}).get("abort")
+        if abort is not None:
+            abort()
+            await asyncio.sleep(0)  # let the protocol see the connection go before we return
 
     async def _finish(self, send: Send) -> None:
         with contextlib.suppress(TimeoutError, OSError):
