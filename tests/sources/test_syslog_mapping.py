@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -166,8 +167,11 @@ def test_built_within_the_model_without_validating(
         f"[{i}" + "".join(f' {k}="{v}"' for k, v in p.items()) + "]" for i, p in sd.items()
     )
     data = f"<{sev}>1 2024-01-01T00:00:00Z {host} {app} - - {sd_text or '-'} {text}"
+    raw = data.encode("utf-8", "surrogatepass")
     try:
-        ev = map_syslog(parse_syslog(data.encode("utf-8", "surrogatepass")), validate=False)
+        ev = map_syslog(parse_syslog(raw), validate=False)
     except SourceError:
         return
     validate_event(ev)
+    # The bound under which the mapping skips measuring the event's size.
+    assert len(msgspec.json.encode(ev)) <= 12 * len(raw) + 4096
