@@ -185,12 +185,18 @@ def bench_syslog_local(msgs: list[bytes], runs: int) -> list[Row]:
 
     rows.append(("parse", *best_of(runs, parse), "messages"))
 
-    def parse_map() -> int:
-        for m in msgs:
-            map_syslog(parse_syslog(m, now), peer="127.0.0.1:5000", received_ns=now)
-        return len(msgs)
+    def parse_map(validate: bool) -> Callable[[], int]:
+        def run() -> int:
+            for m in msgs:
+                map_syslog(
+                    parse_syslog(m, now), peer="127.0.0.1:5000", received_ns=now, validate=validate
+                )
+            return len(msgs)
 
-    rows.append(("parse + map", *best_of(runs, parse_map), "messages"))
+        return run
+
+    rows.append(("parse + map (validated)", *best_of(runs, parse_map(True)), "messages"))
+    rows.append(("parse + map (no validate_event)", *best_of(runs, parse_map(False)), "messages"))
     return rows
 
 
@@ -219,7 +225,9 @@ def _send_all(port: int, payloads: list[bytes]) -> tuple[list[mp.Process], mp.sy
     return procs, start
 
 
-async def _tcp_receiver(msgs: list[bytes], k: int, octet: bool) -> tuple[float, float]:
+async def _tcp_receiver(
+    msgs: list[bytes], k: int, octet: bool, validate: bool = True
+) -> tuple[float, float]:
     done = asyncio.Event()
     got = 0
 
@@ -230,7 +238,9 @@ async def _tcp_receiver(msgs: list[bytes], k: int, octet: bool) -> tuple[float, 
         if got >= len(msgs):
             done.set()
 
-    servers = await start_syslog_servers(["tcp://127.0.0.1:0"], sink, batch_size=1000)
+    servers = await start_syslog_servers(
+        ["tcp://127.0.0.1:0"], sink, batch_size=1000, validate=validate
+    )
     try:
         port = servers.listeners[0].port
         procs, start = _send_all(port, _payloads(msgs, k, octet))
@@ -284,8 +294,15 @@ def bench_syslog_tcp(msgs: list[bytes], k: int, runs: int) -> list[Row]:
     rows = []
     for label, coro in (
         ("TCP baseline: socket read, count newlines", lambda: _tcp_baseline(msgs, k)),
-        ("TCP receiver, LF framing (parse+map+batch)", lambda: _tcp_receiver(msgs, k, False)),
+        (
+            "TCP receiver, LF framing (parse+map+batch, validated)",
+            lambda: _tcp_receiver(msgs, k, False),
+        ),
         ("TCP receiver, octet counting", lambda: _tcp_receiver(msgs, k, True)),
+        (
+            "TCP receiver, LF framing, no validate_event",
+            lambda: _tcp_receiver(msgs, k, False, validate=False),
+        ),
     ):
         results = [asyncio.run(coro()) for _ in range(runs)]
         best = min(w for w, _ in results)
