@@ -156,8 +156,10 @@ def retry_policy(settings: AlertSettings) -> RetryPolicy:
 
 
 def check_timings(settings: AlertSettings) -> None:
-    for key in ("poll_interval", "tick_interval", "save_interval", "rules_interval"):
+    for key in ("poll_interval", "tick_interval", "rules_interval"):
         if getattr(settings, key) <= 0:
             raise ConfigError(f"alerts.{key} must be positive")
+    if settings.save_interval < 0:
+        raise ConfigError("alerts.save_interval must be 0 (save after every step) or more")
     if settings.batch_events < 1 or settings.max_rule_bytes < 1:
         raise ConfigError("alerts.batch_events and alerts.max_rule_bytes must be positive")
