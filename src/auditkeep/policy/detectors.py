@@ -55,10 +55,34 @@ class Detector:
     triggers: tuple[str, ...] = ()  # empty: a card-like run of digits is the trigger
     groups: tuple[int | str, ...] = (0,)
     check: Callable[[str], bool] | None = None
+    # The pattern starts with a trigger: it is tried only where one occurs, not at every
+    # position (a case-insensitive alternation cannot be searched fast otherwise).
+    anchored: bool = False
 
     def redact(self, text: str) -> str:
         """``text`` with every match replaced by this detector's placeholder."""
-        return self.pattern.sub(self._replace, text)
+        if not self.anchored or not text.isascii():
+            return self.pattern.sub(self._replace, text)
+        low = text.lower()  # for ASCII text the offsets stay the same
+        starts = sorted({i for t in self.triggers for i in _occurrences(low, t)})
+        if not starts:
+            return text
+        parts: list[str] = []
+        done = 0
+        match = self.pattern.match
+        for i in starts:
+            if i < done:
+                continue
+            m = match(text, i)
+            if m is None:
+                continue
+            parts.append(text[done : m.start()])
+            parts.append(self._replace(m))
+            done = m.end()
+        if not parts:
+            return text
+        parts.append(text[done:])
+        return "".join(parts)
 
     def _replace(self, m: re.Match[str]) -> str:
         group = next((g for g in self.groups if m.group(g) is not None), 0)
@@ -73,6 +97,15 @@ class Detector:
         base = m.start(0)
         whole = m.group(0)
         return whole[: start - base] + placeholder + whole[end - base :]
+
+
+def _occurrences(text: str, word: str) -> list[int]:
+    out: list[int] = []
+    i = text.find(word)
+    while i >= 0:
+        out.append(i)
+        i = text.find(word, i + 1)
+    return out
 
 
 def luhn_valid(number: str) -> bool:
@@ -101,9 +134,10 @@ PRIVATE_KEY = Detector(
 )
 BEARER = Detector(
     "bearer_token",
-    re.compile(rf"(?i)\bbearer\s+(?P<tok>{_NOT_REDACTED}[A-Za-z0-9\-._~+/]+=*)"),
+    re.compile(rf"(?i)(?<![A-Za-z0-9])bearer\s+(?P<tok>{_NOT_REDACTED}[A-Za-z0-9\-._~+/]+=*)"),
     ("bearer",),
     ("tok",),
+    anchored=True,
 )
 JWT = Detector(
     "jwt",
@@ -118,27 +152,35 @@ AWS_ACCESS_KEY = Detector(
 AWS_SECRET_KEY = Detector(
     "aws_secret_key",
     re.compile(
-        r"(?i)(?:aws)?[_.-]?secret[_.-]?(?:access)?[_.-]?key[\"']?\s*[:=]\s*[\"']?"
+        r"(?i)secret[_.-]?(?:access)?[_.-]?key[\"']?\s*[:=]\s*[\"']?"
         r"(?P<key>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
     ),
     ("secret",),
     ("key",),
+    anchored=True,
 )
+# Anchored at its trigger: the secret word itself, or "key" after api/access/secret/private.
+_KEY_AFTER = "|".join(
+    f"(?<={w}{sep})" for w in ("api", "access", "secret", "private") for sep in ("", "_", "-")
+)
+_WORD_AT_TRIGGER = rf"(?:pass(?:word|wd|phrase)?|pwd|secret|token|credentials?|(?:{_KEY_AFTER})key)"
 PASSWORD = Detector(
     "password",
     re.compile(
-        rf"(?i)(?<![A-Za-z0-9])[A-Za-z0-9_.-]{{0,40}}?(?:{SECRET_WORDS})[\"']?\s*[:=]\s*"
+        rf"(?i){_WORD_AT_TRIGGER}[\"']?\s*[:=]\s*"
         rf"(?:\"(?P<pw_dq>{_NOT_REDACTED}[^\"\\\n]+)\"|'(?P<pw_sq>{_NOT_REDACTED}[^'\\\n]+)'"
         rf"|(?P<pw_bare>{_NOT_REDACTED}[^\s\"'&;,}}\]]+))"
     ),
     KEY_TRIGGERS,
     ("pw_dq", "pw_sq", "pw_bare"),
+    anchored=True,
 )
 URL_PASSWORD = Detector(
     "password",
-    re.compile(rf"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]*:(?P<upw>{_NOT_REDACTED}[^/\s@]+)@"),
+    re.compile(rf"://[^/\s:@]*:(?P<upw>{_NOT_REDACTED}[^/\s@]+)@"),
     ("://",),
     ("upw",),
+    anchored=True,
 )
 CARD_NUMBER = Detector(
     "card_number",
