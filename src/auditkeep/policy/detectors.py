@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import importlib
+import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -309,18 +310,15 @@ class Scanner:
         if not texts:
             return out
         joined = "\x00".join(texts)
-        ends: list[int] = []
-        total = -1
-        for t in texts:
-            total += len(t) + 1
-            ends.append(total)  # the separator after text i sits at ends[i]
+        # ends[i] is where text i + 1 starts: bisect_right of a position gives its text.
+        ends = list(itertools.accumulate([len(t) + 1 for t in texts]))
         low = joined.lower()
         ascii_ = low.isascii()
         # Bytes are searched faster; their offsets are the characters' when all is ASCII.
         blow = low.encode() if ascii_ else None
         by_word = self._by_word
         for w, start in self.needles.find(blow if blow is not None else low):
-            i = bisect.bisect_left(ends, start)
+            i = bisect.bisect_right(ends, start)
             got = out.get(i)
             if got is None:
                 out[i] = set(by_word[w])
@@ -333,7 +331,7 @@ class Scanner:
                     for shape in _CARD_SHAPES:
                         pos = shaped.find(shape)
                         while pos >= 0:
-                            out.setdefault(bisect.bisect_left(ends, pos), set()).update(
+                            out.setdefault(bisect.bisect_right(ends, pos), set()).update(
                                 self._trigless
                             )
                             pos = shaped.find(shape, pos + 1)

@@ -281,27 +281,33 @@ class Redactor:
                         add_text(v)
             elif tv is dict or tv is list:
                 stack.append((v, f"metadata.{k}"))
+        known = _SECRET_KEYS
         while stack:
             node, path = stack.pop()
             if type(node) is dict:
                 for k, v in node.items():
                     tv = type(v)
                     if tv is str:
-                        if not v or v.startswith(_PREFIX):
-                            continue
-                        if keys and type(k) is str and _is_secret_key(k):
-                            node[k] = det.PLACEHOLDER.format(_key_kind(k))
-                            changed.add(f"{path}.{k}")
-                            continue
-                        add_slot((node, k, path))
-                        add_text(v)
+                        if keys:
+                            secret = known.get(k)
+                            if secret is None:
+                                secret = type(k) is str and _is_secret_key(k)
+                            if secret:
+                                if not v.startswith(_PREFIX):
+                                    node[k] = det.PLACEHOLDER.format(_key_kind(k))
+                                    changed.add(f"{path}.{k}")
+                                continue
+                        if v:
+                            # Placeholders are gathered too: no trigger of theirs matches.
+                            add_slot((node, k, path))
+                            add_text(v)
                     elif tv is dict or tv is list:
                         stack.append((v, f"{path}.{k}"))
             else:
                 for i, v in enumerate(node):
                     tv = type(v)
                     if tv is str:
-                        if v and not v.startswith(_PREFIX):
+                        if v:
                             add_slot((node, i, path))
                             add_text(v)
                     elif tv is dict or tv is list:
