@@ -21,7 +21,7 @@ from auditkeep.client.errors import (
     ServerUnavailableError,
     Undelivered,
 )
-from auditkeep.client.protocol import AuditLog, Recorded, event_id
+from auditkeep.client.protocol import AsyncAuditLog, AuditLog, Recorded, event_id
 
 if TYPE_CHECKING:
     from auditkeep.client.aio import AsyncClient
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIError",
+    "AsyncAuditLog",
     "AsyncClient",
     "AuditLog",
     "AuthError",
