@@ -204,8 +204,16 @@ def _free_port() -> int:
 
 
 def _client(
-    nodes: list[str], token: str, tenants: list[str], seconds: float, seed: int, out: Any
+    nodes: list[str],
+    token: str,
+    tenants: list[str],
+    seconds: float,
+    seed: int,
+    out: Any,
+    mixed: bool,
 ) -> None:
+    """Posts 1,000-event batches for ``seconds``. ``mixed``: every node gets every tenant (a
+    load balancer that knows nothing); otherwise each tenant goes to one node."""
     import httpx
 
     rng = random.Random(seed)
@@ -221,18 +229,18 @@ def _client(
     ) as c:
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
-            r = c.post(
-                f"{nodes[k % len(nodes)]}/v1/events",
-                params={"tenant": tenants[k % len(tenants)]},
-                content=bodies[k % 4],
+            tenant = (
+                tenants[(k // len(nodes)) % len(tenants)] if mixed else tenants[k % len(tenants)]
             )
+            node = nodes[k % len(nodes)] if mixed else nodes[tenants.index(tenant) % len(nodes)]
+            r = c.post(f"{node}/v1/events", params={"tenant": tenant}, content=bodies[k % 4])
             if r.status_code == 200:
                 done += 1000
             k += 1
         out.put((done, time.perf_counter() - start))
 
 
-def _cluster_rate(url: str, nodes: int, seconds: float, clients: int = 4) -> float:
+def _cluster_rate(url: str, nodes: int, seconds: float, mixed: bool, clients: int = 4) -> float:
     schema = f"bench_nodes_{nodes}"
     drop(url, schema)
     db = schema_url(url, schema)
@@ -292,7 +300,7 @@ def _cluster_rate(url: str, nodes: int, seconds: float, clients: int = 4) -> flo
         ctx = multiprocessing.get_context("spawn")
         q = ctx.Queue()
         cps = [
-            ctx.Process(target=_client, args=(urls, token, ["alpha", "beta"], seconds, i, q))
+            ctx.Process(target=_client, args=(urls, token, ["alpha", "beta"], seconds, i, q, mixed))
             for i in range(clients)
         ]
         for p in cps:
@@ -325,11 +333,12 @@ def _wait_ready(url: str) -> None:
 
 def bench_nodes(url: str, seconds: float) -> None:
     print(f"\nnodes: auditkeep serve --db, 2 tenants, 4 client processes, {seconds:g} s each")
-    one = _cluster_rate(url, 1, seconds)
+    one = _cluster_rate(url, 1, seconds, mixed=True)
     row("one node", f"{one:,.0f} events/s")
-    two = _cluster_rate(url, 2, seconds)
-    row("two nodes, one database", f"{two:,.0f} events/s")
-    row("two nodes / one node", f"{two / one:.2f}")
+    two = _cluster_rate(url, 2, seconds, mixed=True)
+    row("two nodes, every node gets both tenants", f"{two:,.0f} events/s  ({two / one:.2f}x)")
+    aff = _cluster_rate(url, 2, seconds, mixed=False)
+    row("two nodes, each tenant sent to one node", f"{aff:,.0f} events/s  ({aff / one:.2f}x)")
 
 
 # 3. search -------------------------------------------------------------------------------------
