@@ -174,23 +174,30 @@ def load_settings(
     return settings
 
 
-def open_ledger(settings: Settings, *, create: bool = True, background: bool = True) -> Any:
-    """The ledger these settings describe (embedded SQLite unless ``db`` names PostgreSQL)."""
-    from auditkeep.ledger.datadir import DataDirError, establish
-    from auditkeep.ledger.ledger import Ledger
+def open_store(settings: Settings, *, create: bool = True) -> Any:
+    """The store these settings name: embedded SQLite in ``data`` unless ``db`` says otherwise."""
+    from auditkeep.ledger.datadir import DataDirError
 
     cfg = settings.ledger_config()
     if settings.db and not settings.db.startswith("sqlite:"):
-        from auditkeep.store.factory import open_store  # PostgreSQL and other backends
+        from auditkeep.store.factory import open_store as open_url  # PostgreSQL
 
-        store = open_store(settings.db, cfg)
-    else:
-        from auditkeep.store.sqlite import SQLiteStore
+        return open_url(settings.db, cfg)
+    from auditkeep.store.sqlite import SQLiteStore
 
-        directory = Path(settings.db[len("sqlite://") :]) if settings.db else Path(settings.data)
-        if not create and not (directory / "log.db").exists():
-            raise DataDirError(f"no auditkeep data in {directory}; run `auditkeep init` first")
-        store = SQLiteStore(directory, durability=cfg.durability)
+    directory = Path(settings.db[len("sqlite://") :]) if settings.db else Path(settings.data)
+    if not create and not (directory / "log.db").exists():
+        raise DataDirError(f"no auditkeep data in {directory}; run `auditkeep init` first")
+    return SQLiteStore(directory, durability=cfg.durability)
+
+
+def open_ledger(settings: Settings, *, create: bool = True, background: bool = True) -> Any:
+    """The ledger these settings describe (embedded SQLite unless ``db`` names PostgreSQL)."""
+    from auditkeep.ledger.datadir import establish
+    from auditkeep.ledger.ledger import Ledger
+
+    cfg = settings.ledger_config()
+    store = open_store(settings, create=create)
     try:
         identity, _ = establish(
             store,

@@ -19,30 +19,16 @@ import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import msgspec
 
-from auditkeep.config import Settings
+from auditkeep.config import Settings, open_store
 from auditkeep.ledger.projector import Projector
 from auditkeep.store.base import Store
 
 log = logging.getLogger("auditkeep.server.projection")
 
 POLL_SECONDS = 0.2
-
-
-def open_store(settings: Settings) -> Store:
-    """The store ``open_ledger`` would open for these settings (never creating data)."""
-    cfg = settings.ledger_config()
-    if settings.db and not settings.db.startswith("sqlite:"):
-        from auditkeep.store.factory import open_store as open_url
-
-        return open_url(settings.db, cfg)
-    from auditkeep.store.sqlite import SQLiteStore
-
-    directory = Path(settings.db[len("sqlite://") :]) if settings.db else Path(settings.data)
-    return SQLiteStore(directory, durability=cfg.durability)
 
 
 def follow(store: Store, stop: threading.Event) -> None:
@@ -83,7 +69,7 @@ class ProjectionProcess:
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which closes the pipe
     settings = msgspec.json.decode(sys.stdin.buffer.readline(), type=Settings)
-    store = open_store(settings)
+    store: Store = open_store(settings, create=False)
     stop = threading.Event()
     worker = threading.Thread(target=follow, args=(store, stop), name="auditkeep-projection", daemon=True)
     worker.start()
