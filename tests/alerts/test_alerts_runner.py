@@ -15,7 +15,7 @@ from alerts_live_support import SECRET, WebhookReceiver, wait_for
 
 from auditkeep.alerts.backtest import simulate, stored_events
 from auditkeep.alerts.catalog import RuleCatalog, RuleConflict, RuleSetError
-from auditkeep.alerts.runner import CURSOR, AlertRunner
+from auditkeep.alerts.runner import CURSOR, AlertRunner, open_leaf
 from auditkeep.alerts.service import AlertService
 from auditkeep.alerts.state import ALERTS, DELIVERIES, FIRED, AlertBook, fired_event_id
 from auditkeep.config import Settings, load_settings
@@ -311,3 +311,18 @@ def test_api_rule_sets_apply_to_their_tenant_only(rig: Rig) -> None:
     assert [a.rule_id for a in book.find("acme")[0]] == ["api-export"] and book.find("globex")[0] == []
     assert catalog.delete("acme", "api-export") == ["api-export"]
     assert {r.id for r in catalog.rules_for("acme")} == {"from-file"}
+
+
+def test_runner_reads_events_as_ledger_readers_do(make_ledger: Callable[..., Ledger]) -> None:
+    """The runner decodes leaves itself (cheaper than Event structs); personal fields,
+    committed as salted hashes, must still reach the rules opened."""
+    ledger = make_ledger(background=False)
+    ledger.append([
+        {"actor": {"id": "alice", "name": "Alice A.", "ip": "10.1.2.3", "user_agent": "curl/8"}, "action": "user.login",
+         "metadata": {"email": "alice@example.org", "n": 1.5, "deep": {"list": [1, "x", None]}}},
+        {"actor": {"id": "svc"}, "action": "db.query", "outcome": "success"},
+    ], "acme")
+    tid = ledger.tenant_id("acme")
+    mine = [open_leaf(e) for e in ledger.store.entries(tid, 0, 2)]
+    assert mine == [msgspec.to_builtins(r.event) for r in ledger.records(0, 2, "acme")]
+    assert mine[0]["actor"]["ip"] == "10.1.2.3" and mine[0]["metadata"]["email"] == "alice@example.org"

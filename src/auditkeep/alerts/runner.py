@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,8 +40,8 @@ from auditkeep.alerts.state import (
     is_own_event,
 )
 from auditkeep.config import AlertSettings
-from auditkeep.ledger.ledger import Ledger
-from auditkeep.store.base import Head
+from auditkeep.ledger.ledger import ERASED, Ledger
+from auditkeep.store.base import Entry, Head
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ CURSOR = "alerts"
 
 
 class _Recording:
-    """A notifier that records a successful send in the store, so a restart resends only
-    what was not delivered."""
+    """A notifier that reports each successful send, so that it is recorded in the store
+    and a restart resends only what was not delivered."""
 
     def __init__(self, inner: Notifier, on_sent: Callable[[str, str], None]) -> None:
         self.inner = inner
@@ -58,10 +59,7 @@ class _Recording:
 
     async def send(self, alert: Alert) -> None:
         await self.inner.send(alert)
-        try:
-            await asyncio.to_thread(self._on_sent, alert.id, self.name)
-        except Exception:  # delivered all the same: never turn this into a dead letter
-            log.exception("alert %s delivered to %s but not marked so", alert.id, self.name)
+        self._on_sent(alert.id, self.name)  # only queues the mark: the next send need not wait
 
     async def aclose(self) -> None:
         close = getattr(self.inner, "aclose", None)
@@ -90,6 +88,10 @@ class Notifications:
         self.dispatcher = Dispatcher(wrapped, dead_letters=self.dead_letters, retry=retry)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        # "delivered" marks are store writes (an fsync each): a thread of their own writes
+        # them so a notifier's next send does not wait for the previous one's
+        self._marks: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._marker: threading.Thread | None = None
 
     def routes(self, alert: Alert) -> list[str]:
         """The notifiers an alert goes to: those its rule names, else the default ones."""
@@ -109,6 +111,8 @@ class Notifications:
                 ready.set()
                 loop.close()
 
+        self._marker = threading.Thread(target=self._mark_loop, name="auditkeep-alerts-marks", daemon=True)
+        self._marker.start()
         self._thread = threading.Thread(target=main, name="auditkeep-alerts-notify", daemon=True)
         self._thread.start()
         ready.wait()
@@ -133,10 +137,19 @@ class Notifications:
             return len(self._inflight)
 
     def _sent(self, alert_id: str, notifier: str) -> None:
-        try:
-            self.book.mark_delivered(alert_id, notifier)
-        finally:
-            self._done(delivery_id(alert_id, notifier))
+        self._marks.put((alert_id, notifier))
+
+    def _mark_loop(self) -> None:
+        while True:
+            item = self._marks.get()
+            if item is None:
+                return
+            try:
+                self.book.mark_delivered(*item)
+            except Exception:  # delivered all the same; at worst it is sent again after a restart
+                log.exception("alert %s delivered to %s but not marked so", *item)
+            finally:
+                self._done(delivery_id(*item))
 
     def _done(self, did: str) -> None:
         with self._lock:
@@ -163,6 +176,38 @@ class Notifications:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         self._loop = self._thread = None
+        if self._marker is not None:
+            self._marks.put(None)  # after every send: the marks of all of them are written
+            self._marker.join(60)
+            self._marker = None
+
+
+_leaf = msgspec.json.Decoder(dict[str, Any])
+
+
+def open_leaf(entry: Entry) -> dict[str, Any]:
+    """The event of a log entry as readers see it (what ``Ledger.records`` gives, as a plain
+    dict): personal fields committed as salted hashes are opened from the plaintext kept
+    beside the leaf, or read ``[erased]``. Decoding straight to a dict is several times
+    cheaper than building the Event struct and converting it back."""
+    event = _leaf.decode(entry.leaf)
+    sealed = event.pop("sealed", None)
+    if sealed:
+        values = _leaf.decode(entry.sealed) if entry.sealed else {}
+        for path in sealed:
+            _set(event, path, values.get(path, ERASED))
+    return event
+
+
+def _set(event: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    node = event
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[last] = value
 
 
 @dataclass
@@ -323,23 +368,26 @@ class AlertRunner:
         if st.position >= head.size:
             return 0
         end = min(head.size, st.position + self.settings.batch_events)
-        records = self.ledger.records(st.position, end, head.tenant)
-        if not records:
-            return 0
         alerts: list[Alert] = []
         process = st.engine.process
-        n = 0
-        for rec in records:
-            if is_own_event(rec.event.action):
+        n = read = 0
+        last = st.position - 1
+        for entry in self.store.entries(head.tenant_id, st.position, end):
+            read += 1
+            last = entry.index
+            event = open_leaf(entry)
+            if is_own_event(str(event.get("action", ""))):
                 continue
-            alerts.extend(process(head.tenant, rec.index, msgspec.to_builtins(rec.event)))
+            alerts.extend(process(head.tenant, entry.index, event))
             n += 1
+        if not read:
+            return 0
         if alerts:
             self._emit(alerts)
-        st.position = records[-1].index + 1
+        st.position = last + 1
         st.dirty = True
         self.events += n
-        return len(records)
+        return read
 
     def _emit(self, alerts: list[Alert]) -> None:
         done = self.book.record(alerts, self.notifications.routes)

@@ -371,8 +371,9 @@ class StoredDeadLetters:
 
     def put(self, letter: DeadLetter) -> None:
         did = delivery_id(letter.alert.id, letter.notifier)
-        self.book.store.doc_put(Doc(DEAD_LETTERS, did, letter.alert.tenant, letter.time, "dead", _encode.encode(letter)))
+        # the delivery first: whoever sees the letter sees the delivery marked dead
         self.book._set_delivery(letter.alert.id, letter.notifier, "dead", letter.error[:500])
+        self.book.store.doc_put(Doc(DEAD_LETTERS, did, letter.alert.tenant, letter.time, "dead", _encode.encode(letter)))
         if self.on_put is not None:
             self.on_put(did)
 
