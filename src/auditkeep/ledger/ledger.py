@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -24,13 +24,16 @@ from auditkeep.log.checkpoint import Checkpoint, verify_checkpoint
 from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.note import NoteVerifier
 from auditkeep.log.proofs import consistency_proof, inclusion_proof
-from auditkeep.model.errors import ValidationError
+from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import Event, TenantName
 from auditkeep.model.ids import id_bytes, id_text, uuid7_batch
 from auditkeep.model.paths import set_path
 from auditkeep.model.timefmt import parse_rfc3339
 from auditkeep.model.validate import convert_batch, validate_event
 from auditkeep.store.base import Entry, Head, Query, Store
+
+if TYPE_CHECKING:
+    from auditkeep.policy.pipeline import Pipeline
 
 _TENANT = msgspec.json.Decoder(TenantName)
 _leaf = msgspec.json.Decoder(Event)
@@ -106,10 +109,14 @@ class Ledger:
         *,
         background: bool = True,
         now_ns: Callable[[], int] = time.time_ns,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.store = store
         self.identity = identity
         self.config = config or LedgerConfig()
+        # Capture policy and redaction for events submitted with a source name (sources and
+        # the HTTP API); the server's and the alert runner's own events pass untouched.
+        self.pipeline = pipeline
         self.verifier: NoteVerifier = identity.signer.verifier()
         self._seq = Sequencer(self.config, identity.signer, identity.log_id, now_ns)
         self._projector = Projector(store, self._sizes)
@@ -210,22 +217,32 @@ class Ledger:
         self,
         events: Sequence[Event | Mapping[str, Any] | bytes | str],
         tenant: str = "default",
+        *,
+        source: str | None = None,
     ) -> Future[list[Receipt]]:
         """Validate and queue a batch; the future resolves when it is durable.
 
         Raises :class:`ValidationError` at once (naming the position and field) if any event
         is invalid: nothing of the batch is stored. Event objects are normalised in place.
+
+        With a ``source`` (``api``, ``kubernetes``, ...) and a :attr:`pipeline`, each event
+        first passes the capture policy and redaction: events the policy drops get no
+        receipt, so the receipts cover the kept events, in order. Error positions still
+        count every event given.
         """
         if self._closed:
             raise RuntimeError("ledger is closed")
         evs = convert_batch(events)
+        positions: list[int] | None = None
+        if source is not None and self.pipeline is not None:
+            evs, positions = self._apply_policy(evs, source)
         limits = self.config.limits
         checked = []
         for i, ev in enumerate(evs):
             try:
                 checked.append(validate_event(ev, limits, tenant))
             except ValidationError as exc:
-                raise exc.at(i) from None
+                raise exc.at(i if positions is None else positions[i]) from None
         client = [ev.id is not None for ev in evs]
         missing = client.count(False)
         if missing:
@@ -239,16 +256,34 @@ class Ledger:
             pending.future.set_result([])
             return pending.future
         self._writer.submit(pending)
-        return pending.future
+        if positions is None:
+            return pending.future
+        return _renumbered(pending.future, positions)
+
+    def _apply_policy(self, evs: list[Event], source: str) -> tuple[list[Event], list[int]]:
+        """The events the pipeline keeps (changed in place) and their positions in ``evs``."""
+        assert self.pipeline is not None
+        process = self.pipeline.process
+        kept: list[Event] = []
+        positions: list[int] = []
+        for i, ev in enumerate(evs):
+            out = process(ev, source)
+            if out is not None:
+                kept.append(out)
+                positions.append(i)
+        return kept, positions
 
     def append(
         self,
         events: Sequence[Event | Mapping[str, Any] | bytes | str],
         tenant: str = "default",
         timeout: float | None = None,
+        *,
+        source: str | None = None,
     ) -> list[Receipt]:
-        """Append a batch, all or nothing; returns one receipt per event once durable."""
-        return self.submit(events, tenant).result(timeout)
+        """Append a batch, all or nothing; returns one receipt per kept event once durable
+        (every event, unless ``source`` names a source whose policy drops some)."""
+        return self.submit(events, tenant, source=source).result(timeout)
 
     def record(self, tenant: str = "default", **fields: Any) -> Receipt:
         """Append one event given as keyword arguments (``actor=``, ``action=``, ...)."""
@@ -457,6 +492,23 @@ class Ledger:
             mine = [n for n in trusted if _note_origin(n) == self.origin(h.tenant)]
             reports.append(verify_log(self.store, h, self.verifier, self.origin(h.tenant), mine, progress))
         return VerifyReport(reports)
+
+
+def _renumbered(fut: Future[list[Receipt]], positions: list[int]) -> Future[list[Receipt]]:
+    """``fut`` whose conflict errors name the caller's positions, not the kept events'."""
+    out: Future[list[Receipt]] = Future()
+
+    def done(f: Future[list[Receipt]]) -> None:
+        exc = f.exception()
+        if exc is None:
+            out.set_result(f.result())
+            return
+        if isinstance(exc, ConflictError) and exc.position is not None and 0 <= exc.position < len(positions):
+            exc = ConflictError(exc.event_id, positions[exc.position])
+        out.set_exception(exc)
+
+    fut.add_done_callback(done)
+    return out
 
 
 def _note_origin(note: str) -> str:
