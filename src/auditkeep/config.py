@@ -76,6 +76,14 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     policy_file: str | None = None
     rules_dir: str | None = None
     syslog: list[str] = msgspec.field(default_factory=list)
+    syslog_tenant: str = "default"  # the tenant log syslog messages go to
+    syslog_tls_cert: str | None = None  # tls:// listeners; default: tls_cert
+    syslog_tls_key: str | None = None  # default: tls_key
+    kubernetes_stages: str = "final"  # "final": one event per request; "all": every stage
+    kubernetes_stage_timeout: float = 60.0  # seconds an early stage waits for its final one
+    # Kubernetes webhook over mutual TLS without a token: "CN=<name>" or "O=<org>" -> tenant
+    client_cert_tenants: dict[str, str] = msgspec.field(default_factory=dict)
+    quarantine_max_bytes: int = 1024 * 1024  # raw bytes kept per quarantined record
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -113,7 +121,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             out.setdefault("limits", {})[name[7:]] = _coerce(value, int)
         elif name.startswith("alerts_") and name[7:] in alert_fields:
             out.setdefault("alerts", {})[name[7:]] = _coerce(value, alert_fields[name[7:]])
-        elif name in fields and name not in ("limits", "alerts", "extra"):
+        elif name in fields and name not in ("limits", "alerts", "extra", "client_cert_tenants"):
             out[name] = _coerce(value, fields[name])
     return out
 
@@ -171,7 +179,34 @@ def load_settings(
         raise ConfigError(f"invalid setting{where}: {exc}") from None
     if settings.durability not in ("full", "normal"):
         raise ConfigError("durability must be 'full' or 'normal'")
+    if settings.kubernetes_stages not in ("final", "all"):
+        raise ConfigError("kubernetes_stages must be 'final' or 'all'")
     return settings
+
+
+# Without a policy file: keep every event whole and replace secrets, but leave e-mail
+# addresses alone, since personal fields are sealed (and erasable) rather than masked.
+DEFAULT_POLICY: dict[str, Any] = {
+    "redaction": {
+        "detectors": [
+            "private_key", "jwt", "bearer_token", "aws_access_key", "aws_secret_key", "password", "card_number",
+        ]
+    }
+}
+
+
+def load_pipeline(settings: Settings) -> Any:
+    """The capture policy and redaction of ``policy_file``, or :data:`DEFAULT_POLICY`."""
+    from auditkeep.policy import Pipeline, PolicyError
+
+    try:
+        if settings.policy_file:
+            return Pipeline.load(settings.policy_file)
+        return Pipeline.from_dict(DEFAULT_POLICY)
+    except FileNotFoundError:
+        raise ConfigError(f"policy_file {settings.policy_file} not found") from None
+    except (PolicyError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"policy_file {settings.policy_file}: {exc}") from None
 
 
 def open_store(settings: Settings, *, create: bool = True) -> Any:
@@ -197,6 +232,7 @@ def open_ledger(settings: Settings, *, create: bool = True, background: bool = T
     from auditkeep.ledger.ledger import Ledger
 
     cfg = settings.ledger_config()
+    pipeline = load_pipeline(settings)  # before the store opens: a bad policy file stops here
     store = open_store(settings, create=create)
     try:
         identity, _ = establish(
@@ -209,4 +245,4 @@ def open_ledger(settings: Settings, *, create: bool = True, background: bool = T
     except BaseException:
         store.close()
         raise
-    return Ledger(store, identity, cfg, background=background)
+    return Ledger(store, identity, cfg, background=background, pipeline=pipeline)
