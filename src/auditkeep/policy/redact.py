@@ -106,11 +106,14 @@ class Redactor:
         self.scanner = det.Scanner(self.detectors)
         self.exempt = frozenset(exempt)
         self.secret_keys = secret_keys
-        self._text_fields: tuple[tuple[str, str, str], ...] = tuple(
-            (f, *f.split(".")) if "." in f else (f, f, "")  # type: ignore[misc]
-            for f in TEXT_FIELDS
-            if f not in self.exempt
-        )
+        # The top-level fields to search, by the part of the event holding them ("" is
+        # the event itself).
+        groups: dict[str, list[str]] = {}
+        for f in TEXT_FIELDS:
+            if f not in self.exempt:
+                group, _, name = f.rpartition(".")
+                groups.setdefault(group, []).append(name)
+        self._groups = tuple((g, tuple(names)) for g, names in groups.items())
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> Redactor:
@@ -224,15 +227,15 @@ class Redactor:
         # only strings holding a trigger are searched.
         slots: list[tuple[Any, Any, str]] = []
         texts: list[str] = []
-        for path, group, name in self._text_fields:
-            owner: Any = event if group == "reason" else getattr(event, group)
-            attr = "reason" if group == "reason" else name
+        for group, names in self._groups:
+            owner: Any = event if group == "" else getattr(event, group)
             if owner is None:
                 continue
-            value = getattr(owner, attr)
-            if isinstance(value, str) and value and not value.startswith(_PREFIX):
-                slots.append((owner, attr, path.rpartition(".")[0]))
-                texts.append(value)
+            for attr in names:
+                value = getattr(owner, attr)
+                if value and type(value) is str and not value.startswith(_PREFIX):
+                    slots.append((owner, attr, group))
+                    texts.append(value)
         if event.metadata:
             self._collect(event.metadata, slots, texts, self.secret_keys, changed)
         if not self.detectors:
