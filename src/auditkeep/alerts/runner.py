@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ from auditkeep.alerts.state import (
     is_own_event,
 )
 from auditkeep.config import AlertSettings
+from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import ERASED, Ledger
 from auditkeep.store.base import Entry, Head
 
@@ -256,6 +258,7 @@ class AlertRunner:
         self._next_tick = 0.0
         self._next_rules = 0.0
         self._started = False
+        self._fired: list[Future[list[Receipt]]] = []
         ledger.on_commit(self._on_commit)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -395,7 +398,9 @@ class AlertRunner:
         for rec in done.new:
             log.info("alert %s: %s (rule %s, tenant %s)", rec.id, rec.title, rec.rule_id, rec.tenant)
         try:
-            self.book.log_fired(done.stored)
+            # not waited for here (the writer may be busy with ingest): the cursor is saved
+            # only once they are durable, see _save
+            self._fired.extend(self.book.log_fired(done.stored))
         except (ValueError, RuntimeError) as exc:  # a refused event must not stop the runner
             log.error("fired events not appended: %s", exc)
         self.notifications.submit(done.deliveries)
@@ -413,11 +418,24 @@ class AlertRunner:
 
     def _save(self, force: bool) -> None:
         mono = time.monotonic()
-        for st in self.tenants.values():
-            if st.dirty and (force or mono - st.saved_at >= self.settings.save_interval):
-                self.store.set_cursor(CURSOR, st.tenant_id, st.position, st.engine.snapshot())
-                st.dirty = False
-                st.saved_at = mono
+        due = [st for st in self.tenants.values() if st.dirty and (force or mono - st.saved_at >= self.settings.save_interval)]
+        if not due:
+            return
+        self._settle_fired()
+        for st in due:
+            self.store.set_cursor(CURSOR, st.tenant_id, st.position, st.engine.snapshot())
+            st.dirty = False
+            st.saved_at = mono
+
+    def _settle_fired(self) -> None:
+        """Wait until the fired events submitted so far are durable: a cursor saved past an
+        alert whose event was lost in a crash would never append it again."""
+        pending, self._fired = self._fired, []
+        for fut in pending:
+            try:
+                fut.result(timeout=120)
+            except Exception as exc:  # refused or the ledger is closing: say so, keep going
+                log.error("fired events not appended: %s", exc)
 
     def _reload(self) -> None:
         self.catalog.refresh()

@@ -21,6 +21,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ import msgspec
 
 from auditkeep.alerts.model import Alert, AlertStatus
 from auditkeep.alerts.notify.base import DeadLetter
+from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import Ledger, NotFound
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.store.base import Doc, Store
@@ -203,13 +205,13 @@ class AlertBook:
                 out.stored.append(_record.decode(again.data) if again is not None else rec)
         return out
 
-    def log_fired(self, records: Sequence[AlertRecord]) -> None:
-        """Append the fired events of these alerts to their tenants' logs (idempotent)."""
+    def log_fired(self, records: Sequence[AlertRecord]) -> list[Future[list[Receipt]]]:
+        """Submit the fired events of these alerts to their tenants' logs (idempotent); the
+        futures resolve once they are durable."""
         by_tenant: dict[str, list[dict[str, Any]]] = {}
         for rec in records:
             by_tenant.setdefault(rec.tenant, []).append(fired_event(rec))
-        for tenant, events in by_tenant.items():
-            self.ledger.append(events, tenant)
+        return [self.ledger.submit(events, tenant) for tenant, events in by_tenant.items()]
 
     # -- reading -------------------------------------------------------------------------
 
