@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -217,8 +218,16 @@ def _walk(value: Any, path: str, depth: int, limits: Limits) -> bool:
     raise ValidationError(f"unsupported value of type {type(value).__name__}", path)
 
 
-@functools.lru_cache(maxsize=65536)
+_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
 def _is_ip(text: str) -> bool:
+    """An IPv4 dotted quad (the common case, by regex) or any address ``ipaddress`` accepts."""
+    return _IPV4.fullmatch(text) is not None or _is_ip_slow(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip_slow(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:
