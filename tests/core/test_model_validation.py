@@ -99,3 +99,26 @@ def test_time_roundtrip_ns() -> None:
     for text in ["1970-01-01T00:00:00Z", "2024-02-29T23:59:59.999999999Z", "0001-01-01T00:00:00.000000001Z"]:
         assert format_rfc3339(parse_rfc3339(text)) == text
     assert parse_rfc3339("2024-01-01T01:00:00+01:00") == parse_rfc3339("2024-01-01T00:00:00Z")
+
+
+def test_ip_check_agrees_with_ipaddress() -> None:
+    import ipaddress
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from auditkeep.model.validate import _is_ip
+
+    octet = st.one_of(st.integers(0, 300).map(str), st.sampled_from(["00", "01", "010", "-1", ""]))
+
+    @settings(max_examples=500)
+    @given(st.one_of(st.lists(octet, min_size=3, max_size=5).map(".".join), st.ip_addresses().map(str), st.text(max_size=20)))
+    def check(text: str) -> None:
+        try:
+            ipaddress.ip_address(text)
+            expected = True
+        except ValueError:
+            expected = False
+        assert _is_ip(text) == expected
+
+    check()
