@@ -1,0 +1,170 @@
+"""The quarantine: records a source could not parse or the ledger refused, kept with their
+raw bytes so that nothing vanishes silently and each can be ingested again after a fix.
+
+Records live in the store's ``quarantine`` document collection (no table of their own).
+A record's id is a hash of its source, tenant and bytes, so a sender that retries a refused
+batch (the Kubernetes API server, an OTLP exporter, ``auditkeep collect``) quarantines it
+once. The document's ``status`` field holds the source name, so listing by source is a
+store query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from auditkeep.model.timefmt import format_rfc3339
+from auditkeep.sources.base import SourceError
+from auditkeep.store.base import Doc, Store
+
+COLLECTION = "quarantine"
+DEFAULT_MAX_BYTES = 1024 * 1024
+REASON_CLASSES = ("malformed", "too_large", "unsupported", "invalid", "conflict", "other")
+
+
+class QuarantineRecord(msgspec.Struct, kw_only=True):
+    """One refused record. ``raw`` is the bytes as received (cut at the quarantine's
+    ``max_bytes``, then ``truncated``); ``context`` holds what a retry needs besides them
+    (an OTLP content type, a Kubernetes cluster name, ``form: event`` for a mapped event the
+    ledger refused)."""
+
+    id: str
+    source: str
+    tenant: str
+    reason: str
+    raw: bytes
+    raw_size: int
+    truncated: bool = False
+    received_ns: int
+    attempts: int = 0
+    last_attempt_ns: int | None = None
+    context: dict[str, str] = msgspec.field(default_factory=dict)
+
+    @property
+    def reason_class(self) -> str:
+        return reason_class(self.reason)
+
+    def summary(self) -> dict[str, Any]:
+        """The record without its bytes, as listings show it."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "tenant": self.tenant,
+            "reason": self.reason,
+            "reason_class": self.reason_class,
+            "received_at": format_rfc3339(self.received_ns),
+            "size": self.raw_size,
+            "truncated": self.truncated,
+            "attempts": self.attempts,
+            "context": dict(self.context),
+        }
+
+
+_encode = msgspec.msgpack.Encoder()
+_decode = msgspec.msgpack.Decoder(QuarantineRecord)
+
+_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("too_large", re.compile(r"more than|larger than|exceeds|too (?:large|long)|longer than", re.I)),
+    ("malformed", re.compile(r"malformed|not valid|bad gzip|truncated|invalid utf|not json|not an? ", re.I)),
+    ("unsupported", re.compile(r"apiVersion|unsupported|is not Event|neither|no kubernetes audit", re.I)),
+    ("conflict", re.compile(r"already exists with different content", re.I)),
+    ("invalid", re.compile(r"missing|expected|invalid|must|not a |refus", re.I)),
+)
+
+
+def reason_class(reason: str) -> str:
+    """A short label of a reason, for metrics: one of :data:`REASON_CLASSES`."""
+    for name, pattern in _CLASSES:
+        if pattern.search(reason):
+            return name
+    return "other"
+
+
+def record_id(source: str, tenant: str, raw: bytes) -> str:
+    h = hashlib.sha256()
+    for part in (source.encode(), tenant.encode(), raw):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()[:32]
+
+
+class Quarantine:
+    """The quarantine over a store's document collection."""
+
+    def __init__(self, store: Store, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+
+    def put(
+        self,
+        errors: Sequence[SourceError],
+        tenant: str,
+        context: Mapping[str, str] | None = None,
+        now_ns: int | None = None,
+    ) -> list[QuarantineRecord]:
+        """Keep each error's record; one already kept (same source, tenant, bytes) stays as
+        it is. Returns the records, new or not."""
+        now = time.time_ns() if now_ns is None else now_ns
+        out: list[QuarantineRecord] = []
+        for err in errors:
+            raw = bytes(err.raw)
+            rid = record_id(err.source, tenant, raw)
+            rec = QuarantineRecord(
+                id=rid,
+                source=err.source,
+                tenant=tenant,
+                reason=err.reason[:4096],
+                raw=raw[: self.max_bytes],
+                raw_size=len(raw),
+                truncated=len(raw) > self.max_bytes,
+                received_ns=now,
+                context=dict(context or {}),
+            )
+            self.store.doc_insert(self._doc(rec))
+            out.append(rec)
+        return out
+
+    def _doc(self, rec: QuarantineRecord) -> Doc:
+        return Doc(COLLECTION, rec.id, rec.tenant, rec.received_ns, rec.source, _encode.encode(rec))
+
+    def get(self, record_id: str) -> QuarantineRecord | None:
+        doc = self.store.doc_get(COLLECTION, record_id)
+        return _decode.decode(doc.data) if doc is not None else None
+
+    def find(self, prefix: str) -> QuarantineRecord | None:
+        """A record by its id or an unambiguous prefix of it (at least 6 characters)."""
+        got = self.get(prefix)
+        if got is not None or len(prefix) < 6:
+            return got
+        hits = [r for r in self.list(limit=100_000) if r.id.startswith(prefix)]
+        return hits[0] if len(hits) == 1 else None
+
+    def list(
+        self,
+        source: str | None = None,
+        tenant: str | None = None,
+        limit: int = 100,
+        before_ns: int | None = None,
+    ) -> list[QuarantineRecord]:
+        """Newest first."""
+        docs = self.store.doc_list(COLLECTION, tenant=tenant, status=source, before_ns=before_ns, limit=limit)
+        return [_decode.decode(d.data) for d in docs]
+
+    def count(self, source: str | None = None, tenant: str | None = None) -> int:
+        return self.store.doc_count(COLLECTION, tenant=tenant, status=source)
+
+    def delete(self, record_id: str) -> bool:
+        return self.store.doc_delete(COLLECTION, record_id)
+
+    def failed_again(self, rec: QuarantineRecord, reason: str, now_ns: int | None = None) -> QuarantineRecord:
+        """Note a retry that failed: its reason replaces the old one."""
+        rec.attempts += 1
+        rec.last_attempt_ns = time.time_ns() if now_ns is None else now_ns
+        rec.reason = reason[:4096]
+        self.store.doc_put(self._doc(rec))
+        return rec

@@ -1,0 +1,240 @@
+"""The sources a running server receives: the Kubernetes audit webhook, OTLP/HTTP logs,
+batches from ``auditkeep collect``, and the syslog listeners. Each hands its batches to
+:class:`~auditkeep.sources.intake.Intake`; this module only adds what a long-running
+receiver needs (stage merging across requests, the syslog servers' lifecycle, a periodic
+release of held stages and of drop counts).
+
+The request handlers are synchronous (run them in a thread); :meth:`SourceService.start`
+and :meth:`SourceService.stop` run in the server's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+
+from auditkeep.ledger.ledger import Ledger
+from auditkeep.model.event import Event
+from auditkeep.sources.base import SourceError
+from auditkeep.sources.intake import Intake, IntakeObserver, IntakeResult, derived_event_id
+from auditkeep.sources.kubernetes import StageMerger, parse_k8s_payload
+from auditkeep.sources.otlp import parse_otlp_logs
+from auditkeep.sources.quarantine import DEFAULT_MAX_BYTES, Quarantine
+from auditkeep.sources.syslog import SyslogServers, start_syslog_servers
+
+log = logging.getLogger("auditkeep.sources")
+
+# Reasons the OTLP parser gives when it could not read a request at all (not one record).
+_OTLP_WHOLE = (
+    "malformed JSON",
+    "malformed protobuf",
+    "not an OTLP logs request",
+    "bad gzip data",
+    "unsupported content type",
+    "request is ",
+)
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    kubernetes_stages: Literal["final", "all"] = "final"
+    kubernetes_stage_timeout: float = 60.0
+    syslog: Sequence[str] = ()
+    syslog_tenant: str = "default"
+    syslog_tls_cert: str | None = None
+    syslog_tls_key: str | None = None
+    quarantine_max_bytes: int = DEFAULT_MAX_BYTES
+    flush_interval: float = 1.0  # seconds between releases of timed-out stages and drop counts
+
+
+@dataclass
+class Delivery:
+    """What a request handed over: ``refused`` when the whole request could not be read
+    (it is quarantined, and the answer is a 400); ``held`` counts Kubernetes stages waiting
+    for their final stage."""
+
+    result: IntakeResult
+    refused: bool = False
+    held: int = 0
+
+    @property
+    def reasons(self) -> list[str]:
+        return [q.reason for q in self.result.quarantined]
+
+
+class CollectedError(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
+    raw: bytes  # base64 in JSON
+
+
+class CollectedBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A batch of ``auditkeep collect``: events mapped on the host, the records it could
+    not read, and the records the host lost. ``batch`` (the collector's id of this batch)
+    makes the ``source.dropped`` event of a resent batch the same event."""
+
+    events: list[Event] = msgspec.field(default_factory=list)
+    errors: list[CollectedError] = msgspec.field(default_factory=list)
+    lost: int = 0
+    batch: str | None = None
+
+
+class SourceService:
+    def __init__(
+        self, ledger: Ledger, options: SourceOptions, observer: IntakeObserver | None = None
+    ) -> None:
+        self.options = options
+        self.quarantine = Quarantine(ledger.store, options.quarantine_max_bytes)
+        self.intake = Intake(ledger, self.quarantine, observer)
+        self._mergers: dict[str, StageMerger] = {}  # by tenant
+        self._lock = threading.Lock()
+        self.syslog: SyslogServers | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    # -- Kubernetes ---------------------------------------------------------------------
+
+    def kubernetes(self, body: bytes, tenant: str, cluster: str | None = None) -> Delivery:
+        """An audit webhook POST (EventList or Event)."""
+        events, errors = parse_k8s_payload(body, cluster=cluster)
+        # The parser keeps the whole body as the raw bytes of an error about the body itself.
+        refused = not events and len(errors) == 1 and bytes(errors[0].raw) == body
+        held = 0
+        if self.options.kubernetes_stages == "final" and events:
+            with self._lock:
+                merger = self._merger(tenant)
+                events = merger.add(events)
+                held = len(merger)
+        ctx = {"cluster": cluster} if cluster else None
+        result = self.intake.deliver("kubernetes", tenant, events, errors, context=ctx)
+        return Delivery(result, refused, held)
+
+    def _merger(self, tenant: str) -> StageMerger:
+        m = self._mergers.get(tenant)
+        if m is None:
+            m = self._mergers[tenant] = StageMerger("final", self.options.kubernetes_stage_timeout)
+        return m
+
+    def release_stages(self, everything: bool = False) -> int:
+        """Deliver the held stages whose final stage did not come in time (all of them at
+        shutdown); returns how many."""
+        with self._lock:
+            ready = {t: (m.drain() if everything else m.expire()) for t, m in self._mergers.items()}
+        n = 0
+        for tenant, events in ready.items():
+            if events:
+                self.intake.deliver("kubernetes", tenant, events)
+                n += len(events)
+        return n
+
+    # -- OpenTelemetry ------------------------------------------------------------------
+
+    def otlp(self, body: bytes, content_type: str, tenant: str) -> Delivery:
+        """An OTLP/HTTP logs export request."""
+        events, errors = parse_otlp_logs(body, content_type)
+        refused = not events and len(errors) == 1 and errors[0].reason.startswith(_OTLP_WHOLE)
+        ctx = {"content_type": content_type.split(";", 1)[0].strip().lower()}
+        result = self.intake.deliver("otlp", tenant, events, errors, context=ctx)
+        return Delivery(result, refused)
+
+    # -- collectors ---------------------------------------------------------------------
+
+    def collected(self, source: str, batch: CollectedBatch, tenant: str) -> Delivery:
+        """A batch from ``auditkeep collect``."""
+        errors = [SourceError(source, e.reason, e.raw) for e in batch.errors]
+        lost_id = derived_event_id(tenant, source, "dropped", batch.batch) if batch.batch else None
+        result = self.intake.deliver(
+            source,
+            tenant,
+            batch.events,
+            errors,
+            lost=batch.lost,
+            lost_reason=f"{source} reported records lost before they were read",
+            lost_id=lost_id,
+        )
+        return Delivery(result)
+
+    # -- syslog and lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the syslog listeners (if any) and the periodic release."""
+        o = self.options
+        if o.syslog:
+            self.syslog = await start_syslog_servers(
+                list(o.syslog), self._syslog_sink, o.syslog_tls_cert, o.syslog_tls_key
+            )
+            for ls in self.syslog.listeners:
+                log.info("syslog listening on %s://%s:%d", ls.scheme, ls.host, ls.port)
+        self._flusher = asyncio.create_task(self._flush_loop(), name="sources-flush")
+
+    async def _syslog_sink(self, events: list[Event], errors: list[SourceError]) -> None:
+        lost = self.syslog.take_dropped() if self.syslog is not None else 0
+        await asyncio.to_thread(
+            self.intake.deliver,
+            "syslog",
+            self.options.syslog_tenant,
+            events,
+            errors,
+            lost=lost,
+            lost_reason="UDP messages dropped: the syslog receive queue was full",
+        )
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.flush_interval)
+            try:
+                await asyncio.to_thread(self._flush_once)
+            except Exception:  # the store may be down for a moment; the next round retries
+                log.exception("sources: periodic flush failed")
+
+    def _flush_once(self) -> None:
+        self.release_stages()
+        if self.syslog is not None:
+            lost = self.syslog.take_dropped()
+            if lost:
+                self.intake.deliver(
+                    "syslog",
+                    self.options.syslog_tenant,
+                    [],
+                    lost=lost,
+                    lost_reason="UDP messages dropped: the syslog receive queue was full",
+                )
+
+    async def stop(self) -> None:
+        """Stop listening, deliver what is buffered and every held stage (before the ledger
+        closes)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if self.syslog is not None:
+            await self.syslog.close()
+        await asyncio.to_thread(self._final_flush)
+
+    def _final_flush(self) -> None:
+        self.release_stages(everything=True)
+        if self.syslog is not None:
+            lost = self.syslog.take_dropped()
+            if lost:
+                self.intake.deliver(
+                    "syslog", self.options.syslog_tenant, [], lost=lost,
+                    lost_reason="syslog messages not delivered at shutdown",
+                )
+
+
+__all__ = [
+    "CollectedBatch",
+    "CollectedError",
+    "Delivery",
+    "SourceOptions",
+    "SourceService",
+]
