@@ -143,7 +143,7 @@ def fired(tmp_path: Path, rules: Path) -> Iterator[tuple[Path, list[str]]]:
     lg.append([login("eve", "failure", format_rfc3339(time.time_ns() + i)) for i in range(3)], "acme")
     lg.append([{"actor": {"id": "eve"}, "action": "secrets.read"}], "acme")
     while runner.step():
-        pass
+        runner.flush()
     book = AlertBook(lg)
     wait_for(lambda: len(book.dead_letters()) == 2, what="two dead letters")
     runner.close()

@@ -110,8 +110,12 @@ class Rig:
         return r
 
     def drain(self, runner: AlertRunner, now_ns: int | None = None) -> None:
+        """Step until the runner has read everything, its own fired events included."""
         while runner.step(now_ns) > 0:
-            pass
+            runner.flush()
+        runner.flush()
+        while runner.step() > 0:
+            runner.flush()
 
     def close(self) -> None:
         for r in self.runners:

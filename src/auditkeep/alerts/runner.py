@@ -427,6 +427,10 @@ class AlertRunner:
             st.dirty = False
             st.saved_at = mono
 
+    def flush(self) -> None:
+        """Wait until the fired events submitted so far are in the log."""
+        self._settle_fired()
+
     def _settle_fired(self) -> None:
         """Wait until the fired events submitted so far are durable: a cursor saved past an
         alert whose event was lost in a crash would never append it again."""
