@@ -80,6 +80,20 @@ class Writer:
                 self._checkpoint_all(force=False)
 
     def _commit(self, group: list[Pending]) -> None:
+        # One commit for every tenant in the group on SQLite (one fsync; there is one writer
+        # anyway). On a shared database, one transaction per tenant, so a node never holds
+        # other tenants' locks while it sequences: nodes then append to different tenants
+        # in parallel.
+        if self._store.dialect == "sqlite":
+            self._commit_group(group)
+            return
+        by_tenant: dict[int, list[Pending]] = {}
+        for p in group:
+            by_tenant.setdefault(p.tenant_id, []).append(p)
+        for part in by_tenant.values():
+            self._commit_group(part)
+
+    def _commit_group(self, group: list[Pending]) -> None:
         tenant_ids = sorted({p.tenant_id for p in group})
         try:
             with self._store.append_txn(tenant_ids) as txn:
