@@ -88,9 +88,10 @@ def test_rules_test_over_a_file_of_events(tmp_path: Path, rules: Path) -> None:
 
 
 def test_rules_test_with_a_source_format(tmp_path: Path, rules: Path) -> None:
-    from auditkeep.cli.ingest import FORMATS, _known_formats
-
-    _known_formats()
+    try:
+        from auditkeep.sources.formats import FORMATS
+    except ModuleNotFoundError:
+        FORMATS = {}
     if "kubernetes" not in FORMATS:
         pytest.skip("the Kubernetes source parser is not installed (auditkeep.sources.formats)")
     (rules / "k8s.yml").write_text(

@@ -325,13 +325,17 @@ def _file_events(path: Path, fmt: str, tenant: str) -> list[tuple[str, int, dict
                 except ValidationError as exc:
                     raise ValidationError(exc.message, exc.path, None).with_line(number) from None
     else:
-        from auditkeep.cli.ingest import FORMATS as parsers
-        from auditkeep.cli.ingest import _known_formats
-
-        known = _known_formats()
+        try:
+            from auditkeep.sources.formats import FORMATS as parsers
+        except ModuleNotFoundError:  # a build without the sources
+            parsers = {}
         if fmt not in parsers:
-            raise click.BadParameter(f"unknown format {fmt!r}; choose from {', '.join(known)}", param_hint="--format")
-        events = parsers[fmt](raw)
+            known = ", ".join(["json", *sorted(parsers)])
+            raise click.BadParameter(f"unknown format {fmt!r}; choose from {known}", param_hint="--format")
+        try:
+            events = list(parsers[fmt](raw))
+        except ValueError as exc:  # records the source parser refused
+            raise click.ClickException(str(exc)) from None
     out_events = []
     for i, ev in enumerate(events):
         try:
