@@ -43,6 +43,21 @@ class _CheckpointAge(Collector):
         yield behind
 
 
+class _QuarantineSize(Collector):
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = GaugeMetricFamily("auditkeep_quarantine_records", "Records held in quarantine, by source", labels=["source"])
+        try:
+            counts = self._counts()
+        except Exception:  # the store may be down; /readyz reports that
+            counts = {}
+        for source, n in sorted(counts.items()):
+            g.add_metric([source], float(n))
+        yield g
+
+
 class Metrics:
     def __init__(self, heads: Callable[[], list[Head]]) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
@@ -75,7 +90,40 @@ class Metrics:
             "auditkeep_audit_events", "Audit-of-the-audit events, by outcome", ["action", "result"], registry=r
         )
         self.errors = Counter("auditkeep_internal_errors", "Unexpected exceptions turned into 500", registry=r)
+        # sources (issue 5): what each source delivered, refused, lost; what the policy dropped
+        self.source_events = Counter(
+            "auditkeep_source_events", "Events appended from a source, by source and tenant", ["source", "tenant"], registry=r
+        )
+        self.quarantined = Counter(
+            "auditkeep_quarantined_records", "Records put in quarantine, by source and reason class", ["source", "reason"],
+            registry=r,
+        )
+        self.lost_records = Counter(
+            "auditkeep_source_lost_records", "Records a source lost (queue full, kernel backlog), by source", ["source"],
+            registry=r,
+        )
+        self.policy_drops = Counter(
+            "auditkeep_policy_dropped_events", "Events the capture policy dropped (level none), by source", ["source"],
+            registry=r,
+        )
         r.register(_CheckpointAge(heads))
+
+    # IntakeObserver (auditkeep.sources.intake)
+    def source_accepted(self, source: str, tenant: str, count: int) -> None:
+        self.source_events.labels(source, tenant).inc(count)
+
+    def source_quarantined(self, source: str, reason_class: str, count: int) -> None:
+        self.quarantined.labels(source, reason_class).inc(count)
+
+    def source_lost(self, source: str, count: int) -> None:
+        self.lost_records.labels(source).inc(count)
+
+    def policy_dropped(self, source: str, count: int) -> None:
+        self.policy_drops.labels(source).inc(count)
+
+    def watch_quarantine(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Report the records held in quarantine, by source, at scrape time."""
+        self.registry.register(_QuarantineSize(counts))
 
     def audit_result(self, action: str, ok: bool) -> None:
         self.audit_events.labels(action, "ok" if ok else "failed").inc()
