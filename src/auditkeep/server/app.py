@@ -19,7 +19,7 @@ from auditkeep.server.context import ServerContext
 from auditkeep.server.docs import docs_page
 from auditkeep.server.middleware import Outermost
 from auditkeep.server.openapi import openapi_document
-from auditkeep.server.routes import alerts, events, keys, ops, proofs, stream, tiles
+from auditkeep.server.routes import alerts, events, keys, ops, proofs, sources, stream, tiles
 
 log = logging.getLogger("auditkeep.server")
 
@@ -45,9 +45,12 @@ def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
             except RunnerBusy as exc:
                 log.warning("alerts are not evaluated in this server: %s", exc)
         try:
+            await ctx.sources.start()  # syslog listeners, release of held Kubernetes stages
             yield
         finally:
             ctx.hub.close()
+            # before the ledger closes: buffered syslog messages and held stages are appended
+            await ctx.sources.stop()
             # before the ledger closes: the runner appends alert events and saves its cursors
             await asyncio.to_thread(ctx.alerts.stop)
             ctx.auditor.flush()
@@ -63,6 +66,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
             *tiles.routes,
             *keys.routes,
             *alerts.routes,
+            *sources.routes,
             Route("/v1/stream", stream.stream, methods=["GET"]),
             *ops.routes,
             Route("/openapi.json", openapi, methods=["GET"]),

@@ -15,6 +15,8 @@ from auditkeep.server.keys import KeyStore
 from auditkeep.server.metrics import Metrics
 from auditkeep.server.ratelimit import RateLimiter
 from auditkeep.server.stream import Hub
+from auditkeep.sources.quarantine import COLLECTION as QUARANTINE
+from auditkeep.sources.service import SourceOptions, SourceService
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,27 @@ class ServerContext:
         # alerts, rules and (when run_in_server) the alert runner, started by the app's lifespan;
         # notifier settings are checked here so a bad [alerts] table stops `serve` before it listens
         self.alerts = AlertService(ledger, settings, validate=settings.alerts.run_in_server)
+        # sources (webhook, OTLP, collectors, syslog) and their quarantine; started by the lifespan
+        self.sources = SourceService(ledger, source_options(settings), self.metrics)
+        self.metrics.watch_quarantine(lambda: _quarantine_counts(ledger))
+
+
+def source_options(s: Settings) -> SourceOptions:
+    return SourceOptions(
+        kubernetes_stages="all" if s.kubernetes_stages == "all" else "final",
+        kubernetes_stage_timeout=s.kubernetes_stage_timeout,
+        syslog=tuple(s.syslog),
+        syslog_tenant=s.syslog_tenant,
+        syslog_tls_cert=s.syslog_tls_cert or s.tls_cert,
+        syslog_tls_key=s.syslog_tls_key or s.tls_key,
+        quarantine_max_bytes=s.quarantine_max_bytes,
+    )
+
+
+def _quarantine_counts(ledger: Ledger) -> dict[str, int]:
+    from auditkeep.policy.types import SOURCES
+
+    return {src: ledger.store.doc_count(QUARANTINE, status=src) for src in SOURCES if src != "api"}
 
 
 def context(request: Request) -> ServerContext:
