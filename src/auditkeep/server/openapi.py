@@ -12,6 +12,7 @@ from auditkeep import __version__
 from auditkeep.ledger.ledger import ConsistencyProof, InclusionProof
 from auditkeep.model.event import CATEGORIES, OUTCOMES, Event
 from auditkeep.server.openapi_alerts import ALERT_OPERATIONS, alert_schemas
+from auditkeep.server.openapi_sources import SOURCE_OPERATIONS, source_schemas
 from auditkeep.server.routes.events import IngestResult, SearchResult
 from auditkeep.server.routes.keys import KeyRequest
 
@@ -39,6 +40,7 @@ class Op:
     ok_content: dict[str, Any] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     example: str = ""
+    error_content: dict[int, dict[str, Any]] = field(default_factory=dict)  # other than JSON Error
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -152,6 +154,10 @@ OPERATIONS: list[Op] = [
 OPERATIONS += [
     Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in ALERT_OPERATIONS
 ]
+# sources: Kubernetes webhook, OTLP/HTTP logs, collector batches, quarantine (openapi_sources)
+OPERATIONS += [
+    Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in SOURCE_OPERATIONS
+]
 
 _STATUS_TEXT = {
     400: "Malformed request (JSON, UTF-8, gzip)", 401: "Missing, malformed, unknown, expired or revoked key",
@@ -199,13 +205,15 @@ def _components() -> dict[str, Any]:
     schemas["Status"] = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
     schemas.update(_key_schemas())
     schemas.update(alert_schemas())
+    schemas.update(source_schemas())
     return schemas
 
 
 def _operation(op: Op, n: int) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.ok): {"description": "OK", "content": op.ok_content}}
     for status in op.errors:
-        responses[str(status)] = {"description": _STATUS_TEXT.get(status, "Error"), "content": _json("Error")}
+        content = op.error_content.get(status, _json("Error"))
+        responses[str(status)] = {"description": _STATUS_TEXT.get(status, "Error"), "content": content}
     out: dict[str, Any] = {
         "operationId": f"op{n}_{op.method}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
         "summary": op.summary,
