@@ -32,8 +32,12 @@ class ReceiptOut(msgspec.Struct):
 
 
 class IngestResult(msgspec.Struct):
+    """One receipt per kept event; ``dropped`` counts the events the capture policy dropped
+    (they have no receipt and no index)."""
+
     tenant: str
     receipts: list[ReceiptOut]
+    dropped: int = 0
 
 
 class SearchResult(msgspec.Struct):
@@ -76,13 +80,18 @@ async def ingest(request: Request) -> Response:
     m.batch_size.observe(len(receipts))
     m.ingest_requests.inc()
     m.ingest_events.labels(caller.tenant).inc(len(receipts))
-    out = IngestResult(caller.tenant, [ReceiptOut(r.id, r.index, r.leaf_hash, r.received_at) for r in receipts])
+    dropped = len(events) - len(receipts)  # one receipt per event the policy kept
+    if dropped:
+        m.policy_dropped("api", dropped)
+    out = IngestResult(
+        caller.tenant, [ReceiptOut(r.id, r.index, r.leaf_hash, r.received_at) for r in receipts], dropped
+    )
     return _json(out)
 
 
 def _submit(ledger: Ledger, events: list[Event], tenant: str) -> Future[list[Receipt]]:
     try:
-        return ledger.submit(events, tenant)
+        return ledger.submit(events, tenant, source="api")  # capture policy and redaction apply
     except RuntimeError as exc:  # the ledger is closing (shutdown)
         raise ApiError(503, "server is shutting down; retry", {"Retry-After": "1"}) from exc
 
