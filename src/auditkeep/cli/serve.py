@@ -62,6 +62,11 @@ def uvicorn_config(app: object, s: Settings, access_log: bool, log_level: str, h
         from auditkeep.server.protocol import bounded_protocol
 
         http = bounded_protocol(head_timeout)
+        if s.tls_client_ca:
+            from auditkeep.server.peercert import with_peer_certificate
+
+            # the Kubernetes webhook may authenticate by its client certificate alone
+            http = with_peer_certificate(http)
     except ImportError:  # httptools missing: h11, bounded by h11_max_incomplete_event_size
         http = "h11"
     return uvicorn.Config(
@@ -83,6 +88,22 @@ def uvicorn_config(app: object, s: Settings, access_log: bool, log_level: str, h
     )
 
 
+def _check_syslog(s: Settings) -> None:
+    """Refuse bad syslog listener URLs before anything starts."""
+    from urllib.parse import urlsplit
+
+    for url in s.syslog:
+        try:
+            u = urlsplit(url)
+            ok = u.scheme in ("udp", "tcp", "tls") and u.hostname is not None and u.port is not None
+        except ValueError:
+            ok = False
+        if not ok:
+            raise click.BadParameter(f"not a syslog listen URL (udp|tcp|tls://host:port): {url!r}", param_hint="--syslog")
+        if u.scheme == "tls" and not ((s.syslog_tls_cert or s.tls_cert) and (s.syslog_tls_key or s.tls_key)):
+            raise click.UsageError("a tls:// syslog listener needs syslog_tls_cert and syslog_tls_key (or --tls-cert/--tls-key)")
+
+
 @click.command()
 @click.option("--host", default=None, help="Address to listen on [default 127.0.0.1; setting host].")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port [default 8700; setting port].")
@@ -95,6 +116,8 @@ def uvicorn_config(app: object, s: Settings, access_log: bool, log_level: str, h
               help="Seconds a client may take to send a request's headers, and its body (then 408).")
 @click.option("--stream-send-timeout", type=click.FloatRange(0.05), default=30.0, show_default=True,
               help="Seconds a live-tail client may stop reading before it is disconnected.")
+@click.option("--syslog", "syslog", metavar="URLS", default=None,
+              help="Receive syslog: comma-separated udp://, tcp://, tls:// host:port URLs [setting syslog].")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request (never headers).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True)
 @global_options
@@ -107,13 +130,16 @@ def serve(
     heartbeat: float,
     body_timeout: float,
     stream_send_timeout: float,
+    syslog: str | None,
     access_log: bool,
     log_level: str,
 ) -> None:
     """Serve the HTTP API (creates the data directory and an admin key on first start)."""
-    s = settings(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca)
+    listeners = [u.strip() for u in syslog.split(",") if u.strip()] if syslog is not None else None
+    s = settings(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca, syslog=listeners)
     if bool(s.tls_cert) != bool(s.tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    _check_syslog(s)
     if s.tls_client_ca and not s.tls_cert:
         raise click.UsageError("--tls-client-ca needs --tls-cert and --tls-key")
     if not s.tls_cert and not _is_loopback(s.host):
