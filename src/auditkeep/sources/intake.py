@@ -118,7 +118,11 @@ class Intake:
         if lost > 0:
             ev = dropped_event(source, lost, lost_reason, event_id=lost_id)
             # Internal: not subject to the policy, which must not hide a loss.
-            out.dropped_event = self.ledger.append([ev], tenant, timeout)[0]
+            try:
+                out.dropped_event = self.ledger.append([ev], tenant, timeout)[0]
+            except ConflictError:  # that id already recorded another count: keep this one too
+                ev.id = None
+                out.dropped_event = self.ledger.append([ev], tenant, timeout)[0]
             out.lost = lost
             if self.observer is not None:
                 self.observer.source_lost(source, lost)
