@@ -87,9 +87,10 @@ def ingest(file: str, tenant: str, fmt: str, skip_lines: int, as_json: bool) -> 
         spool = path = Path(tmp.name)
     try:
         started = time.perf_counter()
+        report: dict[str, int] = {}
         with ledger(create=True) as lg:
             if fmt != "json":
-                receipts = _ingest_source(lg, path, tenant, fmt)
+                receipts = _ingest_source(lg, path, tenant, fmt, report)
             else:
                 receipts = _ingest_json(lg, path, tenant, skip_lines)
             note = lg.checkpoint(tenant, new=True) if receipts else None
@@ -103,7 +104,7 @@ def ingest(file: str, tenant: str, fmt: str, skip_lines: int, as_json: bool) -> 
     size = int(note.split("\n")[1]) if note else 0
     if as_json:
         print_json({"tenant": tenant, "events": count, "first_index": first, "last_index": last,
-                    "tree_size": size, "seconds": round(elapsed, 3)})
+                    "tree_size": size, "seconds": round(elapsed, 3), **report})
         return
     rate = count / elapsed if elapsed > 0 else 0.0
     where = f" (indexes {first}..{last})" if count else ""
@@ -175,7 +176,7 @@ def _append_all(lg: Any, tenant: str, batches: Any, total: int) -> list[Receipt]
         ) as bar:
             task = bar.add_task("append", total=total)
             for batch in batches:
-                inflight.append(lg.submit(batch, tenant))
+                inflight.append(lg.submit(batch, tenant, source="api"))  # capture policy and redaction
                 if len(inflight) >= 2:
                     got = inflight.pop(0).result()
                     receipts += got
@@ -196,7 +197,15 @@ def _append_all(lg: Any, tenant: str, batches: Any, total: int) -> list[Receipt]
     return receipts
 
 
-def _ingest_source(lg: Any, path: Path, tenant: str, fmt: str) -> list[Receipt]:
+def _ingest_source(lg: Any, path: Path, tenant: str, fmt: str, report: dict[str, int]) -> list[Receipt]:
+    from auditkeep.cli.sources import ingest_source
+    from auditkeep.sources.formats import SOURCE_FORMATS
+
+    if fmt in SOURCE_FORMATS:
+        # Records a source cannot read go to quarantine; the rest is appended (policy applied).
+        got = ingest_source(lg, path, tenant, fmt)
+        report.update(dropped=got.dropped, quarantined=got.quarantined, lost=got.lost)
+        return got.receipts
     parse = FORMATS[fmt]
     events = parse(path.read_bytes())
     limits = lg.config.limits
