@@ -8,8 +8,12 @@ Without ``--url`` it starts ``auditkeep serve`` on a fresh data directory (a fre
 
 - paced at a steady rate (the application records, the worker delivers all the while):
   each millisecond a burst of calls, then the thread sleeps as a request handler waits on I/O;
-- a burst as fast as one thread can record (the queue absorbs it, the worker drains it);
-- the server down: batches go to the disk spool instead (fsync per batch, in the worker).
+- flat out: one thread records as fast as it can while the worker sends (a queue large
+  enough that the policy never blocks);
+- the server down: batches go to the disk spool instead (fsync per batch, in the worker);
+- the same pacing with an idle worker, and ``prepare()`` alone once per millisecond: what
+  the machine itself adds to a call made by a thread just woken from sleep (cold caches,
+  waiting for a CPU), whatever the code.
 
 The baselines in the same run: validation and encoding alone (``prepare``), and the
 embedded ledger's ``record()``, which returns only when the event is durable.
@@ -170,12 +174,26 @@ def main() -> None:
     try:
         clock_cost = timed(lambda **_: None, 200_000, None)
         rows.append(row("timer alone (included in every row)", clock_cost))
-        rows.append(row("baseline: prepare() alone (validate+encode)", timed(lambda **f: prepare(dict(f)), 200_000, None)))
+        alone = timed(lambda **f: prepare(dict(f)), 200_000, None)
+        rows.append(row("baseline: prepare() (validate+encode), hot", alone))
+        # The same code once per millisecond, the thread asleep in between: what waking up
+        # costs on this machine (cold caches, waiting for a CPU), whatever the code.
+        cold = timed(lambda **f: prepare(dict(f)), int(1_000 * args.seconds), 1_000)
+        rows.append(row("baseline: prepare(), one call per ms", cold))
 
-        with Client(url, key, spool_dir=tmp / "spool") as client:
+        with Client(url, key, max_queue=1_000_000) as client:
             timed(client.record, 20_000, None)  # warm up: connections, caches
             client.flush(30)
-            for rate in (10_000, 25_000):
+            before = client.stats().delivered
+            t0 = time.perf_counter()
+            ns = timed(client.record, 200_000, None)
+            during = client.stats().delivered - before
+            took = time.perf_counter() - t0
+            client.flush(120)
+            rows.append(row("Client.record, flat out", ns, f"{during / took:,.0f} ev/s sent meanwhile"))
+
+        with Client(url, key, spool_dir=tmp / "spool") as client:
+            for rate in (25_000, 10_000, 2_000):
                 count = int(rate * args.seconds)
                 before = client.stats().delivered
                 t0 = time.perf_counter()
@@ -186,13 +204,13 @@ def main() -> None:
                 st = client.stats()
                 rows.append(row(f"Client.record, paced {rate:,}/s", ns,
                                 f"{during / took:,.0f} ev/s sent, {st.dropped} drop"))  # fmt: skip
-            before = client.stats().delivered
-            t0 = time.perf_counter()
-            ns = timed(client.record, 10_000, None)
-            client.flush(60)
-            took = time.perf_counter() - t0
-            rows.append(row("Client.record, burst of 10,000 flat out", ns,
-                            f"all sent in {took * 1000:,.0f} ms"))  # fmt: skip
+
+        # The same pacing with a worker that has nothing to do.
+        with Client(url, key, flush_interval=3600, batch_size=10**6, max_queue=10**6) as idle:
+            for rate in (10_000, 2_000):
+                ns = timed(idle.record, int(rate * args.seconds), rate)
+                rows.append(row(f"Client.record, paced {rate:,}/s, worker idle", ns, "nothing sent until close"))
+            idle.close(timeout=60)
 
         if server is not None:
             server.stop()
