@@ -495,7 +495,8 @@ class Ledger:
 
 
 def _renumbered(fut: Future[list[Receipt]], positions: list[int]) -> Future[list[Receipt]]:
-    """``fut`` whose conflict errors name the caller's positions, not the kept events'."""
+    """``fut`` whose errors (a conflict, an event too large once sealed) name the caller's
+    positions, not the kept events'."""
     out: Future[list[Receipt]] = Future()
 
     def done(f: Future[list[Receipt]]) -> None:
@@ -503,8 +504,8 @@ def _renumbered(fut: Future[list[Receipt]], positions: list[int]) -> Future[list
         if exc is None:
             out.set_result(f.result())
             return
-        if isinstance(exc, ConflictError) and exc.position is not None and 0 <= exc.position < len(positions):
-            exc = ConflictError(exc.event_id, positions[exc.position])
+        if isinstance(exc, ConflictError | ValidationError) and exc.position is not None and 0 <= exc.position < len(positions):
+            exc = ConflictError(exc.event_id, positions[exc.position]) if isinstance(exc, ConflictError) else exc.at(positions[exc.position])
         out.set_exception(exc)
 
     fut.add_done_callback(done)
