@@ -143,7 +143,8 @@ def test_atexit_spools_events_of_an_unclosed_client(tmp_path: Path) -> None:
                              flush_interval=60, close_timeout=0.5)
         for i in range(5):
             c.record(actor={{"id": "a"}}, action="exit.test")
-        # no close(): the interpreter exits normally
+        del c  # dropped without close(); the interpreter then exits normally
+        import gc; gc.collect()
         """
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=30)

@@ -104,18 +104,11 @@ class Pipeline:
         )
         self.wake = self.worker.wake
         self.worker.start()
-        # At interpreter exit, deliver (or spool) what is queued. A weak reference: the hook
-        # must not keep an abandoned client alive.
-        ref = weakref.ref(self)
-
-        def at_exit() -> None:
-            me = ref()
-            if me is not None:
-                me.close(me.close_timeout)
-
-        self._at_exit = at_exit
-        atexit.register(at_exit)
+        # At interpreter exit, deliver (or spool) what is queued — also for a client the
+        # application dropped without closing: its worker thread is still running anyway.
+        atexit.register(self._at_exit)
         self.forked = False
+        ref = weakref.ref(self)  # fork hooks cannot be unregistered: do not pin the client
 
         def in_child() -> None:
             me = ref()
@@ -123,6 +116,9 @@ class Pipeline:
                 me.after_fork()
 
         os.register_at_fork(after_in_child=in_child)
+
+    def _at_exit(self) -> None:
+        self.close(self.close_timeout)
 
     def after_fork(self) -> None:
         """In a forked child: the worker thread, the connections and the spool's lock all
