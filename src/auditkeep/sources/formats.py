@@ -92,7 +92,7 @@ def _kubernetes(data: bytes, opts: ParseOptions) -> Parsed:
     if head.startswith(b"{") and _EVENT_LIST.search(head):
         out.events, out.errors = parse_k8s_payload(data, cluster=opts.cluster)
     else:
-        for line in data.splitlines():
+        for line in data.split(b"\n"):  # only newlines end a line: a stray CR stays in its record
             if not line.strip():
                 continue
             try:
@@ -119,7 +119,7 @@ def _cloudtrail(data: bytes, opts: ParseOptions) -> Parsed:
 
 def _auditd(data: bytes, opts: ParseOptions) -> Parsed:
     host = opts.host or socket.gethostname()
-    log = decode_log(data.splitlines(keepends=True), AuditdDecoder(host=host))
+    log = decode_log(data.split(b"\n"), AuditdDecoder(host=host))
     return Parsed(log.events, log.errors, log.lost, {"host": host})
 
 
@@ -136,7 +136,7 @@ def _syslog(data: bytes, opts: ParseOptions) -> Parsed:
     """One message per line (a file written by a syslog daemon, or a quarantined message)."""
     out = Parsed()
     now = time.time_ns()
-    for line in data.splitlines():
+    for line in data.split(b"\n"):
         if not line.strip():
             continue
         try:
