@@ -19,7 +19,7 @@ from alerts_live_support import SECRET, WebhookReceiver, wait_for
 from auditkeep.alerts.backtest import simulate, stored_events
 from auditkeep.alerts.loader import load_rules_dir
 from auditkeep.alerts.runner import CURSOR
-from auditkeep.alerts.state import DELIVERIES, FIRED, AlertBook
+from auditkeep.alerts.state import ALERTS, DELIVERIES, FIRED, AlertBook
 from auditkeep.ledger import Ledger
 from auditkeep.model.timefmt import format_rfc3339, parse_rfc3339
 
@@ -119,7 +119,8 @@ def test_sigkill_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> N
 
         def caught_up() -> bool:
             size = ledger.head("acme").size
-            return ledger.store.cursor(CURSOR, tid)[0] == size and ledger.store.doc_count(DELIVERIES, status="pending") == 0
+            delivered = ledger.store.doc_count(DELIVERIES, status="delivered")
+            return ledger.store.cursor(CURSOR, tid)[0] == size and delivered == ledger.store.doc_count(ALERTS)
 
         wait_for(caught_up, timeout=30, what="the runner to catch up")
         proc.send_signal(signal.SIGTERM)

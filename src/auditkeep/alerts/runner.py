@@ -36,6 +36,7 @@ from auditkeep.alerts.notify import Dispatcher, Notifier, RetryPolicy
 from auditkeep.alerts.state import (
     REQUEUE_META,
     AlertBook,
+    AlertRecord,
     StoredDeadLetters,
     delivery_id,
     is_own_event,
@@ -43,6 +44,7 @@ from auditkeep.alerts.state import (
 from auditkeep.config import AlertSettings
 from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import ERASED, Ledger
+from auditkeep.model.timefmt import parse_rfc3339
 from auditkeep.store.base import Entry, Head
 
 log = logging.getLogger(__name__)
@@ -54,14 +56,14 @@ class _Recording:
     """A notifier that reports each successful send, so that it is recorded in the store
     and a restart resends only what was not delivered."""
 
-    def __init__(self, inner: Notifier, on_sent: Callable[[str, str], None]) -> None:
+    def __init__(self, inner: Notifier, on_sent: Callable[[Alert, str], None]) -> None:
         self.inner = inner
         self.name = inner.name
         self._on_sent = on_sent
 
     async def send(self, alert: Alert) -> None:
         await self.inner.send(alert)
-        self._on_sent(alert.id, self.name)  # only queues the mark: the next send need not wait
+        self._on_sent(alert, self.name)  # only queues the mark: the next send need not wait
 
     async def aclose(self) -> None:
         close = getattr(self.inner, "aclose", None)
@@ -83,7 +85,7 @@ class Notifications:
     ) -> None:
         self.book = book
         self.default = list(default)
-        self._inflight: set[str] = set()
+        self._inflight: dict[str, int] = {}  # delivery id -> creation time of its alert
         self._lock = threading.Lock()
         self.dead_letters = StoredDeadLetters(book, on_put=self._done)
         wrapped = [_Recording(n, self._sent) for n in notifiers]
@@ -92,7 +94,7 @@ class Notifications:
         self._thread: threading.Thread | None = None
         # "delivered" marks are store writes (an fsync each): a thread of their own writes
         # them so a notifier's next send does not wait for the previous one's
-        self._marks: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._marks: queue.SimpleQueue[tuple[str, str, str] | None] = queue.SimpleQueue()
         self._marker: threading.Thread | None = None
 
     def routes(self, alert: Alert) -> list[str]:
@@ -119,7 +121,7 @@ class Notifications:
         self._thread.start()
         ready.wait()
 
-    def submit(self, items: Iterable[tuple[Alert, str]]) -> int:
+    def submit(self, items: Iterable[tuple[AlertRecord, str]]) -> int:
         """Queue (alert, notifier) deliveries not already on their way; how many were queued."""
         batch: list[Alert] = []
         with self._lock:
@@ -127,7 +129,7 @@ class Notifications:
                 did = delivery_id(alert.id, name)
                 if did in self._inflight:
                     continue
-                self._inflight.add(did)
+                self._inflight[did] = parse_rfc3339(alert.created) if alert.created else 0
                 # one copy per notifier, so the dispatcher sends it there and nowhere else
                 batch.append(msgspec.structs.replace(alert, notify=[name]))
         if batch:
@@ -138,24 +140,30 @@ class Notifications:
         with self._lock:
             return len(self._inflight)
 
-    def _sent(self, alert_id: str, notifier: str) -> None:
-        self._marks.put((alert_id, notifier))
+    def oldest_in_flight(self) -> int | None:
+        """The creation time of the oldest alert with a delivery on its way, if any."""
+        with self._lock:
+            return min(self._inflight.values(), default=None)
+
+    def _sent(self, alert: Alert, notifier: str) -> None:
+        self._marks.put((alert.id, alert.tenant, notifier))
 
     def _mark_loop(self) -> None:
         while True:
             item = self._marks.get()
             if item is None:
                 return
+            alert_id, tenant, notifier = item
             try:
-                self.book.mark_delivered(*item)
+                self.book.mark_delivered(alert_id, tenant, notifier)
             except Exception:  # delivered all the same; at worst it is sent again after a restart
-                log.exception("alert %s delivered to %s but not marked so", *item)
+                log.exception("alert %s delivered to %s but not marked so", alert_id, notifier)
             finally:
-                self._done(delivery_id(*item))
+                self._done(delivery_id(alert_id, notifier))
 
     def _done(self, did: str) -> None:
         with self._lock:
-            self._inflight.discard(did)
+            self._inflight.pop(did, None)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Wait up to ``timeout`` seconds for deliveries in progress; the rest stay pending in
@@ -259,6 +267,8 @@ class AlertRunner:
         self._next_rules = 0.0
         self._started = False
         self._fired: list[Future[list[Receipt]]] = []
+        self._newest_created = 0
+        self._settled = 0
         ledger.on_commit(self._on_commit)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -396,6 +406,7 @@ class AlertRunner:
         done = self.book.record(alerts, self.notifications.routes)
         self.alerts += len(done.new)
         for rec in done.new:
+            self._newest_created = max(self._newest_created, parse_rfc3339(rec.created))
             log.info("alert %s: %s (rule %s, tenant %s)", rec.id, rec.title, rec.rule_id, rec.tenant)
         try:
             # not waited for here (the writer may be busy with ingest): the cursor is saved
@@ -422,10 +433,20 @@ class AlertRunner:
         if not due:
             return
         self._settle_fired()
+        self._settle_deliveries()
         for st in due:
             self.store.set_cursor(CURSOR, st.tenant_id, st.position, st.engine.snapshot())
             st.dirty = False
             st.saved_at = mono
+
+    def _settle_deliveries(self) -> None:
+        """Move the watermark below which every alert has an outcome for each of its routes
+        (what a restart need not look at again)."""
+        oldest = self.notifications.oldest_in_flight()
+        mark = oldest if oldest is not None else self._newest_created + 1
+        if mark > self._settled:
+            self.book.settle(mark)
+            self._settled = mark
 
     def flush(self) -> None:
         """Wait until the fired events submitted so far are in the log."""

@@ -5,10 +5,16 @@ Three document collections, no tables of their own:
 
 - ``alerts``: one document per alert, id = the alert's deterministic id, status = its
   lifecycle state. Inserting is idempotent, so a replay after a crash stores nothing twice.
-- ``alert_deliveries``: one document per (alert, notifier): ``pending``, ``delivered`` or
-  ``dead``. They are written *before* the alert itself, so an alert found in the store
-  always has its deliveries recorded and a replay never queues a second send.
+- ``alert_deliveries``: the outcome of a delivery to one notifier (``delivered`` or
+  ``dead``), or ``pending`` when a dead letter is queued again. A route of an alert with no
+  such document is still to be sent. Only alerts created after the ``alerts.settled_before``
+  watermark (kept by the runner) can have such routes, so a restart finds them without
+  reading every alert.
 - ``alert_dead_letters``: deliveries that failed for good, until re-sent.
+
+One durable write per alert on the runner's path (the alert) and one per delivery (its
+outcome): each write is a transaction of its own, and their number is what limits how many
+alerts a second the runner can keep.
 
 Every alert and every state change is also appended to the tenant's own log as an
 ``auditkeep.alert.*`` event.
@@ -40,6 +46,8 @@ DEAD_LETTERS = "alert_dead_letters"
 #: A store meta key bumped when a dead letter is queued again, so a runner in another
 #: process notices without scanning the deliveries.
 REQUEUE_META = "alerts.requeue"
+#: Every route of every alert created before this time (ns) has an outcome.
+SETTLED_META = "alerts.settled_before"
 #: Actions of the events the alert layer appends; the runner does not evaluate them.
 EVENT_PREFIX = "auditkeep.alert."
 FIRED = "auditkeep.alert.fired"
@@ -177,7 +185,7 @@ class AlertBook:
     # -- recording what the engine raised ------------------------------------------------
 
     def record(self, alerts: Sequence[Alert], routes: Callable[[Alert], list[str]]) -> Recorded:
-        """Store alerts (skipping those already stored) and their pending deliveries.
+        """Store alerts (skipping those already stored) with the notifiers they go to.
 
         ``stored`` holds every alert as stored (the first stored version for duplicates, so
         the fired event built from it is byte-identical on a replay); ``new`` and
@@ -193,9 +201,6 @@ class AlertBook:
             at = format_rfc3339(now)
             names = list(dict.fromkeys(routes(alert)))
             rec = AlertRecord(**msgspec.structs.asdict(alert), created=at, updated=at, routes=names)
-            for name in names:  # deliveries first: see the module docstring
-                d = Delivery(alert_id=alert.id, notifier=name, tenant=alert.tenant)
-                self.store.doc_insert(Doc(DELIVERIES, delivery_id(alert.id, name), alert.tenant, now, "pending", _encode.encode(d)))
             if self.store.doc_insert(Doc(ALERTS, alert.id, alert.tenant, now, rec.status, _encode.encode(rec))):
                 out.deliveries.extend((rec, name) for name in names)
                 out.new.append(rec)
@@ -255,8 +260,7 @@ class AlertBook:
         out = []
         for name in rec.routes:
             doc = self.store.doc_get(DELIVERIES, delivery_id(rec.id, name))
-            if doc is not None:
-                out.append(_delivery.decode(doc.data))
+            out.append(_delivery.decode(doc.data) if doc is not None else Delivery(alert_id=rec.id, notifier=name, tenant=rec.tenant))
         return out
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -304,29 +308,49 @@ class AlertBook:
     # -- deliveries ----------------------------------------------------------------------
 
     def pending(self, limit: int = 10_000) -> list[tuple[AlertRecord, str]]:
-        """Deliveries not yet made (after a restart, or queued again)."""
+        """Deliveries not yet made: routes without an outcome of alerts created since the
+        settled watermark (a previous run stopped before sending them), and dead letters
+        queued again."""
         out: list[tuple[AlertRecord, str]] = []
+        seen: set[str] = set()
+        settled = int(self.store.meta(SETTLED_META) or 0)
+        before: int | None = None
+        while len(out) < limit:
+            page = self.store.doc_list(ALERTS, before_ns=before, limit=500)
+            for doc in page:
+                if doc.created_ns < settled:
+                    page = []
+                    break
+                before = doc.created_ns
+                rec = _record.decode(doc.data)
+                for name in rec.routes:
+                    did = delivery_id(rec.id, name)
+                    if self.store.doc_get(DELIVERIES, did) is None:
+                        out.append((rec, name))
+                        seen.add(did)
+            if len(page) < 500:
+                break
         for d in self.store.doc_list(DELIVERIES, status="pending", limit=limit):
+            if d.id in seen:
+                continue
             dv = _delivery.decode(d.data)
             a = self.store.doc_get(ALERTS, dv.alert_id)
             if a is not None:
                 out.append((_record.decode(a.data), dv.notifier))
         return out
 
-    def mark_delivered(self, alert_id: str, notifier: str) -> None:
-        self._set_delivery(alert_id, notifier, "delivered", None)
+    def settle(self, before_ns: int) -> None:
+        """Record that every route of every alert created before ``before_ns`` has an outcome."""
+        self.store.set_meta(SETTLED_META, str(before_ns))
 
-    def _set_delivery(self, alert_id: str, notifier: str, status: DeliveryStatus, error: str | None) -> None:
-        did = delivery_id(alert_id, notifier)
-        doc = self.store.doc_get(DELIVERIES, did)
-        if doc is None:
-            return
-        d = _delivery.decode(doc.data)
-        d.status = status
-        d.error = error
-        if status == "delivered":
-            d.delivered_at = format_rfc3339(time.time_ns())
-        self.store.doc_put(Doc(DELIVERIES, did, doc.tenant, doc.created_ns, status, _encode.encode(d)))
+    def mark_delivered(self, alert_id: str, tenant: str, notifier: str) -> None:
+        self._set_delivery(alert_id, tenant, notifier, "delivered", None)
+
+    def _set_delivery(self, alert_id: str, tenant: str, notifier: str, status: DeliveryStatus, error: str | None) -> None:
+        now = time.time_ns()
+        d = Delivery(alert_id=alert_id, notifier=notifier, tenant=tenant, status=status, error=error,
+                     delivered_at=format_rfc3339(now) if status == "delivered" else None)
+        self.store.doc_put(Doc(DELIVERIES, delivery_id(alert_id, notifier), tenant, now, status, _encode.encode(d)))
 
     # -- dead letters --------------------------------------------------------------------
 
@@ -374,7 +398,7 @@ class StoredDeadLetters:
     def put(self, letter: DeadLetter) -> None:
         did = delivery_id(letter.alert.id, letter.notifier)
         # the delivery first: whoever sees the letter sees the delivery marked dead
-        self.book._set_delivery(letter.alert.id, letter.notifier, "dead", letter.error[:500])
+        self.book._set_delivery(letter.alert.id, letter.alert.tenant, letter.notifier, "dead", letter.error[:500])
         self.book.store.doc_put(Doc(DEAD_LETTERS, did, letter.alert.tenant, letter.time, "dead", _encode.encode(letter)))
         if self.on_put is not None:
             self.on_put(did)
