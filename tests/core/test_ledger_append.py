@@ -164,3 +164,15 @@ def test_record_and_record_many(ledger: Ledger) -> None:
     assert r.index == 0 and r.tenant == "default"
     rs = ledger.record_many([ev(1), ev(2)], tenant="default")
     assert [x.index for x in rs] == [1, 2]
+
+
+def test_record_merges_the_active_context(ledger: Ledger) -> None:
+    import auditkeep
+
+    with auditkeep.context(actor="alice", request_id="r-9", metadata={"tenant_plan": "pro"}):
+        r = ledger.record(action="doc.read", metadata={"doc": 7})
+        rs = ledger.record_many([{"action": "doc.write", "actor": {"id": "bob"}}])
+    a = ledger.get(r.id).event
+    assert a.actor.id == "alice" and a.source is not None and a.source.request_id == "r-9"
+    assert a.metadata == {"tenant_plan": "pro", "doc": 7}
+    assert ledger.get(rs[0].id).event.actor.id == "bob"  # explicit fields win

@@ -24,6 +24,7 @@ from auditkeep.log.checkpoint import Checkpoint, verify_checkpoint
 from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.note import NoteVerifier
 from auditkeep.log.proofs import consistency_proof, inclusion_proof
+from auditkeep.model.context import merge_into
 from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import Event, TenantName
 from auditkeep.model.ids import id_bytes, id_text, uuid7_batch
@@ -286,11 +287,13 @@ class Ledger:
         return self.submit(events, tenant, source=source).result(timeout)
 
     def record(self, tenant: str = "default", **fields: Any) -> Receipt:
-        """Append one event given as keyword arguments (``actor=``, ``action=``, ...)."""
-        return self.append([fields], tenant)[0]
+        """Append one event given as keyword arguments (``actor=``, ``action=``, ...),
+        completed from the active ``auditkeep.context``; returns once it is durable."""
+        return self.append([merge_into(fields)], tenant)[0]
 
     def record_many(self, events: Iterable[Mapping[str, Any] | Event], tenant: str = "default") -> list[Receipt]:
-        return self.append(list(events), tenant)
+        """Append events (dicts are completed from the active ``auditkeep.context``)."""
+        return self.append([e if isinstance(e, Event) else merge_into(dict(e)) for e in events], tenant)
 
     # reading ---------------------------------------------------------------------------------
 

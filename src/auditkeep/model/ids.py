@@ -1,4 +1,9 @@
-"""Event ids: UUIDv7 (RFC 9562), time-ordered so that id indexes grow at their right edge."""
+"""Event ids: UUIDv7 (RFC 9562), time-ordered so that id indexes grow at their right edge.
+
+Cheap enough for an application's request thread (the SDK assigns ids before queuing):
+RFC 9562 §6.2 method 2 — a random counter seeded once per millisecond and incremented per
+id — with the millisecond's hex prefix formatted once, and randomness drawn in blocks.
+"""
 
 from __future__ import annotations
 
@@ -9,41 +14,64 @@ import uuid
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
-_lock = threading.Lock()
-_last_ms = 0
-_counter = 0
+_RAND_BITS = 74  # 12 bits of rand_a + 62 bits of rand_b
+_SEED_MASK = (1 << (_RAND_BITS - 1)) - 1  # seed below half the range: room to count up
 
 
-def uuid7_batch(n: int) -> list[str]:
-    """``n`` UUIDv7 strings, strictly increasing within and across calls in this process.
+class IdGenerator:
+    """Strictly increasing UUIDv7 strings; thread-safe."""
 
-    The 12-bit ``rand_a`` field is a counter within one millisecond (RFC 9562 §6.2, method 1)
-    so ids made in one batch keep their order; ``rand_b`` is random.
-    """
-    global _last_ms, _counter
-    rand = os.urandom(8 * n)
-    out: list[str] = []
-    with _lock:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = -1
+        self._counter = 0
+        self._prefix = ""
+        self._pool = b""
+        self._pos = 0
+
+    def _seed(self) -> int:
+        if self._pos + 10 > len(self._pool):
+            self._pool = os.urandom(4096)
+            self._pos = 0
+        raw = self._pool[self._pos : self._pos + 10]
+        self._pos += 10
+        return int.from_bytes(raw, "big") & _SEED_MASK
+
+    def __call__(self) -> str:
         ms = time.time_ns() // 1_000_000
-        if ms <= _last_ms:
-            ms = _last_ms
-        else:
-            _counter = 0
-        for i in range(n):
-            if _counter > 0xFFF:
-                ms += 1  # borrow from the future rather than repeat an id
-                _counter = 0
-            rb = int.from_bytes(rand[8 * i : 8 * i + 8], "big") & 0x3FFF_FFFF_FFFF_FFFF
-            value = (ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62) | rb
-            _counter += 1
-            h = f"{value:032x}"
-            out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-        _last_ms = ms
-    return out
+        with self._lock:
+            if ms > self._ms:
+                self._ms = ms
+                self._counter = self._seed()
+                h = f"{ms:012x}"
+                self._prefix = f"{h[:8]}-{h[8:]}-7"
+            else:
+                self._counter += 1
+                if self._counter >> _RAND_BITS:
+                    # 2**73 ids in one millisecond will not happen; stay correct anyway.
+                    self._ms += 1
+                    self._counter = self._seed()
+                    h = f"{self._ms:012x}"
+                    self._prefix = f"{h[:8]}-{h[8:]}-7"
+            c = self._counter
+            prefix = self._prefix
+        b = (c & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  # variant 0b10
+        tail = f"{b:016x}"
+        return f"{prefix}{c >> 62:03x}-{tail[:4]}-{tail[4:]}"
+
+
+
+
+new_id = IdGenerator()
 
 
 def uuid7() -> str:
-    return uuid7_batch(1)[0]
+    return new_id()
+
+
+def uuid7_batch(n: int) -> list[str]:
+    """``n`` UUIDv7 strings, strictly increasing within and across calls in this process."""
+    return [new_id() for _ in range(n)]
 
 
 def id_bytes(text: str) -> bytes:
