@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -46,11 +47,18 @@ def cli(*args: str, data: Path, extra_env: dict[str, str] | None = None, stdin: 
 class Server:
     """``auditkeep serve`` on 127.0.0.1 (a free port) over ``data``; ``admin`` is its key."""
 
-    def __init__(self, data: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data: Path,
+        extra_env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        verify: ssl.SSLContext | None = None,
+    ) -> None:
         data.parent.mkdir(parents=True, exist_ok=True)
         self.data = data
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = verify or True
+        self.url = f"{'https' if verify else 'http'}://127.0.0.1:{self.port}"
         self.log = data.parent / f"server-{self.port}.log"
         self._log_fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -66,7 +74,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/healthz", timeout=1, verify=self.verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -80,8 +88,9 @@ class Server:
         return self.log.read_text(errors="replace")
 
     def client(self, key: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {key or self.admin}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        """A client with ``key`` (the admin key by default; ``""``: no Authorization header)."""
+        headers = {"Authorization": f"Bearer {key or self.admin}"} if key != "" else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, verify=self.verify)
 
     def key(self, tenant: str, scopes: str) -> str:
         with self.client() as c:
