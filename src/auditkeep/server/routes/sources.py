@@ -4,6 +4,7 @@ it to :class:`auditkeep.sources.service.SourceService`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -65,6 +66,16 @@ _encode = msgspec.json.Encoder()
 _collected = msgspec.json.Decoder(CollectedBatch)
 
 
+async def _deliver(fn: Callable[..., Delivery], *args: Any) -> Delivery:
+    """Run a delivery in a thread; a ledger closing under it (shutdown) is a 503."""
+    try:
+        return await run_in_threadpool(fn, *args)
+    except RuntimeError as exc:
+        if "closed" not in str(exc):
+            raise
+        raise ApiError(503, "server is shutting down; retry", {"Retry-After": "1"}) from exc
+
+
 def _json(value: Any, status: int = 200) -> Response:
     return Response(_encode.encode(value), status, media_type="application/json")
 
@@ -122,7 +133,7 @@ async def kubernetes(request: Request) -> Response:
     if cluster is not None and len(cluster) > _MAX_CLUSTER:
         raise ValidationError(f"longer than {_MAX_CLUSTER} characters", "cluster")
     data = await _read(request, ctx)
-    delivery = await run_in_threadpool(ctx.sources.kubernetes, data, tenant, cluster)
+    delivery = await _deliver(ctx.sources.kubernetes, data, tenant, cluster)
     if delivery.refused:
         raise ApiError(400, delivery.reasons[0], quarantined=[q.id for q in delivery.result.quarantined])
     return _json(_result(delivery))
@@ -140,7 +151,7 @@ async def otlp_logs(request: Request) -> Response:
     if encoding not in ("identity", "gzip", "x-gzip"):
         raise ApiError(415, f"unsupported content encoding {encoding}; use gzip or none")
     raw = await body.read_limited(request, ctx.settings.max_body_bytes, ctx.options.body_timeout)
-    delivery = await run_in_threadpool(ctx.sources.otlp, raw, ctype, caller.tenant)
+    delivery = await _deliver(ctx.sources.otlp, raw, ctype, caller.tenant)
     if delivery.refused:
         return Response(otlp_status(delivery.reasons[0], ctype), 400, media_type=ctype)
     refused = delivery.result.quarantined
@@ -167,7 +178,7 @@ async def auditd(request: Request) -> Response:
         raise ApiError(413, f"more than {ctx.settings.max_batch_events} events in one request", reason="too_many")
     if batch.lost < 0:
         raise ValidationError("must not be negative", "lost")
-    delivery = await run_in_threadpool(ctx.sources.collected, "auditd", batch, caller.tenant)
+    delivery = await _deliver(ctx.sources.collected, "auditd", batch, caller.tenant)
     return _json(_result(delivery))
 
 
