@@ -93,3 +93,29 @@ def test_committed_events_are_projected_within_a_second(ledger: Ledger) -> None:
     while ledger.projection_lag("live") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert ledger.projection_lag("live") == 0
+
+
+def test_common_text_takes_the_time_walk_and_agrees(ledger: Ledger) -> None:
+    """A text query matching more entries than the probe threshold is answered by walking
+    the time index; it must give exactly what sorting every match gives."""
+    from auditkeep.store import sqlite_search
+
+    n = sqlite_search.COMMON_TEXT + 300
+    events = [
+        {"time": f"2024-05-{1 + (i * 7919) % 28:02d}T{(i * 31) % 24:02d}:{i % 60:02d}:00Z", "actor": {"id": f"a{i % 9}"},
+         "action": "note.add", "reason": "common word" if i % 5 else "rare word"}
+        for i in range(n)
+    ]
+    ledger.append(events, tenant="fts")
+    walked = [r.index for r in ledger.search("fts", text="common", limit=100).items]
+    assert len(walked) == 100
+    everything: list[tuple[int, int]] = []
+    for i, e in enumerate(events):
+        if e["reason"] == "common word":
+            from auditkeep.model.timefmt import parse_rfc3339
+
+            everything.append((parse_rfc3339(str(e["time"])), i))
+    expected = [i for _, i in sorted(everything, reverse=True)[:100]]
+    assert walked == expected
+    rare = [r.index for r in ledger.search("fts", text="rare", order="oldest", limit=5).items]
+    assert all(events[i]["reason"] == "rare word" for i in rare) and len(rare) == 5

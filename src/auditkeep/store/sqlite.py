@@ -30,7 +30,7 @@ from auditkeep.store.base import (
     entry_key,
 )
 from auditkeep.store.sqlite_schema import INDEX_SCHEMA, LOG_MIGRATIONS
-from auditkeep.store.sqlite_search import build_search
+from auditkeep.store.sqlite_search import COMMON_TEXT, build_search, text_probe
 
 _EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
@@ -354,8 +354,13 @@ class SQLiteStore:
             self._p.executescript(INDEX_SCHEMA)
 
     def search(self, q: Query) -> list[tuple[int, int]]:
-        sql, params = build_search(q)
-        return [(t, k) for t, k in self._reader().execute(sql, params)]
+        conn = self._reader()
+        common = False
+        if q.text:
+            probe, probe_params = text_probe(q)
+            common = conn.execute(probe, probe_params).fetchone()[0] > COMMON_TEXT
+        sql, params = build_search(q, common)
+        return [(t, k) for t, k in conn.execute(sql, params)]
 
     def explain(self, q: Query) -> list[str]:
         sql, params = build_search(q)

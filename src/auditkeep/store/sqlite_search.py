@@ -43,7 +43,23 @@ def scalar_alternatives(value: str) -> list[Any]:
     return alts
 
 
-def build_search(q: Query) -> tuple[str, list[Any]]:
+# A text query matching at least this many entries is answered by walking the time index
+# (newest first) and stopping at the page size; below it, the matches are sorted directly.
+COMMON_TEXT = 2000
+
+
+def text_probe(q: Query) -> tuple[str, list[Any]]:
+    """SQL counting the text query's matches, up to COMMON_TEXT + 1."""
+    return "SELECT count(*) FROM (SELECT rowid FROM ix.ev_fts WHERE ev_fts MATCH ? LIMIT ?)", [
+        fts_query(q.text or ""),
+        COMMON_TEXT + 1,
+    ]
+
+
+def build_search(q: Query, common_text: bool = False) -> tuple[str, list[Any]]:
+    """The search SQL. ``common_text``: the text query matches many entries (see
+    :func:`text_probe`), so walk the time index instead of sorting every match — the
+    planner cannot know this, and sorting 100k matches costs seconds."""
     where = ["ev.tenant_id = ?"]
     params: list[Any] = [q.tenant_id]
     if q.since_ns is not None:
@@ -101,8 +117,10 @@ def build_search(q: Query) -> tuple[str, list[Any]]:
         where.append(f"(ev.time_ns, ev.k) {op} (?, ?)")
         params += [q.after[0], q.after[1]]
     order = "DESC" if q.newest_first else "ASC"
+    narrower = q.actor is not None or q.action is not None or q.resource_type is not None
+    hint = " INDEXED BY ev_time" if common_text and not narrower else ""
     sql = (
-        "SELECT ev.time_ns, ev.k FROM ix.ev AS ev WHERE "
+        f"SELECT ev.time_ns, ev.k FROM ix.ev AS ev{hint} WHERE "
         + " AND ".join(where)
         + f" ORDER BY ev.time_ns {order}, ev.k {order} LIMIT ?"
     )
