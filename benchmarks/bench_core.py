@@ -24,6 +24,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import orjson
@@ -31,12 +33,14 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from events import events  # noqa: E402
+from events import events
 
-from auditkeep.ledger import Ledger  # noqa: E402
-from auditkeep.log.proofs import consistency_proof, inclusion_proof  # noqa: E402
-from auditkeep.log.tiles import Frontier  # noqa: E402
-from auditkeep.model.validate import decode_batch  # noqa: E402
+from auditkeep.config import Settings, open_ledger
+from auditkeep.ledger import Ledger
+from auditkeep.log.proofs import consistency_proof, inclusion_proof
+from auditkeep.log.tiles import Frontier
+from auditkeep.model.validate import decode_batch
+from auditkeep.server.projection import ProjectionProcess
 
 console = Console()
 BATCH = 1000
@@ -54,12 +58,29 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def batches_json(n: int) -> list[bytes]:
-    it = events(n)
-    return [orjson.dumps([next(it) for _ in range(min(BATCH, n - i))]) for i in range(0, n, BATCH)]
+def write_events(n: int, path: Path) -> float:
+    """The events as JSON Lines on disk (read back batch by batch, so the benchmark's own
+    input does not sit in memory); returns the mean size of an event."""
+    size = 0
+    with path.open("wb") as fh:
+        for e in events(n):
+            line = orjson.dumps(e) + b"\n"
+            size += len(line) - 1
+            fh.write(line)
+    return size / n
 
 
-def baseline_sqlite(batches: list[bytes], path: Path) -> float:
+def batches(path: Path) -> Iterator[bytes]:
+    """Batches of BATCH events as a JSON array, read from the file."""
+    with path.open("rb") as fh:
+        while True:
+            lines = list(islice(fh, BATCH))
+            if not lines:
+                return
+            yield b"[" + b",".join(x.rstrip(b"\n") for x in lines) + b"]"
+
+
+def baseline_sqlite(source: Path, path: Path) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -71,7 +92,7 @@ def baseline_sqlite(batches: list[bytes], path: Path) -> float:
     conn.execute("CREATE INDEX e_action ON events(tenant, action, time)")
     n = 0
     t = time.perf_counter()
-    for b in batches:
+    for b in batches(source):
         evs = orjson.loads(b)
         rows = [("default", e["time"], e["actor"]["id"], e["action"], orjson.dumps(e)) for e in evs]
         conn.execute("BEGIN")
@@ -83,11 +104,11 @@ def baseline_sqlite(batches: list[bytes], path: Path) -> float:
     return n / dt
 
 
-def baseline_jsonl(batches: list[bytes], path: Path) -> float:
+def baseline_jsonl(source: Path, path: Path) -> float:
     n = 0
     t = time.perf_counter()
     with open(path, "ab") as fh:
-        for b in batches:
+        for b in batches(source):
             evs = orjson.loads(b)
             fh.write(b"".join(orjson.dumps(e) + b"\n" for e in evs))
             fh.flush()
@@ -96,16 +117,21 @@ def baseline_jsonl(batches: list[bytes], path: Path) -> float:
     return n / (time.perf_counter() - t)
 
 
-def ingest(batches: list[bytes], data: Path, pipelined: bool) -> tuple[float, float, list[float], float]:
-    """(events/s, seconds until the projection caught up after the last append, RSS samples, peak)."""
-    lg = Ledger.open(data)
+def ingest(source: Path, data: Path, pipelined: bool) -> tuple[float, float, list[float], float, float]:
+    """(events/s, seconds until the projection caught up after the last append, RSS samples,
+    peak RSS of this process, peak RSS of the projection process).
+
+    The projection is followed by a child process, as ``auditkeep serve`` does."""
+    settings = Settings(data=str(data))
+    lg = open_ledger(settings, create=True, background=False)
+    projection = ProjectionProcess(settings)
     samples: list[float] = []
     n = 0
     gc.collect()
     gc.freeze()
     t = time.perf_counter()
     inflight = []
-    for i, b in enumerate(batches):
+    for i, b in enumerate(batches(source)):
         evs = decode_batch(b)
         if pipelined:
             inflight.append(lg.submit(evs))
@@ -122,14 +148,27 @@ def ingest(batches: list[bytes], data: Path, pipelined: bool) -> tuple[float, fl
     while lg.projection_lag("default") > 0:
         time.sleep(0.05)
     lag = time.perf_counter() - t2
+    child_peak = _peak_of(projection._proc.pid)
+    projection.stop()
     lg.close()
     gc.unfreeze()
-    return n / dt, lag, samples, peak_mb()
+    return n / dt, lag, samples, peak_mb(), child_peak
+
+
+def _peak_of(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def percentile(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 def bench_proofs_tiles(leaves: int, tmp: Path) -> dict[str, float]:
@@ -188,7 +227,8 @@ def bench_search(data: Path) -> dict[str, tuple[float, float, int]]:
     lg = Ledger.open(data, background=False)
     lg.store.analyze()  # type: ignore[attr-defined]
     rng = random.Random(9)
-    sample = list(events(2000, seed=7))  # the first events of the stored set: real values to ask for
+    size = lg.head("default").size
+    sample = [lg.record_at(rng.randrange(size)).event for _ in range(200)]  # real values to ask for
     day = 86400
 
     def window(hours: float) -> dict[str, str]:
@@ -202,7 +242,7 @@ def bench_search(data: Path) -> dict[str, tuple[float, float, int]]:
         "actor + 1 hour range": lambda: {"actor": f"user-{rng.randrange(2000)}", **window(1)},
         "action prefix + 1 day, newest": lambda: {"action": rng.choice(["user.*", "k8s.*", "db.*"]), **window(24)},
         "full text, 2 common words": lambda: {"text": f"{rng.choice(['alpha', 'bravo', 'golf'])} {rng.choice(['kilo', 'lima', 'mike'])}"},
-        "full text, a request id": lambda: {"text": rng.choice(sample)["source"]["request_id"]},
+        "full text, a request id": lambda: {"text": rng.choice(sample).source.request_id},  # type: ignore[union-attr]
         "metadata http.status=403 + 1 day": lambda: {"metadata": {"http.status": "403"}, **window(24)},
     }
     out = {}
@@ -239,19 +279,19 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="auditkeep-bench-", dir=args.out))
     try:
         console.print(f"machine: {os.cpu_count()} cpus, {platform.processor() or platform.machine()}, python {platform.python_version()}")
-        batches = batches_json(args.events)
-        size = sum(len(b) for b in batches) / args.events
+        source = tmp / "events.jsonl"
+        size = write_events(args.events, source)
         console.print(f"{args.events} events, {size:.0f} bytes each as JSON")
 
-        base_sql = baseline_sqlite(batches, tmp / "baseline.db")
-        base_jsonl = baseline_jsonl(batches, tmp / "baseline.jsonl")
-        seq_rate, seq_lag, samples, peak = ingest(batches, tmp / "seq", pipelined=False)
-        pipe_rate, pipe_lag, _, _ = ingest(batches, tmp / "pipe", pipelined=True)
+        base_sql = baseline_sqlite(source, tmp / "baseline.db")
+        base_jsonl = baseline_jsonl(source, tmp / "baseline.jsonl")
+        seq_rate, seq_lag, samples, peak, child_peak = ingest(source, tmp / "seq", pipelined=False)
+        pipe_rate, pipe_lag, _, _, _ = ingest(source, tmp / "pipe", pipelined=True)
 
         t = Table(title=f"Ingest of {args.events:,} events, batches of {BATCH}, durable")
         t.add_column("path")
         t.add_column("events/s", justify="right")
-        t.add_column("× sqlite baseline", justify="right")
+        t.add_column("x sqlite baseline", justify="right")
         t.add_column("projection caught up after", justify="right")
         t.add_row("baseline: sqlite executemany, 3 indexes, FULL", f"{base_sql:,.0f}", "1.00", "-")
         t.add_row("baseline: JSON Lines append + fsync", f"{base_jsonl:,.0f}", f"{base_jsonl / base_sql:.2f}", "-")
@@ -260,7 +300,7 @@ def main() -> None:
         console.print(t)
         console.print(
             f"RSS during ingest: first {samples[0]:.0f} MB, middle {samples[len(samples) // 2]:.0f} MB, "
-            f"last {samples[-1]:.0f} MB; peak RSS of the process {peak:.0f} MB"
+            f"last {samples[-1]:.0f} MB; peak RSS of the process {peak:.0f} MB, of the projection process {child_peak:.0f} MB"
         )
 
         vrate = bench_verify(tmp / "seq", args.events)
