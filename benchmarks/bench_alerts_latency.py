@@ -259,7 +259,7 @@ def main() -> None:
         ("benchmark rules' throttle", "none (--storm)" if args.storm else "1h per rule and group"),
         ("before the load: pool events, alerts, catch-up", f"{len(pool):,}, {prefill_alerts:,}, {prefill_seconds:.1f}s"
          if not args.storm else "none (--storm)"),
-        ("alerts stored during the load (all rules)", f"{alerts_stored:,} ({alerts_stored / (t_end - t_start):,.0f}/s)"),
+        ("alerts stored from the load's events (all rules)", f"{alerts_stored:,} ({alerts_stored / (t_end - t_start):,.0f} per second of load)"),
         ("alerts delivered in all", f"{len(arrivals):,} ({other:,} not markers)"),
         ("marker alerts measured", f"{len(measured):,}"),
         ("latency p50", f"{percentile(measured, 50) * 1000:,.0f} ms"),

@@ -15,10 +15,17 @@ from typing import Any
 
 import click
 import msgspec
+from rich.markup import escape
+from rich.text import Text
 
 from auditkeep.cli.common import err, global_options, interactive, ledger, out, print_json, settings
 
 STATUSES = ("open", "acknowledged", "resolved")
+
+
+def _cells(*values: str) -> list[Text]:
+    """Table cells shown as written: rule text such as ``[failure, denied]`` is not markup."""
+    return [Text(v) for v in values]
 
 
 def _actor() -> str:
@@ -111,7 +118,7 @@ def list_alerts(status: str | None, rule: str | None, tenant: str | None, limit:
     table = Table("time", "tenant", "severity", "status", "rule", "title")
     table.columns.insert(0, Column("id", no_wrap=True, min_width=32))
     for rec in items:
-        table.add_row(rec.id, _when(rec.time), rec.tenant, rec.severity, rec.status, rec.rule_id, rec.title)
+        table.add_row(*_cells(rec.id, _when(rec.time), rec.tenant, rec.severity, rec.status, rec.rule_id, rec.title))
     out.print(table)
     out.print(f"{len(items)} alert(s)", highlight=False)
 
@@ -131,7 +138,7 @@ def show_alert(alert_id: str, as_json: bool) -> None:
     if as_json:
         print_json({**msgspec.to_builtins(rec), "deliveries": msgspec.to_builtins(deliveries)})
         return
-    out.print(f"[bold]{rec.title}[/bold]  ({rec.severity}, {rec.status})")
+    out.print(f"[bold]{escape(rec.title)}[/bold]  ({rec.severity}, {rec.status})")
     out.print(rec.explanation, highlight=False, markup=False)
     for label, value in (
         ("id", rec.id), ("rule", f"{rec.rule_name} ({rec.rule_id})"), ("tenant", rec.tenant),
@@ -197,7 +204,7 @@ def dead_letters(tenant: str | None, as_json: bool) -> None:
     table = Table("at", "notifier", "tenant", "rule", "attempts", "error")
     table.columns.insert(0, Column("id", no_wrap=True))
     for v in items:
-        table.add_row(v.id, v.at, v.notifier, v.tenant, v.rule_id, str(v.attempts), v.error)
+        table.add_row(*_cells(v.id, v.at, v.notifier, v.tenant, v.rule_id, str(v.attempts), v.error))
     out.print(table)
     out.print(f"{len(items)} dead letter(s)", highlight=False)
 
@@ -231,7 +238,7 @@ def rules() -> None:
 
 def _print_errors(errors: list[Any]) -> None:
     for e in errors:
-        err.print(f"[red]error:[/red] {e.render()}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(e.render())}", highlight=False)
 
 
 @rules.command("list")
@@ -255,7 +262,7 @@ def list_rules(tenant: str, as_json: bool) -> None:
     table = Table("id", "kind", "severity", "source", "name")
     for i in infos:
         where = f"{i.file}:{i.line}" if i.source == "file" else f"api ({i.rule_set})"
-        table.add_row(i.id, i.kind, i.severity, where, i.name)
+        table.add_row(*_cells(i.id, i.kind, i.severity, where, i.name))
     out.print(table)
     out.print(f"{len(infos)} rule(s), {len(errors)} refused", highlight=False)
     _print_errors(errors)
@@ -289,11 +296,12 @@ def check_rules(path: Path, as_json: bool) -> None:
 
 
 def _alert_table(found: list[Any], title: str) -> None:
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("time", "rule", "severity", "group", "events", "explanation", title=title)
+    table = Table("rule", "severity", "group", "events", "explanation", title=title)
+    table.columns.insert(0, Column("time", no_wrap=True, min_width=20))
     for a in found:
-        table.add_row(_when(a.time), a.rule_id, a.severity, a.group_key or "-", f"{a.first_index}..{a.last_index}", a.explanation)
+        table.add_row(*_cells(_when(a.time), a.rule_id, a.severity, a.group_key or "-", f"{a.first_index}..{a.last_index}", a.explanation))
     out.print(table)
 
 
