@@ -4,7 +4,7 @@ the shared test data) over realistic event mixes, on one core.
     python benchmarks/bench_alerts.py [--events 200000]
 
 The baseline is a loop that does nothing but read each event's ``action``. Test data is
-found at ``$AUDITKEEP_TESTDATA`` or ``<repo>/../shared/testdata``.
+found at ``$AUDITKEEP_TESTDATA`` or ``tests/testdata``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ ACTIONS = [f"{s}.{v}" for s in SERVICES for v in VERBS]
 
 def testdata() -> Path:
     env = os.environ.get("AUDITKEEP_TESTDATA")
-    path = Path(env) if env else ROOT.parent / "shared" / "testdata"
+    path = Path(env) if env else ROOT / "tests" / "testdata"
     if not path.is_dir():
         sys.exit(f"test data not found at {path} (set AUDITKEEP_TESTDATA)")
     return path

@@ -3,7 +3,7 @@ durable append, against the same append without the policy.
 
     python benchmarks/bench_policy_ingest.py [--events 20000] [--batch 400]
 
-Kubernetes events are the real samples of ../shared/testdata (falco traces, audit2rbac),
+Kubernetes events are the real samples of tests/testdata (falco traces, audit2rbac),
 repeated with fresh audit ids. Prints a table: events/s and µs per event for the whole path
 and for the append alone; the difference is what the policy and redaction cost when wired.
 """
@@ -21,7 +21,7 @@ from auditkeep.config import load_settings, open_ledger
 from auditkeep.sources.kubernetes import parse_k8s_payload
 from auditkeep.sources.service import SourceOptions, SourceService
 
-TESTDATA = Path(os.environ.get("AUDITKEEP_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata"))
+TESTDATA = Path(os.environ.get("AUDITKEEP_TESTDATA", Path(__file__).resolve().parents[1] / "tests" / "testdata"))
 
 
 def samples() -> list[dict[str, object]]:

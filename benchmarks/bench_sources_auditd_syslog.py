@@ -4,7 +4,7 @@
         [--connections 4] [--testdata DIR]
 
 auditd: the OTRF sample events (execve events of six records each, from
-``shared/testdata/auditd``) repeated with fresh serials to ``--records`` lines, then
+``tests/testdata/auditd``) repeated with fresh serials to ``--records`` lines, then
 parse -> group -> map to Events, one line at a time as the file follower does. Baseline:
 splitting the same bytes into lines.
 
@@ -322,7 +322,7 @@ def main() -> None:
     ap.add_argument(
         "--testdata",
         type=Path,
-        default=Path(os.environ.get("AUDITKEEP_TESTDATA", REPO.parent / "shared" / "testdata")),
+        default=Path(os.environ.get("AUDITKEEP_TESTDATA", REPO / "tests" / "testdata")),
     )
     args = ap.parse_args()
     if not (args.testdata / "auditd").is_dir():

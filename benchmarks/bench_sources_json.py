@@ -2,7 +2,7 @@
 
     python benchmarks/bench_sources_json.py [--events 100000] [--repeat 3]
 
-Uses the sample data in ``shared/testdata`` beside the repository (``AUDITKEEP_TESTDATA``
+Uses the sample data in ``tests/testdata`` (``AUDITKEEP_TESTDATA``
 points elsewhere), repeated until each source has at least ``--events`` events. Each
 throughput figure is the best of ``--repeat`` runs, with the garbage collector on and the
 results of each batch let go, as a server would. The baseline is plain ``json.loads``
@@ -72,7 +72,7 @@ POLICY = {
 
 def testdata() -> Path:
     override = os.environ.get("AUDITKEEP_TESTDATA")
-    path = Path(override) if override else REPO.parent / "shared" / "testdata"
+    path = Path(override) if override else REPO / "tests" / "testdata"
     if not path.is_dir():
         sys.exit(f"sample data not found at {path}: set AUDITKEEP_TESTDATA")
     return path

@@ -4,25 +4,20 @@ shapes the source mappers produce (the original record under ``metadata.<source>
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
+from testdata_path import require_testdata
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def shared_testdata() -> Path:
-    """``$AUDITKEEP_TESTDATA`` or ``<repo>/../shared/testdata``; skips the test when absent."""
-    env = os.environ.get("AUDITKEEP_TESTDATA")
-    path = Path(env) if env else REPO.parent / "shared" / "testdata"
-    if not path.is_dir():
-        pytest.skip(f"shared test data not found at {path} (set AUDITKEEP_TESTDATA)")
-    return path
+    """The sample data directory (tests/testdata or ``$AUDITKEEP_TESTDATA``)."""
+    return require_testdata()
 
 
 _BAD = re.compile(r"[^A-Za-z0-9_-]+")

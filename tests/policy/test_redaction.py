@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -14,6 +12,7 @@ from hypothesis import strategies as st
 
 from auditkeep.model import Event, convert_event, validate_event
 from auditkeep.policy import FieldRule, PolicyError, Redactor, mask_ip, mask_value
+from testdata_path import require_testdata
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 
@@ -171,22 +170,8 @@ def test_event_without_metadata_gets_the_list() -> None:
     assert ev.metadata == {"_redacted": ["reason"]}
 
 
-def _testdata() -> Path | None:
-    override = os.environ.get("AUDITKEEP_TESTDATA")
-    path = (
-        Path(override)
-        if override
-        else Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
-    )
-    return path if path.is_dir() else None
-
-
 def test_real_records() -> None:
-    data = _testdata()
-    if data is None:
-        pytest.skip(
-            "sample data not found: put shared/testdata beside the repository or set AUDITKEEP_TESTDATA"
-        )
+    data = require_testdata()
     from auditkeep.sources.cloudtrail import parse_cloudtrail
     from auditkeep.sources.kubernetes import parse_k8s_log_line
 
