@@ -107,7 +107,7 @@ def test_ip_check_agrees_with_ipaddress() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from auditkeep.model.validate import _is_ip
+    from auditkeep.model.validate import is_ip as _is_ip
 
     octet = st.one_of(st.integers(0, 300).map(str), st.sampled_from(["00", "01", "010", "-1", ""]))
 

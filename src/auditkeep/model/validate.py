@@ -140,7 +140,7 @@ def validate_event(ev: Event, limits: Limits = DEFAULT_LIMITS, tenant: str | Non
         ev.outcome = "unknown"
     check_strings(ev, limits)
     ip = ev.actor.ip
-    if ip is not None and not _is_ip(ip):
+    if ip is not None and not is_ip(ip):
         raise ValidationError(f"not an IP address: {_clip(ip)!r}", "actor.ip")
     exact = False
     if ev.metadata is not None:
@@ -221,7 +221,7 @@ def _walk(value: Any, path: str, depth: int, limits: Limits) -> bool:
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     """An IPv4 dotted quad (the common case, by regex) or any address ``ipaddress`` accepts."""
     return _IPV4.fullmatch(text) is not None or _is_ip_slow(text)
 

@@ -9,11 +9,8 @@ record. The rules are documented in ``docs/sources/cloudtrail.md``.
 from __future__ import annotations
 
 import functools
-import hashlib
-import ipaddress
 import re
 import zlib
-from datetime import date
 from typing import Any, Literal
 
 import msgspec
@@ -22,6 +19,7 @@ import orjson
 from auditkeep.model import DEFAULT_LIMITS, Actor, Event, Resource, Source
 from auditkeep.policy.limits import TooLarge, bounded_type, fit_metadata
 from auditkeep.sources.base import SourceError
+from auditkeep.sources.common import action_segment, derived_id, is_ip, utc_rfc3339
 
 SOURCE = "cloudtrail"
 BODY_PATHS = ("cloudtrail.responseElements", "cloudtrail.requestParameters")
@@ -73,10 +71,6 @@ _PARAM_RESOURCES: tuple[tuple[str, str], ...] = (
     ("stackName", "AWS::CloudFormation::Stack"),
 )
 _PARAM_RANK = {key: (rank, kind) for rank, (key, kind) in enumerate(_PARAM_RESOURCES)}
-_SEGMENT_BAD = re.compile(r"[^A-Za-z0-9_-]+")
-_TIME = re.compile(
-    r"\s*(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?\s*([Zz]|[+-]\d{2}:?\d{2})?\s*"
-)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _INSTANCE_SESSION = re.compile(r"i-[0-9a-f]{8,17}")
 _ID_NAMESPACE = b"auditkeep:cloudtrail:"
@@ -92,57 +86,14 @@ _SMALL = DEFAULT_LIMITS.max_event_bytes - _SIZE_MARGIN
 # --------------------------------------------------------------------------- helpers
 
 
-def _segment(text: str) -> str:
-    if text and _SEGMENT_BAD.search(text) is None:
-        return text
-    return _SEGMENT_BAD.sub("_", text).strip("_") or "unknown"
-
-
-@functools.lru_cache(maxsize=4096)  # one-second resolution: a busy file repeats its times
 def cloudtrail_time(text: str) -> str:
-    """RFC 3339 from ``eventTime``, which CloudTrail documents as UTC: a time written
-    without a zone (``2024-01-01 10:00:00`` after some pipelines) is read as UTC."""
-    m = _TIME.fullmatch(text)
-    if m is None:
-        raise ValueError(f"not a timestamp: {text[:40]!r}")
-    day, hh, mi, ss, frac, zone = m.groups()
-    if not _valid_day(day) or int(hh) > 23 or int(mi) > 59 or int(ss) > 59:
-        raise ValueError(f"not a valid date and time: {text[:40]!r}")
-    if zone is None or zone in ("Z", "z"):
-        zone = "Z"
-    else:
-        if len(zone) == 5:
-            zone = f"{zone[:3]}:{zone[3:]}"
-        if int(zone[1:3]) > 23 or int(zone[4:6]) > 59:
-            raise ValueError(f"invalid timezone offset: {text[:40]!r}")
-    clock = f"{hh}:{mi}:{ss}"
-    return f"{day}T{clock}.{frac[:9]}{zone}" if frac else f"{day}T{clock}{zone}"
-
-
-@functools.lru_cache(maxsize=1024)
-def _valid_day(day: str) -> bool:
-    try:
-        date.fromisoformat(day)
-    except ValueError:
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    """RFC 3339 from ``eventTime``, which CloudTrail documents as UTC (a time written without
+    a zone, as some pipelines do, is read as UTC)."""
+    return utc_rfc3339(text)
 
 
 def _derived_id(data: bytes) -> str:
-    h = bytearray(hashlib.sha1(_ID_NAMESPACE + data).digest()[:16])
-    h[6] = (h[6] & 0x0F) | 0x50  # version 5 layout
-    h[8] = (h[8] & 0x3F) | 0x80
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    return derived_id(_ID_NAMESPACE, data)
 
 
 def _s(v: Any) -> str | None:
@@ -152,7 +103,7 @@ def _s(v: Any) -> str | None:
 @functools.lru_cache(maxsize=8192)  # (service, API, readOnly) combinations recur
 def _classify(source: str, name: str, read_only: bool | None) -> tuple[str, str]:
     service = source.removesuffix(".amazonaws.com")
-    action = f"aws.{_segment(service)}.{_segment(name)}"
+    action = f"aws.{action_segment(service)}.{action_segment(name)}"
     return action, cloudtrail_category(service, name, read_only)
 
 
@@ -323,7 +274,7 @@ def _map(rec: Any, fits: bool) -> Event:
     src_ip = rec.get("sourceIPAddress")
     if type(src_ip) is not str or not src_ip:
         src_ip = None
-    ip = src_ip if src_ip and _is_ip(src_ip) else None
+    ip = src_ip if src_ip and is_ip(src_ip) else None
     if src_ip and ip is None:
         meta["source_address"] = src_ip  # "AWS Internal", "ec2.amazonaws.com", ...
     account = rec.get("recipientAccountId")

@@ -11,13 +11,10 @@ AKS in ``properties.log`` of a diagnostic record, GKE as a Cloud Audit Log entry
 from __future__ import annotations
 
 import functools
-import hashlib
-import ipaddress
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from datetime import date
 from typing import Any, Literal
 
 import msgspec
@@ -26,6 +23,8 @@ import orjson
 from auditkeep.model import DEFAULT_LIMITS, Actor, Event, Resource, Source
 from auditkeep.policy.limits import TooLarge, bounded_type, fit_metadata
 from auditkeep.sources.base import SourceError
+from auditkeep.sources.common import action_segment, is_ip, utc_rfc3339
+from auditkeep.sources.common import derived_id as _derived
 
 SOURCE = "kubernetes"
 API_VERSIONS = frozenset({"audit.k8s.io/v1", "audit.k8s.io/v1beta1"})
@@ -73,10 +72,6 @@ _ADMIN_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
 _READ_VERBS = frozenset({"get", "list", "watch"})
 _WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
-_SEGMENT_BAD = re.compile(r"[^A-Za-z0-9_-]+")
-_TIME = re.compile(
-    r"\s*(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?\s*([Zz]|[+-]\d{2}:?\d{2})?\s*"
-)
 _ID_NAMESPACE = b"auditkeep:kubernetes:"
 _loads = orjson.loads
 
@@ -103,65 +98,15 @@ def _decode_record(data: bytes | str) -> tuple[Any, bool]:
 # --------------------------------------------------------------------------- helpers
 
 
-def _segment(text: str) -> str:
-    """One dotted segment of an action name, within the model's pattern."""
-    if text and _SEGMENT_BAD.search(text) is None:
-        return text
-    cleaned = _SEGMENT_BAD.sub("_", text).strip("_")
-    return cleaned or "unknown"
-
-
 def k8s_time(text: str) -> str:
-    """RFC 3339 from a Kubernetes timestamp.
-
-    The API server writes every ``MicroTime`` in UTC, so a time whose zone was lost on the
-    way (``2022-11-29 00:09:04.38`` from a log pipeline) is read as UTC. ``ValueError`` if
-    it is not a valid timestamp.
-    """
-    m = _TIME.fullmatch(text)
-    if m is None:
-        raise ValueError(f"not a timestamp: {text[:40]!r}")
-    day, hh, mi, ss, frac, zone = m.groups()
-    if not _valid_day(day) or int(hh) > 23 or int(mi) > 59 or int(ss) > 59:
-        raise ValueError(f"not a valid date and time: {text[:40]!r}")
-    if zone is None or zone in ("Z", "z"):
-        zone = "Z"
-    else:
-        if len(zone) == 5:
-            zone = f"{zone[:3]}:{zone[3:]}"
-        if int(zone[1:3]) > 23 or int(zone[4:6]) > 59:
-            raise ValueError(f"invalid timezone offset: {text[:40]!r}")
-    clock = f"{hh}:{mi}:{ss}"
-    return f"{day}T{clock}.{frac[:9]}{zone}" if frac else f"{day}T{clock}{zone}"
-
-
-@functools.lru_cache(maxsize=1024)  # events of one batch share a handful of days
-def _valid_day(day: str) -> bool:
-    try:
-        date.fromisoformat(day)
-    except ValueError:
-        return False
-    return True
+    """RFC 3339 from a Kubernetes timestamp. The API server writes every ``MicroTime`` in UTC,
+    so a time whose zone was lost on the way is read as UTC; ``ValueError`` if invalid."""
+    return utc_rfc3339(text)
 
 
 def derived_id(*parts: str) -> str:
-    """A UUID (version 5 layout, SHA-1 based) from ``parts``: same input, same id."""
-    h = bytearray(
-        hashlib.sha1(_ID_NAMESPACE + "\x1f".join(parts).encode("utf-8", "replace")).digest()[:16]
-    )
-    h[6] = (h[6] & 0x0F) | 0x50
-    h[8] = (h[8] & 0x3F) | 0x80
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
-
-
-@functools.lru_cache(maxsize=4096)  # a cluster's clients come from few addresses
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    """A UUID (version 5 layout) from ``parts``: same input, same id."""
+    return _derived(_ID_NAMESPACE, "\x1f".join(parts).encode("utf-8", "replace"))
 
 
 def actor_type(username: str, groups: Iterable[str] = ()) -> Literal["user", "service", "system"]:
@@ -183,12 +128,12 @@ def k8s_action(verb: str, resource: str | None, subresource: str | None) -> str:
     """``k8s.<resource>.<verb>``; ``k8s.<resource>.<sub>`` for operation subresources
     (exec, attach, log, ...); ``k8s.<resource>.<sub>.<verb>`` for the others (status,
     scale); ``k8s.nonresource.<verb>`` without a resource."""
-    v = _segment(verb.lower()) if verb else "unknown"
+    v = action_segment(verb.lower()) if verb else "unknown"
     if not resource:
         return f"k8s.nonresource.{v}"
-    r = _segment(resource)
+    r = action_segment(resource)
     if subresource:
-        s = _segment(subresource)
+        s = action_segment(subresource)
         if subresource in ACTION_SUBRESOURCES:
             return f"k8s.{r}.{s}"
         return f"k8s.{r}.{s}.{v}"
@@ -296,7 +241,7 @@ def _map(
     if isinstance(ips, list) and ips:
         meta["source_ips"] = ips
         first = ips[0]
-        if isinstance(first, str) and _is_ip(first):
+        if isinstance(first, str) and is_ip(first):
             ip = first
 
     resource: Resource | None

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import ipaddress
 import re
-import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -41,6 +39,7 @@ from auditkeep.model import (
 from auditkeep.model.timefmt import MAX_NS, format_rfc3339
 from auditkeep.policy.limits import TooLarge, fit_metadata
 from auditkeep.sources.base import SourceError
+from auditkeep.sources.common import derived_id
 
 SOURCE = "otlp"
 PROTOBUF = "application/x-protobuf"
@@ -403,10 +402,7 @@ def _map_record(
 
 def _derived_id(seed: bytes) -> str:
     """An id from the record's own bytes, so an exporter's retry is idempotent."""
-    h = bytearray(hashlib.sha1(_ID_NAMESPACE + seed).digest()[:16])
-    h[6] = (h[6] & 0x0F) | 0x50
-    h[8] = (h[8] & 0x3F) | 0x80
-    return str(uuid.UUID(bytes=bytes(h)))
+    return derived_id(_ID_NAMESPACE, seed)
 
 
 # --------------------------------------------------------------------------- requests

@@ -19,7 +19,6 @@ The convention (documented for users in ``docs/sources/syslog.md``):
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from typing import Any
 
@@ -39,6 +38,7 @@ from auditkeep.model import (
     validate_event,
 )
 from auditkeep.sources.base import SourceError
+from auditkeep.sources.common import is_ip
 from auditkeep.sources.syslog.message import SEVERITY_TO_MODEL, SOURCE, SDParams, SyslogMessage
 
 _ACTION = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -126,7 +126,7 @@ def _fields(
             if v:
                 actor[dst] = v[:cap]
         ip = audit.get("actor_ip")
-        if ip and _is_ip(ip):
+        if ip and is_ip(ip):
             actor["ip"] = ip
     else:
         who = host or peer_ip or "unknown"
@@ -239,20 +239,10 @@ def _pieces(text: str, cap: int) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _is_ip(value: str) -> bool:
-    # The same test the model applies to actor.ip (cached: senders repeat themselves).
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=4096)
 def _peer_ip(peer: str | None) -> str | None:
     if not peer:
         return None
-    if _is_ip(peer):
+    if is_ip(peer):
         return peer
     host = peer.rsplit(":", 1)[0].strip("[]")
-    return host if _is_ip(host) else None
+    return host if is_ip(host) else None
