@@ -16,6 +16,18 @@ N = 700  # three level-0 tiles, the last one partial
 TID = 1
 
 
+@pytest.fixture(autouse=True, params=["here", "workers"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case both ways: checked in this process, and by worker processes in ranges of
+    100 entries (as a large log is)."""
+    from auditkeep.ledger import verify
+
+    if request.param == "workers":
+        monkeypatch.setattr(verify, "PARALLEL_FROM", 0)
+        monkeypatch.setattr(verify, "_RANGE", 100)
+    return str(request.param)
+
+
 @pytest.fixture
 def data(tmp_path: Path) -> Iterator[Path]:
     d = tmp_path / "data"

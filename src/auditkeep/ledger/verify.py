@@ -9,9 +9,16 @@ trusts the query projection.
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import os
+import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from hashlib import sha256 as _sha256
+from pathlib import Path
 
 import msgspec
 
@@ -111,37 +118,13 @@ def verify_log(
 
     frontier = Frontier()
     expected = 0
-    prev_received = 0
     stop = False
     tile_problem_reported = False
-    received_text = ""  # received_at of the previous entry as text: a batch shares one
-    tenant = head.tenant
-    for rows in _chunks(store, tid, head.size):
-        hashes: list[bytes] = []
-        for k, raw_id, received_ns, leaf in rows:
-            index = k & _MASK
-            if index != expected:
-                rep.problems.append(Problem("missing", f"entry missing (next stored entry is index {index})", expected))
-                stop = True
-                break
-            if received_ns != prev_received:
-                if received_ns < prev_received:
-                    rep.problems.append(Problem("order", "received_at goes backwards (entries reordered?)", index))
-                prev_received = received_ns
-                received_text = format_rfc3339(received_ns)
-            try:
-                stamp = _stamp.decode(leaf)
-            except msgspec.DecodeError:
-                rep.problems.append(Problem("event", "stored event is not valid JSON (altered)", index))
-                stamp = None
-            if stamp is not None and (
-                stamp.received_at != received_text
-                or stamp.tenant != tenant
-                or stamp.id.replace("-", "") != raw_id.hex()
-            ):
-                rep.problems.append(Problem("event", "stored id, tenant or received_at differ from the event's", index))
-            hashes.append(_sha256(b"\x00" + leaf).digest())
-            expected += 1
+    for checked in _checked_chunks(store, tid, head.tenant, head.size):
+        rep.problems += checked.problems
+        hashes = checked.hashes
+        expected += len(hashes)
+        stop = checked.stop
         # Feed the tree, stopping at every size a checkpoint needs a root for.
         start = frontier.size
         pos = 0
@@ -211,6 +194,126 @@ def verify_log(
                 )
         previous = cp
     return rep
+
+
+@dataclass
+class _Checked:
+    """One chunk of entries checked: their leaf hashes (in order, up to the first gap), the
+    problems found, and whether a gap ended the log."""
+
+    hashes: list[bytes]
+    problems: list[Problem]
+    stop: bool
+    first_received: int
+    last_received: int
+
+
+def _check_rows(rows: Sequence[tuple[int, bytes, int, bytes]], start: int, tenant: str) -> _Checked:
+    """Recompute the leaf hashes of entries ``start, start+1, ...`` and check what is stored
+    beside each leaf (index, id, tenant, received_at) against the leaf itself."""
+    hashes: list[bytes] = []
+    problems: list[Problem] = []
+    expected = start
+    prev_received = rows[0][2] if rows else 0
+    received_text = format_rfc3339(prev_received) if rows else ""  # a batch shares one
+    stop = False
+    for k, raw_id, received_ns, leaf in rows:
+        index = k & _MASK
+        if index != expected:
+            problems.append(Problem("missing", f"entry missing (next stored entry is index {index})", expected))
+            stop = True
+            break
+        if received_ns != prev_received:
+            if received_ns < prev_received:
+                problems.append(Problem("order", "received_at goes backwards (entries reordered?)", index))
+            prev_received = received_ns
+            received_text = format_rfc3339(received_ns)
+        try:
+            stamp: _Stamp | None = _stamp.decode(leaf)
+        except msgspec.DecodeError:
+            problems.append(Problem("event", "stored event is not valid JSON (altered)", index))
+            stamp = None
+        if stamp is not None and (
+            stamp.received_at != received_text or stamp.tenant != tenant or stamp.id.replace("-", "") != raw_id.hex()
+        ):
+            problems.append(Problem("event", "stored id, tenant or received_at differ from the event's", index))
+        hashes.append(_sha256(b"\x00" + leaf).digest())
+        expected += 1
+    first = rows[0][2] if rows else 0
+    return _Checked(hashes, problems, stop, first, prev_received)
+
+
+# Logs at least this long are checked by worker processes (one chunk each, in order), the
+# tree built here: hashing is most of the work and one interpreter runs it on one core.
+PARALLEL_FROM = 200_000
+_RANGE = 65_536
+
+
+def _checked_chunks(store: Store, tid: int, tenant: str, size: int) -> Iterator[_Checked]:
+    path = getattr(store, "log_path", None)
+    if path is not None and size >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
+        chunks = _checked_in_workers(Path(path), tid, tenant, size, os.cpu_count() or 2)
+    else:
+        chunks = _checked_here(store, tid, tenant, size)
+    prev_received = 0
+    done = 0
+    for checked in chunks:
+        # Chunks are checked apart: a step back in received_at between two is caught here.
+        if checked.hashes and checked.first_received < prev_received:
+            checked.problems.insert(0, Problem("order", "received_at goes backwards (entries reordered?)", done))
+        prev_received = checked.last_received or prev_received
+        done += len(checked.hashes)
+        yield checked
+        if checked.stop:
+            return
+
+
+def _checked_here(store: Store, tid: int, tenant: str, size: int) -> Iterator[_Checked]:
+    done = 0
+    for rows in _chunks(store, tid, size):
+        checked = _check_rows(rows, done, tenant)
+        done += len(checked.hashes)
+        yield checked
+        if checked.stop:
+            return
+
+
+def _checked_in_workers(path: Path, tid: int, tenant: str, size: int, workers: int) -> Iterator[_Checked]:
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+    ranges = iter([(start, min(size, start + _RANGE)) for start in range(0, size, _RANGE)])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: deque[Future[_Checked]] = deque(
+            pool.submit(_check_range, str(path), tid, tenant, start, end)
+            for start, end in itertools.islice(ranges, workers * 2)
+        )
+        while pending:
+            checked = pending.popleft().result()
+            nxt = next(ranges, None)
+            if nxt is not None:
+                pending.append(pool.submit(_check_range, str(path), tid, tenant, *nxt))
+            yield checked
+            if checked.stop:
+                for f in pending:
+                    f.cancel()
+                return
+
+
+def _check_range(path: str, tid: int, tenant: str, start: int, end: int) -> _Checked:
+    """Worker: read entries [start, end) with a read-only connection and check them."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT k, id, received_ns, leaf FROM entries WHERE k >= ? AND k < ? ORDER BY k",
+            (entry_key(tid, start), entry_key(tid, end)),
+        ).fetchall()
+    finally:
+        conn.close()
+    checked = _check_rows(rows, start, tenant)
+    if not checked.stop and len(checked.hashes) < end - start:
+        missing = start + len(checked.hashes)
+        checked.problems.append(Problem("missing", "entry missing (storage ends here)", missing))
+        checked.stop = True
+    return checked
 
 
 def _chunks(store: Store, tid: int, size: int) -> Iterator[list[tuple[int, bytes, int, bytes]]]:
