@@ -339,3 +339,28 @@ def test_runner_reads_events_as_ledger_readers_do(make_ledger: Callable[..., Led
     mine = [open_leaf(e) for e in ledger.store.entries(tid, 0, 2)]
     assert mine == [msgspec.to_builtins(r.event) for r in ledger.records(0, 2, "acme")]
     assert mine[0]["actor"]["ip"] == "10.1.2.3" and mine[0]["metadata"]["email"] == "alice@example.org"
+
+
+def test_a_second_runner_stands_by_and_takes_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Of two services on one store one runs; the other takes the lease when it stops."""
+    from auditkeep.alerts import service as service_mod
+    from auditkeep.alerts.service import AlertService
+    from auditkeep.config import Settings, open_ledger
+
+    monkeypatch.setattr(service_mod, "STANDBY_RETRY", 0.1)
+    settings = Settings(data=str(tmp_path / "data"))
+    ledger = open_ledger(settings, create=True, background=False)
+    one, two = AlertService(ledger, settings), AlertService(ledger, settings)
+    try:
+        one.start_or_stand_by()
+        two.start_or_stand_by()
+        assert one.runner is not None and two.runner is None
+        one.stop()
+        deadline = time.monotonic() + 5
+        while two.runner is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert two.runner is not None
+    finally:
+        one.stop()
+        two.stop()
+        ledger.close()

@@ -484,3 +484,18 @@ def test_projection_is_idempotent_and_moves_forward(open_store: Callable[[], Sto
     assert one.search(Query(tenant_id=h.tenant_id)) == []
     one.project(h.tenant_id, rows, 40)
     assert len(one.search(Query(tenant_id=h.tenant_id, limit=1000))) == 40
+
+
+def test_lease_has_one_holder_until_released(open_store: Callable[[], Store]) -> None:
+    a, b = open_store(), open_store()
+    first = a.lease("alerts-runner")
+    assert first is not None
+    assert b.lease("alerts-runner") is None  # another holder (connection / open file) is refused
+    assert a.lease("alerts-runner") is None  # even from the same store object
+    other = b.lease("something-else")
+    assert other is not None
+    first.release()
+    second = b.lease("alerts-runner")
+    assert second is not None
+    second.release()
+    other.release()

@@ -1,20 +1,18 @@
 """The alert layer as the faces use it: the alert book, the rule catalog, and the runner
 when this process runs one.
 
-Only one runner should consume a data directory at a time: two would each evaluate every
-event (their results are idempotent, but deliveries queued again after a dead letter could
-go out twice). A lock file in the data directory keeps a second runner on the same machine
-from starting; nodes sharing a PostgreSQL database set ``alerts.run_in_server = false`` on
-all but one.
+Only one runner should consume a store at a time: two would each evaluate every event
+(their results are idempotent, but deliveries could go out twice). The runner holds the
+store's ``alerts-runner`` lease — a file lock for the embedded store, an advisory lock on a
+shared PostgreSQL database — so of several servers on one store exactly one evaluates
+alerts; the others wait as standbys and take over when it stops or dies.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import IO
 
 from auditkeep.alerts.catalog import RuleCatalog
 from auditkeep.alerts.config import build_notifiers, check_timings, retry_policy
@@ -23,10 +21,12 @@ from auditkeep.alerts.runner import AlertRunner, Notifications
 from auditkeep.alerts.state import AlertBook
 from auditkeep.config import Settings
 from auditkeep.ledger.ledger import Ledger
+from auditkeep.store.base import Lease
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = "alerts-runner.lock"
+LEASE = "alerts-runner"
+STANDBY_RETRY = 5.0  # seconds between a standby's attempts to take the lease
 
 
 class RunnerBusy(RuntimeError):
@@ -54,7 +54,9 @@ class AlertService:
         self.catalog = RuleCatalog(ledger.store, settings.rules_dir, settings.alerts.max_rule_bytes)
         self.runner: AlertRunner | None = None
         self._clock = clock
-        self._lock: IO[bytes] | None = None
+        self._lease: Lease | None = None
+        self._standby: threading.Thread | None = None
+        self._standby_stop = threading.Event()
         self._notifiers: list[Notifier] | None = build_notifiers(settings.alerts, env) if validate else None
 
     def notifiers(self) -> list[Notifier]:
@@ -69,20 +71,10 @@ class AlertService:
         return AlertRunner(self.ledger, self.book, self.catalog, notifications, a, **kwargs)
 
     def _acquire(self) -> None:
-        import fcntl
-
-        directory = Path(self.settings.data)
-        directory.mkdir(parents=True, exist_ok=True)
-        fh = open(directory / LOCK_FILE, "ab")  # noqa: SIM115 - held until stop()
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            raise RunnerBusy(f"another alert runner is using {directory} (lock {LOCK_FILE})") from None
-        fh.truncate(0)
-        fh.write(f"{os.getpid()}\n".encode())
-        fh.flush()
-        self._lock = fh
+        lease = self.ledger.store.lease(LEASE)
+        if lease is None:
+            raise RunnerBusy("another alert runner holds this store (lease alerts-runner)")
+        self._lease = lease
 
     def start(self) -> AlertRunner:
         """Start a runner in a background thread; ``RunnerBusy`` when another one runs."""
@@ -101,7 +93,35 @@ class AlertService:
         log.info("alert runner started: %d rules from %s, %d refused", len(rules), self.settings.rules_dir or "(no rules_dir)", len(errors))
         return runner
 
+    def start_or_stand_by(self) -> None:
+        """Start a runner now if the lease is free; otherwise wait for it in a thread and
+        start one when it is (the holder stopped or its process died)."""
+        try:
+            self.start()
+            return
+        except RunnerBusy:
+            log.info("another alert runner holds this store: standing by")
+        self._standby_stop.clear()
+        self._standby = threading.Thread(target=self._stand_by, name="auditkeep-alerts-standby", daemon=True)
+        self._standby.start()
+
+    def _stand_by(self) -> None:
+        while not self._standby_stop.wait(STANDBY_RETRY):
+            try:
+                self.start()
+            except RunnerBusy:
+                continue
+            except Exception as exc:  # the store is down: try again later
+                log.warning("standby alert runner: %s", exc)
+                continue
+            log.info("alert runner took over the lease")
+            return
+
     def stop(self) -> None:
+        self._standby_stop.set()
+        if self._standby is not None:
+            self._standby.join(STANDBY_RETRY * 2)
+            self._standby = None
         runner, self.runner = self.runner, None
         try:
             if runner is not None:
@@ -110,6 +130,6 @@ class AlertService:
             self._release()
 
     def _release(self) -> None:
-        if self._lock is not None:
-            self._lock.close()  # closing the descriptor drops the lock
-            self._lock = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None

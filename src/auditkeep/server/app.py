@@ -13,7 +13,6 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, ExceptionHandler
 
-from auditkeep.alerts.service import RunnerBusy
 from auditkeep.server import errors
 from auditkeep.server.context import ServerContext
 from auditkeep.server.docs import docs_page
@@ -40,10 +39,8 @@ def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.hub.attach(ctx.ledger, asyncio.get_running_loop())
         if ctx.settings.alerts.run_in_server:
-            try:
-                await asyncio.to_thread(ctx.alerts.start)
-            except RunnerBusy as exc:
-                log.warning("alerts are not evaluated in this server: %s", exc)
+            # One runner per store: a server whose store already has one stands by.
+            await asyncio.to_thread(ctx.alerts.start_or_stand_by)
         try:
             await ctx.sources.start()  # syslog listeners, release of held Kubernetes stages
             yield

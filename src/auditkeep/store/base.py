@@ -152,6 +152,12 @@ class AppendTxn(Protocol):
     ) -> None: ...
 
 
+class Lease(Protocol):
+    """An exclusive lease held until released (or until its holder dies)."""
+
+    def release(self) -> None: ...
+
+
 class Store(Protocol):
     """Everything the ledger, its consumers and the faces need from storage."""
 
@@ -211,6 +217,12 @@ class Store(Protocol):
     def doc_delete(self, collection: str, doc_id: str) -> bool: ...
 
     def doc_count(self, collection: str, tenant: str | None = None, status: str | None = None) -> int: ...
+
+    # one holder among every process on this store (e.g. the alert runner)
+    def lease(self, name: str) -> Lease | None:
+        """Take the lease ``name`` if nobody holds it; None when another holder has it. It is
+        released by ``release()`` or when the holding process (or its connection) ends."""
+        ...
 
     # settings kept with the data
     def meta(self, key: str) -> str | None: ...

@@ -169,6 +169,7 @@ class PostgresStore:
             raise ValueError("durability must be 'full' or 'normal'")
         conninfo, own = split_url(url)
         self.url = redact_url(conninfo)
+        self._conninfo = conninfo
         self.schema = schema or own.get("schema")
         if "pool_max" in own:
             try:
@@ -699,6 +700,26 @@ class PostgresStore:
             r = conn.execute(query, params).fetchone()
         return int(r[0]) if r else 0
 
+    # leases --------------------------------------------------------------------------------------
+
+    def lease(self, name: str) -> _AdvisoryLease | None:
+        """A session advisory lock on a connection of its own: one holder among every node on
+        this database (and schema); PostgreSQL drops it when that connection ends."""
+        key = f"auditkeep:{self.schema or ''}:{name}"
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
+        try:
+            row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()
+        except psycopg.Error:
+            conn.close()
+            raise
+        if not row or not row[0]:
+            conn.close()
+            return None
+        return _AdvisoryLease(conn)
+
     # settings ----------------------------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
@@ -732,6 +753,18 @@ def _read_tiles(
         ([lv for lv, _ in keys], [ix for _, ix in keys], tenant_id),
     ).fetchall()
     return {(int(lv), int(ix)): bytes(d) for lv, ix, d in rows}
+
+
+class _AdvisoryLease:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn: psycopg.Connection[Any] | None = conn
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()  # ending the session releases its advisory locks
+            finally:
+                self._conn = None
 
 
 class PgAppend:

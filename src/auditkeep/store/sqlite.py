@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import IO
 
 from auditkeep.store.base import (
     KEY_SHIFT,
@@ -433,6 +434,26 @@ class SQLiteStore:
             params.append(status)
         return int(self._reader().execute(sql, params).fetchone()[0])
 
+    # leases --------------------------------------------------------------------------------------
+
+    def lease(self, name: str) -> _FileLease | None:
+        """An exclusive ``flock`` on ``<data>/<name>.lock``: held by one process of this machine,
+        dropped by the kernel when that process dies."""
+        import fcntl
+
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"lease name {name!r}: letters, digits, - and _ only")
+        fh = open(self.directory / f"{name}.lock", "ab")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return None
+        fh.truncate(0)
+        fh.write(f"{os.getpid()}\n".encode())
+        fh.flush()
+        return _FileLease(fh)
+
     # settings ----------------------------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
@@ -451,6 +472,16 @@ class SQLiteStore:
         for p in self.directory.glob("*.db*"):
             out[p.name] = os.path.getsize(p)
         return out
+
+
+class _FileLease:
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh: IO[bytes] | None = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the descriptor drops the lock
+            self._fh = None
 
 
 _HEAD_SQL = "SELECT tenant_id, name, size, root, received_ns, cp_size, cp_ns FROM logs"
