@@ -31,16 +31,36 @@ log = logging.getLogger("auditkeep.server.projection")
 POLL_SECONDS = 0.2
 
 
+STANDBY_SECONDS = 5.0
+
+
 def follow(store: Store, stop: threading.Event) -> None:
-    """Project every log up to its head, again and again, until ``stop``."""
+    """Project every log up to its head, again and again, until ``stop``.
+
+    Several servers on one database would each do the same projection work (only one
+    write of each row is kept), so the follower holds the store's ``projection`` lease;
+    the others stand by and take over when its holder goes away."""
     projector = Projector(store, lambda: [(h.tenant_id, h.size) for h in store.heads()])
-    while not stop.is_set():
-        try:
-            for head in store.heads():
-                projector.sync(head.tenant_id, head.size)
-        except Exception as exc:  # keep following; the next round retries
-            log.warning("projection failed: %s", exc)
-        stop.wait(POLL_SECONDS)
+    lease = None
+    try:
+        while not stop.is_set():
+            if lease is None:
+                try:
+                    lease = store.lease("projection")
+                except Exception as exc:  # the store is down: try again later
+                    log.warning("projection lease: %s", exc)
+                if lease is None:
+                    stop.wait(STANDBY_SECONDS)
+                    continue
+            try:
+                for head in store.heads():
+                    projector.sync(head.tenant_id, head.size)
+            except Exception as exc:  # keep following; the next round retries
+                log.warning("projection failed: %s", exc)
+            stop.wait(POLL_SECONDS)
+    finally:
+        if lease is not None:
+            lease.release()
 
 
 class ProjectionProcess:
