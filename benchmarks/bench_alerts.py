@@ -22,6 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests" / "alerts"))
+sys.path.insert(0, str(ROOT / "tests"))  # testdata_path, used by the helpers
 
 from alerts_helpers import (  # noqa: E402
     auditd_events,
