@@ -154,3 +154,22 @@ def test_service_holds_stages_and_releases_them(ledger: Ledger) -> None:
     assert refused.refused and refused.result.quarantined
     batch = CollectedBatch(events=[_ev("auditd.syscall.execve")], lost=3, batch="c:1")
     assert svc.collected("auditd", batch, "h").result.lost == 3
+
+
+def test_held_stages_survive_a_restart(ledger: Ledger) -> None:
+    """A stage held after its batch was answered is durable: a new service on the same store
+    (a restart, or a server killed with kill -9) holds it again and merges its final stage."""
+    stage = (b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{"auditID":"r1","stage":"%s",'
+             b'"verb":"get","user":{"username":"u"},"requestURI":"/api","responseStatus":{"code":200}}]}')
+    first = SourceService(ledger, SourceOptions(kubernetes_stage_timeout=60))
+    assert first.kubernetes(stage % b"RequestReceived", "k").held == 1
+    del first  # gone without a shutdown
+    second = SourceService(ledger, SourceOptions(kubernetes_stage_timeout=60))
+    assert second.restore_held() == 1
+    got = second.kubernetes(stage % b"ResponseComplete", "k")
+    assert got.held == 0 and len(got.result.receipts) == 1
+    stored = _stored(ledger, "k")
+    assert len(stored) == 1 and stored[0].metadata["k8s"]["stage"] == "ResponseComplete"  # type: ignore[index]
+    assert ledger.store.doc_count("k8s_held_stages") == 0
+    third = SourceService(ledger, SourceOptions(kubernetes_stage_timeout=60))
+    assert third.restore_held() == 0

@@ -499,3 +499,15 @@ def test_lease_has_one_holder_until_released(open_store: Callable[[], Store]) ->
     assert second is not None
     second.release()
     other.release()
+
+
+def test_documents_in_batches(store: Store) -> None:
+    docs = [Doc("held", f"d{i}", "t", 10 + i, None, bytes([i])) for i in range(5)]
+    store.doc_put_many(docs)
+    store.doc_put_many([Doc("held", "d0", "t", 99, "x", b"new")])
+    assert store.doc_get("held", "d0") == Doc("held", "d0", "t", 99, "x", b"new")
+    assert store.doc_count("held") == 5
+    assert store.doc_delete_many("held", ["d1", "d2", "nope"]) == 2
+    assert sorted(d.id for d in store.doc_list("held")) == ["d0", "d3", "d4"]
+    store.doc_put_many([])
+    assert store.doc_delete_many("held", []) == 0

@@ -707,6 +707,14 @@ class StageMerger:
             out.append(_incomplete(ev))
         return out
 
+    def pending(self) -> dict[str, Event]:
+        """The held events by merge key (the caller keeps them durable: see sources.service)."""
+        return {key: ev for key, (_, ev) in self._pending.items()}
+
+    def hold(self, key: str, ev: Event) -> None:
+        """Hold ``ev`` again (after a restart), with a fresh timeout."""
+        self._pending[key] = (self.clock() + self.timeout, ev)
+
     def drain(self) -> list[Event]:
         """Release everything held (at shutdown)."""
         out = [_incomplete(ev) for _, ev in self._pending.values()]

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -28,6 +29,7 @@ from auditkeep.sources.kubernetes import StageMerger, parse_k8s_payload
 from auditkeep.sources.otlp import parse_otlp_logs
 from auditkeep.sources.quarantine import DEFAULT_MAX_BYTES, Quarantine
 from auditkeep.sources.syslog import SyslogServers, start_syslog_servers
+from auditkeep.store.base import Doc
 
 log = logging.getLogger("auditkeep.sources")
 
@@ -85,6 +87,14 @@ class CollectedBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     batch: str | None = None
 
 
+HELD = "k8s_held_stages"  # doc collection: earlier stages waiting for their final stage
+_held_decoder = msgspec.json.Decoder(Event)
+
+
+def _held_id(tenant: str, key: str) -> str:
+    return f"{tenant}\x1e{key}"
+
+
 class SourceService:
     def __init__(
         self, ledger: Ledger, options: SourceOptions, observer: IntakeObserver | None = None
@@ -109,11 +119,50 @@ class SourceService:
         if self.options.kubernetes_stages == "final" and events:
             with self._lock:
                 merger = self._merger(tenant)
+                before = merger.pending()
                 events = merger.add(events)
+                after = merger.pending()
                 held = len(merger)
+                # The webhook is answered 200 once this returns: the stages now held must be
+                # durable first (a kill before their final stage comes would lose them), and
+                # the ones just released are forgotten before they are delivered (a kill in
+                # between makes the API server resend the batch; nothing is lost either way).
+                self._persist_held(tenant, before, after)
         ctx = {"cluster": cluster} if cluster else None
         result = self.intake.deliver("kubernetes", tenant, events, errors, context=ctx)
         return Delivery(result, refused, held)
+
+    def _persist_held(self, tenant: str, before: dict[str, Event], after: dict[str, Event]) -> None:
+        store = self.intake.ledger.store
+        now = time.time_ns()
+        changed = [
+            Doc(HELD, _held_id(tenant, key), tenant, now, None, msgspec.json.encode(ev))
+            for key, ev in after.items()
+            if before.get(key) is not ev
+        ]
+        if changed:
+            store.doc_put_many(changed)
+        gone = [_held_id(tenant, key) for key in before if key not in after]
+        if gone:
+            store.doc_delete_many(HELD, gone)
+
+    def restore_held(self) -> int:
+        """Hold again the stages a previous run held when it stopped or died."""
+        store = self.intake.ledger.store
+        n = 0
+        before: int | None = None
+        while True:
+            docs = store.doc_list(HELD, before_ns=before, limit=1000)
+            if not docs:
+                return n
+            with self._lock:
+                for d in docs:
+                    tenant, _, key = d.id.partition("\x1e")
+                    self._merger(tenant).hold(key, _held_decoder.decode(d.data))
+                    n += 1
+            before = docs[-1].created_ns
+            if len(docs) < 1000:
+                return n
 
     def _merger(self, tenant: str) -> StageMerger:
         m = self._mergers.get(tenant)
@@ -125,12 +174,18 @@ class SourceService:
         """Deliver the held stages whose final stage did not come in time (all of them at
         shutdown); returns how many."""
         with self._lock:
+            before = {t: m.pending() for t, m in self._mergers.items()}
             ready = {t: (m.drain() if everything else m.expire()) for t, m in self._mergers.items()}
+            after = {t: m.pending() for t, m in self._mergers.items()}
         n = 0
         for tenant, events in ready.items():
             if events:
                 self.intake.deliver("kubernetes", tenant, events)
                 n += len(events)
+                # Forgotten only once delivered: a kill before this holds them again.
+                self.intake.ledger.store.doc_delete_many(
+                    HELD, [_held_id(tenant, k) for k in before[tenant] if k not in after[tenant]]
+                )
         return n
 
     # -- OpenTelemetry ------------------------------------------------------------------
@@ -163,7 +218,11 @@ class SourceService:
     # -- syslog and lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the syslog listeners (if any) and the periodic release."""
+        """Hold again what a previous run held, start the syslog listeners (if any) and the
+        periodic release."""
+        restored = await asyncio.to_thread(self.restore_held)
+        if restored:
+            log.info("holding %d Kubernetes stages from before the restart", restored)
         o = self.options
         if o.syslog:
             self.syslog = await start_syslog_servers(
@@ -207,7 +266,7 @@ class SourceService:
                 )
 
     async def stop(self) -> None:
-        """Stop listening, deliver what is buffered and every held stage (before the ledger
+        """Stop listening, deliver what is buffered and the held stages that timed out (before the ledger
         closes)."""
         if self._stopped:
             return
@@ -221,7 +280,9 @@ class SourceService:
         await asyncio.to_thread(self._final_flush)
 
     def _final_flush(self) -> None:
-        self.release_stages(everything=True)
+        # Held stages stay held (they are durable): the next start waits for their final
+        # stages instead of recording them as incomplete because of a restart.
+        self.release_stages()
         if self.syslog is not None:
             lost = self.syslog.take_dropped()
             if lost:

@@ -201,6 +201,14 @@ class Store(Protocol):
         """Insert unless (collection, id) exists; True when inserted."""
         ...
 
+    def doc_put_many(self, docs: Sequence[Doc]) -> None:
+        """Insert or replace several documents in one durable transaction."""
+        ...
+
+    def doc_delete_many(self, collection: str, doc_ids: Sequence[str]) -> int:
+        """Delete several documents in one durable transaction; returns how many existed."""
+        ...
+
     def doc_get(self, collection: str, doc_id: str) -> Doc | None: ...
 
     def doc_list(

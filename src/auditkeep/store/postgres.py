@@ -629,13 +629,27 @@ class PostgresStore:
     # documents ---------------------------------------------------------------------------------
 
     def doc_put(self, doc: Doc) -> None:
-        with self._conn() as conn:
-            conn.execute(
+        self.doc_put_many([doc])
+
+    def doc_put_many(self, docs: Sequence[Doc]) -> None:
+        if not docs:
+            return
+        with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
                 "INSERT INTO docs(collection, id, tenant, created_ns, status, data) VALUES (%s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (collection, id) DO UPDATE SET tenant = excluded.tenant, "
                 "created_ns = excluded.created_ns, status = excluded.status, data = excluded.data",
-                (doc.collection, doc.id, doc.tenant, doc.created_ns, doc.status, doc.data),
+                [(d.collection, d.id, d.tenant, d.created_ns, d.status, d.data) for d in docs],
             )
+
+    def doc_delete_many(self, collection: str, doc_ids: Sequence[str]) -> int:
+        if not doc_ids:
+            return 0
+        with self._conn() as conn:
+            cur = conn.execute(
+                "DELETE FROM docs WHERE collection = %s AND id = ANY(%s)", (collection, list(doc_ids))
+            )
+            return cur.rowcount
 
     def doc_insert(self, doc: Doc) -> bool:
         with self._conn() as conn:

@@ -388,6 +388,40 @@ class SQLiteStore:
             )
             return cur.rowcount == 1
 
+    def doc_put_many(self, docs: Sequence[Doc]) -> None:
+        if not docs:
+            return
+        with self._write_lock, self._guard():
+            w = self._w
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                w.executemany(
+                    "INSERT OR REPLACE INTO docs(collection, id, tenant, created_ns, status, data) VALUES(?,?,?,?,?,?)",
+                    [(d.collection, d.id, d.tenant, d.created_ns, d.status, d.data) for d in docs],
+                )
+                w.execute("COMMIT")
+            except BaseException:
+                if w.in_transaction:
+                    w.execute("ROLLBACK")
+                raise
+
+    def doc_delete_many(self, collection: str, doc_ids: Sequence[str]) -> int:
+        if not doc_ids:
+            return 0
+        with self._write_lock, self._guard():
+            w = self._w
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                before = w.total_changes
+                w.executemany("DELETE FROM docs WHERE collection=? AND id=?", [(collection, i) for i in doc_ids])
+                gone = w.total_changes - before
+                w.execute("COMMIT")
+            except BaseException:
+                if w.in_transaction:
+                    w.execute("ROLLBACK")
+                raise
+            return gone
+
     def doc_get(self, collection: str, doc_id: str) -> Doc | None:
         r = self._reader().execute(
             "SELECT collection, id, tenant, created_ns, status, data FROM docs WHERE collection=? AND id=?",
