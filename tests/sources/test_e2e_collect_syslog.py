@@ -184,3 +184,66 @@ def test_serve_syslog_udp_and_tcp(tmp_path: Path) -> None:
     finally:
         assert srv.stop() in (0, -15)
     assert "Traceback" not in srv.output(), srv.output()
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "syslog.crt", tmp_path / "syslog.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_serve_syslog_over_tls(tmp_path: Path) -> None:
+    """RFC 5425: octet-counted syslog over TLS into ``serve --syslog tls://``."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    srv = Server(
+        tmp_path / "data",
+        {"AUDITKEEP_SYSLOG_TENANT": "tls", "AUDITKEEP_SYSLOG_TLS_CERT": str(cert), "AUDITKEEP_SYSLOG_TLS_KEY": str(key)},
+        ("--syslog", f"tls://127.0.0.1:{port}"),
+    )
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        with socket.create_connection(("127.0.0.1", port)) as raw, ctx.wrap_socket(raw, server_hostname="127.0.0.1") as c:
+            framed = b""
+            for i in range(15):
+                msg = (f"<86>1 2024-05-01T12:00:{i:02d}Z bastion sshd 77 - [audit@32473 actor=\"bob\" "
+                       f"action=\"user.login\" outcome=\"success\"] Accepted publickey for bob #{i}").encode()
+                framed += str(len(msg)).encode() + b" " + msg
+            c.sendall(framed)
+        got = srv.wait_for("tls", 15, timeout=30)
+        assert len(got) == 15
+        assert {e["actor"]["id"] for e in got} == {"bob"} and {e["action"] for e in got} == {"user.login"}
+        with socket.create_connection(("127.0.0.1", port)) as plain:  # clear text is not syslog here
+            plain.sendall(b"20 <13>1 - - - - - clear")
+        time.sleep(1.0)
+        assert len(srv.search("tls")) == 15
+    finally:
+        assert srv.stop() in (0, -15)
+    assert "Traceback" not in srv.output(), srv.output()
