@@ -27,7 +27,7 @@ from auditkeep.log.proofs import consistency_proof, inclusion_proof
 from auditkeep.model.context import merge_into
 from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import Event, TenantName
-from auditkeep.model.ids import id_bytes, id_text, uuid7_batch
+from auditkeep.model.ids import id_bytes, uuid7_batch
 from auditkeep.model.paths import set_path
 from auditkeep.model.timefmt import parse_rfc3339
 from auditkeep.model.validate import convert_batch, validate_event
@@ -125,7 +125,6 @@ class Ledger:
         self._tenants: dict[str, int] = {}
         self._tenant_lock = threading.Lock()
         self._closed = False
-        self._commit_listeners: list[Callable[[set[int]], None]] = []
         if background:
             self._projector.start()
 
@@ -202,15 +201,7 @@ class Ledger:
 
     def on_commit(self, listener: Callable[[set[int]], None]) -> None:
         """Call ``listener`` (in the writer thread; keep it short) with the tenant ids that grew."""
-        self._commit_listeners.append(listener)
-        previous = self._writer._on_commit
-
-        def both(tids: set[int]) -> None:
-            if previous is not None:
-                previous(tids)
-            listener(tids)
-
-        self._writer._on_commit = both
+        self._writer.add_listener(listener)
 
     # appending -------------------------------------------------------------------------------
 
@@ -547,5 +538,4 @@ __all__ = [
     "Page",
     "Receipt",
     "Record",
-    "id_text",
 ]

@@ -30,13 +30,17 @@ class Writer:
         self._store = store
         self._seq = sequencer
         self._max = max_group_events
-        self._on_commit = on_commit
+        self._listeners: list[Callable[[set[int]], None]] = [on_commit] if on_commit is not None else []
         self._queue: deque[Pending] = deque()
         self._cv = threading.Condition()
         self._stop = False
         self._idle_check = 0.0
         self._thread = threading.Thread(target=self._run, name="auditkeep-writer", daemon=True)
         self._thread.start()
+
+    def add_listener(self, listener: Callable[[set[int]], None]) -> None:
+        """Call ``listener`` with the tenant ids that grew, after each durable commit."""
+        self._listeners.append(listener)
 
     def submit(self, p: Pending) -> None:
         with self._cv:
@@ -109,8 +113,10 @@ class Writer:
             log.warning("append failed: %s", exc)
             return
         self._seq.commit_done(work, group)
-        if self._on_commit is not None:
-            self._on_commit({tid for tid, w in work.items() if w.grew})
+        if self._listeners:
+            grew = {tid for tid, w in work.items() if w.grew}
+            for listener in self._listeners:
+                listener(grew)
 
     def _checkpoint_all(self, force: bool) -> None:
         """Sign a checkpoint for every log that grew past its last one (including appends made
