@@ -155,3 +155,16 @@ def test_verify_reports_tampering_with_exit_1(workdir: Path, tmp_path: Path) -> 
     r = run("verify", "--data", str(copy), cwd=tmp_path)
     assert r.returncode == 1
     assert "index 777" in r.stdout + r.stderr
+
+
+def test_reindex_rebuilds_search_from_the_log(tmp_path: Path) -> None:
+    evs = [{"actor": {"id": f"u{i % 3}"}, "action": "doc.read", "reason": f"word{i}"} for i in range(50)]
+    (tmp_path / "e.jsonl").write_text("\n".join(json.dumps(e) for e in evs))
+    assert run("ingest", "e.jsonl", cwd=tmp_path).returncode == 0
+    before = run("search", "--actor", "u1", "--json", "--limit", "100", cwd=tmp_path).stdout
+    (tmp_path / "auditkeep-data" / "index.db").unlink()  # the projection is disposable
+    r = run("reindex", cwd=tmp_path)
+    assert r.returncode == 0 and "reindexed 50 events" in r.stdout, r.stderr
+    assert run("search", "--actor", "u1", "--json", "--limit", "100", cwd=tmp_path).stdout == before
+    got = run("search", "-q", "word7", "--json", cwd=tmp_path).stdout.splitlines()
+    assert [json.loads(x)["event"]["reason"] for x in got] == ["word7"]

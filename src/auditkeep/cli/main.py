@@ -11,7 +11,7 @@ from auditkeep.cli.common import State, err, global_options, ledger, out, settin
 from auditkeep.cli.ingest import ingest
 from auditkeep.cli.proof import checkpoint, proof, show
 from auditkeep.cli.search import search
-from auditkeep.cli.verify import verify
+from auditkeep.cli.verify import reindex, verify
 from auditkeep.config import ConfigError
 from auditkeep.crypto.signing import KeyFileError
 from auditkeep.ledger.datadir import DataDirError, check_log_id
@@ -78,6 +78,7 @@ cli.add_command(checkpoint)
 cli.add_command(proof)
 cli.add_command(verify)
 cli.add_command(show)
+cli.add_command(reindex)
 
 
 def _register_optional() -> None:

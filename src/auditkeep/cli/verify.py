@@ -56,3 +56,26 @@ def verify(tenant: str | None, trusted: tuple[Path, ...], as_json: bool) -> None
                 err.print(f"[red]tampering:[/red] {p.render(t.tenant)}", highlight=False)
     if not report.ok:
         sys.exit(1)
+
+
+@click.command()
+@click.option("--tenant", "-t", help="Rebuild one tenant's part only after the reset (default: all).")
+@global_options
+def reindex(tenant: str | None) -> None:
+    """Drop the search indexes and rebuild them from the log.
+
+    The indexes and the full-text index are a projection of the committed log: nothing in
+    them is trusted by verify, and this command recreates them exactly (for instance after
+    deleting index.db with its -wal and -shm files, or after a fix in how events are indexed).
+    """
+    with ledger() as lg:
+        lg.store.reset_projection()
+        heads = lg.tenants() if tenant is None else [lg.head(tenant)]
+        with Progress(
+            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, disable=not interactive(),
+        ) as bar:
+            task = bar.add_task("index", total=sum(h.size for h in heads))
+            for h in heads:
+                lg.sync_projection(h.tenant, progress=lambda n: bar.update(task, advance=n))
+    out.print(f"reindexed {sum(h.size for h in heads)} events in {len(heads)} tenant log(s)", highlight=False)
