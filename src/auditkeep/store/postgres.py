@@ -45,6 +45,7 @@ from auditkeep.store.base import (
     TileKey,
     entry_key,
 )
+from auditkeep.store.docs_sql import doc_filter
 from auditkeep.store.postgres_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -676,21 +677,10 @@ class PostgresStore:
         before_ns: int | None = None,
         limit: int = 100,
     ) -> list[Doc]:
-        query = "SELECT collection, id, tenant, created_ns, status, data FROM docs WHERE collection = %s"
-        params: list[object] = [collection]
-        if tenant is not None:
-            query += " AND tenant = %s"
-            params.append(tenant)
-        if status is not None:
-            query += " AND status = %s"
-            params.append(status)
-        if before_ns is not None:
-            query += " AND created_ns < %s"
-            params.append(before_ns)
-        query += " ORDER BY created_ns DESC, id DESC LIMIT %s"
-        params.append(limit)
+        where, params = doc_filter("%s", collection, tenant, status, before_ns)
+        query = f"SELECT collection, id, tenant, created_ns, status, data FROM docs {where} ORDER BY created_ns DESC, id DESC LIMIT %s"
         with self._conn() as conn:
-            return [_doc(r) for r in conn.execute(query, params).fetchall()]
+            return [_doc(r) for r in conn.execute(query, [*params, limit]).fetchall()]
 
     def doc_delete(self, collection: str, doc_id: str) -> bool:
         with self._conn() as conn:
@@ -702,16 +692,9 @@ class PostgresStore:
     def doc_count(
         self, collection: str, tenant: str | None = None, status: str | None = None
     ) -> int:
-        query = "SELECT count(*) FROM docs WHERE collection = %s"
-        params: list[object] = [collection]
-        if tenant is not None:
-            query += " AND tenant = %s"
-            params.append(tenant)
-        if status is not None:
-            query += " AND status = %s"
-            params.append(status)
+        where, params = doc_filter("%s", collection, tenant, status)
         with self._conn() as conn:
-            r = conn.execute(query, params).fetchone()
+            r = conn.execute(f"SELECT count(*) FROM docs {where}", params).fetchone()
         return int(r[0]) if r else 0
 
     # leases --------------------------------------------------------------------------------------

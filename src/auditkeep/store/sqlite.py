@@ -30,6 +30,7 @@ from auditkeep.store.base import (
     TileKey,
     entry_key,
 )
+from auditkeep.store.docs_sql import doc_filter
 from auditkeep.store.sqlite_schema import INDEX_SCHEMA, LOG_MIGRATIONS
 from auditkeep.store.sqlite_search import COMMON_TEXT, build_search, text_probe
 
@@ -437,20 +438,9 @@ class SQLiteStore:
         before_ns: int | None = None,
         limit: int = 100,
     ) -> list[Doc]:
-        sql = "SELECT collection, id, tenant, created_ns, status, data FROM docs WHERE collection=?"
-        params: list[object] = [collection]
-        if tenant is not None:
-            sql += " AND tenant=?"
-            params.append(tenant)
-        if status is not None:
-            sql += " AND status=?"
-            params.append(status)
-        if before_ns is not None:
-            sql += " AND created_ns<?"
-            params.append(before_ns)
-        sql += " ORDER BY created_ns DESC, id DESC LIMIT ?"
-        params.append(limit)
-        return [Doc(*r) for r in self._reader().execute(sql, params)]
+        where, params = doc_filter("?", collection, tenant, status, before_ns)
+        sql = f"SELECT collection, id, tenant, created_ns, status, data FROM docs {where} ORDER BY created_ns DESC, id DESC LIMIT ?"
+        return [Doc(*r) for r in self._reader().execute(sql, [*params, limit])]
 
     def doc_delete(self, collection: str, doc_id: str) -> bool:
         with self._write_lock, self._guard():
@@ -458,15 +448,8 @@ class SQLiteStore:
             return cur.rowcount == 1
 
     def doc_count(self, collection: str, tenant: str | None = None, status: str | None = None) -> int:
-        sql = "SELECT count(*) FROM docs WHERE collection=?"
-        params: list[object] = [collection]
-        if tenant is not None:
-            sql += " AND tenant=?"
-            params.append(tenant)
-        if status is not None:
-            sql += " AND status=?"
-            params.append(status)
-        return int(self._reader().execute(sql, params).fetchone()[0])
+        where, params = doc_filter("?", collection, tenant, status)
+        return int(self._reader().execute(f"SELECT count(*) FROM docs {where}", params).fetchone()[0])
 
     # leases --------------------------------------------------------------------------------------
 
