@@ -45,7 +45,6 @@ from auditkeep.store.base import (
     TileKey,
     entry_key,
 )
-from auditkeep.store.docs_sql import doc_filter
 from auditkeep.store.postgres_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -55,6 +54,7 @@ from auditkeep.store.postgres_schema import (
     months_between,
 )
 from auditkeep.store.postgres_search import build_search, pg_text, tsvector_binary
+from auditkeep.store.sql_filters import doc_filter
 
 log = logging.getLogger("auditkeep.store.postgres")
 

@@ -25,6 +25,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from auditkeep.store.base import Query
+from auditkeep.store.sql_filters import column_filters
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
 _TOKEN = re.compile(r"[^\W_]+")
@@ -136,37 +137,7 @@ def pg_text(value: str) -> str:
 
 def build_search(q: Query) -> tuple[str, list[Any]] | None:
     """SQL and parameters of a search, or None when it cannot match anything."""
-    where = ["ev.tenant_id = %s"]
-    params: list[Any] = [q.tenant_id]
-    for column, op, bound in (
-        ("time_ns", ">=", q.since_ns),
-        ("time_ns", "<", q.until_ns),
-        ("received_ns", ">=", q.received_since_ns),
-        ("received_ns", "<", q.received_until_ns),
-    ):
-        if bound is not None:
-            where.append(f"ev.{column} {op} %s")
-            params.append(bound)
-    if q.actor is not None:
-        where.append("ev.actor = %s")
-        params.append(pg_text(q.actor))
-    if q.action is not None:
-        if q.action.endswith("*"):
-            prefix = q.action[:-1]
-            where.append("ev.action >= %s AND ev.action < %s")
-            params += [prefix, prefix + "\U0010ffff"]
-        else:
-            where.append("ev.action = %s")
-            params.append(q.action)
-    for column, wanted in (
-        ("rtype", q.resource_type),
-        ("rid", q.resource_id),
-        ("outcome", q.outcome),
-        ("category", q.category),
-    ):
-        if wanted is not None:
-            where.append(f"ev.{column} = %s")
-            params.append(pg_text(wanted))
+    where, params = column_filters(q, "%s", pg_text)
     if q.text:
         tsq = tsquery(q.text)
         if tsq is None:

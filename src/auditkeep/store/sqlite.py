@@ -30,7 +30,7 @@ from auditkeep.store.base import (
     TileKey,
     entry_key,
 )
-from auditkeep.store.docs_sql import doc_filter
+from auditkeep.store.sql_filters import doc_filter
 from auditkeep.store.sqlite_schema import INDEX_SCHEMA, LOG_MIGRATIONS
 from auditkeep.store.sqlite_search import COMMON_TEXT, build_search, text_probe
 

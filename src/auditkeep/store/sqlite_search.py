@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 from auditkeep.store.base import Query
+from auditkeep.store.sql_filters import column_filters
 
 
 def fts_query(text: str) -> str:
@@ -60,40 +61,7 @@ def build_search(q: Query, common_text: bool = False) -> tuple[str, list[Any]]:
     """The search SQL. ``common_text``: the text query matches many entries (see
     :func:`text_probe`), so walk the time index instead of sorting every match — the
     planner cannot know this, and sorting 100k matches costs seconds."""
-    where = ["ev.tenant_id = ?"]
-    params: list[Any] = [q.tenant_id]
-    if q.since_ns is not None:
-        where.append("ev.time_ns >= ?")
-        params.append(q.since_ns)
-    if q.until_ns is not None:
-        where.append("ev.time_ns < ?")
-        params.append(q.until_ns)
-    if q.received_since_ns is not None:
-        where.append("ev.received_ns >= ?")
-        params.append(q.received_since_ns)
-    if q.received_until_ns is not None:
-        where.append("ev.received_ns < ?")
-        params.append(q.received_until_ns)
-    if q.actor is not None:
-        where.append("ev.actor = ?")
-        params.append(q.actor)
-    if q.action is not None:
-        if q.action.endswith("*"):
-            prefix = q.action[:-1]
-            where.append("ev.action >= ? AND ev.action < ?")
-            params += [prefix, prefix + "\U0010ffff"]
-        else:
-            where.append("ev.action = ?")
-            params.append(q.action)
-    for column, value in (
-        ("rtype", q.resource_type),
-        ("rid", q.resource_id),
-        ("outcome", q.outcome),
-        ("category", q.category),
-    ):
-        if value is not None:
-            where.append(f"ev.{column} = ?")
-            params.append(value)
+    where, params = column_filters(q, "?")
     if q.text:
         where.append("ev.k IN (SELECT rowid FROM ix.ev_fts WHERE ev_fts MATCH ?)")
         params.append(fts_query(q.text))
