@@ -29,7 +29,7 @@ from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import Event, TenantName
 from auditkeep.model.ids import id_bytes, uuid7_batch
 from auditkeep.model.paths import set_path
-from auditkeep.model.timefmt import parse_rfc3339
+from auditkeep.model.timeargs import optional_time_arg
 from auditkeep.model.validate import convert_batch, validate_event
 from auditkeep.store.base import Entry, Head, Query, Store
 
@@ -82,17 +82,6 @@ def check_tenant(name: str) -> str:
         return _TENANT.decode(msgspec.json.encode(name))
     except msgspec.ValidationError:
         raise ValidationError("expected 1-63 lowercase letters, digits, '.', '_' or '-'", "tenant") from None
-
-
-def to_ns(value: int | str | datetime | None) -> int | None:
-    """Nanoseconds since the epoch from an int (ns), an RFC 3339 string or an aware datetime."""
-    if value is None or isinstance(value, int):
-        return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("datetime must have a timezone")
-        return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1000
-    return parse_rfc3339(value)
 
 
 class Ledger:
@@ -361,18 +350,30 @@ class Ledger:
             raise ValidationError("must be 'newest' or 'oldest'", "order")
         if not 1 <= limit <= 10_000:
             raise ValidationError("must be between 1 and 10000", "limit")
+        pairs = list(metadata.items()) if isinstance(metadata, Mapping) else list(metadata or [])
+        # NUL ends a string in SQLite's JSON paths and FTS queries and cannot be in PostgreSQL text.
+        if text is not None and "\x00" in text:
+            raise ValidationError("contains a NUL character", "text")
+        if any("\x00" in path for path, _ in pairs):
+            raise ValidationError("a metadata path contains a NUL character", "metadata")
+        bounds = {
+            name: _time_arg(value, name)
+            for name, value in (
+                ("since", since), ("until", until), ("received_since", received_since), ("received_until", received_until)
+            )
+        }  # fmt: skip
+        after = decode_cursor(cursor) if cursor else None
         try:
             tid = self.tenant_id(tenant)
         except NotFound:
             return Page([], None)
         self.sync_projection(tenant)
-        pairs = list(metadata.items()) if isinstance(metadata, Mapping) else list(metadata or [])
         q = Query(
             tenant_id=tid,
-            since_ns=_time_arg(since, "since"),
-            until_ns=_time_arg(until, "until"),
-            received_since_ns=_time_arg(received_since, "received_since"),
-            received_until_ns=_time_arg(received_until, "received_until"),
+            since_ns=bounds["since"],
+            until_ns=bounds["until"],
+            received_since_ns=bounds["received_since"],
+            received_until_ns=bounds["received_until"],
             actor=actor,
             action=action,
             resource_type=resource_type,
@@ -383,7 +384,7 @@ class Ledger:
             metadata=pairs,
             sealed_paths=frozenset(self.config.personal_fields),
             newest_first=order == "newest",
-            after=decode_cursor(cursor) if cursor else None,
+            after=after,
             limit=limit,
         )
         hits = self.store.search(q)
@@ -511,10 +512,8 @@ def _note_origin(note: str) -> str:
 
 
 def _time_arg(value: int | str | datetime | None, name: str) -> int | None:
-    try:
-        return to_ns(value)
-    except ValueError as exc:
-        raise ValidationError(str(exc), name) from None
+    """The one parser of time arguments (``1h``, ``now``, RFC 3339, ns, datetime) of every face."""
+    return optional_time_arg(value, name)
 
 
 def encode_cursor(hit: tuple[int, int]) -> str:
@@ -525,7 +524,10 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         t, k = raw.split(":")
-        return int(t), int(k)
+        at, key = int(t), int(k)
+        if not (-(2**63) <= at < 2**63 and 0 <= key < 2**63):
+            raise ValueError("out of range")
+        return at, key
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValidationError("not a cursor returned by a previous page", "cursor") from None
 

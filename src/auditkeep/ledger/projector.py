@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from auditkeep.model.event import Event
-from auditkeep.model.timefmt import parse_rfc3339
+from auditkeep.model.timefmt import clamp, format_rfc3339, in_range, parse_rfc3339
 from auditkeep.store.base import Entry, ProjectedRow, Store, entry_key
 
 log = logging.getLogger("auditkeep.projector")
@@ -29,6 +29,13 @@ TEXT_LIMIT = 4096
 
 def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
     ev = _leaf_decoder.decode(e.leaf)
+    time_ns = parse_rfc3339(ev.time) if ev.time else e.received_ns
+    if not in_range(time_ns):
+        # Committed before the time bounds held: indexed at the nearest bound, so the row is
+        # still found by every other filter and one event never stalls its tenant's search.
+        log.warning("entry %d of tenant %d: time %s is out of range; indexed at %s",
+                    e.index, tenant_id, ev.time, format_rfc3339(clamp(time_ns)))
+        time_ns = clamp(time_ns)
     parts: list[str] = [ev.actor.id, ev.action]
     a = ev.actor
     for v in (a.name, a.ip, a.session_id):
@@ -55,7 +62,7 @@ def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
         key=entry_key(tenant_id, e.index),
         tenant_id=tenant_id,
         index=e.index,
-        time_ns=parse_rfc3339(ev.time) if ev.time else e.received_ns,
+        time_ns=time_ns,
         received_ns=e.received_ns,
         actor=ev.actor.id,
         action=ev.action,
@@ -66,6 +73,16 @@ def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
         text=text,
         metadata=_meta_encoder.encode(ev.metadata) if ev.metadata else None,
     )
+
+
+def _project_or_skip(tenant_id: int, e: Entry) -> ProjectedRow | None:
+    """The row of an entry, or None (with a warning) for a leaf this version cannot read:
+    the projection moves past it instead of failing on it forever; verify still checks it."""
+    try:
+        return project_entry(tenant_id, e)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        log.warning("entry %d of tenant %d is not searchable: %s", e.index, tenant_id, exc)
+        return None
 
 
 def _strings(value: Any, out: list[str], budget: list[int]) -> None:
@@ -125,12 +142,18 @@ class Projector:
             pos = self._store.projection_position(tenant_id)
             while pos < size:
                 end = min(size, pos + CHUNK)
-                rows = [project_entry(tenant_id, e) for e in self._store.entries(tenant_id, pos, end)]
-                if not rows:
+                rows: list[ProjectedRow] = []
+                last = pos - 1
+                for e in self._store.entries(tenant_id, pos, end):
+                    last = e.index
+                    row = _project_or_skip(tenant_id, e)
+                    if row is not None:
+                        rows.append(row)
+                if last < pos:
                     break
-                self._store.project(tenant_id, rows, rows[-1].index + 1)
-                done += len(rows)
-                pos = rows[-1].index + 1
+                self._store.project(tenant_id, rows, last + 1)
+                done += last + 1 - pos
                 if progress is not None:
-                    progress(len(rows))
+                    progress(last + 1 - pos)
+                pos = last + 1
         return done

@@ -103,5 +103,23 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-MIN_NS = parse_rfc3339("0001-01-01T00:00:00Z")
-MAX_NS = parse_rfc3339("9999-12-31T23:59:59.999999999Z")
+# The one table of time bounds. Both stores keep times as signed 64-bit nanoseconds since
+# the epoch (1677-09-21 to 2262-04-11), so the model refuses event times outside these whole
+# years, query parameters are checked against them, and the projection clamps to them an
+# out-of-range time already in a log (see docs/api.md, "Times").
+MIN_TEXT = "1678-01-01T00:00:00Z"
+MAX_TEXT = "2261-12-31T23:59:59.999999999Z"
+MIN_NS = parse_rfc3339(MIN_TEXT)
+MAX_NS = parse_rfc3339(MAX_TEXT)
+RANGE_MESSAGE = f"out of range: times from {MIN_TEXT} to {MAX_TEXT} are accepted"
+assert MIN_NS > -(2**63) and MAX_NS < 2**63
+
+
+def in_range(ns: int) -> bool:
+    """Whether ``ns`` lies within the time bounds every store holds."""
+    return MIN_NS <= ns <= MAX_NS
+
+
+def clamp(ns: int) -> int:
+    """``ns`` moved into the time bounds (for a time committed before the bounds held)."""
+    return MIN_NS if ns < MIN_NS else MAX_NS if ns > MAX_NS else ns

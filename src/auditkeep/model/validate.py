@@ -14,7 +14,7 @@ import msgspec
 
 from auditkeep.model.errors import ValidationError, from_msgspec
 from auditkeep.model.event import Event
-from auditkeep.model.timefmt import MAX_NS, MIN_NS, normalize_rfc3339
+from auditkeep.model.timefmt import RANGE_MESSAGE, in_range, normalize_rfc3339
 
 MAX_SAFE_INT = 2**53 - 1
 
@@ -134,8 +134,8 @@ def validate_event(ev: Event, limits: Limits = DEFAULT_LIMITS, tenant: str | Non
             ev.time, time_ns = normalize_rfc3339(ev.time)
         except ValueError as exc:
             raise ValidationError(str(exc), "time") from None
-        if not MIN_NS <= time_ns <= MAX_NS:
-            raise ValidationError("out of range (years 0001 to 9999 in UTC)", "time")
+        if not in_range(time_ns):
+            raise ValidationError(RANGE_MESSAGE, "time")
     if ev.outcome is None:
         ev.outcome = "unknown"
     check_strings(ev, limits)

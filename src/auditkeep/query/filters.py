@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from auditkeep.model.errors import ValidationError
-from auditkeep.model.timefmt import parse_rfc3339
+from auditkeep.model.timeargs import parse_time_arg
 
-_RELATIVE = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SEARCH_FIELDS = (
     "since",
     "until",
@@ -28,20 +24,9 @@ SEARCH_FIELDS = (
 
 
 def parse_time(value: str, field: str, now_ns: int | None = None) -> int:
-    """An RFC 3339 time, ``now``, or a duration ago such as ``15m``, ``2h``, ``7d``."""
-    text = value.strip()
-    now = time.time_ns() if now_ns is None else now_ns
-    if text == "now":
-        return now
-    m = _RELATIVE.match(text)
-    if m:
-        return now - int(m.group(1)) * _UNITS[m.group(2)] * 1_000_000_000
-    try:
-        return parse_rfc3339(text)
-    except ValueError:
-        raise ValidationError(
-            "expected an RFC 3339 time (2024-05-01T12:00:00Z), 'now' or a duration ago like 15m, 2h, 7d", field
-        ) from None
+    """An RFC 3339 time, ``now``, or a duration ago such as ``15m``, ``2h``, ``7d`` (the one
+    parser of :mod:`auditkeep.model.timeargs`, within the stores' time bounds)."""
+    return parse_time_arg(value, field, now_ns)
 
 
 def parse_metadata(pairs: Sequence[str]) -> list[tuple[str, str]]:

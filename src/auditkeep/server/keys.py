@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import msgspec
 
 from auditkeep.model.errors import ValidationError
-from auditkeep.model.timefmt import format_rfc3339
+from auditkeep.model.timefmt import RANGE_MESSAGE, format_rfc3339, in_range
 from auditkeep.query.filters import parse_time
 from auditkeep.store.base import Doc, Store
 
@@ -111,10 +111,13 @@ def parse_expiry(text: str | None, now_ns: int | None = None) -> int | None:
     now = time.time_ns() if now_ns is None else now_ns
     m = _DURATION.match(text.strip())
     if m:
-        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+        seconds = int(m.group(1)) * _UNITS[m.group(2)] if len(m.group(1)) <= 15 else 2**63
         if seconds <= 0:
             raise ValidationError("must be in the future", "expires")
-        return now + seconds * 1_000_000_000
+        at = now + seconds * 1_000_000_000
+        if not in_range(at):
+            raise ValidationError(RANGE_MESSAGE, "expires")
+        return at
     at = parse_time(text, "expires", now)
     if at <= now:
         raise ValidationError("must be in the future", "expires")

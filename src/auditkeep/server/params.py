@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -12,17 +13,24 @@ from auditkeep.query.filters import SEARCH_FIELDS, search_kwargs
 MAX_INDEX = 2**63 - 1
 
 
+_DECIMAL = re.compile(r"-?[0-9]{1,40}")
+
+
+def int_value(raw: str, name: str, minimum: int = 0, maximum: int = MAX_INDEX) -> int:
+    """A decimal integer (ASCII digits only) within bounds that every store holds."""
+    if not _DECIMAL.fullmatch(raw):
+        raise ValidationError(f"expected an integer, got {raw[:40]!r}", name)
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise ValidationError(f"must be between {minimum} and {maximum}", name)
+    return value
+
+
 def int_param(request: Request, name: str, minimum: int = 0, maximum: int = MAX_INDEX) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"expected an integer, got {raw[:40]!r}", name) from None
-    if not minimum <= value <= maximum:
-        raise ValidationError(f"must be between {minimum} and {maximum}", name)
-    return value
+    return int_value(raw, name, minimum, maximum)
 
 
 def bool_param(request: Request, name: str) -> bool:

@@ -333,7 +333,7 @@ def _map_record(
 
     ns = rec.time or rec.observed
     if not 0 <= ns <= MAX_NS:
-        raise _Bad("timeUnixNano is outside the years 1970 to 9999")
+        raise _Bad("timeUnixNano is outside the years 1970 to 2261")
     when = format_rfc3339(ns) if ns > 0 else None
 
     otel: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from auditkeep.model.errors import ValidationError
 from auditkeep.server.context import context
 from auditkeep.server.errors import json_response
-from auditkeep.server.params import int_param
+from auditkeep.server.params import int_param, int_value
 
 PROOF_SCOPES = ("read", "verify")
 NOTE_TYPE = "text/plain; charset=utf-8"
@@ -69,10 +69,8 @@ async def latest_checkpoint(request: Request) -> Response:
 async def checkpoint_at(request: Request) -> Response:
     ctx = context(request)
     caller = await ctx.guard.check(request, PROOF_SCOPES)
-    raw = request.path_params["tree_size"]
-    if not raw.isdigit() or len(raw) > 19 or int(raw) < 1:
-        raise ValidationError("expected a tree size >= 1", "tree_size")
-    note = await run_in_threadpool(ctx.ledger.checkpoint_at, int(raw), caller.tenant)
+    size = int_value(request.path_params["tree_size"], "tree_size", 1)
+    note = await run_in_threadpool(ctx.ledger.checkpoint_at, size, caller.tenant)
     return PlainTextResponse(note, media_type=NOTE_TYPE, headers={"Cache-Control": "private, max-age=86400, immutable"})
 
 
