@@ -59,7 +59,7 @@ def test_rules_check_reports_file_line_and_reason(tmp_path: Path, rules: Path) -
     assert ok.returncode == 0 and "2 rule(s) loaded, 0 refused" in ok.stdout
     (rules / "bad.yml").write_text(BAD)
     bad = auditkeep(["rules", "check", str(rules)], tmp_path)
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert f"{rules / 'bad.yml'}:7: rule 'broken': unknown key 'treshold'" in bad.stderr
     assert "3 rule(s) loaded, 1 refused" in bad.stdout
     as_json = json.loads(auditkeep(["rules", "check", str(rules), "--json"], tmp_path).stdout)
@@ -166,7 +166,7 @@ def test_alerts_list_show_ack_resolve(tmp_path: Path, fired: tuple[Path, list[st
     me = f"cli:{getpass.getuser()}"
     assert ack.returncode == 0 and f"is now acknowledged (by {me})" in ack.stdout
     again = auditkeep(["alerts", "ack", target, "--data", str(data)], tmp_path)
-    assert again.returncode == 1 and "is acknowledged; it cannot become acknowledged" in again.stderr
+    assert again.returncode == 2 and "is acknowledged; it cannot become acknowledged" in again.stderr
     assert auditkeep(["alerts", "resolve", target, "--note", "password reset", "--data", str(data)], tmp_path).returncode == 0
     assert auditkeep(["alerts", "ack", "ffffffffffffffffffffffffffffffff", "--data", str(data)], tmp_path).returncode == 2
 

@@ -119,9 +119,9 @@ def test_kubernetes_file_malformed_lines_and_quarantine_commands(tmp_path: Path,
     as_json = json.loads(_ok("quarantine", "show", trunc["id"][:10], "--json", data=data))
     assert as_json["id"] == trunc["id"] and as_json["raw"]
 
-    # retry without a fix: still refused, still there (exit 1), attempts counted
+    # retry without a fix: still refused, still there (exit 2), attempts counted
     again = cli("quarantine", "retry", trunc["id"], data=data)
-    assert again.returncode == 1 and b"still refused" in again.stdout
+    assert again.returncode == 2 and b"still refused" in again.stdout
     assert next(r for r in _quarantine(data) if r["id"] == trunc["id"])["attempts"] == 1
     # drop
     _ok("quarantine", "drop", trunc["id"], data=data)
@@ -142,7 +142,7 @@ def test_retry_after_a_fix_ingests_and_leaves_quarantine(tmp_path: Path, testdat
     refused = _quarantine(data)
     assert all("refused by the ledger" in r["reason"] and r["context"] == {"form": "event"} for r in refused)
     still = cli("quarantine", "retry", "--all", data=data, extra_env=tight)
-    assert still.returncode == 1
+    assert still.returncode == 2
     out = _ok("quarantine", "retry", "--all", "--json", data=data)
     results = [json.loads(line) for line in out.splitlines()]
     assert len(results) == got["quarantined"] and all(r["ok"] for r in results)

@@ -292,7 +292,7 @@ def check_rules(path: Path, as_json: bool) -> None:
         _print_errors(errors)
         out.print(f"{len(loaded)} rule(s) loaded, {len(errors)} refused", highlight=False)
     if errors:
-        sys.exit(1)
+        sys.exit(2)  # bad input (1 is for integrity failures)
 
 
 def _alert_table(found: list[Any], title: str) -> None:

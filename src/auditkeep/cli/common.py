@@ -4,6 +4,7 @@ the ledger, and printing."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,8 +18,22 @@ from auditkeep.ledger.ledger import Ledger
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+MAX_INDEX = 2**63 - 1  # what both stores hold as a log index or tree size
+INDEX = click.IntRange(0, MAX_INDEX)
+TREE_SIZE = click.IntRange(1, MAX_INDEX)
+
+
+
+def _width(stream: Any) -> int | None:
+    """Rich's width for a terminal (or $COLUMNS); piped into a file or another program,
+    tables must not be cut at 80 columns, so give them all the room they need."""
+    if os.environ.get("COLUMNS") or (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    return 100_000
+
+
+out = Console(soft_wrap=True, width=_width(sys.stdout))
+err = Console(stderr=True, soft_wrap=True, width=_width(sys.stderr))
 _json = msgspec.json.Encoder()
 
 

@@ -66,7 +66,7 @@ def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 @click.option("--tenant", "-t", default="default", show_default=True, help="Tenant log to append to.")
 @click.option("--format", "fmt", default="json", show_default=True, metavar="FORMAT",
               help="json (JSON Lines or a JSON array of events), or a source format such as kubernetes or cloudtrail.")
-@click.option("--skip-lines", type=int, default=0, help="Skip the first N lines (resume after a failed run).")
+@click.option("--skip-lines", type=click.IntRange(0), default=0, help="Skip the first N lines (resume after a failed run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @global_options
 def ingest(file: str, tenant: str, fmt: str, skip_lines: int, as_json: bool) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import NoReturn
 
 import click
+from rich.markup import escape
 
 from auditkeep import __version__
 from auditkeep.cli.common import State, err, global_options, ledger, out, settings
@@ -22,6 +25,7 @@ from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.store.base import StoreError
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -108,27 +112,53 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """One line on stderr, ``error:`` first, and the exit status."""
+    line = " ".join(message.split())  # one line, whatever the message held
+    err.print(f"[red]error:[/red] {escape(line)}", highlight=False)
+    sys.exit(code)
+
+
+def _usage(exc: click.UsageError) -> str:
+    hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+    return exc.format_message() + hint
+
+
 def main() -> None:
-    """Entry point: user errors become one clear line on stderr, never a traceback."""
+    """Entry point: user errors become one line on stderr (exit 2), never a traceback.
+
+    Exit 1 is reserved for integrity failures, which the commands that check integrity
+    (verify, db copy) report themselves; 130 is an interrupt; 70 an internal error."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        _fail(_usage(exc))
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message())
     except click.Abort:
         err.print("aborted")
         sys.exit(130)
     except (ValidationError, ConflictError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
-        sys.exit(EXIT_USAGE)
-    except (NotFound, DataDirError, ConfigError, KeyFileError, NoteError, CheckpointError, StoreError, OSError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(EXIT_USAGE)
+        _fail(str(exc))
+    except (NotFound, DataDirError, ConfigError, KeyFileError, NoteError, CheckpointError, StoreError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(_os_error(exc))
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # a bug: say so in one line; the traceback on request
+        if os.environ.get("AUDITKEEP_DEBUG"):
+            raise
+        _fail(f"internal error ({type(exc).__name__}: {exc}); set AUDITKEEP_DEBUG=1 for the traceback", EXIT_INTERNAL)
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import msgspec
 
-from auditkeep.cli.common import global_options, ledger, out, print_json
+from auditkeep.cli.common import INDEX, TREE_SIZE, global_options, ledger, out, print_json
 
 
 @click.command()
@@ -25,9 +25,9 @@ def proof() -> None:
 
 @proof.command()
 @click.option("--tenant", "-t", default="default", show_default=True)
-@click.option("--index", "-i", type=click.IntRange(0), help="Log index of the event.")
+@click.option("--index", "-i", type=INDEX, help="Log index of the event.")
 @click.option("--id", "event_id", help="Event id (instead of --index).")
-@click.option("--size", type=click.IntRange(1), help="Tree size of a signed checkpoint (default: the latest).")
+@click.option("--size", type=TREE_SIZE, help="Tree size of a signed checkpoint (default: the latest).")
 @click.option("--json", "as_json", is_flag=True, help="Print the proof as JSON.")
 @click.option("--leaf-out", type=click.Path(dir_okay=False, writable=True), help="Also write the exact leaf bytes to this file.")
 @global_options
@@ -54,8 +54,8 @@ def inclusion(
 
 @proof.command()
 @click.option("--tenant", "-t", default="default", show_default=True)
-@click.option("--from", "from_", type=click.IntRange(0), required=True, help="Older tree size.")
-@click.option("--to", type=click.IntRange(1), help="Newer tree size with a signed checkpoint (default: latest).")
+@click.option("--from", "from_", type=INDEX, required=True, help="Older tree size.")
+@click.option("--to", type=TREE_SIZE, help="Newer tree size with a signed checkpoint (default: latest).")
 @click.option("--json", "as_json", is_flag=True, help="Print the proof as JSON.")
 @global_options
 def consistency(tenant: str, from_: int, to: int | None, as_json: bool) -> None:
@@ -74,7 +74,7 @@ def consistency(tenant: str, from_: int, to: int | None, as_json: bool) -> None:
 @click.command()
 @click.argument("event_id", required=False)
 @click.option("--tenant", "-t", default="default", show_default=True)
-@click.option("--index", "-i", type=click.IntRange(0), help="Log index (instead of an event id).")
+@click.option("--index", "-i", type=INDEX, help="Log index (instead of an event id).")
 @click.option("--leaf", is_flag=True, help="Print the exact committed leaf bytes (canonical JSON) instead.")
 @global_options
 def show(event_id: str | None, tenant: str, index: int | None, leaf: bool) -> None:

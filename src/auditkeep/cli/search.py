@@ -8,7 +8,7 @@ import click
 import msgspec
 from rich.table import Table
 
-from auditkeep.cli.common import global_options, ledger, out, print_json
+from auditkeep.cli.common import err, global_options, ledger, out, print_json
 from auditkeep.ledger.ledger import Record
 from auditkeep.model.event import CATEGORIES, OUTCOMES
 from auditkeep.query.filters import search_kwargs
@@ -51,6 +51,14 @@ def search(tenant: str, order: str, limit: int, cursor: str | None, all_pages: b
             cursor = page.next_cursor
             if not all_pages or cursor is None:
                 break
+        if shown == 0 and lg.store.tenant(tenant) is None:
+            known = sorted(h.tenant for h in lg.tenants())
+            err.print(
+                f"hint: there is no log for tenant {tenant!r} here"
+                + (f"; tenants: {', '.join(known)} (see `auditkeep tenants`)" if known else " (nothing was ingested yet)"),
+                highlight=False,
+                markup=False,
+            )
     if table is not None:
         out.print(table)
         more = f"  next page: --cursor {cursor}" if cursor and not all_pages else ""

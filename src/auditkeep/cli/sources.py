@@ -99,7 +99,7 @@ def _find(q: Quarantine, record_id: str) -> QuarantineRecord:
 @quarantine.command("list")
 @click.option("--source", default=None, help="Only this source (kubernetes, cloudtrail, auditd, syslog, otlp).")
 @click.option("--tenant", "-t", default=None, help="Only this tenant.")
-@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @global_options
 def quarantine_list(source: str | None, tenant: str | None, limit: int, as_json: bool) -> None:
@@ -180,7 +180,7 @@ def quarantine_retry(record_ids: tuple[str, ...], every: bool, source: str | Non
     if not as_json:
         out.print(f"{done} record(s) left the quarantine, {failed} still refused")
     if failed:
-        sys.exit(1)
+        sys.exit(2)  # the records are still bad input; 1 is for integrity failures
 
 
 def _all(q: Quarantine, source: str | None, tenant: str | None) -> list[QuarantineRecord]:

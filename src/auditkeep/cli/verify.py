@@ -14,8 +14,9 @@ from auditkeep.cli.common import err, global_options, interactive, ledger, out, 
 
 @click.command()
 @click.option("--tenant", "-t", help="Verify one tenant (default: all).")
-@click.option("--trusted", "trusted", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A checkpoint note saved earlier (repeatable): the log must still contain it.")
+@click.option("--trusted", "trusted", multiple=True, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file holding a checkpoint note saved earlier (repeatable): the log must still contain it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @global_options
 def verify(tenant: str | None, trusted: tuple[Path, ...], as_json: bool) -> None:

@@ -462,6 +462,13 @@ class Ledger:
         """Proof that the tree of ``old_size`` is a prefix of the tree of ``new_size`` (default:
         the latest checkpoint)."""
         tid = self.tenant_id(tenant)
+        size = self.head(tenant).size
+        if old_size > size:
+            raise ValidationError(f"{old_size} is beyond the log's size {size}: give a tree size from 0 to {size}", "from")
+        if new_size is not None and new_size > size:
+            raise ValidationError(f"{new_size} is beyond the log's size {size}", "to")
+        if new_size is not None and old_size > new_size:
+            raise ValidationError(f"{old_size} is after to ({new_size}): the older tree comes first", "from")
         tree_size, note = self._covering_checkpoint(tid, old_size, new_size)
         if not 0 <= old_size <= tree_size:
             raise ValidationError(f"from must be between 0 and {tree_size}", "from")
