@@ -152,3 +152,23 @@ def test_first_start_prints_an_admin_key_once(make_server: Callable[..., Server]
     assert again.admin == ""  # not printed on a later start
     with again.client(srv.admin) as c:
         assert c.get("/v1/keys").status_code == 200
+
+
+def test_the_last_admin_key_for_all_tenants_cannot_be_revoked(make_server: Callable[..., Server]) -> None:
+    """Revoking it (even by itself) would lock administration out: 409, and exit 2 on the CLI."""
+    srv = make_server()
+    first = srv.admin.split("_")[1]
+    with srv.client(srv.admin) as c:
+        r = c.delete(f"/v1/keys/{first}")
+        assert r.status_code == 409 and "last admin key" in r.json()["error"], r.text
+        assert c.get("/v1/keys").status_code == 200  # still works
+        # a tenant's admin key or an all-tenant reader does not count
+        assert c.post("/v1/keys", json={"tenant": "t", "scopes": "admin"}).status_code == 201
+        assert c.post("/v1/keys", json={"tenant": "*", "scopes": "read"}).status_code == 201
+        assert c.delete(f"/v1/keys/{first}").status_code == 409
+        second = c.post("/v1/keys", json={"tenant": "*", "scopes": "admin"}).json()["key"]
+        assert c.delete(f"/v1/keys/{first}").status_code == 200
+    cli = _cli(srv, "revoke", second.split("_")[1])
+    assert cli.returncode == 2 and cli.stderr.startswith("error: ") and "last admin key" in cli.stderr
+    with srv.client(second) as c:
+        assert c.get("/v1/keys").status_code == 200

@@ -171,3 +171,33 @@ def test_a_client_that_stops_reading_is_disconnected(make_server: Callable[..., 
         assert "auditkeep_sse_clients 0.0" in text
     assert "Traceback" not in srv.output() and "ERROR" not in srv.output(), srv.output()
 
+
+
+def _tail_until_closed(server: Server, key: str, lines: list[str], opened: threading.Event) -> None:
+    with server.client(key) as c, c.stream("GET", "/v1/stream") as r:
+        assert r.status_code == 200
+        opened.set()
+        for line in r.iter_lines():
+            lines.append(line)
+
+
+def test_a_revoked_or_expired_key_ends_its_live_tail(server: Server) -> None:
+    """The tail re-checks its key: revocation (through the API or by another process) and
+    expiry end it with an ``error`` event, instead of events flowing on for good."""
+    from auditkeep.model.timefmt import format_rfc3339
+
+    for how in ("api", "expiry"):
+        extra = {"expires": format_rfc3339(time.time_ns() + 3 * 10**9)} if how == "expiry" else {}
+        key = server.key("ssek", "ingest,read", **extra)
+        lines: list[str] = []
+        opened = threading.Event()
+        tail = threading.Thread(target=_tail_until_closed, args=(server, key, lines, opened), daemon=True)
+        tail.start()
+        assert opened.wait(10)
+        if how == "api":
+            with server.client(server.admin) as c:
+                assert c.delete(f"/v1/keys/{key.split('_')[1]}").status_code == 200
+        tail.join(15)  # before the fix: heartbeats forever
+        assert not tail.is_alive(), f"the live tail outlived its key ({how})"
+        reason = "revoked" if how == "api" else "expired"
+        assert "event: error" in lines and any(reason in x for x in lines if x.startswith("data:")), lines

@@ -10,7 +10,7 @@ from rich.table import Table
 from auditkeep.cli.common import err, global_options, ledger, out, print_json
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.server.audit import key_event, key_event_tenant
-from auditkeep.server.keys import ALL_TENANTS, ApiKey, KeyStore, parse_expiry
+from auditkeep.server.keys import ALL_TENANTS, ApiKey, KeyStore, LastAdminKey, parse_expiry
 
 
 def _actor() -> str:
@@ -81,7 +81,10 @@ def revoke(keyid: str) -> None:
         if key.revoked_ns is not None:
             err.print(f"key {keyid} was already revoked", highlight=False)
             return
-        revoked = store.revoke(keyid)
+        try:
+            revoked = store.revoke(keyid)
+        except LastAdminKey as exc:
+            raise click.ClickException(str(exc)) from None
         assert revoked is not None
         _record(lg, "auditkeep.key.revoke", revoked)
     err.print(f"revoked key {keyid}", highlight=False)

@@ -15,7 +15,6 @@ from auditkeep.server.metrics import Metrics
 from auditkeep.server.ratelimit import RateLimiter, retry_after
 
 TENANT_HEADER = "x-auditkeep-tenant"
-DEFAULT_TENANT = "default"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="auditkeep"'}
 
 
@@ -66,7 +65,11 @@ class Guard:
             raise ApiError(403, f"this key lacks the {' or '.join(sorted(scopes))} scope")
         asked = tenant or request.query_params.get("tenant") or request.headers.get(TENANT_HEADER)
         if key.tenant == ALL_TENANTS:
-            chosen = asked or DEFAULT_TENANT
+            if not asked:
+                # guessing a tenant ("default") answers an empty search or a 404 for an alert
+                # that exists elsewhere: make the caller say which
+                raise ApiError(400, f"this key spans tenants: pass tenant= (or the {TENANT_HEADER} header)")
+            chosen = asked
         else:
             if asked and asked != key.tenant:
                 self.metrics.auth_failures.labels("tenant").inc()

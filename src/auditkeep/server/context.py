@@ -39,7 +39,7 @@ class ServerContext:
         self.keys = KeyStore(ledger.store, self.options.key_cache)
         self.guard = Guard(self.keys, RateLimiter(settings.rate_limit), self.metrics)
         self.auditor = Auditor(ledger, self.metrics.audit_result, self.options.tile_audit_interval)
-        self.hub = Hub()
+        self.hub = Hub(self.keys.status)
         # alerts, rules and (when run_in_server) the alert runner, started by the app's lifespan;
         # notifier settings are checked here so a bad [alerts] table stops `serve` before it listens
         self.alerts = AlertService(ledger, settings, validate=settings.alerts.run_in_server)

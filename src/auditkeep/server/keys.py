@@ -68,6 +68,16 @@ class AuthFailure(Exception):
         self.reason = reason
 
 
+class LastAdminKey(Exception):
+    """Revoking this key would leave no usable admin key for all tenants."""
+
+
+def _spans_admin(key: ApiKey) -> bool:
+    """A usable admin key for all tenants (not revoked, not expired)."""
+    usable = key.revoked_ns is None and (key.expires_ns is None or key.expires_ns > time.time_ns())
+    return usable and key.tenant == ALL_TENANTS and "admin" in key.scopes
+
+
 _decode = msgspec.json.Decoder(ApiKey)
 _encode = msgspec.json.Encoder()
 
@@ -174,10 +184,20 @@ class KeyStore:
         return self.store.doc_count(COLLECTION)
 
     def revoke(self, keyid: str) -> ApiKey | None:
-        """Mark a key revoked (kept for the record); None when there is no such key."""
+        """Mark a key revoked (kept for the record); None when there is no such key.
+
+        :class:`LastAdminKey` when it is the last usable admin key for all tenants: revoking
+        it would lock administration out (create another one first)."""
         key = self.get(keyid)
         if key is None:
             return None
+        if key.revoked_ns is None and _spans_admin(key) and not any(
+            k.keyid != keyid and _spans_admin(k) for k in self.list(ALL_TENANTS, include_revoked=False, limit=100_000)
+        ):
+            raise LastAdminKey(
+                f"key {keyid} is the last admin key for all tenants; revoking it would lock administration "
+                "out: create another (auditkeep keys create --tenant '*' --scopes admin) first"
+            )
         if key.revoked_ns is None:
             key.revoked_ns = time.time_ns()
             self.store.doc_put(self._doc(key))
@@ -195,6 +215,20 @@ class KeyStore:
         if key.expires_ns is not None and key.expires_ns <= time.time_ns():
             raise AuthFailure("expired", "API key has expired")
         return key
+
+    def status(self, keyid: str) -> str | None:
+        """Why the key ``keyid`` may no longer be used (read now, not from the cache), or None.
+
+        Long-lived connections (the live tail) ask this while they run, so a key revoked by
+        any process, or one that expires, ends them."""
+        key = self.get(keyid)
+        if key is None:
+            return "API key no longer exists"
+        if key.revoked_ns is not None:
+            return "API key has been revoked"
+        if key.expires_ns is not None and key.expires_ns <= time.time_ns():
+            return "API key has expired"
+        return None
 
     def is_cached(self, token: str) -> bool:
         """True when :meth:`verify` of ``token`` needs no store read (so may run inline)."""

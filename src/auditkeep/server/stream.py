@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -30,18 +31,58 @@ ABORT_EXTENSION = "auditkeep.abort"
 _encode = msgspec.json.Encoder()
 
 
+# Seconds between checks of the keys of open streams: a revoked or expired key's live tail
+# ends within this (plus one store read).
+KEY_CHECK_INTERVAL = 0.5
+
+
 class Hub:
     """Wakes the streams of a tenant when the ledger commits to it (the ledger calls
-    :meth:`committed` in its writer thread; the wake-up hops to the event loop)."""
+    :meth:`committed` in its writer thread; the wake-up hops to the event loop), and ends the
+    streams whose key was revoked or expired (``key_status(keyid)`` gives the reason)."""
 
-    def __init__(self) -> None:
+    def __init__(self, key_status: Callable[[str], str | None] | None = None) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[int | None, set[asyncio.Event]] = {}
+        self._by_key: dict[str, set[EventStream]] = {}
+        self._key_status = key_status
+        self._key_task: asyncio.Task[None] | None = None
         self.closing = False
 
     def attach(self, ledger: Ledger, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         ledger.on_commit(self.committed)
+        if self._key_status is not None:
+            self._key_task = loop.create_task(self._check_keys())
+
+    def watch(self, keyid: str, stream: EventStream) -> None:
+        self._by_key.setdefault(keyid, set()).add(stream)
+
+    def unwatch(self, keyid: str, stream: EventStream) -> None:
+        group = self._by_key.get(keyid)
+        if group is not None:
+            group.discard(stream)
+            if not group:
+                del self._by_key[keyid]
+
+    async def _check_keys(self) -> None:
+        """One store read per distinct key of the open streams, every KEY_CHECK_INTERVAL."""
+        assert self._key_status is not None
+        status = self._key_status
+        while not self.closing:
+            await asyncio.sleep(KEY_CHECK_INTERVAL)
+            keyids = list(self._by_key)
+            if not keyids:
+                continue
+            try:
+                reasons = await run_in_threadpool(_statuses, status, keyids)
+            except Exception as exc:  # the store is unreachable: keep the streams, retry
+                log.warning("live tail: cannot check keys: %s", exc)
+                continue
+            for keyid, reason in reasons.items():
+                if reason is not None:
+                    for stream in list(self._by_key.get(keyid, ())):
+                        stream.end(reason)
 
     def committed(self, tenant_ids: set[int]) -> None:
         loop = self._loop
@@ -75,6 +116,8 @@ class Hub:
     def close(self) -> None:
         """Server shutdown: end every stream so the server can stop."""
         self.closing = True
+        if self._key_task is not None:
+            self._key_task.cancel()
         for group in list(self._waiters.values()):
             for ev in group:
                 ev.set()
@@ -93,8 +136,10 @@ class EventStream:
         match: Matcher,
         heartbeat: float,
         send_timeout: float,
+        keyid: str | None = None,
     ) -> None:
         self.ledger = ledger
+        self.keyid = keyid
         self.hub = hub
         self.metrics = metrics
         self.tenant = tenant
@@ -104,6 +149,7 @@ class EventStream:
         self.send_timeout = send_timeout
         self.wake = asyncio.Event()
         self.stopped = False
+        self.ended: str | None = None  # why the server ended the stream (the key was revoked, ...)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [
@@ -115,6 +161,8 @@ class EventStream:
         watcher = asyncio.create_task(self._watch(receive))
         self.metrics.sse_clients.inc()
         tid: int | None = None
+        if self.keyid is not None:
+            self.hub.watch(self.keyid, self)
         try:
             tid = await self._tenant_id()
             if tid is None and self.next is None:
@@ -139,14 +187,25 @@ class EventStream:
                     if not await self._send(send, b": heartbeat\n\n"):
                         await self._drop(scope)
                         return
+            if self.ended is not None:
+                await self._send(send, b"event: error\ndata: %s\n\n" % _encode.encode({"error": self.ended}))
             await self._finish(send)
         finally:
+            if self.keyid is not None:
+                self.hub.unwatch(self.keyid, self)
             self.hub.remove(tid, self.wake)
             self.metrics.sse_clients.dec()
             watcher.cancel()
 
     def _done(self) -> bool:
-        return self.stopped or self.hub.closing
+        return self.stopped or self.ended is not None or self.hub.closing
+
+    def end(self, reason: str) -> None:
+        """End the stream (in the event loop): it sends ``reason`` as an ``error`` event."""
+        if self.ended is None:
+            self.ended = reason
+            log.info("live tail of %s ended: %s", self.tenant, reason)
+            self.wake.set()
 
     async def _tenant_id(self) -> int | None:
         try:
@@ -204,6 +263,10 @@ class EventStream:
                 self.stopped = True
                 self.wake.set()
                 return
+
+
+def _statuses(status: Callable[[str], str | None], keyids: list[str]) -> dict[str, str | None]:
+    return {k: status(k) for k in keyids}
 
 
 def _frame(rec: Record) -> bytes:

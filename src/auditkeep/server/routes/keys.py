@@ -19,7 +19,7 @@ from auditkeep.model.errors import ValidationError
 from auditkeep.server.audit import key_event, key_event_tenant
 from auditkeep.server.context import ServerContext, context
 from auditkeep.server.errors import ApiError, json_response
-from auditkeep.server.keys import ALL_TENANTS, ApiKey, parse_expiry
+from auditkeep.server.keys import ALL_TENANTS, ApiKey, LastAdminKey, parse_expiry
 from auditkeep.server.params import int_param
 
 
@@ -90,7 +90,10 @@ async def revoke_key(request: Request) -> Response:
     if key is None or (admin.tenant != ALL_TENANTS and key.tenant != admin.tenant):
         raise ApiError(404, f"no key {keyid}")
     already = key.revoked_ns is not None
-    revoked = await run_in_threadpool(ctx.keys.revoke, keyid)
+    try:
+        revoked = await run_in_threadpool(ctx.keys.revoke, keyid)
+    except LastAdminKey as exc:
+        raise ApiError(409, str(exc)) from None
     if revoked is None:
         raise ApiError(404, f"no key {keyid}")
     if not already:

@@ -38,7 +38,9 @@ async def _open(request: Request) -> EventStream | Response:
         "auditkeep.stream.open", caller.key, caller.tenant, {"filters": raw, "from_index": start}, {"type": "stream"}, caller.client_ip
     )
     o = ctx.options
-    return EventStream(ctx.ledger, ctx.hub, ctx.metrics, caller.tenant, start, matcher(kwargs), o.heartbeat, o.send_timeout)
+    return EventStream(
+        ctx.ledger, ctx.hub, ctx.metrics, caller.tenant, start, matcher(kwargs), o.heartbeat, o.send_timeout, caller.key.keyid
+    )
 
 
 stream = _Endpoint()
