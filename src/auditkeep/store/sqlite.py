@@ -30,6 +30,7 @@ from auditkeep.store.base import (
     TileKey,
     entry_key,
 )
+from auditkeep.store.files import open_private, private_dir, private_file, tighten_existing
 from auditkeep.store.sql_filters import doc_filter
 from auditkeep.store.sqlite_schema import INDEX_SCHEMA, LOG_MIGRATIONS
 from auditkeep.store.sqlite_search import COMMON_TEXT, build_search, text_probe
@@ -46,9 +47,13 @@ class SQLiteStore:
         if durability not in ("full", "normal"):
             raise ValueError("durability must be 'full' or 'normal'")
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.log_path = self.directory / "log.db"
         self.index_path = self.directory / "index.db"
+        # owner only, whatever the umask; SQLite gives -wal and -shm the database file's mode
+        private_dir(self.directory)
+        for path in (self.log_path, self.index_path):
+            private_file(path)
+        tighten_existing(self.directory, ("log.db-wal", "log.db-shm", "index.db-wal", "index.db-shm"))
         self._durability = durability
         self._busy_ms = int(busy_timeout * 1000)
         self._write_lock = threading.RLock()
@@ -460,7 +465,7 @@ class SQLiteStore:
 
         if not name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"lease name {name!r}: letters, digits, - and _ only")
-        fh = open(self.directory / f"{name}.lock", "ab")  # noqa: SIM115 - held until release()
+        fh = os.fdopen(open_private(self.directory / f"{name}.lock", os.O_WRONLY | os.O_APPEND), "ab")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
