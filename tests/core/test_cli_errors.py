@@ -20,6 +20,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lines = [json.dumps({"actor": {"id": f"u{i}"}, "action": "doc.read", "resource": {"type": "doc", "id": "r" * 70}}) for i in range(60)]
     (d / "e.jsonl").write_text("\n".join(lines) + "\n")
     assert run("ingest", "e.jsonl", "--tenant", "acme", cwd=d).returncode == 0
+    (d / "dup.jsonl").write_text(lines[0] + '\n{"actor":{"id":"a"},"action":"x.y","action":"z.w"}\n')
     return d
 
 
@@ -39,6 +40,7 @@ BAD = [
     (["keys", "create", "--tenant", "acme", "--scopes", "read", "--expires", "99999999999y"], "expires: out of range"),
     (["keys", "create", "--tenant", "acme", "--scopes", "root"], "unknown scope"),
     (["ingest", "missing.jsonl"], "missing.jsonl"),
+    (["ingest", "dup.jsonl"], "line 2: action: malformed JSON: duplicate key 'action'"),
     (["nosuchcommand"], "No such command"),
     (["search", "--limit", "0"], "--limit"),
     (["--config", "missing.toml", "tenants"], "missing.toml"),

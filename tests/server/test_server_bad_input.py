@@ -95,6 +95,19 @@ def test_invalid_event_rejects_the_whole_batch(small: tuple[Server, httpx.Client
     assert _error(_post(c, orjson.dumps(bad_ip)), 422, "actor.ip")["field"] == "actor.ip"
 
 
+def test_duplicate_keys_are_refused_naming_the_key(small: tuple[Server, httpx.Client]) -> None:
+    """`{"action":"x.y","action":"z.w"}` was stored as z.w: now a 400 naming the key."""
+    _, c = small
+    body = _error(_post(c, b'{"actor":{"id":"a"},"action":"doc.x","action":"doc.y"}'), 400, "duplicate key 'action'")
+    assert body["field"] == "action"
+    good = orjson.dumps(event(0, action="doc.read"))
+    bad = b'{"actor":{"id":"a"},"action":"doc.read","metadata":{"k":1,"k":2}}'
+    body = _error(_post(c, good + b"\n" + bad, "application/x-ndjson"), 400, "duplicate key 'k'")
+    assert (body["position"], body["field"]) == (1, "metadata.k")
+    body = _error(_post(c, b"[" + good + b"," + bad + b"]"), 400, "duplicate key")
+    assert body["position"] == 1
+
+
 def test_huge_headers_and_slow_body(small: tuple[Server, httpx.Client]) -> None:
     srv, c = small
     r = c.get("/healthz", headers={"X-Padding": "a" * 200_000})

@@ -14,6 +14,7 @@ import msgspec
 
 from auditkeep.model.errors import ValidationError, from_msgspec
 from auditkeep.model.event import Event
+from auditkeep.model.jsonkeys import check_unique_keys, keys_unique
 from auditkeep.model.timefmt import RANGE_MESSAGE, in_range, normalize_rfc3339
 
 MAX_SAFE_INT = 2**53 - 1
@@ -40,11 +41,13 @@ _raw = msgspec.json.Decoder()
 def decode_event(data: bytes | str) -> Event:
     """One event from JSON; ValidationError on malformed JSON or a schema violation."""
     try:
-        return _one.decode(data)
+        ev = _one.decode(data)
     except msgspec.ValidationError as exc:
         raise from_msgspec(exc) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"malformed JSON: {_decode_reason(exc)}") from None
+    check_unique_keys(data, ev)
+    return ev
 
 
 def decode_batch(data: bytes) -> list[Event]:
@@ -52,17 +55,20 @@ def decode_batch(data: bytes) -> list[Event]:
     body = data.lstrip()
     if body[:1] == b"[":
         try:
-            return _many.decode(body)
+            events = _many.decode(body)
         except msgspec.ValidationError as exc:
             raise from_msgspec(exc, batch=True) from None
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise ValidationError(f"malformed JSON: {_decode_reason(exc)}") from None
+        check_unique_keys(body, events, array=True)
+        return events
     return decode_lines(body.split(b"\n"))
 
 
 def decode_lines(lines: Iterable[bytes | str], first_position: int = 0) -> list[Event]:
     """NDJSON: one event per non-blank line; errors carry the line's position (0-based)."""
     out: list[Event] = []
+    kept: list[tuple[int, bytes | str]] = []
     for i, line in enumerate(lines, first_position):
         if not line.strip():
             continue
@@ -72,7 +78,19 @@ def decode_lines(lines: Iterable[bytes | str], first_position: int = 0) -> list[
             raise from_msgspec(exc).at(i) from None
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise ValidationError(f"malformed JSON: {_decode_reason(exc)}", "", i) from None
+        kept.append((i, line))
+    # One check over all lines; only when it fails are the lines checked one by one.
+    if not keys_unique(kept_text(kept), out):
+        for (i, line), ev in zip(kept, out, strict=True):
+            try:
+                check_unique_keys(line, ev)
+            except ValidationError as exc:
+                raise exc.at(i) from None
     return out
+
+
+def kept_text(kept: list[tuple[int, bytes | str]]) -> bytes:
+    return b"\n".join(x.encode() if isinstance(x, str) else x for _, x in kept)
 
 
 def convert_event(fields: Mapping[str, Any] | Event) -> Event:

@@ -61,7 +61,7 @@ def to_response(exc: BaseException) -> Response | None:
         return error_response(exc.status, exc.message, exc.headers, **exc.extra)
     if isinstance(exc, ValidationError):
         if exc.message.startswith("malformed JSON"):
-            return error_response(400, exc.render(), position=exc.position)
+            return json_response(validation_body(exc), 400)
         return json_response(validation_body(exc), 422)
     if isinstance(exc, ConflictError):
         return error_response(409, str(exc), position=exc.position, id=exc.event_id)

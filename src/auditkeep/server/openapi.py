@@ -70,7 +70,7 @@ _FILTERS = [
     Param("text", "query", "Full text: every word must occur; `word*` is a prefix."),
     Param("metadata", "query", "`path=value` equality below `metadata` (repeatable).", repeat=True),
 ]
-_AUTH_ERRORS = (401, 403, 429)
+_AUTH_ERRORS = (400, 401, 403, 429)  # 400: a key for all tenants without `tenant`
 
 OPERATIONS: list[Op] = [
     Op("post", "/v1/events", "Append events", "One event object, a JSON array of events, or NDJSON "
@@ -160,7 +160,7 @@ OPERATIONS += [
 ]
 
 _STATUS_TEXT = {
-    400: "Malformed request (JSON, UTF-8, gzip)", 401: "Missing, malformed, unknown, expired or revoked key",
+    400: "Malformed request (JSON, UTF-8, gzip, a repeated key), or a key for all tenants without tenant=", 401: "Missing, malformed, unknown, expired or revoked key",
     403: "Wrong scope or tenant", 404: "Not found", 408: "Body too slow", 409: "Event id reused with other content",
     413: "Body or batch too large", 415: "Unsupported content type or encoding", 422: "Invalid input",
     429: "Rate limited (see Retry-After)", 503: "Unavailable (see Retry-After)",

@@ -19,7 +19,7 @@ from auditkeep.server.routes.alerts import (
     RulesRemoved,
 )
 
-_AUTH = (401, 403, 429)
+_AUTH = (400, 401, 403, 429)  # 400: a key for all tenants without `tenant`
 
 
 def _json(name: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import msgspec
 from auditkeep.server.routes.sources import QuarantineList, SourceResult
 from auditkeep.sources.service import CollectedBatch
 
-_AUTH = (401, 403, 429)
+_AUTH = (400, 401, 403, 429)  # 400: a key for all tenants without `tenant`
 
 
 def _ref(name: str) -> dict[str, Any]:
