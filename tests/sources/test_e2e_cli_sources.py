@@ -163,3 +163,25 @@ def test_other_formats_read_files(tmp_path: Path, fmt: str) -> None:
         path.write_bytes(b"<34>1 2024-05-01T12:00:00Z web1 su - ID47 - 'su root' failed\n<13>Oct 11 22:14:15 host app: hi\n<999>bad\n")
     got = _ingest(path, fmt, "t", data)
     assert got["events"] == (1 if fmt == "otlp-json" else 2) and got["quarantined"] == 1
+
+
+def test_quarantined_bytes_pass_the_secret_detectors(tmp_path: Path) -> None:
+    """A record refused for its form keeps no secret in plain text: not in the quarantine,
+    not in log.db, not in its WAL."""
+    data = tmp_path / "data"
+    secret = "hunter2-0f9e8d7c"
+    bad = tmp_path / "bad.log"
+    bad.write_bytes(
+        b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","requestURI":"/login?password=' + secret.encode()
+        + b'","headers":{"Authorization":"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"\n'
+    )
+    got = _ingest(bad, "kubernetes", "k8s", data)
+    assert got["quarantined"] == 1
+    [rec] = _quarantine(data)
+    shown = cli("quarantine", "show", rec["id"], data=data).stdout
+    assert b"password=[REDACTED:password]" in shown and secret.encode() not in shown
+    assert b"eyJzdWIiOiIxIn0" not in shown
+    for name in ("log.db", "log.db-wal"):
+        path = data / name
+        if path.exists():
+            assert secret.encode() not in path.read_bytes(), name

@@ -55,7 +55,7 @@ def ingest_source(lg: Ledger, path: Path, tenant: str, fmt: str) -> IngestReport
     source_format = SOURCE_FORMATS[fmt]
     opts = ParseOptions(kubernetes_stages="all") if s.kubernetes_stages == "all" else ParseOptions()
     parsed = source_format.parse(path.read_bytes(), opts)
-    intake = Intake(lg, Quarantine(lg.store, s.quarantine_max_bytes))
+    intake = Intake(lg, Quarantine(lg.store, s.quarantine_max_bytes, lg.pipeline))
     total = IntakeResult(tenant)
     source = source_format.source
     total.merge(intake.deliver(source, tenant, [], parsed.errors, context=parsed.context))
@@ -86,7 +86,7 @@ def quarantine() -> None:
 
 
 def _store_quarantine(lg: Ledger) -> Quarantine:
-    return Quarantine(lg.store, settings().quarantine_max_bytes)
+    return Quarantine(lg.store, settings().quarantine_max_bytes, lg.pipeline)
 
 
 def _find(q: Quarantine, record_id: str) -> QuarantineRecord:

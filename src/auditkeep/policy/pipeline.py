@@ -57,6 +57,22 @@ class Pipeline:
     def load(cls, path: str | Path) -> Pipeline:
         return cls.from_yaml(Path(path).read_text(encoding="utf-8"))
 
+    def scrub(self, raw: bytes) -> bytes:
+        """Raw bytes (a record a source could not read) with the secrets that this pipeline's
+        detectors find replaced, before they are kept anywhere. Bytes that are not UTF-8 pass
+        through unchanged; the text around them is still scrubbed."""
+        redactors = [p for p in self.processors if isinstance(p, Redactor)]
+        if not redactors:
+            return raw
+        text = raw.decode("utf-8", "surrogateescape")
+        out = text
+        for r in redactors:
+            out = r.redact_text(out)
+        return raw if out == text else out.encode("utf-8", "surrogateescape")
+
+    def scrub_text(self, text: str) -> str:
+        return self.scrub(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
+
     def process(self, event: Event, source: str) -> Event | None:
         out = self.policy.apply(event, source)
         for step in self.processors:

@@ -115,6 +115,11 @@ class Redactor:
                 groups.setdefault(group, []).append(name)
         self._groups = tuple((g, tuple(names)) for g, names in groups.items())
 
+    def redact_text(self, text: str) -> str:
+        """Free text (a quarantined body, a refusal reason) with every secret the detectors find
+        replaced by its placeholder."""
+        return self.scanner.redact(text) if self.detectors else text
+
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> Redactor:
         """From the ``redaction`` mapping of a policy file."""

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from auditkeep.model.timefmt import format_rfc3339
+from auditkeep.policy.pipeline import Pipeline
 from auditkeep.sources.base import SourceError
 from auditkeep.store.base import Doc, Store
 
@@ -96,9 +97,13 @@ def record_id(source: str, tenant: str, raw: bytes) -> str:
 class Quarantine:
     """The quarantine over a store's document collection."""
 
-    def __init__(self, store: Store, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, store: Store, max_bytes: int = DEFAULT_MAX_BYTES, pipeline: Pipeline | None = None) -> None:
+        """``pipeline``: the ledger's policy, whose secret detectors scrub every record before
+        it is stored (the built-in detectors when None): a body refused for its form must not
+        keep the passwords in it in plain text."""
         self.store = store
         self.max_bytes = max_bytes
+        self._scrub = pipeline or Pipeline.default()
 
     def put(
         self,
@@ -112,13 +117,13 @@ class Quarantine:
         now = time.time_ns() if now_ns is None else now_ns
         out: list[QuarantineRecord] = []
         for err in errors:
-            raw = bytes(err.raw)
+            raw = self._scrub.scrub(bytes(err.raw))
             rid = record_id(err.source, tenant, raw)
             rec = QuarantineRecord(
                 id=rid,
                 source=err.source,
                 tenant=tenant,
-                reason=err.reason[:4096],
+                reason=self._scrub.scrub_text(err.reason[:4096]),
                 raw=raw[: self.max_bytes],
                 raw_size=len(raw),
                 truncated=len(raw) > self.max_bytes,

@@ -100,7 +100,7 @@ class SourceService:
         self, ledger: Ledger, options: SourceOptions, observer: IntakeObserver | None = None
     ) -> None:
         self.options = options
-        self.quarantine = Quarantine(ledger.store, options.quarantine_max_bytes)
+        self.quarantine = Quarantine(ledger.store, options.quarantine_max_bytes, ledger.pipeline)
         self.intake = Intake(ledger, self.quarantine, observer)
         self._mergers: dict[str, StageMerger] = {}  # by tenant
         self._lock = threading.Lock()
