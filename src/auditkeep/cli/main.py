@@ -97,6 +97,7 @@ def _register_optional() -> None:
         ("auditkeep.cli.alerts", "rules"),
         ("auditkeep.cli.sources", "collect"),
         ("auditkeep.cli.sources", "quarantine"),
+        ("auditkeep.cli.gateway", "gateway"),
     ):
         try:
             mod = importlib.import_module(module)

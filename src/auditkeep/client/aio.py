@@ -70,6 +70,7 @@ class AsyncClient:
         limits: Limits = DEFAULT_LIMITS,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         tls_verify: bool | str = True,
+        source: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.tenant = tenant_name(tenant)
@@ -93,6 +94,7 @@ class AsyncClient:
                 on_drop=on_drop,
                 on_reject=on_reject,
                 close_timeout=close_timeout,
+                source=source,
             )
         except BaseException:
             self._sync_http.close()

@@ -61,7 +61,8 @@ class Client:
     ``tenant`` is the tenant events go to (None: the API key's own tenant). ``verify_key``
     (the server's verifier key text, ``auditkeep pubkey``) makes every proof fetched be
     checked offline; without it, :meth:`verify_checkpoint` trusts the key the server
-    publishes.
+    publishes. ``source`` is for the gateways (``postgres-gateway``, ``mcp-gateway``): the
+    server then applies that source's capture policy instead of ``api``'s.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class Client:
         limits: Limits = DEFAULT_LIMITS,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         tls_verify: bool | str = True,
+        source: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.tenant = tenant_name(tenant)
@@ -107,6 +109,7 @@ class Client:
                 on_drop=on_drop,
                 on_reject=on_reject,
                 close_timeout=close_timeout,
+                source=source,
             )
         except BaseException:
             self._http.close()

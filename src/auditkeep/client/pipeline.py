@@ -71,6 +71,7 @@ class Pipeline:
         on_drop: Callable[[Undelivered], None] | None,
         on_reject: Callable[[Undelivered], None] | None,
         close_timeout: float,
+        source: str | None = None,
     ) -> None:
         if on_full not in ("block", "drop_newest"):
             raise ValueError("on_full must be 'block' or 'drop_newest'")
@@ -90,7 +91,7 @@ class Pipeline:
         self.spool = Spool(spool_dir, spool_max_bytes) if spool_dir is not None else None
 
         def send(tenant: str | None, events: list[bytes]) -> Answer:
-            return post_batch(http, tenant, events)
+            return post_batch(http, tenant, events, source)
 
         self.worker = Worker(
             self.queue,

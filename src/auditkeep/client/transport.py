@@ -68,12 +68,15 @@ def classify(status: int, headers: httpx.Headers, content: bytes, count: int) ->
     return Answer(Kind.REFUSED, status, detail, None, position)
 
 
-def post_batch(http: httpx.Client, tenant: str | None, events: list[bytes]) -> Answer:
-    """One attempt at delivering ``events`` (JSON objects) as one request."""
+def post_batch(http: httpx.Client, tenant: str | None, events: list[bytes], source: str | None = None) -> Answer:
+    """One attempt at delivering ``events`` (JSON objects) as one request; ``source`` names
+    the gateway whose capture policy the server applies (default: ``api``)."""
     body = b"[" + b",".join(events) + b"]"
-    params = {"tenant": tenant} if tenant else None
+    params = {"tenant": tenant} if tenant else {}
+    if source:
+        params["source"] = source
     try:
-        r = http.post("/v1/events", content=body, params=params)
+        r = http.post("/v1/events", content=body, params=params or None)
     except httpx.TransportError as exc:
         return Answer(Kind.RETRY, None, f"{type(exc).__name__}: {exc}")
     return classify(r.status_code, r.headers, r.content, len(events))

@@ -14,7 +14,9 @@ Processor: TypeAlias = Callable[[Event, str], "Event | None"]
 """One step of a pipeline: takes an event and its source name, returns the event (changed
 in place or not) or None to drop it. Processors are plain callables, structlog style."""
 
-SOURCES: tuple[str, ...] = ("kubernetes", "cloudtrail", "auditd", "syslog", "otlp", "api")
+GATEWAY_SOURCES: tuple[str, ...] = ("postgres-gateway", "mcp-gateway")
+"""The gateways' source names; a client may name one of them when it posts events."""
+SOURCES: tuple[str, ...] = ("kubernetes", "cloudtrail", "auditd", "syslog", "otlp", "api", *GATEWAY_SOURCES)
 """Source names the project's sources use; rules may name others (custom sources)."""
 
 REDACTED_KEY = "_redacted"

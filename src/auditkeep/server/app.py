@@ -18,7 +18,17 @@ from auditkeep.server.context import ServerContext
 from auditkeep.server.docs import docs_page
 from auditkeep.server.middleware import Outermost
 from auditkeep.server.openapi import openapi_document
-from auditkeep.server.routes import alerts, events, keys, ops, proofs, sources, stream, tiles
+from auditkeep.server.routes import (
+    alerts,
+    approvals,
+    events,
+    keys,
+    ops,
+    proofs,
+    sources,
+    stream,
+    tiles,
+)
 
 log = logging.getLogger("auditkeep.server")
 
@@ -63,6 +73,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
             *tiles.routes,
             *keys.routes,
             *alerts.routes,
+            *approvals.routes,
             *sources.routes,
             Route("/v1/stream", stream.stream, methods=["GET"]),
             *ops.routes,

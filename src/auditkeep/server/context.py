@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from auditkeep.alerts.service import AlertService
 from auditkeep.config import Settings
+from auditkeep.gateway.approvals import ApprovalBook
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.server.audit import Auditor
 from auditkeep.server.auth import Guard
@@ -40,6 +41,8 @@ class ServerContext:
         self.guard = Guard(self.keys, RateLimiter(settings.rate_limit), self.metrics)
         self.auditor = Auditor(ledger, self.metrics.audit_result, self.options.tile_audit_interval)
         self.hub = Hub(self.keys.status)
+        # approval requests of the gateways (/v1/approvals)
+        self.approvals = ApprovalBook(ledger)
         # alerts, rules and (when run_in_server) the alert runner, started by the app's lifespan;
         # notifier settings are checked here so a bad [alerts] table stops `serve` before it listens
         self.alerts = AlertService(ledger, settings, validate=settings.alerts.run_in_server)

@@ -12,6 +12,7 @@ from auditkeep import __version__
 from auditkeep.ledger.ledger import ConsistencyProof, InclusionProof
 from auditkeep.model.event import CATEGORIES, OUTCOMES, Event
 from auditkeep.server.openapi_alerts import ALERT_OPERATIONS, alert_schemas
+from auditkeep.server.openapi_approvals import APPROVAL_OPERATIONS, approval_schemas
 from auditkeep.server.openapi_sources import SOURCE_OPERATIONS, source_schemas
 from auditkeep.server.routes.events import IngestResult, SearchResult
 from auditkeep.server.routes.keys import KeyRequest
@@ -154,6 +155,10 @@ OPERATIONS: list[Op] = [
 OPERATIONS += [
     Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in ALERT_OPERATIONS
 ]
+# approvals of the gateways (openapi_approvals)
+OPERATIONS += [
+    Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in APPROVAL_OPERATIONS
+]
 # sources: Kubernetes webhook, OTLP/HTTP logs, collector batches, quarantine (openapi_sources)
 OPERATIONS += [
     Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in SOURCE_OPERATIONS
@@ -205,6 +210,7 @@ def _components() -> dict[str, Any]:
     schemas["Status"] = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
     schemas.update(_key_schemas())
     schemas.update(alert_schemas())
+    schemas.update(approval_schemas())
     schemas.update(source_schemas())
     return schemas
 

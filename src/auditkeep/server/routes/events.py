@@ -18,6 +18,7 @@ from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import Ledger, Record
 from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import Event
+from auditkeep.policy.types import GATEWAY_SOURCES
 from auditkeep.server import body
 from auditkeep.server.context import ServerContext, context
 from auditkeep.server.errors import ApiError
@@ -55,14 +56,15 @@ def _json(value: Any, status: int = 200) -> Response:
 async def ingest(request: Request) -> Response:
     ctx = context(request)
     caller = await ctx.guard.check(request, ("ingest",))
+    source = _source(request)
     s = ctx.settings
     events: list[Event] = []
     try:
         events = await body.read_events(request, s.max_body_bytes, s.max_batch_events, ctx.options.body_timeout)
         if len(events) * 64 < body.INLINE_BYTES:
-            fut = _submit(ctx.ledger, events, caller.tenant)
+            fut = _submit(ctx.ledger, events, caller.tenant, source)
         else:  # validation of a large batch is CPU work: keep it off the event loop
-            fut = await run_in_threadpool(_submit, ctx.ledger, events, caller.tenant)
+            fut = await run_in_threadpool(_submit, ctx.ledger, events, caller.tenant, source)
         t0 = time.perf_counter()
         receipts = await asyncio.wrap_future(fut)
     except ApiError as exc:  # events that could not be decoded count as one
@@ -82,16 +84,24 @@ async def ingest(request: Request) -> Response:
     m.ingest_events.labels(caller.tenant).inc(len(receipts))
     dropped = len(events) - len(receipts)  # one receipt per event the policy kept
     if dropped:
-        m.policy_dropped("api", dropped)
+        m.policy_dropped(source, dropped)
     out = IngestResult(
         caller.tenant, [ReceiptOut(r.id, r.index, r.leaf_hash, r.received_at) for r in receipts], dropped
     )
     return _json(out)
 
 
-def _submit(ledger: Ledger, events: list[Event], tenant: str) -> Future[list[Receipt]]:
+def _source(request: Request) -> str:
+    """The source whose capture policy applies: ``api``, or a gateway that names itself."""
+    source = request.query_params.get("source") or "api"
+    if source != "api" and source not in GATEWAY_SOURCES:
+        raise ValidationError(f"must be api or one of {', '.join(GATEWAY_SOURCES)}", "source")
+    return source
+
+
+def _submit(ledger: Ledger, events: list[Event], tenant: str, source: str = "api") -> Future[list[Receipt]]:
     try:
-        return ledger.submit(events, tenant, source="api")  # capture policy and redaction apply
+        return ledger.submit(events, tenant, source=source)  # capture policy and redaction apply
     except RuntimeError as exc:  # the ledger is closing (shutdown)
         raise ApiError(503, "server is shutting down; retry", {"Retry-After": "1"}) from exc
 
