@@ -148,3 +148,12 @@ def show(approval_id: str, server: str | None, api_key: str | None, ca_file: str
     """One approval request as JSON."""
     with approvals_backend(server, api_key, ca_file) as book:
         print_json(book.get(approval_id))
+
+
+def _add_gateways() -> None:
+    from auditkeep.cli.gateway_postgres import postgres
+
+    gateway.add_command(postgres)
+
+
+_add_gateways()

@@ -366,21 +366,52 @@ class ApprovalBook:
 
     # -- waiting -----------------------------------------------------------------------
 
-    def wait(self, approval_id: str, timeout: float, tenant: str | None = None, poll: float = POLL_INTERVAL) -> Approval:
+    def wait(
+        self, approval_id: str, timeout: float, tenant: str | None = None, poll: float = POLL_INTERVAL,
+        *, expire: bool = True,
+    ) -> Approval:
         """Block until the request is decided or expires (at most ``timeout`` seconds, and
-        never past its expiry); returns it in its final state, ``expired`` on timeout.
-        Decisions made in this process wake the waiter at once; others are seen within
-        ``poll`` seconds."""
+        never past its expiry); returns it in its final state, ``expired`` on timeout
+        (``expire=False``: still pending when only ``timeout`` ran out). Decisions made in
+        this process wake the waiter at once; others are seen within ``poll`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             req = self.get(approval_id, tenant)
             if req.final:
                 return req
-            left = min(deadline - time.monotonic(), (req.expires_ns - self._now()) / 1e9)
+            to_expiry = (req.expires_ns - self._now()) / 1e9
+            left = min(deadline - time.monotonic(), to_expiry)
             if left <= 0:
-                return self.expire(approval_id)
+                return self.expire(approval_id) if expire or to_expiry <= 0 else req
             with self._changed:
                 self._changed.wait(min(poll, left))
+
+
+async def wait_async(approvals: Approvals, approval_id: str, timeout: float, tenant: str | None = None,
+                     poll: float = POLL_INTERVAL) -> Approval:  # fmt: skip
+    """:meth:`Approvals.wait` for an event loop: the blocking wait runs in a thread a slice
+    at a time, so cancelling the caller (the client went away) stops it within ``poll``
+    seconds (a few seconds against a server). ``expired`` once ``timeout`` has passed."""
+    import asyncio
+    import functools
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    local = isinstance(approvals, ApprovalBook)
+    step = poll * 4 if local else 5.0
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            if isinstance(approvals, ApprovalBook):
+                return await asyncio.to_thread(approvals.expire, approval_id)  # a decision made first wins
+            return await asyncio.to_thread(approvals.get, approval_id, tenant)
+        slice_ = min(step, left)
+        if isinstance(approvals, ApprovalBook):
+            req = await asyncio.to_thread(functools.partial(approvals.wait, approval_id, slice_, tenant, poll, expire=False))
+        else:
+            req = await asyncio.to_thread(approvals.wait, approval_id, slice_, tenant)
+        if req.final:
+            return req
 
 
 # -- the events ----------------------------------------------------------------------------

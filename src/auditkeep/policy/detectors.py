@@ -206,6 +206,17 @@ EMAIL = Detector(
     ("@",),
 )
 
+NATIONAL_ID = Detector(
+    "national_id",
+    # A US social security number as written (3-2-4 digits with dashes), without the
+    # numbers never issued (area 000, 666, 9xx; group 00; serial 0000).
+    re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])"),
+    ("-",),
+)
+PII: tuple[Detector, ...] = (EMAIL, CARD_NUMBER, NATIONAL_ID)
+"""Personal data in values, for masking query results (the gateways): not part of the
+default redaction of events, which keeps ``national_id`` off."""
+
 # Order matters: the most specific first, so a secret is named for what it is.
 BUILTIN: tuple[Detector, ...] = (
     PRIVATE_KEY,

@@ -1,0 +1,686 @@
+"""One client connection through the gateway: startup and authentication passed through,
+then two pumps (client → server, server → client) that forward bytes as they come and read
+only the messages they must.
+
+The client pump notes what each request expects back (``_expect``, in order); the server
+pump matches the answers to it, so every statement — simple or extended protocol, also
+pipelined — gets its rows, its CommandComplete tag or its error. Messages the gateway does
+not read (CopyData, large DataRows when nothing is masked) are forwarded in pieces as they
+arrive, never held whole.
+
+A statement the guardrails deny is replaced, on its way to the server, by a ``DO`` block
+that raises the refusal with SQLSTATE 42501: the server itself answers, so the client sees
+an ordinary error and a transaction block fails exactly as it would have. A statement held
+for review waits (the client's connection with it) until it is approved, rejected, or its
+request expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from auditkeep.gateway.postgres import wire
+from auditkeep.gateway.postgres.events import (
+    Run,
+    SessionInfo,
+    params_of,
+    session_end,
+    session_start,
+)
+from auditkeep.gateway.postgres.masking import RowPlan, mask_row, plan
+from auditkeep.gateway.postgres.rules import Masking, QuerySubject
+from auditkeep.gateway.postgres.sql import Statement
+
+if TYPE_CHECKING:
+    from auditkeep.gateway.postgres.server import Gateway
+
+log = logging.getLogger("auditkeep.gateway.postgres")
+
+_I32 = struct.Struct("!i")
+CHUNK = 256 * 1024
+HIGH_WATER = 1024 * 1024
+MAX_MESSAGE = 64 * 1024 * 1024  # a message the gateway must read whole (a query, a masked row)
+ROLE_QUERY = (
+    "SELECT r.rolname FROM pg_catalog.pg_roles r "
+    "WHERE pg_catalog.pg_has_role(current_user, r.oid, 'member') AND r.rolname <> current_user"
+)
+# Messages from the client the gateway reads whole; the rest is forwarded as it comes.
+CLIENT_READ = frozenset(b"QPBEDCSHXF")
+# Messages from the server it reads whole (DataRow only when a result is masked).
+SERVER_READ = frozenset(b"123tTnCIsEZKSNGHWV")
+
+
+class ProtocolViolation(Exception):
+    """Bytes that are not the PostgreSQL protocol: the session ends."""
+
+
+@dataclass
+class Expect:
+    """An answer the server owes: to ``parse``, ``bind``, ``describe``, ``close``,
+    ``execute``, ``sync``, ``query`` (simple protocol), or ``swallow`` (a message the
+    gateway sent on its own, whose answer the client must not see)."""
+
+    kind: str
+    run: Run | None = None
+    runs: list[Run] = field(default_factory=list)  # simple query: its statements, in order
+    name: str = ""  # describe/close: the statement or portal; prefixed S/P
+    denied: bool = False
+
+
+@dataclass
+class Portal:
+    statement: str
+    params: list[bytes | None]
+    param_formats: list[int]
+
+
+class Session:
+    def __init__(self, gw: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.gw = gw
+        self.c_reader, self.c_writer = reader, writer
+        self.s_reader: asyncio.StreamReader | None = None
+        self.s_writer: asyncio.StreamWriter | None = None
+        peer = writer.get_extra_info("peername")
+        client = peer[0] if isinstance(peer, tuple) else ""
+        self.info = SessionInfo(uuid.uuid4().hex[:16], "", "", "", client, started_ns=time.time_ns())
+        self._expect: deque[Expect] = deque()
+        self._statements: dict[str, tuple[str, tuple[int, ...]]] = {}  # name -> (SQL, parameter types)
+        self._portals: dict[str, Portal] = {}
+        self._descriptions: dict[str, list[wire.Column]] = {}  # "S<name>" / "P<name>" -> columns
+        self._row_plan: RowPlan | None = None  # masking of the result being sent
+        self._planned = False  # whether _row_plan is decided for the current result
+        self._mask_for: tuple[object, Masking | None] = (None, None)  # (rule set, masking that applies)
+        self._dropping = False  # after a denied Execute: the client's messages up to Sync
+        self._seq = 0
+        self._started = False
+        self._end_reason = "client"
+        self.txn = "I"
+
+    # -- the whole life of a connection --------------------------------------------------
+
+    async def run(self) -> None:
+        gw = self.gw
+        try:
+            startup = await self._negotiate()
+            if startup is None:
+                return
+            if not await self._connect_and_authenticate(startup):
+                return
+            await self._pumps()
+        except (ConnectionError, asyncio.IncompleteReadError, ProtocolViolation, OSError, ValueError, struct.error) as exc:
+            self._end_reason = "error" if not isinstance(exc, asyncio.IncompleteReadError) else self._end_reason
+            log.debug("session %s ended: %s", self.info.id, exc)
+        finally:
+            if self._started:
+                gw.emit(session_end(self.info, time.time_ns(), self._end_reason))
+                gw.metrics.active.dec()
+            for w in (self.c_writer, self.s_writer):
+                if w is not None:
+                    w.close()
+            for w in (self.c_writer, self.s_writer):
+                if w is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(w.wait_closed(), 1)
+
+    async def _first_packet(self) -> bytes:
+        head = await self.c_reader.readexactly(4)
+        (n,) = _I32.unpack(head)
+        if not 8 <= n <= wire.MAX_STARTUP:
+            raise ProtocolViolation(f"startup packet of {n} bytes")
+        return head + await self.c_reader.readexactly(n - 4)
+
+    async def _negotiate(self) -> wire.Startup | None:
+        """SSLRequest, GSSENCRequest, CancelRequest, then the startup message."""
+        tls_done = False
+        while True:
+            packet = await self._first_packet()
+            st = wire.parse_startup(packet)
+            if st.code == wire.SSL_REQUEST and not tls_done:
+                if self.gw.tls is None:
+                    self.c_writer.write(b"N")
+                    await self.c_writer.drain()
+                    continue
+                self.c_writer.write(b"S")
+                await self.c_writer.drain()
+                await self.c_writer.start_tls(self.gw.tls)
+                tls_done = self.info.tls = True
+                continue
+            if st.code == wire.GSSENC_REQUEST:
+                self.c_writer.write(b"N")
+                await self.c_writer.drain()
+                continue
+            if st.code == wire.CANCEL_REQUEST:
+                await self.gw.forward_cancel(packet)
+                return None
+            if (st.code >> 16) != 3:
+                self.c_writer.write(wire.error_response("unsupported frontend protocol", "0A000", "FATAL"))
+                await self.c_writer.drain()
+                return None
+            if self.gw.tls is not None and self.gw.require_tls and not tls_done:
+                self.c_writer.write(wire.error_response("this gateway requires TLS (sslmode=require)", "28000", "FATAL"))
+                await self.c_writer.drain()
+                return None
+            return st
+
+    async def _connect_and_authenticate(self, st: wire.Startup) -> bool:
+        info = self.info
+        info.user = st.params.get("user", "")
+        info.database = st.params.get("database", info.user)
+        info.application = st.params.get("application_name", "")
+        try:
+            self.s_reader, self.s_writer = await asyncio.wait_for(
+                asyncio.open_connection(self.gw.upstream_host, self.gw.upstream_port), self.gw.connect_timeout
+            )
+        except (TimeoutError, OSError) as exc:
+            msg = f"the gateway cannot reach the database server: {exc or type(exc).__name__}"
+            self.c_writer.write(wire.error_response(msg, "08006", "FATAL"))
+            await self.c_writer.drain()
+            self.gw.emit(session_start(info, "error", msg, "08006"))
+            self.gw.metrics.sessions.labels("error").inc()
+            return False
+        assert self.s_writer is not None
+        self.s_writer.write(st.raw)
+        await self.s_writer.drain()
+        # Authentication passes through: the gateway never sees a password it keeps.
+        while True:
+            kind, body = await self._read_server()
+            if kind == b"R":
+                code = _I32.unpack_from(body, 0)[0]
+                self.c_writer.write(wire.message(kind, body))
+                await self.c_writer.drain()
+                if code in (2, 3, 5, 7, 9, 10, 11):  # the client answers these
+                    await self._relay_client_message()
+                continue
+            if kind == b"E":
+                fields = wire.error_fields(body)
+                self.c_writer.write(wire.message(kind, body))
+                await self.c_writer.drain()
+                self.gw.emit(session_start(info, "failure", fields.get("M"), fields.get("C")))
+                self.gw.metrics.sessions.labels("failure").inc()
+                return False
+            if kind == b"K":
+                info.backend_pid = _I32.unpack_from(body, 0)[0]
+            if kind == b"Z":
+                self.txn = chr(body[0]) if body else "I"
+                if self.gw.wants_roles:
+                    info.roles = await self._lookup_roles()
+                self.c_writer.write(wire.message(kind, body))
+                await self.c_writer.drain()
+                self._started = True
+                self.gw.metrics.active.inc()
+                self.gw.metrics.sessions.labels("success").inc()
+                self.gw.emit(session_start(info))
+                return True
+            self.c_writer.write(wire.message(kind, body))
+
+    async def _read_server(self) -> tuple[bytes, bytes]:
+        assert self.s_reader is not None
+        head = await self.s_reader.readexactly(5)
+        kind = head[:1]
+        (n,) = _I32.unpack_from(head, 1)
+        if not 4 <= n <= MAX_MESSAGE:
+            raise ProtocolViolation(f"server message {kind!r} of {n} bytes")
+        return kind, await self.s_reader.readexactly(n - 4)
+
+    async def _relay_client_message(self) -> None:
+        assert self.s_writer is not None
+        head = await self.c_reader.readexactly(5)
+        (n,) = _I32.unpack_from(head, 1)
+        if head[:1] != b"p" or not 4 <= n <= 1 << 20:
+            raise ProtocolViolation("expected a password message")
+        self.s_writer.write(head + await self.c_reader.readexactly(n - 4))
+        await self.s_writer.drain()
+
+    async def _lookup_roles(self) -> frozenset[str]:
+        """The roles the user is a member of, asked on the session before the client gets it."""
+        assert self.s_writer is not None
+        self.s_writer.write(wire.query(ROLE_QUERY))
+        await self.s_writer.drain()
+        roles: set[str] = set()
+        while True:
+            kind, body = await self._read_server()
+            if kind == b"D":
+                values = wire.parse_data_row(body)
+                if values and values[0] is not None:
+                    roles.add(values[0].decode("utf-8", "replace"))
+            elif kind == b"Z":
+                return frozenset(roles)
+
+    # -- the two pumps -------------------------------------------------------------------
+
+    async def _pumps(self) -> None:
+        up = asyncio.create_task(self._client_pump(), name=f"pg-{self.info.id}-client")
+        down = asyncio.create_task(self._server_pump(), name=f"pg-{self.info.id}-server")
+        done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+        for t in pending:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for t in done:
+            exc = t.exception()
+            if exc is not None and not isinstance(exc, (ConnectionError, asyncio.IncompleteReadError)):
+                raise exc
+        if down in done and up not in done:
+            self._end_reason = "server"
+
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        read_whole: Callable[[int], bool],
+        handle: Callable[[int, bytes, bytes], Awaitable[bytes | None] | bytes | None],
+        passthrough: Callable[[int], None],
+    ) -> None:
+        """Forward ``reader`` to ``writer``. ``handle(kind, body, raw)`` sees each message
+        ``read_whole`` asks for and returns what to send instead (None: the message as it
+        is); ``passthrough(kind)`` is told of the others, which go on in pieces."""
+        buf = bytearray()
+        remaining = 0  # bytes of a passed-through message still to come
+        metrics = self.gw.metrics
+        while True:
+            data = await reader.read(CHUNK)
+            if not data:
+                return
+            t0 = time.perf_counter()
+            if remaining:
+                n = min(remaining, len(data))
+                writer.write(data[:n])
+                remaining -= n
+                if n == len(data):
+                    if writer.transport.get_write_buffer_size() > HIGH_WATER:
+                        await writer.drain()
+                    continue
+                data = data[n:]
+            buf += data
+            out: list[bytes] = []
+            pos = 0
+            end = len(buf)
+            while end - pos >= 5:
+                kind = buf[pos]
+                (n,) = _I32.unpack_from(buf, pos + 1)
+                if n < 4:
+                    raise ProtocolViolation(f"message {chr(kind)!r} with length {n}")
+                total = n + 1
+                if not read_whole(kind):
+                    passthrough(kind)
+                    take = min(total, end - pos)
+                    out.append(bytes(buf[pos : pos + take]))
+                    pos += take
+                    remaining = total - take
+                    if remaining:
+                        break
+                    continue
+                if n > MAX_MESSAGE:
+                    raise ProtocolViolation(f"message {chr(kind)!r} of {n} bytes is over the gateway's limit")
+                if end - pos < total:
+                    break
+                raw = bytes(buf[pos : pos + total])
+                pos += total
+                got = handle(kind, raw[5:], raw)
+                if got is not None and not isinstance(got, bytes):
+                    if out:  # what came before goes first, then the held message waits
+                        writer.write(b"".join(out))
+                        out = []
+                        await writer.drain()
+                    got = await got
+                out.append(raw if got is None else got)
+            del buf[:pos]
+            if out:
+                writer.write(b"".join(out))
+            metrics.added.observe(time.perf_counter() - t0)
+            if writer.transport.get_write_buffer_size() > HIGH_WATER:
+                await writer.drain()
+
+    # -- client → server -----------------------------------------------------------------
+
+    async def _client_pump(self) -> None:
+        assert self.s_writer is not None
+        await self._pump(self.c_reader, self.s_writer, CLIENT_READ.__contains__, self._on_client, self._client_passthrough)
+
+    def _client_passthrough(self, kind: int) -> None:
+        if self._dropping and kind != ord("S"):
+            raise ProtocolViolation("a large message after a refused statement")  # pragma: no cover
+
+    def _on_client(self, kind: int, body: bytes, raw: bytes) -> Awaitable[bytes | None] | bytes | None:
+        if self._dropping:
+            if kind == ord("S"):
+                self._dropping = False
+                self._expect.append(Expect("sync"))
+                return None
+            if kind == ord("X"):
+                return None
+            return b""  # the server would skip it too: it is past the refused statement
+        if kind == ord("Q"):
+            return self._on_query(body)
+        if kind == ord("P"):
+            msg = wire.parse_parse(body)
+            self._statements[msg.name] = (msg.query, msg.param_types)
+            self._expect.append(Expect("parse"))
+        elif kind == ord("B"):
+            b = wire.parse_bind(body)
+            self._portals[b.portal] = Portal(b.statement, b.params, b.param_formats)
+            self._expect.append(Expect("bind", name="P" + b.portal))
+            if "S" + b.statement in self._descriptions:
+                self._descriptions["P" + b.portal] = self._descriptions["S" + b.statement]
+            else:
+                self._descriptions.pop("P" + b.portal, None)
+        elif kind == ord("E"):
+            return self._on_execute(body)
+        elif kind == ord("D"):
+            what = chr(body[0]) if body else "S"
+            name, _ = wire.cstring(body, 1)
+            self._expect.append(Expect("describe", name=what + name))
+        elif kind == ord("C"):
+            what = chr(body[0]) if body else "S"
+            name, _ = wire.cstring(body, 1)
+            if what == "S":
+                self._statements.pop(name, None)
+            else:
+                self._portals.pop(name, None)
+            self._expect.append(Expect("close"))
+        elif kind == ord("S"):
+            self._expect.append(Expect("sync"))
+        elif kind == ord("F"):
+            self._expect.append(Expect("query"))
+        elif kind == ord("X"):
+            self._end_reason = "client"
+        return None
+
+    def _subject(self, st: Statement) -> QuerySubject:
+        i = self.info
+        return QuerySubject(i.user, i.roles, i.database, i.application, i.client, st)
+
+    def _new_run(self, st: Statement, protocol: str, params: list[Any] | None = None) -> Run:
+        self._seq += 1
+        return Run(self._seq, st, protocol, time.time_ns(), time.perf_counter(), params)
+
+    def _verdict(self, stmts: tuple[Statement, ...]) -> tuple[str, str | None, str]:
+        """The strictest verdict over the statements: (action, rule, message)."""
+        rules = self.gw.rules()
+        if rules is None:
+            return "allow", None, ""
+        best: tuple[str, str | None, str] = ("allow", None, "")
+        rank = {"allow": 0, "review": 1, "deny": 2}
+        for st in stmts:
+            v = rules.decide(self._subject(st))
+            if rank[v.action] > rank[best[0]]:
+                best = (v.action, v.rule_name, v.message)
+        return best
+
+    def _on_query(self, body: bytes) -> Awaitable[bytes | None] | bytes | None:
+        sql, _ = wire.cstring(body, 0)
+        stmts = self.gw.analyzer.analyze(sql)
+        runs = [self._new_run(st, "simple") for st in stmts]
+        action, rule, message = self._verdict(stmts)
+        item = Expect("query", runs=runs)
+        if action == "allow":
+            self._expect.append(item)
+            return None
+        for r in runs:
+            r.rule = rule
+        if action == "deny":
+            return self._deny_query(item, message)
+        shown = "; ".join(r.statement.text for r in runs)
+        return self._review(item, runs, message, shown, lambda: self._expect.append(item))
+
+    def _deny_query(self, item: Expect, message: str) -> bytes:
+        item.denied = True
+        for r in item.runs:
+            r.outcome, r.error = "denied", message
+        self._expect.append(item)
+        self.gw.metrics.denials.inc()
+        return wire.query(_raise_sql(message))
+
+    def _on_execute(self, body: bytes) -> Awaitable[bytes | None] | bytes | None:
+        portal_name, _ = wire.cstring(body, 0)
+        portal = self._portals.get(portal_name)
+        sql, types = self._statements.get(portal.statement, ("", ())) if portal is not None else ("", ())
+        stmts = self.gw.analyzer.analyze(sql) if sql else ()
+        st = stmts[0] if stmts else Statement(sql, "unknown", "")
+        params = params_of(portal.params, portal.param_formats, types) if portal is not None else None
+        run = self._new_run(st, "extended", params)
+        item = Expect("execute", run=run, name="P" + portal_name)
+        action, rule, message = self._verdict((st,)) if stmts else ("allow", None, "")
+        if action == "allow":
+            self._expect.append(item)
+            return None
+        run.rule = rule
+        if action == "deny":
+            return self._deny_execute(item, message)
+        return self._review(item, [run], message, st.text, lambda: self._expect.append(item))
+
+    def _deny_execute(self, item: Expect, message: str) -> bytes:
+        assert item.run is not None
+        item.denied = True
+        item.run.outcome, item.run.error = "denied", message
+        # Our own unnamed statement raises the refusal; the client's messages up to Sync are dropped.
+        self._expect.append(Expect("swallow"))
+        self._expect.append(Expect("swallow"))
+        self._expect.append(item)
+        self._dropping = True
+        self.gw.metrics.denials.inc()
+        return wire.parse_msg(_raise_sql(message)) + wire.bind_msg() + wire.execute_msg()
+
+    async def _review(self, item: Expect, runs: list[Run], message: str, sql: str, allow: Callable[[], None]) -> bytes | None:
+        """Hold the statement until another person decides (the client waits with it)."""
+        rules = self.gw.rules()
+        timeout = rules.review_timeout if rules is not None else 300.0
+        rule = runs[0].rule if runs else None
+        req, final = await self.gw.await_approval(self.info, sql, rule, timeout)
+        for r in runs:
+            r.approval = {"id": req.id if req else None, "status": final.status if final else "error"}
+            if final is not None and final.decided_by:
+                r.approval["by"] = final.decided_by
+        if final is not None and final.status == "approved":
+            allow()
+            return None
+        if final is None:
+            why = "the approval service could not be reached"
+        elif final.status == "rejected":
+            why = f"rejected by {final.decided_by}" + (f": {final.note}" if final.note else "")
+        else:
+            why = f"no approval within {int(timeout)}s"
+        text = f"{message}; {why} (approval {req.id})" if req is not None else f"{message}; {why}"
+        if item.kind == "query":
+            return self._deny_query(item, text)
+        return self._deny_execute(item, text)
+
+    # -- server → client -----------------------------------------------------------------
+
+    async def _server_pump(self) -> None:
+        assert self.s_reader is not None
+        read = self._server_reads
+        await self._pump(self.s_reader, self.c_writer, read, self._on_server, self._server_passthrough)
+
+    def _server_reads(self, kind: int) -> bool:
+        if kind != 68:  # DataRow: read whole only when its result is masked
+            return kind in SERVER_READ
+        if not self._planned:
+            self._planned = True
+            masking = self._masking()
+            if masking is None:
+                return False
+            # Rows of an Execute whose RowDescription came earlier (a described prepared
+            # statement); with no description at all every value is searched.
+            head = self._expect[0] if self._expect else None
+            cols = self._descriptions.get(head.name) if head is not None and head.kind == "execute" else None
+            self._row_plan = plan(masking, cols) if cols is not None else RowPlan((), tuple(range(1600)))
+        return self._row_plan is not None
+
+    def _masking(self) -> Masking | None:
+        """The masking that applies to this session's user now (the rules may be reloaded)."""
+        rules = self.gw.rules()
+        if rules is None:
+            return None
+        if self._mask_for[0] is not rules:
+            m = rules.sections.get("masking")
+            applies = m if isinstance(m, Masking) and m.applies_to(self.info.user, self.info.roles) else None
+            self._mask_for = (rules, applies)
+        return self._mask_for[1]
+
+    def _server_passthrough(self, kind: int) -> None:
+        if kind == 68:  # DataRow
+            head = self._expect[0] if self._expect else None
+            if head is not None:
+                run = head.run if head.kind == "execute" else (head.runs[0] if head.runs else None)
+                if run is not None:
+                    run.rows += 1
+
+    def _current(self) -> Run | None:
+        head = self._expect[0] if self._expect else None
+        if head is None:
+            return None
+        if head.kind == "execute":
+            return head.run
+        if head.kind == "query" and head.runs:
+            return head.runs[0]
+        return None
+
+    def _finish(self, run: Run) -> None:
+        self.info.statements += 1
+        self.gw.finished(self.info, run, time.perf_counter() - run.t0)
+
+    def _on_server(self, kind: int, body: bytes, raw: bytes) -> bytes | None:
+        ex = self._expect
+        head = ex[0] if ex else None
+        if kind == 68:  # DataRow, read whole because the result is masked
+            run = self._current()
+            if run is not None:
+                run.rows += 1
+            masking = self._masking()
+            if masking is None or self._row_plan is None:
+                return None
+            return mask_row(masking, self._row_plan, body)
+        if kind in (49, 50, 51):  # ParseComplete, BindComplete, CloseComplete
+            if head is not None and head.kind in ("parse", "bind", "close", "swallow"):
+                ex.popleft()
+                return b"" if head.kind == "swallow" else None
+            return None
+        if kind == 84:  # RowDescription
+            cols = wire.parse_row_description(body)
+            if head is not None and head.kind == "describe":
+                self._descriptions[head.name] = cols
+                ex.popleft()
+            self._row_plan = self._plan(cols)
+            self._planned = True
+            return None
+        if kind == 110:  # NoData
+            if head is not None and head.kind == "describe":
+                self._descriptions[head.name] = []
+                ex.popleft()
+            self._row_plan, self._planned = None, False
+            return None
+        if kind == 116:  # ParameterDescription: the describe goes on
+            return None
+        if kind in (67, 73, 115):  # CommandComplete, EmptyQueryResponse, PortalSuspended
+            self._row_plan, self._planned = None, False
+            if head is None:
+                return None
+            if head.kind == "execute" and head.run is not None:
+                run = head.run
+                if kind == 67:
+                    run.tag = wire.cstring(body, 0)[0]
+                    rows = wire.command_rows(run.tag)
+                    if rows is not None:
+                        run.rows = rows
+                run.suspended = kind == 115
+                ex.popleft()
+                self._finish(run)
+            elif head.kind == "query" and head.runs:
+                run = head.runs.pop(0)
+                if kind == 67:
+                    run.tag = wire.cstring(body, 0)[0]
+                    rows = wire.command_rows(run.tag)
+                    if rows is not None:
+                        run.rows = rows
+                self._finish(run)
+            return None
+        if kind == 69:  # ErrorResponse
+            self._row_plan, self._planned = None, False
+            fields = wire.error_fields(body)
+            denied = head is not None and self._denied_head()
+            self._on_error(fields)
+            if denied and fields.get("C") == "42501":  # our refusal: without the DO block's context
+                return wire.error_response(fields.get("M", "refused"), "42501", fields.get("S", "ERROR"))
+            return None
+        if kind == 90:  # ReadyForQuery
+            self.txn = chr(body[0]) if body else "I"
+            self._row_plan, self._planned = None, False
+            while ex:
+                if ex.popleft().kind in ("sync", "query"):
+                    break
+            return None
+        if kind in (71, 72, 87):  # CopyIn/Out/Both response: rows are counted by CommandComplete
+            return None
+        if kind == 75:  # BackendKeyData
+            return None
+        return None
+
+    def _denied_head(self) -> bool:
+        for item in self._expect:
+            if item.kind == "swallow":
+                continue
+            return item.denied
+        return False
+
+    def _plan(self, cols: list[wire.Column]) -> RowPlan | None:
+        masking = self._masking()
+        return plan(masking, cols) if masking is not None else None
+
+    def _on_error(self, fields: dict[str, str]) -> None:
+        ex = self._expect
+        head = ex[0] if ex else None
+        if head is None:
+            return
+        if head.kind == "query":
+            if head.denied:
+                for r in head.runs:
+                    r.sqlstate = fields.get("C")
+                    self._finish(r)
+                head.runs.clear()
+                return
+            if head.runs:
+                run = head.runs.pop(0)
+                run.outcome = "error"
+                run.sqlstate = fields.get("C")
+                run.error = fields.get("M")
+                self._finish(run)
+                head.runs.clear()  # the rest of the query string does not run
+            return
+        # Extended protocol: the failed message, then everything up to Sync, gets no answer.
+        # The error is the first Execute's (its Parse or Bind may be what failed); a refused
+        # Execute further on is still recorded as refused.
+        first = True
+        while ex and ex[0].kind != "sync":
+            item = ex.popleft()
+            if item.kind != "execute" or item.run is None:
+                continue
+            run = item.run
+            if run.outcome == "denied":
+                run.sqlstate = fields.get("C") if first else None
+                self._finish(run)
+            elif first:
+                run.outcome = "error"
+                run.error = fields.get("M")
+                run.sqlstate = fields.get("C")
+                self._finish(run)
+            first = False
+
+
+def _raise_sql(message: str) -> str:
+    """A statement that makes the server refuse with ``message`` (SQLSTATE 42501)."""
+    quoted = message.replace("'", "''")
+    return (
+        "DO LANGUAGE plpgsql $auditkeep$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', "
+        f"MESSAGE = '{quoted}'; END$auditkeep$"
+    )
