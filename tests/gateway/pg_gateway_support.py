@@ -6,6 +6,7 @@ cleartext, MD5 and SCRAM-SHA-256 — and which a test may stop and start."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -189,8 +190,6 @@ class PrivatePostgres:
         self._ctl("stop", "-m", "fast")
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)

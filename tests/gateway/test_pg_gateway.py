@@ -3,6 +3,7 @@ results, every statement recorded in order, guardrail denials, approvals, maskin
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,7 +123,7 @@ def test_every_statement_of_a_session_is_recorded_in_order(gateway: RunningGatew
         with c.cursor().copy(f"COPY (SELECT id FROM {table} ORDER BY id LIMIT 5) TO STDOUT") as copy:
             assert b"".join(bytes(b) for b in copy) == b"1\n2\n3\n4\n5\n"
     events = gateway.events()
-    assert [e.action for e in events][0] == "db.session.start"
+    assert next(e.action for e in events) == "db.session.start"
     assert events[-1].action == "db.session.end"
     queries = db_events(events, "db.query")
     got = [(q["kind"], q["_outcome"], q.get("rows"), q.get("sqlstate")) for q in queries]
@@ -189,10 +190,8 @@ def _role(name: str, *member_of: str) -> bool:
     with psycopg.connect(dsn(UPSTREAM[1]), autocommit=True) as c:
         for role in (*member_of, name):
             if c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
-                try:
+                with contextlib.suppress(psycopg.errors.DuplicateObject):
                     c.execute(f'CREATE ROLE "{role}" {"LOGIN" if role == name else "NOLOGIN"}')
-                except psycopg.errors.DuplicateObject:
-                    pass
         for group in member_of:
             c.execute(f'GRANT "{group}" TO "{name}"')
         c.execute(f'GRANT ALL ON SCHEMA public TO "{name}"')
