@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -153,10 +154,10 @@ class PrivatePostgres:
     """initdb + pg_ctl on a free port; roles pw_plain (cleartext), pw_md5 (MD5), pw_scram
     (SCRAM-SHA-256), all with :data:`PASSWORD`."""
 
-    def __init__(self, root: Path, port: int) -> None:
-        self.root = root
+    def __init__(self, port: int) -> None:
+        # Under /tmp itself: pytest's own temporary directories are closed to other users.
+        root = self.root = Path(tempfile.mkdtemp(prefix="auditkeep-pg-"))
         self.port = port
-        root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o777)
         self.data = root / "pgdata"
         self.log = root / "pg.log"
