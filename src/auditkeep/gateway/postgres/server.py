@@ -90,6 +90,7 @@ class Gateway:
         self._server: asyncio.base_events.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self.address: tuple[str, int] = config.listen
+        self._counters: dict[tuple[str, str], Any] = {}
 
     # -- what sessions use ---------------------------------------------------------------
 
@@ -107,7 +108,11 @@ class Gateway:
         self.sink.emit(event)
 
     def finished(self, info: SessionInfo, run: Run, duration: float) -> None:
-        self.metrics.statements.labels(run.statement.kind, run.outcome).inc()
+        key = (run.statement.kind, run.outcome)
+        counter = self._counters.get(key)
+        if counter is None:  # labels() costs a lock and a lookup: once per kind and outcome
+            counter = self._counters[key] = self.metrics.statements.labels(*key)
+        counter.inc()
         self.metrics.statement_seconds.observe(duration)
         self.sink.emit(query_event(info, run, duration))
 
