@@ -146,7 +146,7 @@ def test_every_statement_of_a_session_is_recorded_in_order(gateway: RunningGatew
     insert = queries[5]
     assert "hunter2" not in str(insert["params"])  # parameters pass the redaction policy
     end = db_events(events, "db.session.end")[0]
-    assert end["statements"] == len(queries) and end["duration_ms"] > 0
+    assert end["statements"] == len(queries) and end["duration_us"] > 0
     start = db_events(events, "db.session.start")[0]
     assert start["user"] == "postgres" and start["database"] == "test" and start["session"] == end["session"]
 

@@ -1,6 +1,7 @@
 """The events of the PostgreSQL gateway: ``db.session.start``, ``db.session.end``, ``db.query``.
 
-Everything about the database sits under ``metadata.db``; the capture policy and redaction
+Everything about the database sits under ``metadata.db``; times are integers (``duration_us``):
+a float would send every event down the ledger's slow exact canonicalisation path; the capture policy and redaction
 (source ``postgres-gateway``) run on them before they are hashed, so ``metadata.db.params``
 can be dropped or masked by policy, and secrets in statements are replaced by the detectors.
 """
@@ -89,7 +90,7 @@ def session_start(s: SessionInfo, outcome: str = "success", reason: str | None =
 
 
 def session_end(s: SessionInfo, now_ns: int, reason: str) -> Event:
-    db = {**_base(s), "duration_ms": round((now_ns - s.started_ns) / 1e6, 3), "statements": s.statements,
+    db = {**_base(s), "duration_us": (now_ns - s.started_ns) // 1000, "statements": s.statements,
           "ended_by": reason}  # fmt: skip
     return Event(
         actor=_actor(s), action="db.session.end", time=format_rfc3339(now_ns), category="authentication",
@@ -108,7 +109,7 @@ def query_event(s: SessionInfo, r: Run, duration_s: float) -> Event:
     st = r.statement
     db: dict[str, Any] = {
         **_base(s), "seq": r.seq, "statement": st.text[:MAX_STATEMENT], "kind": st.kind,
-        "protocol": r.protocol, "duration_ms": round(duration_s * 1000, 3),
+        "protocol": r.protocol, "duration_us": int(duration_s * 1e6),
     }  # fmt: skip
     if len(st.text) > MAX_STATEMENT:
         db["statement_chars"] = len(st.text)
@@ -149,6 +150,8 @@ def params_of(values: list[bytes | None], formats: list[int], types: tuple[int, 
             out.append(None)
         elif param_format(formats, i) == 1:
             got = binary_param(v, types[i] if i < len(types) else 0)
+            if isinstance(got, float):  # as text: a float would take the slow exact canonical form
+                got = repr(got)
             if isinstance(got, str) and len(got) > MAX_PARAM:
                 got = got[:MAX_PARAM] + "…"
             out.append(got if got is not None else f"<binary {len(v)} bytes>")
