@@ -365,10 +365,13 @@ class Session:
         if kind == ord("P"):
             msg = wire.parse_parse(body)
             self._statements[msg.name] = (msg.query, msg.param_types)
+            _bound(self._statements)
             self._expect.append(Expect("parse"))
         elif kind == ord("B"):
             b = wire.parse_bind(body)
             self._portals[b.portal] = Portal(b.statement, b.params, b.param_formats)
+            _bound(self._portals)
+            _bound(self._descriptions)
             self._expect.append(Expect("bind", name="P" + b.portal))
             if "S" + b.statement in self._descriptions:
                 self._descriptions["P" + b.portal] = self._descriptions["S" + b.statement]
@@ -444,13 +447,19 @@ class Session:
     def _on_execute(self, body: bytes) -> Awaitable[bytes | None] | bytes | None:
         portal_name, _ = wire.cstring(body, 0)
         portal = self._portals.get(portal_name)
-        sql, types = self._statements.get(portal.statement, ("", ())) if portal is not None else ("", ())
+        known = self._statements.get(portal.statement) if portal is not None else None
+        sql, types = known if known is not None else ("", ())
         stmts = self.gw.analyzer.analyze(sql) if sql else ()
         st = stmts[0] if stmts else Statement(sql, "unknown", "")
         params = params_of(portal.params, portal.param_formats, types) if portal is not None else None
         run = self._new_run(st, "extended", params)
         item = Expect("execute", run=run, name="P" + portal_name)
-        action, rule, message = self._verdict((st,)) if stmts else ("allow", None, "")
+        if known is None and self.gw.rules() is not None:
+            # Not a statement this session prepared through the gateway (or one it forgot):
+            # the rules cannot be checked, so it does not run.
+            action, rule, message = "deny", None, "the gateway does not know this prepared statement; prepare it again"
+        else:
+            action, rule, message = self._verdict((st,)) if stmts else ("allow", None, "")
         if action == "allow":
             self._expect.append(item)
             return None
@@ -675,6 +684,15 @@ class Session:
                 run.sqlstate = fields.get("C")
                 self._finish(run)
             first = False
+
+
+MAX_NAMED = 50_000  # prepared statements, portals, descriptions a session keeps track of
+
+
+def _bound(table: dict[str, Any]) -> None:
+    """Forget the oldest entries past MAX_NAMED (an Execute of a forgotten statement is refused)."""
+    while len(table) > MAX_NAMED:
+        del table[next(iter(table))]
 
 
 def _raise_sql(message: str) -> str:
