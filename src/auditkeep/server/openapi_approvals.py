@@ -7,20 +7,9 @@ from typing import Any
 
 import msgspec
 
+from auditkeep.server.openapi_alerts import _AUTH, _TENANT, _json, _param
 from auditkeep.server.routes.approvals import ApprovalChange, ApprovalList, ApprovalRequest
 
-_AUTH = (401, 403, 429)
-
-
-def _json(name: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
-
-
-def _param(name: str, where: str, description: str, schema: dict[str, Any] | None = None, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "where": where, "description": description, "schema": schema or {"type": "string"}, "required": required}
-
-
-_TENANT = _param("tenant", "query", "Tenant to act on (keys for all tenants; a tenant's key may name only its own).")
 _ID = _param("approval_id", "path", "Approval request id (32 hex digits).", required=True)
 _CHANGE = {"required": False, "content": _json("ApprovalChange")}
 _STATES = ["pending", "approved", "rejected", "expired"]
