@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -274,3 +275,31 @@ def test_review_timeout_is_an_error(ledger: Ledger, tmp_path: Path) -> None:
         assert "auditkeep.approval.expired" in [e.action for e in gw.events()]
     finally:
         gw.stop()
+
+
+def test_a_statement_whose_client_left_during_review_never_runs(gateway: RunningGateway) -> None:
+    import socket
+    import struct
+
+    victim = unique("gwleft")
+    with psycopg.connect(dsn(UPSTREAM[1]), autocommit=True) as c:
+        c.execute(f"CREATE TABLE {victim} (a int)")
+    body = struct.pack("!i", 196608) + b"user\x00postgres\x00database\x00test\x00\x00"
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as s:
+        s.sendall(struct.pack("!i", len(body) + 4) + body)
+        got = b""
+        while b"Z\x00\x00\x00\x05" not in got:
+            got += s.recv(65536)
+        q = f"DROP TABLE {victim}\x00".encode()
+        s.sendall(b"Q" + struct.pack("!i", len(q) + 4) + q)
+        book = ApprovalBook(gateway.ledger)
+        req = wait_for(lambda: book.find("acme", "pending")[0], what="a pending request")[0]
+    gateway.wait_idle(20)
+    book.approve(req.id, "bob")  # too late: nobody is there to run it for
+    time.sleep(0.5)
+    with psycopg.connect(dsn(UPSTREAM[1]), autocommit=True) as c:
+        still_there = c.execute("SELECT to_regclass(%s)", (victim,)).fetchone()
+        c.execute(f"DROP TABLE {victim}")
+    assert still_there == (victim,)
+    q = [e for e in db_events(gateway.events(), "db.query") if victim in e["statement"]]
+    assert [(e["_outcome"], e["approval"]["status"]) for e in q] == [("unknown", "abandoned")]

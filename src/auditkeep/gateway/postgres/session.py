@@ -101,6 +101,7 @@ class Session:
         self._mask_for: tuple[object, Masking | None] = (None, None)  # (rule set, masking that applies)
         self._dropping = False  # after a denied Execute: the client's messages up to Sync
         self._seq = 0
+        self._held: list[Run] = []  # statements waiting for approval when the client left
         self._started = False
         self._end_reason = "client"
         self.txn = "I"
@@ -121,6 +122,7 @@ class Session:
             log.debug("session %s ended: %s", self.info.id, exc)
         finally:
             if self._started:
+                self._abandon()
                 gw.emit(session_end(self.info, time.time_ns(), self._end_reason))
                 gw.metrics.active.dec()
             for w in (self.c_writer, self.s_writer):
@@ -485,7 +487,18 @@ class Session:
         rules = self.gw.rules()
         timeout = rules.review_timeout if rules is not None else 300.0
         rule = runs[0].rule if runs else None
-        req, final = await self.gw.await_approval(self.info, sql, rule, timeout)
+        waiting = asyncio.ensure_future(self.gw.await_approval(self.info, sql, rule, timeout))
+        while not waiting.done():
+            await asyncio.wait({waiting}, timeout=0.5)
+            if not waiting.done() and self.c_reader.at_eof():  # the client left: nothing to run for
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+                for r in runs:
+                    r.approval = {"status": "abandoned"}
+                self._held = runs
+                raise ConnectionResetError("the client left while its statement waited for approval")
+        req, final = waiting.result()
         for r in runs:
             r.approval = {"id": req.id if req else None, "status": final.status if final else "error"}
             if final is not None and final.decided_by:
@@ -503,6 +516,24 @@ class Session:
         if item.kind == "query":
             return self._deny_query(item, text)
         return self._deny_execute(item, text)
+
+    def _abandon(self) -> None:
+        """Record the statements still in flight when the session ended: sent to the server
+        (or held for review) with no answer seen — the server may well have run them."""
+        runs = list(self._held)
+        for item in self._expect:
+            if item.kind == "execute" and item.run is not None:
+                runs.append(item.run)
+            elif item.kind == "query":
+                runs.extend(item.runs)
+        self._expect.clear()
+        self._held = []
+        for r in runs:
+            if r.outcome == "success":
+                r.outcome = "unknown"
+                r.error = "the session ended before the server's answer was seen" if not r.approval else \
+                    "the client left while the statement waited for approval"
+            self._finish(r)
 
     # -- server → client -----------------------------------------------------------------
 
