@@ -22,6 +22,7 @@ import psycopg
 
 from auditkeep.gateway.approvals import ApprovalBook
 from auditkeep.gateway.postgres import Gateway, GatewayConfig
+from auditkeep.gateway.postgres.server import new_event_loop
 from auditkeep.gateway.sink import EventSink, LedgerSink
 from auditkeep.ledger import Ledger
 
@@ -51,7 +52,7 @@ class RunningGateway:
         cfg = GatewayConfig(listen=("127.0.0.1", 0), upstream=upstream, tenant=tenant,
                             rules=str(rules) if rules else None, **config)  # fmt: skip
         self.gw = Gateway(cfg, self.sink, self.book if approvals else None)
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()  # uvloop, as `auditkeep gateway postgres` runs
         started = threading.Event()
 
         def run() -> None:

@@ -75,7 +75,10 @@ def postgres(
             raise Refused(exc.render()) from None
         except OSError as exc:
             raise Refused(f"TLS: {exc}") from None
-        asyncio.run(_serve(gw, metrics))
+        from auditkeep.gateway.postgres.server import new_event_loop
+
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(_serve(gw, metrics))
     finally:
         for close in reversed(closers):
             close()
