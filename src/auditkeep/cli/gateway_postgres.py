@@ -77,6 +77,10 @@ def postgres(
             raise Refused(f"TLS: {exc}") from None
         from auditkeep.gateway.postgres.server import new_event_loop
 
+        # The ledger's thread (hashing, sealing, SQLite) would otherwise hold the interpreter
+        # lock for 5 ms at a time while clients wait on the event loop.
+        sys.setswitchinterval(0.0005)
+
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(_serve(gw, metrics))
     finally:
