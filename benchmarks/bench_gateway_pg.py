@@ -9,7 +9,7 @@ transactions are logged per transaction (pgbench -l) to get the latency percenti
 added latency is the gateway's p50 minus the direct p50 of the same workload. After each
 gateway run the gateway is stopped (SIGTERM) and the db.query events in its log counted.
 
-Targets (issue 16): ≥ 0.8 × direct TPS, added p50 latency < 0.3 ms.
+Targets (issue 16): at least 0.8 x direct TPS, added p50 latency < 0.3 ms.
 """
 
 from __future__ import annotations
@@ -114,6 +114,21 @@ class GatewayProc:
             return sum(1 for r in lg.records(0, n, "bench") if r.event.action == "db.query")
 
 
+def _measure(gw: GatewayProc, workloads: list[tuple[str, list[str]]], mode: str, a: argparse.Namespace,
+             cname: str, rows: list[tuple[str, str, str, float, float, float, float, float, float]]) -> int:
+    """Run each workload direct and through ``gw``; the statements sent through it."""
+    sent = 0
+    for wname, wargs in workloads:
+        args = [*wargs, "-M", mode]
+        d_tps, d_p50, d_p95, _ = run(PG[1], args, a.seconds, a.clients)
+        g_tps, g_p50, g_p95, g_tx = run(gw.port, args, a.seconds, a.clients)
+        sent += g_tx * (1 if wargs else 7)  # TPC-B: 7 statements a transaction
+        rows.append((cname, wname, mode, d_tps, g_tps, d_p50, g_p50, d_p95, g_p95))
+        print(f"  {cname:28} {wname:12} {mode:9} direct {d_tps:8.0f} tps  gateway {g_tps:8.0f} tps "
+              f"({g_tps / d_tps:.2f}x)  p50 +{g_p50 - d_p50:.3f} ms", flush=True)  # fmt: skip
+    return sent
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=15)
@@ -141,15 +156,12 @@ def main() -> None:
                 rules.write_text(rules_text)
             for mode in modes:
                 gw = GatewayProc(rules, Path(tmp) / f"data-{len(rows)}")
-                sent = 0
-                for wname, wargs in workloads:
-                    args = [*wargs, "-M", mode]
-                    d_tps, d_p50, d_p95, _ = run(PG[1], args, a.seconds, a.clients)
-                    g_tps, g_p50, g_p95, g_tx = run(gw.port, args, a.seconds, a.clients)
-                    sent += g_tx * (1 if wargs else 7)  # TPC-B: 7 statements a transaction
-                    rows.append((cname, wname, mode, d_tps, g_tps, d_p50, g_p50, d_p95, g_p95))
-                    print(f"  {cname:28} {wname:12} {mode:9} direct {d_tps:8.0f} tps  gateway {g_tps:8.0f} tps "
-                          f"({g_tps / d_tps:.2f}x)  p50 +{g_p50 - d_p50:.3f} ms", flush=True)  # fmt: skip
+                try:
+                    sent = _measure(gw, workloads, mode, a, cname, rows)
+                except BaseException:
+                    gw.proc.kill()  # a failed run must not leave the gateway behind
+                    gw.proc.wait()
+                    raise
                 recorded = gw.stop()
                 print(f"  events: {recorded} db.query recorded for ~{sent} statements sent", flush=True)
     print()
