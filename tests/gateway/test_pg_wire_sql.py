@@ -90,3 +90,9 @@ def test_masking_a_row() -> None:
     assert out is not None
     assert wire.parse_data_row(out[5:]) == [b"1", b"mail [REDACTED:email]", None, b"card [REDACTED:card_number] ok"]
     assert mask_row(m, rp, wire.data_row([b"2", b"x", None, b"nothing here"])[5:]) is None
+
+
+def test_deeply_nested_statements_are_analyzed() -> None:
+    """Deeper than the interpreter recurses: the analyzer falls back to its iterative walk."""
+    (st_,) = Analyzer().analyze("SELECT " + "(" * 3000 + "1" + ")" * 3000 + " FROM deep_t")
+    assert st_.kind in ("select", "unknown")

@@ -75,6 +75,33 @@ def kind_of(command: str) -> str:
     return "utility"
 
 
+def _collect(node: Any, out: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The typed nodes of a parse tree (recursive: twice as fast as :func:`_walk`)."""
+    if type(node) is dict:
+        for k, v in node.items():
+            t = type(v)
+            if t is dict:
+                if k[:1].isupper():
+                    out.append((k, v))
+                elif k == "relation" and "relname" in v:
+                    out.append(("RangeVar", v))  # a field typed RangeVar comes without its node name
+                _collect(v, out)
+            elif t is list:
+                for x in v:
+                    _collect(x, out)
+    elif type(node) is list:
+        for x in node:
+            _collect(x, out)
+    return out
+
+
+def _nodes(tree: Any) -> list[tuple[str, dict[str, Any]]] | Iterator[tuple[str, dict[str, Any]]]:
+    try:
+        return _collect(tree, [])
+    except RecursionError:  # a statement nested deeper than the interpreter recurses
+        return _walk(tree)
+
+
 def _walk(node: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     stack = [node]
     while stack:
@@ -112,7 +139,7 @@ def _statement(text: str, tree: dict[str, Any]) -> Statement:
     ctes: set[str] = set()
     missing_where = False
     writes = command in _WRITES or (command == "CopyStmt" and bool(body.get("is_from")))
-    for name, node in _walk(tree):
+    for name, node in _nodes(tree):
         if name == "RangeVar":
             rel = node.get("relname")
             if rel:
