@@ -72,6 +72,10 @@ _ADMIN_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
 _READ_VERBS = frozenset({"get", "list", "watch"})
 _WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
+UNAUTHENTICATED = "system:unauthenticated"
+"""The actor of a request that failed authentication (401, ``"user": {}``). The ``system:``
+prefix is reserved by Kubernetes, so no real user has this name; ``system:anonymous`` is
+another caller: one that was let in anonymously."""
 _ID_NAMESPACE = b"auditkeep:kubernetes:"
 _loads = orjson.loads
 
@@ -165,9 +169,9 @@ def k8s_outcome(code: Any, stage: str | None) -> str:
         return "unknown"
     if 200 <= code < 300 or code == 101:  # 101: exec/attach/watch upgraded the connection
         return "success"
-    if code in (401, 403):
+    if code == 403:
         return "denied"
-    return "failure"
+    return "failure"  # 401 included: the caller failed to authenticate
 
 
 # --------------------------------------------------------------------------- mapping
@@ -209,8 +213,14 @@ def _map(
         raise _fail(bad, obj)
     user = obj.get("user")
     username = user.get("username") if type(user) is dict else None
+    status = obj.get("responseStatus")
+    code = status.get("code") if isinstance(status, dict) else None
     if type(username) is not str or not username:
-        raise _fail("user.username is missing", obj)
+        if code != 401:
+            raise _fail("user.username is missing", obj)
+        # A failed authentication: the API server records it with `"user": {}` because no
+        # one was authenticated. The caller is named explicitly rather than refused.
+        username = ""
     if len(username) > 1024:
         raise _fail("user.username is longer than 1024 characters", obj)
     verb = obj.get("verb")
@@ -261,9 +271,9 @@ def _map(
         resource = Resource(type="url", id=path, name=path) if path else None
 
     stage = _str(obj.get("stage"))
-    status = obj.get("responseStatus")
-    code = status.get("code") if isinstance(status, dict) else None
     outcome = k8s_outcome(code, stage)
+    if code == 401:
+        category = "authentication"
     reason: str | None = None
     if outcome in ("denied", "failure", "error") and isinstance(status, dict):
         reason = _str(status.get("message")) or _str(status.get("reason"))
@@ -307,9 +317,9 @@ def _map(
     ua = _str(obj.get("userAgent"))
     return Event(
         actor=Actor(
-            id=username,
-            type=_user_type(username) or actor_type(username, groups),
-            name=username,
+            id=username or UNAUTHENTICATED,
+            type=(_user_type(username) or actor_type(username, groups)) if username else "user",
+            name=username or None,
             ip=ip,
             user_agent=ua[:8192] if ua else None,
         ),
@@ -677,7 +687,7 @@ class StageMerger:
             if key is None or stage is None:
                 out.append(ev)  # nothing to merge it with
                 continue
-            if stage in FINAL_STAGES:
+            if stage in FINAL_STAGES or _failed_authentication(ev):
                 self._pending.pop(key, None)
                 self._done[key] = None
                 if len(self._done) > self.remember:
@@ -731,6 +741,14 @@ def _merge_key(ev: Event) -> str | None:
 def _stage(ev: Event) -> str | None:
     k8s = ev.metadata.get("k8s") if ev.metadata else None
     return k8s.get("stage") if isinstance(k8s, dict) else None
+
+
+def _failed_authentication(ev: Event) -> bool:
+    """A 401 is recorded at ResponseStarted and never gets a ResponseComplete: the request
+    stopped at authentication, before the handler that writes the later stages."""
+    k8s = ev.metadata.get("k8s") if ev.metadata else None
+    status = k8s.get("responseStatus") if isinstance(k8s, dict) else None
+    return isinstance(status, dict) and status.get("code") == 401
 
 
 def _incomplete(ev: Event) -> Event:
