@@ -95,16 +95,63 @@ def test_eoe_closes_an_event() -> None:
     assert r.pending == 0
 
 
-def test_standalone_types_close_at_once_and_login_waits() -> None:
+def test_user_space_types_wait_and_only_daemon_records_close_at_once() -> None:
     r = Reassembler(window=100)
-    for t in ("USER_LOGIN", "USER_AUTH", "CRED_ACQ", "DAEMON_START", "USYS_CONFIG", "ADD_USER"):
-        assert len(r.push(rec(5, t, sec=len(t)))) == 1
-    # LOGIN and CONFIG_CHANGE share their serial with a SYSCALL record: they wait.
+    # auditd's own records never share a serial with the kernel's: complete at once
+    assert _shape(r.push(rec(5, "DAEMON_START", sec=1))) == [(5, 1)]  # type: ignore[arg-type]
+    # a user-space message may be followed by the records of the syscall that sent it
+    for i, t in enumerate(("USER_LOGIN", "USER_AUTH", "CRED_ACQ", "USYS_CONFIG", "ADD_USER")):
+        assert r.push(rec(10 + i, t)) == []
+    assert r.pending == 5
+    assert _shape(r.close()) == [(10, 1), (11, 1), (12, 1), (13, 1), (14, 1)]
+    # LOGIN and CONFIG_CHANGE share their serial with a SYSCALL record: they wait for it.
+    r = Reassembler(window=100)
     assert r.push(rec(7, "LOGIN")) == []
     assert r.push(rec(7, "SYSCALL")) == []
     assert _shape(r.push(rec(7, "PROCTITLE"))) == [(7, 3)]  # type: ignore[arg-type]
     assert r.push(rec(8, "CONFIG_CHANGE")) == []
     assert r.pending == 1
+
+
+def _lines(text: str) -> list[AuditRecord]:
+    return [parse_line(line.strip()) for line in text.strip().splitlines()]
+
+
+# A systemd message sent while its sendto was audited: the SERVICE_START line is go-libaudit's
+# (audit-rhel7.log); the SYSCALL, SOCKADDR and PROCTITLE records that the kernel writes for
+# the audited sendto follow with the same serial.
+SERVICE_START_SHARED = """
+type=SERVICE_START msg=audit(1481076983.864:6): pid=1 uid=0 auid=4294967295 ses=4294967295 subj=system_u:system_r:init_t:s0 msg='unit=auditd comm="systemd" exe="/usr/lib/systemd/systemd" hostname=? addr=? terminal=? res=success'
+type=SYSCALL msg=audit(1481076983.864:6): arch=c000003e syscall=44 success=yes exit=104 a0=2e a1=7ffd1e1d7d60 a2=68 a3=0 items=0 ppid=0 pid=1 auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="systemd" exe="/usr/lib/systemd/systemd" subj=system_u:system_r:init_t:s0 key=(null)
+type=SOCKADDR msg=audit(1481076983.864:6): saddr=100000000000000000000000
+type=PROCTITLE msg=audit(1481076983.864:6): proctitle=2F7573722F6C69622F73797374656D642F73797374656D64002D2D73797374656D002D2D646573657269616C697A65003138
+type=SYSCALL msg=audit(1481076983.900:7): arch=c000003e syscall=2 success=yes exit=3 a0=7f5c a1=0 a2=1b6 a3=0 items=1 ppid=1 pid=420 auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="auditd" exe="/usr/sbin/auditd" key=(null)
+"""
+
+
+def test_a_user_space_record_keeps_the_syscall_records_of_its_serial() -> None:
+    groups, errors, lost = _run(_lines(SERVICE_START_SHARED))
+    assert errors == [] and lost == 0
+    assert [[r.type for r in g.records] for g in groups] == [
+        ["SERVICE_START", "SYSCALL", "SOCKADDR", "PROCTITLE"],
+        ["SYSCALL"],
+    ]
+
+
+def test_records_in_reverse_order_wait_for_their_syscall(testdata: Path) -> None:
+    """PROCTITLE, PATH..., then SYSCALL: an OTRF atomic-red-team event, its records reversed."""
+    records = _records(testdata / "auditd" / "sh_binary_padding_dd_2020-11-10081941.log")[:6]
+    assert [r.type for r in records] == ["SYSCALL", "EXECVE", "CWD", "PATH", "PATH", "PROCTITLE"]
+    r = Reassembler()
+    out = [o for rec_ in reversed(records) for o in r.push(rec_)]
+    assert [o for o in out if isinstance(o, SourceError)] == []
+    assert _shape(out) == [(records[0].serial, 6)]  # type: ignore[arg-type]
+    assert r.pending == 0  # complete at its SYSCALL, not at the input's end
+    # PROCTITLE before a PATH the SYSCALL announced: the event waits for the PATH too
+    r = Reassembler()
+    order = [records[0], records[5], records[1], records[2], records[3]]
+    assert [o for rec_ in order for o in r.push(rec_)] == []
+    assert _shape(r.push(records[4])) == [(records[0].serial, 6)]  # type: ignore[arg-type]
 
 
 def test_window_flushes_old_events() -> None:

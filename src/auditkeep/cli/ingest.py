@@ -67,9 +67,11 @@ def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 @click.option("--format", "fmt", default="json", show_default=True, metavar="FORMAT",
               help="json (JSON Lines or a JSON array of events), or a source format such as kubernetes or cloudtrail.")
 @click.option("--skip-lines", type=click.IntRange(0), default=0, help="Skip the first N lines (resume after a failed run).")
+@click.option("--host", default=None, metavar="NAME",
+              help="--format auditd: the machine that wrote the log, for lines without node= [default: none].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @global_options
-def ingest(file: str, tenant: str, fmt: str, skip_lines: int, as_json: bool) -> None:
+def ingest(file: str, tenant: str, fmt: str, skip_lines: int, host: str | None, as_json: bool) -> None:
     """Append the events in FILE (or - for standard input) to a tenant's log.
 
     The whole input is validated first: one bad event rejects the input, naming its line
@@ -90,7 +92,7 @@ def ingest(file: str, tenant: str, fmt: str, skip_lines: int, as_json: bool) -> 
         report: dict[str, int] = {}
         with ledger(create=True) as lg:
             if fmt != "json":
-                receipts = _ingest_source(lg, path, tenant, fmt, report)
+                receipts = _ingest_source(lg, path, tenant, fmt, report, host)
             else:
                 receipts = _ingest_json(lg, path, tenant, skip_lines)
             note = lg.checkpoint(tenant, new=True) if receipts else None
@@ -197,13 +199,15 @@ def _append_all(lg: Any, tenant: str, batches: Any, total: int) -> list[Receipt]
     return receipts
 
 
-def _ingest_source(lg: Any, path: Path, tenant: str, fmt: str, report: dict[str, int]) -> list[Receipt]:
+def _ingest_source(
+    lg: Any, path: Path, tenant: str, fmt: str, report: dict[str, int], host: str | None = None
+) -> list[Receipt]:
     from auditkeep.cli.sources import ingest_source
     from auditkeep.sources.formats import SOURCE_FORMATS
 
     if fmt in SOURCE_FORMATS:
         # Records a source cannot read go to quarantine; the rest is appended (policy applied).
-        got = ingest_source(lg, path, tenant, fmt)
+        got = ingest_source(lg, path, tenant, fmt, host=host)
         report.update(dropped=got.dropped, quarantined=got.quarantined, lost=got.lost)
         return got.receipts
     parse = FORMATS[fmt]

@@ -48,12 +48,13 @@ class IngestReport:
     lost: int
 
 
-def ingest_source(lg: Ledger, path: Path, tenant: str, fmt: str) -> IngestReport:
+def ingest_source(lg: Ledger, path: Path, tenant: str, fmt: str, *, host: str | None = None) -> IngestReport:
     """``auditkeep ingest --format FMT``: parse the file, append what maps (through the
-    policy), quarantine what does not, record what the source says it lost."""
+    policy), quarantine what does not, record what the source says it lost. ``host`` names
+    the machine of auditd lines without ``node=``."""
     s = settings()
     source_format = SOURCE_FORMATS[fmt]
-    opts = ParseOptions(kubernetes_stages="all") if s.kubernetes_stages == "all" else ParseOptions()
+    opts = ParseOptions(kubernetes_stages="all" if s.kubernetes_stages == "all" else "final", host=host)
     parsed = source_format.parse(path.read_bytes(), opts)
     intake = Intake(lg, Quarantine(lg.store, s.quarantine_max_bytes, lg.pipeline))
     total = IntakeResult(tenant)
@@ -74,6 +75,9 @@ def ingest_source(lg: Ledger, path: Path, tenant: str, fmt: str) -> IngestReport
         err.print(f"{total.filtered} event(s) dropped by the capture policy", highlight=False)
     if total.lost:
         err.print(f"{total.lost} record(s) reported lost by {source}: recorded as a source.dropped event", highlight=False)
+    if parsed.gaps:
+        err.print(f"{parsed.gaps} serial number(s) missing between the file's events (an excerpt, or events lost "
+                  "before the file was written): not recorded as lost", highlight=False)
     return IngestReport(total.receipts, total.filtered, len(total.quarantined), total.lost)
 
 

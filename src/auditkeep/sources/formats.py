@@ -11,7 +11,6 @@ record again with the current parser.
 from __future__ import annotations
 
 import re
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ class ParseOptions:
 
     kubernetes_stages: Literal["final", "all"] = "final"
     cluster: str | None = None  # Kubernetes cluster name (ids and source.host)
-    host: str | None = None  # auditd: the machine for lines without node= (default: this one)
+    host: str | None = None  # auditd: the machine for lines without node= (default: none)
     content_type: str | None = None  # OTLP: the encoding of a quarantined request
 
 
@@ -43,8 +42,9 @@ class ParseOptions:
 class Parsed:
     events: list[Event] = field(default_factory=list)
     errors: list[SourceError] = field(default_factory=list)
-    lost: int = 0  # records the source says were lost before they reached us (auditd)
+    lost: int = 0  # records the source says were lost before they reached us
     context: dict[str, str] = field(default_factory=dict)  # kept with quarantined records
+    gaps: int = 0  # auditd: serials missing from the file (an excerpt, or lost): not "lost"
 
 
 class RefusedRecords(ValueError):
@@ -118,9 +118,11 @@ def _cloudtrail(data: bytes, opts: ParseOptions) -> Parsed:
 
 
 def _auditd(data: bytes, opts: ParseOptions) -> Parsed:
-    host = opts.host or socket.gethostname()
-    log = decode_log(data.split(b"\n"), AuditdDecoder(host=host))
-    return Parsed(log.events, log.errors, log.lost, {"host": host})
+    # A file may come from any machine: lines without node= get the host the caller names,
+    # never the name of the machine that happens to read the file.
+    log = decode_log(data.split(b"\n"), AuditdDecoder(host=opts.host))
+    context = {"host": opts.host} if opts.host else {}
+    return Parsed(log.events, log.errors, context=context, gaps=log.gaps)
 
 
 def _otlp(content_type: str) -> Parser:

@@ -62,7 +62,8 @@ class AuditdDecoder:
         return self._map(self.reassembler.close())
 
     def take_lost(self) -> int:
-        """Lost events (serial gaps) since the last call."""
+        """Serials missing since the last call: events the kernel lost, when the input is
+        a live log read from where it was left (see :func:`decode_log` for files)."""
         return self.reassembler.take_lost()
 
     def map(self, group: RecordGroup) -> Event:
@@ -85,16 +86,23 @@ class AuditdDecoder:
 
 @dataclass
 class DecodedLog:
-    """The result of decoding a whole log: events, quarantined records, lost events."""
+    """The result of decoding a whole log: events, quarantined records, and ``gaps``: the
+    serials missing between the file's events."""
 
     events: list[Event] = field(default_factory=list)
     errors: list[SourceError] = field(default_factory=list)
-    lost: int = 0
+    gaps: int = 0
 
 
 def decode_log(lines: Iterable[bytes], decoder: AuditdDecoder | None = None) -> DecodedLog:
     """Decode a complete log (an open binary file, or any iterable of lines); blank lines
-    are skipped. ``decoder`` carries the options (a default one otherwise)."""
+    are skipped. ``decoder`` carries the options (a default one otherwise).
+
+    Serials missing from a file are counted as ``gaps``, not as lost events: a file may be
+    an excerpt (a search result, the lines of one host or one key), and its gaps say
+    nothing of what the kernel lost. Only a live log followed from where it was left
+    (:class:`.follower.AuditdFollower`) reports lost events.
+    """
     dec = decoder if decoder is not None else AuditdDecoder()
     out = DecodedLog()
 
@@ -109,5 +117,5 @@ def decode_log(lines: Iterable[bytes], decoder: AuditdDecoder | None = None) -> 
         if line.strip():
             take(dec.feed(line))
     take(dec.close())
-    out.lost = dec.take_lost()
+    out.gaps = dec.take_lost()
     return out

@@ -4,13 +4,19 @@ The records of one event share their timestamp and serial; they may arrive out o
 interleaved with other events' records. An event is complete when:
 
 * a ``type=EOE`` record for it arrives (the kernel's end-of-event marker);
-* its record type is always alone (user-space messages: USER_*, CRED_*, DAEMON_*... see
-  :func:`.tables.is_standalone`);
-* a ``PROCTITLE`` record arrives: the kernel writes it last, and auditd does not write EOE
-  records to its log file;
+* it holds its SYSCALL record, its ``PROCTITLE`` record and as many PATH records as the
+  SYSCALL's ``items=`` announces: the kernel writes PROCTITLE last, and auditd does not
+  write EOE records to its log file. Records arriving in another order (PROCTITLE, PATH,
+  then SYSCALL) wait for each other;
+* it is one of auditd's own records (DAEMON_*), which share no serial with the kernel's;
 * a serial more than ``window`` past its own has been seen from the same node;
 * it has waited ``timeout`` seconds since its first record;
 * more than ``max_pending`` events are open (the oldest goes first), or the input ends.
+
+A user-space message (USER_*, CRED_*, SERVICE_START...) is usually an event of one record,
+but not always: sent while an audited syscall of the sender is in progress, it shares that
+syscall's serial with the SYSCALL, SOCKADDR and PROCTITLE records that follow it. Nothing in
+the message tells which, so it is not closed on arrival: it waits like any other event.
 
 Serials are per node (``node=`` prefix) and wrap at 2**32. A serial that never arrives
 while later ones do is a lost event (the kernel's backlog overflowed, or a rate limit): it
@@ -27,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditkeep.sources.auditd.parser import SOURCE, AuditRecord
-from auditkeep.sources.auditd.tables import OWN_SERIAL_PREFIX, is_standalone
+from auditkeep.sources.auditd.tables import OWN_SERIAL_PREFIX
 from auditkeep.sources.base import SourceError
 
 _MASK = 0xFFFFFFFF
@@ -47,10 +53,30 @@ class RecordGroup:
     frac: str
     records: list[AuditRecord]
     opened: float = field(default=0.0)
+    # What the end-of-event rule needs, kept as records arrive.
+    items: int = field(default=-1)  # the SYSCALL's items= (-1: no SYSCALL record yet)
+    paths: int = field(default=0)
+    proctitle: bool = field(default=False)
 
     @property
     def time_ns(self) -> int:
         return self.sec * 1_000_000_000 + int(self.frac.ljust(9, "0")[:9])
+
+    def note(self, record: AuditRecord) -> None:
+        """Count ``record`` (already in ``records``) towards the end-of-event rule."""
+        rtype = record.type
+        if rtype == "PATH":
+            self.paths += 1
+        elif rtype == "PROCTITLE":
+            self.proctitle = True
+        elif rtype == "SYSCALL" and self.items < 0:
+            items = record.fields.get("items", "")
+            self.items = int(items) if items.isdigit() and len(items) < 6 else 0
+
+    @property
+    def complete(self) -> bool:
+        """The SYSCALL, the PROCTITLE and every PATH the SYSCALL announced are in."""
+        return self.proctitle and 0 <= self.items <= self.paths
 
 
 class _Serials:
@@ -179,11 +205,15 @@ class Reassembler:
                 record.node, record.serial, record.sec, record.frac, [record], self.clock()
             )
             self._pending[key] = group
-            if not rtype.startswith(OWN_SERIAL_PREFIX):
-                self._track(node, record.serial)
+            if rtype.startswith(OWN_SERIAL_PREFIX):
+                self._emit(key, out)  # auditd's own record: alone by construction
+                self._evict(node, out)
+                return out
+            self._track(node, record.serial)
         else:
             group.records.append(record)
-        if rtype == "PROCTITLE" or is_standalone(rtype):
+        group.note(record)
+        if group.complete:
             self._emit(key, out)
         self._evict(node, out)
         return out

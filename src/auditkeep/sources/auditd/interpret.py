@@ -28,6 +28,8 @@ from auditkeep.sources.auditd.tables import (
 from auditkeep.sources.auditd.users import UserDirectory
 
 UNSET_IDS = frozenset({"4294967295", "-1"})
+_ARCH_LE = 0x40000000  # __AUDIT_ARCH_LE
+_FAMILIES = frozenset({1, 2, 10, 16})  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
 _EMPTY_VALUES = frozenset({"", "?", "?,", "(null)"})
 _CONTEXT_PARTS = ("_user", "_role", "_domain", "_level", "_category")
 _DEC = re.compile(r"-?\d+")
@@ -93,16 +95,35 @@ def split_context(prefix: str, value: str) -> dict[str, str]:
     }
 
 
-def decode_sockaddr(value: str) -> dict[str, str]:
+def is_big_endian(arch: str | None) -> bool | None:
+    """Whether the architecture of an ``arch=`` value (``80000015``: ppc64) stores numbers
+    big-endian; None when ``arch`` is not a number. The kernel's AUDIT_ARCH_* values carry
+    a flag for little-endian machines (0x40000000)."""
+    if not arch:
+        return None
+    try:
+        return not (int(arch, 16) & _ARCH_LE)
+    except ValueError:
+        return None
+
+
+def decode_sockaddr(value: str, big_endian: bool | None = None) -> dict[str, str]:
     """A SOCKADDR record's ``saddr`` (hex of a struct sockaddr) as family, addr, port, path.
 
-    Families other than unix, ipv4 and ipv6 keep the raw ``saddr``. Malformed input gives
-    what could be read, never an error.
+    ``sa_family`` is in the byte order of the machine that made the record: pass
+    ``big_endian`` from the event's ``arch`` (:func:`is_big_endian`). Without it, little
+    endian is assumed unless only the big-endian reading names a known family. Ports and
+    addresses are in network order on every machine. Families other than unix, ipv4 and
+    ipv6 keep the raw ``saddr``. Malformed input gives what could be read, never an error.
     """
     if len(value) < 4 or not is_hex(value.upper()):
         return {"saddr": value}
     data = decode_hex(value.upper())
-    family = int.from_bytes(data[0:2], "little")  # sa_family is in host order
+    family = int.from_bytes(data[0:2], "big" if big_endian else "little")
+    if big_endian is None and family not in _FAMILIES:
+        swapped = int.from_bytes(data[0:2], "big")
+        if swapped in _FAMILIES:
+            family = swapped
     if family == 1:
         path = data[2:]
         if path[:1] == b"\x00" and path.strip(b"\x00"):

@@ -8,9 +8,14 @@ The rules (documented for users in ``docs/sources/auditd.md``):
   named for its ``arch``, or its number when unknown), else ``auditd.<type in lower case>``:
   ``auditd.user_login``, ``auditd.avc``, ``auditd.config_change``...
 * **actor** — the login user ``auid``; for an authentication event with ``auid`` unset,
-  the account named in ``acct``; else ``uid``. ``id`` is the account name when the passwd
-  lookup knows it, else the number; type ``user`` when a login (auid) or account is known,
-  ``system`` otherwise. ``ses`` -> ``session_id``; ``addr`` -> ``ip`` when it is an address.
+  the account named in ``acct``; else ``uid``. ``id`` and ``name`` are the account name
+  when the log names it (the ENRICHED format's ``AUID="alice"``, ``UID="root"``) or the
+  passwd lookup knows it, else ``id`` is the number; type ``user`` when a login (auid) or
+  account is known, ``system`` otherwise. ``ses`` -> ``session_id``; ``addr`` -> ``ip``
+  when it is an address.
+* **resource** — the program of a successful execve (``exe``); the file a failed execve
+  refused (its first PATH); the account of an authentication or account-management event
+  (``acct``, else ``id``); else the first PATH; else the SOCKADDR peer.
 * **outcome** — AVC/AppArmor denial -> ``denied``; ``success=``/``res=`` -> ``success`` or
   ``failure``; else ``unknown``.
 * **id** — a UUIDv5 of (node, timestamp, serial): reading a log twice gives the same ids.
@@ -30,6 +35,7 @@ import msgspec
 from auditkeep.model import DEFAULT_LIMITS, Event, Limits, ValidationError, convert_event
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.model.validate import validate_event
+from auditkeep.sources.auditd.execve import merge_execve
 from auditkeep.sources.auditd.grouping import RecordGroup
 from auditkeep.sources.auditd.interpret import (
     UNSET_IDS,
@@ -37,6 +43,7 @@ from auditkeep.sources.auditd.interpret import (
     decode_sockaddr,
     enrich,
     errno_name,
+    is_big_endian,
     result,
     rule_keys,
     syscall_name,
@@ -59,6 +66,14 @@ AUXILIARY_TYPES = frozenset({
     "MQ_NOTIFY", "MQ_GETSETATTR", "AVC_PATH", "EOE", "KERNEL_OTHER",
 })  # fmt: skip
 _AUTH_CATEGORY = "authentication"
+_ACCOUNT_CATEGORIES = frozenset({"authentication", "admin"})
+_EMPTY = frozenset({"", "?", "(null)", "unset"})
+# Which way a syscall's SOCKADDR points (go-libaudit's directions): the peer of an accept or
+# a receive is where the data came from; that of a connect or a send, where it goes.
+_DIRECTIONS = {
+    **dict.fromkeys(("accept", "accept4", "recvfrom", "recvmsg", "recvmmsg"), "ingress"),
+    **dict.fromkeys(("connect", "sendto", "sendmsg", "sendmmsg"), "egress"),
+}
 _ACTION_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 _encoder = msgspec.json.Encoder()
 
@@ -159,8 +174,9 @@ class _Clipper:
 def _event_fields(
     group: RecordGroup, host: str | None, users: UserDirectory | None, limits: Limits
 ) -> dict[str, Any]:
-    records = group.records
+    records, incomplete = merge_execve(group.records)
     clip = _Clipper(limits)
+    clip.truncated += incomplete
     if len(records) > limits.max_array:
         clip.truncated.append(f"auditd.records: {len(records)} records, kept {limits.max_array}")
         records = records[: limits.max_array]
@@ -241,7 +257,8 @@ def _event_fields(
             err = errno_name(exit_value)
             if err is not None:
                 meta["errno"] = err
-    paths = [r.fields["name"] for r in records if r.type == "PATH" and "name" in r.fields]
+    path_records = _path_records(records)
+    paths = [r.fields["name"] for r in path_records if "name" in r.fields]
     if paths:
         meta["paths"] = [clip.text(p, "paths") for p in paths[: limits.max_array]]
     execve = next((r for r in records if r.type == "EXECVE"), None)
@@ -252,12 +269,14 @@ def _event_fields(
     keys = [k for r in records for k in rule_keys(r.fields)]
     if keys:
         meta["keys"] = [clip.text(k, "keys") for k in dict.fromkeys(keys)][: limits.max_array]
-    sock = next((r for r in records if r.type == "SOCKADDR"), None)
-    if sock is not None and "saddr" in sock.fields:
-        meta["socket"] = {
-            k: clip.text(v, "socket") for k, v in decode_sockaddr(sock.fields["saddr"]).items()
-        }
-    resource = _resource(records, primary, scname, get)
+    sockaddr = _sockaddr(records, syscall)
+    if sockaddr is not None:
+        socket = {k: clip.text(v, "socket") for k, v in sockaddr.items()}
+        direction = _DIRECTIONS.get(scname or "")
+        if direction is not None:
+            socket["direction"] = direction
+        meta["socket"] = socket
+    resource = _resource(records, path_records, primary, scname, get, sockaddr, users)
     if resource is not None:
         ev["resource"] = {k: clip.text(v, f"resource.{k}") for k, v in resource.items()}
     meta["auditd"] = {"sequence": group.serial, "records": native}
@@ -274,13 +293,13 @@ def _actor(
     auid = get("auid")
     acct = get("acct")
     if auid is not None and auid not in UNSET_IDS and auid != "?":
-        actor = _user(auid, users)
+        actor = _user(auid, get("AUID"), users)
         actor["type"] = "user"
-    elif category == _AUTH_CATEGORY and acct is not None and acct not in ("?", "(null)", ""):
+    elif category == _AUTH_CATEGORY and acct is not None and acct not in _EMPTY:
         actor = {"id": acct[:1024], "type": "user", "name": acct}
     else:
         uid = get("uid")
-        actor = _user(uid, users) if uid is not None and uid != "?" else {"id": "system"}
+        actor = _user(uid, get("UID"), users) if uid is not None and uid != "?" else {"id": "system"}
         actor["type"] = "system"
     ses = get("ses")
     if ses is not None and ses not in UNSET_IDS and ses != "?":
@@ -294,8 +313,13 @@ def _actor(
     return actor
 
 
-def _user(uid: str, users: UserDirectory | None) -> dict[str, str]:
-    name = users.user(uid) if users is not None else None
+def _user(uid: str, named: str | None, users: UserDirectory | None) -> dict[str, str]:
+    """An account by number: its name as the log gives it (``named``: the ENRICHED format's
+    upper-case field, resolved on the machine that wrote the log), else as the passwd
+    lookup gives it, else the number alone."""
+    name = named if named is not None and named not in _EMPTY else None
+    if name is None and users is not None:
+        name = users.user(uid)
     if name:
         return {"id": name[:1024], "name": name}
     return {"id": uid[:1024] or "unknown"}
@@ -353,36 +377,84 @@ def _severity(rtype: str, outcome: str, category: str) -> str | None:
     return "info"
 
 
+def _path_records(records: list[AuditRecord]) -> list[AuditRecord]:
+    """The PATH records in the order of their ``item=`` numbers, whatever order they came in."""
+    paths = [r for r in records if r.type == "PATH"]
+    return sorted(paths, key=lambda r: int(i) if (i := r.fields.get("item", "")).isdigit() and len(i) < 6 else 0)
+
+
 def _resource(
-    records: list[AuditRecord], primary: AuditRecord, scname: str | None, get: Getter
+    records: list[AuditRecord],
+    paths: list[AuditRecord],
+    primary: AuditRecord,
+    scname: str | None,
+    get: Getter,
+    sockaddr: dict[str, str] | None,
+    users: UserDirectory | None,
 ) -> dict[str, str] | None:
-    if scname in ("execve", "execveat"):
-        exe = get("exe")
-        if exe:
-            return {"type": "executable", "name": exe}
-    if primary.type in TYPE_CATEGORIES and TYPE_CATEGORIES[primary.type] == "admin":
-        target = primary.fields.get("acct") or primary.fields.get("id")
-        if target and target != "?":
-            return {"type": "account", "name": target}
     cwd = get("cwd")
-    for r in records:
-        if r.type != "PATH":
-            continue
+    if scname in ("execve", "execveat"):
+        # After a successful execve, exe is the new program. After a failed one the
+        # process is still the caller (exe=/usr/bin/bash); the file it was refused is the
+        # first PATH record.
+        if result(next(r for r in records if r.type == "SYSCALL").fields) == "success":
+            exe = get("exe")
+            if exe:
+                return {"type": "executable", "name": exe}
+        else:
+            refused = _first_path(paths, cwd, ("NORMAL", "UNKNOWN"))
+            if refused is not None:
+                return {"type": "executable", "name": refused}
+    if TYPE_CATEGORIES.get(primary.type) in _ACCOUNT_CATEGORIES:
+        account = _account(primary.fields, users)
+        if account is not None:
+            return {"type": "account", "name": account}
+    path = _first_path(paths, cwd, ("NORMAL", "CREATE", "DELETE", "UNKNOWN"))
+    if path is not None:
+        return {"type": "file", "name": path}
+    if sockaddr is not None:
+        if "addr" in sockaddr:
+            return {"type": "socket", "name": f"{sockaddr['addr']}:{sockaddr.get('port', '')}"}
+        if "path" in sockaddr:
+            return {"type": "socket", "name": sockaddr["path"]}
+    return None
+
+
+def _first_path(paths: list[AuditRecord], cwd: str | None, kinds: tuple[str, ...]) -> str | None:
+    """The name of the first PATH record of one of ``kinds``, made absolute with ``cwd``."""
+    for r in paths:
         name = r.fields.get("name")
         if not name or name == "(null)":
             continue
-        if r.fields.get("nametype", "NORMAL") in ("NORMAL", "CREATE", "DELETE", "UNKNOWN"):
+        if r.fields.get("nametype", "NORMAL") in kinds:
             if cwd and not name.startswith("/"):
                 name = posixpath.normpath(posixpath.join(cwd, name))
-            return {"type": "file", "name": name}
-    sock = next((r for r in records if r.type == "SOCKADDR"), None)
-    if sock is not None and "saddr" in sock.fields:
-        s = decode_sockaddr(sock.fields["saddr"])
-        if "addr" in s:
-            return {"type": "socket", "name": f"{s['addr']}:{s.get('port', '')}"}
-        if "path" in s:
-            return {"type": "socket", "name": s["path"]}
+            return name
     return None
+
+
+def _account(fields: Mapping[str, str], users: UserDirectory | None) -> str | None:
+    """The account an authentication or account-management record is about: ``acct``
+    (a name), else ``id`` (a uid: its name as the log or the passwd lookup gives it)."""
+    acct = fields.get("acct")
+    if acct is not None and acct not in _EMPTY:
+        return acct
+    uid = fields.get("id")
+    if uid is None or uid in _EMPTY or uid in UNSET_IDS:
+        return None
+    named = fields.get("ID")
+    if named is not None and named not in _EMPTY:
+        return named
+    return (users.user(uid) if users is not None else None) or uid
+
+
+def _sockaddr(records: list[AuditRecord], syscall: AuditRecord | None) -> dict[str, str] | None:
+    """The event's SOCKADDR decoded in the byte order of the machine that wrote it."""
+    sock = next((r for r in records if r.type == "SOCKADDR" and "saddr" in r.fields), None)
+    if sock is None:
+        return None
+    big = is_big_endian(syscall.fields.get("arch")) if syscall is not None else None
+    return decode_sockaddr(sock.fields["saddr"], big)
 
 
 def _argv(fields: Mapping[str, str]) -> str:

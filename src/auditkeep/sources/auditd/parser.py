@@ -33,6 +33,7 @@ _HEADER = re.compile(
 # skipped.
 _KV = re.compile(r"""(?:(?<=[\s(,{])|^)([A-Za-z0-9_-]+(?:\[\d+\])?)=("[^"]*"?|'[^']*'?|[^\s"']*)""")
 _HEX = re.compile(r"[0-9A-F]+")
+_HEX_ANY_CASE = re.compile(r"[0-9A-Fa-f]+")
 _KEY = re.compile(r"[A-Za-z0-9_-]+")
 _KEYS_SEEN: set[str] = set()  # field names already checked: there are few of them
 _AVC = re.compile(r"avc:\s+(\w+)\s+\{\s*([^}]*?)\s*\}\s+for\s+")
@@ -54,6 +55,13 @@ class AuditRecord:
     raw: bytes
     position: tuple[int, int, int, int] | None = field(default=None)
     """(device, inode, offset, read order) of the line when read from a file."""
+    execve_args: dict[int, dict[int, str]] | None = field(default=None)
+    """EXECVE only: each argument's pieces as written (``a1[0]``, ``a1[1]``... or the
+    whole ``a1`` as piece -1), so that an argument split over several records of one event
+    can be put back together (see :func:`.execve.merge_execve`)."""
+    execve_lens: dict[int, int] | None = field(default=None)
+    """EXECVE only: the lengths in bytes the kernel announced (``a1_len``) for split
+    arguments."""
 
     @property
     def time_ns(self) -> int:
@@ -85,14 +93,21 @@ def parse_line(line: bytes | str, max_bytes: int = MAX_LINE_BYTES) -> AuditRecor
     if serial > 0xFFFFFFFF:
         raise SourceError(SOURCE, "serial number out of range", raw)
     body, _, enriched = text[m.end() :].partition("\x1d")
+    args: _Args | None = None
     try:
-        fields = _parse_body(rtype, body)
+        if rtype == "EXECVE":
+            fields, args = _parse_execve(body)
+        else:
+            fields = _parse_body(rtype, body)
     except (ValueError, IndexError) as exc:  # defensive: the tokenizer itself should not fail
         raise SourceError(SOURCE, f"unparsable fields: {exc}", raw) from None
     if enriched:
         for km in _KV.finditer(enriched):
             fields.setdefault(km.group(1), _unquote(km.group(2)))
-    return AuditRecord(rtype, int(sec), frac, serial, node, fields, raw)
+    rec = AuditRecord(rtype, int(sec), frac, serial, node, fields, raw)
+    if args is not None:
+        rec.execve_args, rec.execve_lens = args.parts, args.lens or None
+    return rec
 
 
 def _to_bytes(line: str) -> bytes:
@@ -100,6 +115,24 @@ def _to_bytes(line: str) -> bytes:
         return line.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a surrogate that stands for no byte
         return line.encode("utf-8", "surrogatepass")
+
+
+@dataclass(slots=True)
+class _Args:
+    """The arguments of one EXECVE record, as written: pieces by index, announced lengths."""
+
+    parts: dict[int, dict[int, str]] = field(default_factory=dict)
+    lens: dict[int, int] = field(default_factory=dict)
+
+
+def _parse_execve(body: str) -> tuple[dict[str, str], _Args]:
+    fields: dict[str, str] = {}
+    args = _Args()
+    _tokenize(body, fields, args)
+    # Arguments in index order, each put together from its pieces of this record.
+    for n in sorted(args.parts):
+        fields["a" + str(n)] = execve_argument(args.parts[n])[0]
+    return fields, args
 
 
 def _parse_body(rtype: str, body: str) -> dict[str, str]:
@@ -125,11 +158,11 @@ def _parse_body(rtype: str, body: str) -> dict[str, str]:
     else:
         special = False
     if special:
-        _tokenize(body, fields, rtype == "EXECVE")
+        _tokenize(body, fields)
         return fields
-    if rtype == "EXECVE" or "'" in body or not _split_fields(body, fields):
+    if "'" in body or not _split_fields(body, fields):
         fields.clear()
-        _tokenize(body, fields, rtype == "EXECVE")
+        _tokenize(body, fields)
     return fields
 
 
@@ -158,8 +191,7 @@ def _split_fields(body: str, fields: dict[str, str]) -> bool:
     return True
 
 
-def _tokenize(text: str, fields: dict[str, str], execve: bool) -> None:
-    args: dict[int, dict[int, str]] | None = None
+def _tokenize(text: str, fields: dict[str, str], args: _Args | None = None) -> None:
     escaped = ESCAPED_FIELDS
     for key, value in _KV.findall(text):
         q = value[:1]
@@ -167,24 +199,23 @@ def _tokenize(text: str, fields: dict[str, str], execve: bool) -> None:
             # A user-space message: its fields are the event's, but the kernel-supplied
             # fields outside it (pid, uid, auid, ses, subj) are trusted and never replaced.
             inner: dict[str, str] = {}
-            _tokenize(
-                value[1:-1] if value.endswith("'") and len(value) > 1 else value[1:], inner, False
-            )
+            _tokenize(value[1:-1] if value.endswith("'") and len(value) > 1 else value[1:], inner)
             for ik, iv in inner.items():
                 if ik in fields:
                     fields.setdefault("msg_" + ik, iv)
                 else:
                     fields[ik] = iv
             continue
-        if execve and key[0] == "a" and key != "argc":
+        if args is not None and key[0] == "a" and key != "argc":
             am = _EXECVE_ARG.fullmatch(key)
             if am is not None:
+                n = int(am.group(1))
                 if key.endswith("_len"):
-                    continue  # the length of a split argument: implied by its parts
-                if args is None:
-                    args = {}
+                    if value.isdigit() and len(value) < 12:
+                        args.lens[n] = int(value)
+                    continue
                 part = int(am.group(2)) if am.group(2) is not None else -1
-                args.setdefault(int(am.group(1)), {})[part] = value
+                args.parts.setdefault(n, {})[part] = value
                 continue
         if key in fields:
             continue  # a repeated key: the first one stands
@@ -194,13 +225,6 @@ def _tokenize(text: str, fields: dict[str, str], execve: bool) -> None:
             fields[key] = _escaped_value(key, value)
         else:
             fields[key] = value
-    if args:
-        # Arguments in index order, a long one rebuilt from its a1[0], a1[1]... parts.
-        for n in sorted(args):
-            parts = [args[n][p] for p in sorted(args[n])]
-            if len(parts) > 1 and all(is_hex(p) for p in parts):
-                parts = ["".join(parts)]  # decode once, so a character split in two survives
-            fields["a" + str(n)] = "".join(_execve_value(p) for p in parts)
 
 
 def _unquote(value: str) -> str:
@@ -210,8 +234,15 @@ def _unquote(value: str) -> str:
 
 
 def is_hex(value: str) -> bool:
-    """True when ``value`` is how auditd hex-encodes text: upper-case, even length."""
+    """True when ``value`` is how the kernel hex-encodes text: upper-case, even length."""
     return len(value) % 2 == 0 and _HEX.fullmatch(value) is not None
+
+
+def _is_encoded(value: str) -> bool:
+    """True for the unquoted value of an escaped field: the writer quotes plain text, so an
+    unquoted value is hex. Other writers than the kernel (audit tools, forwarders) use
+    lower-case digits, so both cases are read."""
+    return len(value) % 2 == 0 and _HEX_ANY_CASE.fullmatch(value) is not None
 
 
 def decode_hex(value: str) -> bytes:
@@ -226,7 +257,7 @@ def _text(data: bytes) -> str:
 def _escaped_value(key: str, value: str) -> str:
     if value[:1] in ('"', "'"):
         return _unquote(value)
-    if value and is_hex(value):
+    if value and _is_encoded(value):
         data = decode_hex(value)
         if key == "key":
             return _text(data)  # several keys are joined by 0x01; see interpret.rule_keys
@@ -235,11 +266,22 @@ def _escaped_value(key: str, value: str) -> str:
     return value
 
 
-def _execve_value(value: str) -> str:
+def execve_argument(pieces: dict[int, str]) -> tuple[str, int]:
+    """One EXECVE argument from its pieces as written (by piece index; -1 for a whole
+    ``aN``): its text, and its length as written (hex digits, or characters between the
+    quotes), which is what the kernel's ``aN_len`` counts. The pieces are joined as bytes
+    before they are decoded, so a character split between two pieces survives; the text
+    stops at a NUL, as the argument does."""
+    ordered = [pieces[i] for i in sorted(pieces)]
+    data = b"".join(_piece_bytes(p) for p in ordered)
+    nul = data.find(b"\x00")
+    written = sum(len(_unquote(p)) if p[:1] in ('"', "'") else len(p) for p in ordered)
+    return _text(data if nul == -1 else data[:nul]), written
+
+
+def _piece_bytes(value: str) -> bytes:
     if value[:1] in ('"', "'"):
-        return _unquote(value)
-    if value and is_hex(value):
-        data = decode_hex(value)
-        nul = data.find(b"\x00")
-        return _text(data if nul == -1 else data[:nul])
-    return value
+        return _unquote(value).encode()
+    if value and _is_encoded(value):
+        return decode_hex(value)
+    return value.encode()

@@ -89,31 +89,9 @@ ESCAPED_FIELDS: frozenset[str] = frozenset({
 UID_FIELDS: tuple[str, ...] = ("auid", "uid", "euid", "suid", "fsuid", "ouid", "oauid", "sauid")
 GID_FIELDS: tuple[str, ...] = ("gid", "egid", "sgid", "fsgid", "ogid")
 
-# Record types sent by user-space programs (PAM, sshd, sudo, useradd, systemd...) or by
-# auditd itself. The kernel gives each such message its own serial, so it is an event on
-# its own: the grouper closes it at once. Kernel record types (SYSCALL, PATH, LOGIN,
-# CONFIG_CHANGE, AVC...) may share a serial with others and wait for the end of the event.
-STANDALONE_PREFIXES: tuple[str, ...] = (
-    "USER_", "CRED_", "DAEMON_", "ANOM_LOGIN_", "RESP_", "VIRT_", "CRYPTO_", "GRP_", "ACCT_",
-    "SYSTEM_", "SERVICE_", "ROLE_", "LABEL_", "DEV_",
-)  # fmt: skip
-STANDALONE_TYPES: frozenset[str] = frozenset({
-    "USER", "ADD_USER", "DEL_USER", "ADD_GROUP", "DEL_GROUP", "DAC_CHECK", "CHGRP_ID",
-    "CHUSER_ID", "TEST", "TRUSTED_APP", "USYS_CONFIG", "SOFTWARE_UPDATE", "FS_RELABEL",
-    "MAC_CHECK", "ANOM_MAX_DAC", "ANOM_MAX_MAC", "ANOM_AMTU_FAIL", "ANOM_RBAC_FAIL",
-    "ANOM_RBAC_INTEGRITY_FAIL", "ANOM_CRYPTO_FAIL", "ANOM_ACCESS_FS", "ANOM_EXEC",
-    "ANOM_MK_EXEC", "ANOM_ADD_ACCT", "ANOM_DEL_ACCT", "ANOM_MOD_ACCT", "ANOM_ROOT_TRANS",
-    "ANOM_ORIGIN_FAILURES", "ANOM_SESSION",
-})  # fmt: skip
-
 # auditd numbers its own DAEMON_* records apart from the kernel's serials, so they take no
 # part in gap detection.
 OWN_SERIAL_PREFIX = "DAEMON_"
-
-
-def is_standalone(record_type: str) -> bool:
-    """True for record types that are always a complete event by themselves."""
-    return record_type in STANDALONE_TYPES or record_type.startswith(STANDALONE_PREFIXES)
 
 
 # Event categories by record type (the first matching record of an event decides).
