@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditkeep.model import DEFAULT_LIMITS, Limits, convert_event, validate_event
+from auditkeep.model.json_text import JSON_TEXT_KEY, lookup, restore_json_text
 from auditkeep.policy import TooLarge, bounded_decoder, fit_metadata
+from auditkeep.policy.types import OMITTED_KEY
 
 
 def _deep(n: int) -> Any:
@@ -103,3 +105,26 @@ def test_anything_fits(meta: dict[str, Any]) -> None:
     small = Limits(max_keys=4, max_depth=4, max_string=40, max_array=4)
     fit_metadata(meta, small)
     validate_event(convert_event({"actor": {"id": "a"}, "action": "x.y", "metadata": meta}), small)
+
+
+_lossless = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=5), inner, max_size=6),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.text(min_size=1, max_size=5).filter(lambda k: not k.startswith("_")), _lossless, max_size=2))
+def test_parts_kept_as_json_text_are_listed_and_restore_exactly(meta: dict[str, Any]) -> None:
+    """Whatever is nested too deep or too wide comes back whole from ``_json_text``."""
+    small = Limits(max_keys=4, max_depth=4, max_string=4000, max_array=4)
+    fitted = copy.deepcopy(meta)
+    fit_metadata(fitted, small)
+    restored = restore_json_text(fitted)
+    restored.pop(JSON_TEXT_KEY, None)
+    listed = fitted.get(JSON_TEXT_KEY, [])
+    if OMITTED_KEY not in fitted and len(listed) < small.max_array:  # (a longer list is cut)
+        assert restored == meta
+    for ptr in listed:
+        assert ptr.startswith("/") and isinstance(lookup(fitted, ptr), str)

@@ -28,6 +28,7 @@ from auditkeep.alerts.fields import to_text
 from auditkeep.alerts.model import Alert, alert_id
 from auditkeep.alerts.rules import Rule
 from auditkeep.alerts.timeutil import event_time_ns
+from auditkeep.model.json_text import JSON_TEXT_KEY, restore_json_text
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,15 @@ class Engine:
     # -- events ------------------------------------------------------------------------
 
     def process(self, tenant: str, index: int, event: dict[str, Any]) -> list[Alert]:
-        """Evaluate one event (``msgspec.to_builtins(Event)``) at log ``index`` of ``tenant``."""
+        """Evaluate one event (``msgspec.to_builtins(Event)``) at log ``index`` of ``tenant``.
+
+        Rules see the source's record whole: parts of it kept as JSON text because they
+        were nested past the event's limits (``metadata._json_text``) are decoded back
+        first, so a path such as ``requestParameters.ipPermissions.items.ipRanges.items.cidrIp``
+        reaches its value however deep it is."""
+        meta = event.get("metadata")
+        if type(meta) is dict and JSON_TEXT_KEY in meta:
+            event = {**event, "metadata": restore_json_text(meta)}
         t = event_time_ns(event)
         if t is None:
             t = self._last_time.get(tenant, 0)

@@ -5,7 +5,11 @@ deeper (a Deployment spec), hold wider objects or larger numbers than an event m
 Rather than refuse the record, :func:`fit_metadata` keeps what does not fit as text:
 
 - an object or array nested beyond ``max_depth``, an object with more than ``max_keys``
-  keys or an array longer than ``max_array`` becomes its compact JSON text (lossless);
+  keys or an array longer than ``max_array`` becomes its compact JSON text (lossless), and
+  its place is listed under ``metadata._json_text`` as a JSON Pointer (RFC 6901) from
+  metadata (``/k8s/requestObject/spec/template/spec/containers/0/securityContext``), so
+  that readers that need the record whole (detection rules) can put it back with
+  :func:`auditkeep.model.json_text.restore_json_text`;
 - an integer beyond ±(2^53-1) becomes its decimal text, a non-finite float its name
   (lossless);
 - what still does not fit (a string longer than ``max_string``, JSON text too long to keep)
@@ -27,6 +31,7 @@ import msgspec
 import orjson
 
 from auditkeep.model import DEFAULT_LIMITS, Limits
+from auditkeep.model.json_text import JSON_TEXT_KEY, NOWHERE, escape_token, lookup
 from auditkeep.policy.types import OMITTED_KEY
 
 MAX_SAFE_INT = 2**53 - 1
@@ -73,13 +78,14 @@ class TooLarge(ValueError):
 
 
 class _Fitter:
-    __slots__ = ("limits", "omitted")
+    __slots__ = ("as_json", "limits", "omitted")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.omitted: list[str] = []
+        self.as_json: list[str] = []  # JSON Pointers of containers kept as their JSON text
 
-    def as_text(self, value: Any, path: str) -> str:
+    def as_text(self, value: Any, path: str, ptr: str) -> str:
         try:
             text = orjson.dumps(value, default=_fallback, option=orjson.OPT_SORT_KEYS).decode()
         except TypeError:  # integers beyond 64 bits, keys that are not strings: rare
@@ -93,22 +99,24 @@ class _Fitter:
             return f"[omitted: {len(text)} bytes of JSON beyond the limits]"[
                 : self.limits.max_string
             ]
+        self.as_json.append(ptr)
         return text
 
-    def fit(self, value: Any, path: str, depth: int) -> Any:
-        """``value`` (a container at ``depth``, the metadata root being 1) made to fit."""
+    def fit(self, value: Any, path: str, depth: int, ptr: str = "") -> Any:
+        """``value`` (a container at ``depth``, the metadata root being 1, at JSON Pointer
+        ``ptr`` from the root) made to fit."""
         lim = self.limits
         t = type(value)
         if t is dict:
             if depth > lim.max_depth or len(value) > lim.max_keys:
-                return self.as_text(value, path)
+                return self.as_text(value, path, ptr)
             for k in value:
                 if (
                     type(k) is not str
                     or len(k) > lim.max_string
                     or not (k.isascii() or _is_unicode(k))
                 ):
-                    return self.as_text(value, path)
+                    return self.as_text(value, path, ptr)
             for k, v in value.items():
                 tv = type(v)
                 if tv is str:
@@ -120,17 +128,17 @@ class _Fitter:
                 elif v is None or tv is bool:
                     continue
                 else:
-                    new = self.fit(v, f"{path}.{k}", depth + 1)
+                    new = self.fit(v, f"{path}.{k}", depth + 1, f"{ptr}/{escape_token(k)}")
                     if new is not v:
                         value[k] = new
             return value
         if t is list:
             if depth > lim.max_depth or len(value) > lim.max_array:
-                return self.as_text(value, path)
+                return self.as_text(value, path, ptr)
             for i, v in enumerate(value):
                 if v is None or type(v) is bool:
                     continue
-                new = self.fit(v, f"{path}[{i}]", depth + 1)
+                new = self.fit(v, f"{path}[{i}]", depth + 1, f"{ptr}/{i}")
                 if new is not v:
                     value[i] = new
             return value
@@ -145,9 +153,9 @@ class _Fitter:
         if value is None or t is bool:
             return value
         if isinstance(value, bytes | bytearray):
-            return self.fit(base64.b64encode(value).decode(), path, depth)
+            return self.fit(base64.b64encode(value).decode(), path, depth, ptr)
         if isinstance(value, tuple):
-            return self.fit(list(value), path, depth)
+            return self.fit(list(value), path, depth, ptr)
         # Anything else that JSON cannot carry is kept as its text.
         return self.clip(str(value), path) if len(str(value)) > lim.max_string else str(value)
 
@@ -207,12 +215,16 @@ def fit_metadata(
         if type(k) is not str or len(k) > limits.max_string or not (k.isascii() or _is_unicode(k)):
             raise TooLarge("metadata keys must be short text")
     f.fit(metadata, "metadata", 1)
+    if f.as_json:
+        _note_json_text(metadata, f.as_json, limits)
     size = _size(metadata)
     budget = limits.max_event_bytes - _ENVELOPE_BYTES
     if size > budget:
         for rel in drop_first:
             if _pop(metadata, rel):
                 f.omitted.append(f"metadata.{rel}")
+                if f.as_json:
+                    _note_json_text(metadata, f.as_json, limits)
                 size = _size(metadata)
                 if size <= budget:
                     break
@@ -227,8 +239,21 @@ def fit_metadata(
             merged.update(p for p in prior if isinstance(p, str))
         metadata[OMITTED_KEY] = sorted(merged)[: limits.max_array]
         if len(metadata) > limits.max_keys:
+            metadata.pop(JSON_TEXT_KEY, None)  # the record of a cut comes first
+        if len(metadata) > limits.max_keys:
             raise TooLarge(f"metadata has more than {limits.max_keys} keys")
     return f.omitted
+
+
+def _note_json_text(metadata: dict[str, Any], places: list[str], limits: Limits) -> None:
+    """List the places kept as JSON text under ``_json_text``. The list is an aid to
+    readers, never a reason to refuse a record: what of it does not fit is left out (those
+    parts stay as text), and places a dropped body held are forgotten."""
+    kept = [p for p in places if len(p) <= limits.max_string and lookup(metadata, p) is not NOWHERE]
+    if kept and (JSON_TEXT_KEY in metadata or len(metadata) < limits.max_keys):
+        metadata[JSON_TEXT_KEY] = kept[: limits.max_array]
+    else:
+        metadata.pop(JSON_TEXT_KEY, None)
 
 
 def _size(metadata: dict[str, Any]) -> int:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Literal, TypeAlias
 
 from auditkeep.model import Event
+from auditkeep.model.json_text import JSON_TEXT_KEY
 
 Level: TypeAlias = Literal["none", "metadata", "request", "full"]
 LEVELS: tuple[str, ...] = ("none", "metadata", "request", "full")
@@ -22,7 +23,7 @@ SOURCES: tuple[str, ...] = ("kubernetes", "cloudtrail", "auditd", "syslog", "otl
 REDACTED_KEY = "_redacted"
 DROPPED_KEY = "_dropped"
 OMITTED_KEY = "_omitted"
-BOOKKEEPING_KEYS = frozenset({REDACTED_KEY, DROPPED_KEY, OMITTED_KEY})
+BOOKKEEPING_KEYS = frozenset({REDACTED_KEY, DROPPED_KEY, OMITTED_KEY, JSON_TEXT_KEY})
 
 
 class PolicyError(ValueError):
