@@ -107,6 +107,21 @@ def test_rules_test_with_a_source_format(tmp_path: Path, rules: Path) -> None:
     r = auditkeep(["rules", "test", str(rules / "k8s.yml"), "--events", str(events), "--format", "kubernetes", "--json"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert [json.loads(line)["rule_id"] for line in r.stdout.splitlines()] == ["k8s-secret-list"]
+    # A record that cannot be mapped is reported and the others are still tested (as ingest
+    # does): truncated JSON and an event without a verb, between two that map.
+    second = dict(raw, auditID="a2", user={"username": "eve"})
+    events.write_text("\n".join([json.dumps(raw), '{"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":"li',
+                                 json.dumps(dict(raw, auditID="a3", verb=None)), json.dumps(second)]) + "\n")
+    r = auditkeep(["rules", "test", str(rules / "k8s.yml"), "--events", str(events), "--format", "kubernetes", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    found = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [a["rule_id"] for a in found] == ["k8s-secret-list", "k8s-secret-list"]
+    skipped = [line for line in r.stderr.splitlines() if line.startswith("skipped a record that cannot be mapped")]
+    assert len(skipped) == 2
+    assert "malformed JSON" in skipped[0] and '{"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":"li' in skipped[0]
+    assert "verb is missing" in skipped[1]
+    table = auditkeep(["rules", "test", str(rules / "k8s.yml"), "--events", str(events), "--format", "kubernetes"], tmp_path)
+    assert table.returncode == 0 and "2 alert(s) from 1 rule(s) over 2 event(s)" in table.stdout
 
 
 def test_rules_backtest_over_stored_history_stores_nothing(tmp_path: Path, rules: Path) -> None:

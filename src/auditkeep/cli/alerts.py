@@ -334,26 +334,37 @@ def _file_events(path: Path, fmt: str, tenant: str) -> list[tuple[str, int, dict
                     raise ValidationError(exc.message, exc.path, None).with_line(number) from None
     else:
         try:
-            from auditkeep.sources.formats import FORMATS as parsers
+            from auditkeep.sources.formats import SOURCE_FORMATS as parsers
         except ModuleNotFoundError:  # a build without the sources
             parsers = {}
         if fmt not in parsers:
             known = ", ".join(["json", *sorted(parsers)])
             raise click.BadParameter(f"unknown format {fmt!r}; choose from {known}", param_hint="--format")
-        try:
-            events = list(parsers[fmt](raw))
-        except ValueError as exc:  # records the source parser refused
-            raise click.ClickException(str(exc)) from None
+        # As ingest does: a record the source cannot map is reported and skipped, the
+        # rest is tested.
+        parsed = parsers[fmt].parse(raw)
+        events = parsed.events
+        for e in parsed.errors:
+            _skipped(e.reason, e.raw)
     out_events = []
     for i, ev in enumerate(events):
         try:
             validate_event(ev, tenant=tenant)
         except ValidationError as exc:
-            raise exc.at(i) from None
+            if fmt == "json":
+                raise exc.at(i) from None
+            _skipped(str(exc), msgspec.json.encode(ev))
+            continue
         doc = msgspec.to_builtins(ev)
         doc.setdefault("tenant", tenant)
         out_events.append((tenant, i, doc))
     return out_events
+
+
+def _skipped(reason: str, raw: bytes) -> None:
+    head = raw[:120].decode("utf-8", "backslashreplace").replace("\n", "\\n")
+    more = "…" if len(raw) > 120 else ""
+    err.print(f"skipped a record that cannot be mapped: {reason}: {head}{more}", highlight=False, markup=False)
 
 
 @rules.command("test")
