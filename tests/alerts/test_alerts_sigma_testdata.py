@@ -127,16 +127,6 @@ def auditd(name: str) -> list[dict[str, Any]]:
 
 
 K8S_TESTS = "kubernetes/kubernetes_rules.tests.jsonl"
-# kube-apiserver's record of a request it could not authenticate (see tests/sources/test_kubernetes.py)
-FAILED_AUTHN = (
-    b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata",'
-    b'"auditID":"5c1ad9e7-3b0e-4f2a-9d0c-2e6f0b1a7c41","stage":"ResponseStarted",'
-    b'"requestURI":"/api/v1/namespaces/kube-system/secrets","verb":"list","user":{},'
-    b'"sourceIPs":["203.0.113.9"],"userAgent":"curl/8.5.0",'
-    b'"objectRef":{"resource":"secrets","namespace":"kube-system","apiVersion":"v1"},'
-    b'"responseStatus":{"metadata":{},"message":"Authentication failed, attempted: bearer","code":401},'
-    b'"requestReceivedTimestamp":"2024-05-02T10:11:12.345678Z","stageTimestamp":"2024-05-02T10:11:12.346012Z"}'
-)
 CT_TESTS = "cloudtrail/aws_cloudtrail_rules.tests.jsonl"
 
 # (Sigma rule id, its title, events it is written for, events of the same source it must not fire on)
@@ -151,7 +141,7 @@ PAIRS: list[tuple[str, str, Callable[[], list[dict[str, Any]]], Callable[[], lis
     ("eeb3e9e1-b685-44e4-9232-6bb701f925b5", "secrets enumeration", lambda: panther(K8S_TESTS, "EKS cluster-wide secret list"), lambda: falco("create_secret.json")),
     ("c5cd1b20-36bb-488d-8c05-486be3d0cb97", "privileged container (capabilities)", lambda: panther(K8S_TESTS, "EKS Pod with SYS_ADMIN Capability"), lambda: falco("create_nginx_pod_unprivileged.json")),
     ("eed82177-38f5-4299-8a76-098d50d225ab", "admission controller", lambda: panther(K8S_TESTS, "EKS MutatingWebhookConfiguration Created"), lambda: falco("create_clusterrole.json")),
-    ("0d933542-1f1f-420d-97d4-21b2c3c492d9", "unauthenticated (401)", lambda: [as_engine_event(parse_k8s_log_line(FAILED_AUTHN))], lambda: falco("anonymous_creates_namespace_foo.json")),
+    ("0d933542-1f1f-420d-97d4-21b2c3c492d9", "unauthenticated (401)", lambda: [as_engine_event(parse_k8s_log_line((shared_testdata() / "kubernetes" / "failed-authentication.log").read_bytes()))], lambda: falco("anonymous_creates_namespace_foo.json")),
     ("0d933542-1f1f-420d-97d4-21b2c3c492d9", "unauthorized (403)", lambda: [k8s_event(r) for r in json_lines_or_doc(shared_testdata() / "kubernetes" / "audit2rbac-demo.log") if (r.get("responseStatus") or {}).get("code") == 403], lambda: falco("create_deployment.json")),
     ("a136ac98-b2bc-4189-a14d-f0d0388e57a7", "S3 versioning suspended", lambda: panther(CT_TESTS, "Versioning Suspended Successfully"), lambda: panther(CT_TESTS, "Bucket Logging Enabled")),
     ("e386b9b5-af12-450e-afff-761730fb8a98", "VPC flow logs deleted", lambda: panther(CT_TESTS, "Logs Deleted", "AWS.VPCFlow.LogsDeleted"), lambda: panther(CT_TESTS, "Route Table Modified")),

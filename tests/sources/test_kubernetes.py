@@ -661,22 +661,16 @@ def test_sample_webhook_kubeconfig_is_well_formed() -> None:
     assert "token" in user or "client-certificate" in user
 
 
-# What kube-apiserver writes for a request whose credentials it could not authenticate: the
-# failed-authentication filter records it at ResponseStarted with an empty user, and no
-# later stage follows.
-FAILED_AUTHN = (
-    b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata",'
-    b'"auditID":"5c1ad9e7-3b0e-4f2a-9d0c-2e6f0b1a7c41","stage":"ResponseStarted",'
-    b'"requestURI":"/api/v1/namespaces/kube-system/secrets","verb":"list","user":{},'
-    b'"sourceIPs":["203.0.113.9"],"userAgent":"curl/8.5.0",'
-    b'"objectRef":{"resource":"secrets","namespace":"kube-system","apiVersion":"v1"},'
-    b'"responseStatus":{"metadata":{},"message":"Authentication failed, attempted: bearer","code":401},'
-    b'"requestReceivedTimestamp":"2024-05-02T10:11:12.345678Z","stageTimestamp":"2024-05-02T10:11:12.346012Z"}'
-)
+def _failed_authn(testdata: Path) -> bytes:
+    """What kube-apiserver writes for a request whose credentials it could not authenticate:
+    the failed-authentication filter records it at ResponseStarted with an empty user, and no
+    later stage follows."""
+    return (_k8s(testdata) / "failed-authentication.log").read_bytes().strip()
 
 
-def test_failed_authentication_is_kept_with_an_unauthenticated_actor() -> None:
-    ev = _valid(parse_k8s_log_line(FAILED_AUTHN))
+def test_failed_authentication_is_kept_with_an_unauthenticated_actor(testdata: Path) -> None:
+    failed_authn = _failed_authn(testdata)
+    ev = _valid(parse_k8s_log_line(failed_authn))
     assert ev.actor.id == "system:unauthenticated" and ev.actor.type == "user"
     assert ev.actor.name is None
     assert ev.actor.ip == "203.0.113.9" and ev.actor.user_agent == "curl/8.5.0"
@@ -684,14 +678,14 @@ def test_failed_authentication_is_kept_with_an_unauthenticated_actor() -> None:
     assert ev.reason == "Authentication failed, attempted: bearer"
     assert ev.metadata is not None and ev.metadata["k8s"]["user"] == {}
     # in a webhook batch too, beside a refused item
-    body = _event_list([json.loads(FAILED_AUTHN), {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "verb": "get", "user": {}}])
+    body = _event_list([json.loads(failed_authn), {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "verb": "get", "user": {}}])
     events, errors = parse_k8s_payload(body)
     assert [e.actor.id for e in events] == ["system:unauthenticated"]
     assert [e.reason for e in errors] == ["user.username is missing"]  # no user and no 401
 
 
-def test_failed_authentication_is_final_at_response_started() -> None:
+def test_failed_authentication_is_final_at_response_started(testdata: Path) -> None:
     merger = StageMerger("final", timeout=3600)
-    kept = merger.add([parse_k8s_log_line(FAILED_AUTHN)])
+    kept = merger.add([parse_k8s_log_line(_failed_authn(testdata))])
     assert len(kept) == 1 and len(merger) == 0
     assert kept[0].metadata is not None and "final_stage_missing" not in kept[0].metadata
