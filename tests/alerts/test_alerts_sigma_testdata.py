@@ -241,3 +241,40 @@ detection:
     assert exec_ and other
     assert _fired(rules, "gke-exec", exec_) == len(exec_)
     assert _fired(rules, "gke-exec", other) == 0
+
+
+def test_explanations_read_well_and_alerts_are_grouped_by_actor(sigma: tuple[list[Rule], list[Any]]) -> None:
+    """Each log source's label reads as English ("an AWS CloudTrail event", never "a
+    auditkeep event event"), and a detection's alert is grouped by who acted."""
+    from auditkeep.alerts import load_rules_text
+
+    rules, _ = sigma
+    cases = [
+        ("a1b0ca4e-7835-413e-8471-3ff2b8a66be6", falco("exec_pod.json"), "a Kubernetes audit event"),
+        ("a136ac98-b2bc-4189-a14d-f0d0388e57a7", panther(CT_TESTS, "Versioning Suspended Successfully"), "an AWS CloudTrail event"),
+        ("c52a914f-3d8b-4b2a-bb75-b3991e75f8ba", auditd("sh_binary_padding_dd_2020-11-10081941.log"), "a Linux auditd event"),
+    ]
+    own, errors = load_rules_text("""
+title: Secret read
+id: own-secret-read
+logsource: {product: auditkeep}
+detection:
+  selection: {action: secrets.read}
+  condition: selection
+""")
+    assert errors == []
+    mine = {"actor": {"id": "alice"}, "action": "secrets.read", "time": "2024-05-01T12:00:00Z"}
+    cases.append(("own-secret-read", [mine], "an auditkeep event"))
+    for rule_id, events, what in cases:
+        eng = Engine([r for r in [*rules, *own] if r.id == rule_id])
+        fired = [a for i, e in enumerate(events) for a in eng.process("acme", i, e)]
+        assert fired, rule_id
+        a = fired[0]
+        assert f"matched {what}" in a.explanation and "event event" not in a.explanation, a.explanation
+        actor = events[next(i for i, e in enumerate(events) if _fires(rule_id, [*rules, *own], e))]["actor"]["id"]
+        assert a.group_key == f"actor.id={actor}" and a.fields["actor.id"] == actor
+    assert "matched an auditkeep event (action=secrets.read)." in fired[0].explanation
+
+
+def _fires(rule_id: str, rules: list[Rule], event: dict[str, Any]) -> bool:
+    return bool(Engine([r for r in rules if r.id == rule_id]).process("acme", 0, event))

@@ -138,7 +138,7 @@ AUDITD = Mapping(
 )
 AUDITKEEP = Mapping(
     kind="event",
-    label="auditkeep event",
+    label="auditkeep",
     subjects=lambda event: [event],
     priority=("action",),
     scoped=False,

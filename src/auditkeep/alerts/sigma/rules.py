@@ -14,7 +14,14 @@ from typing import Any
 
 from auditkeep.alerts.conditions import IndexHint
 from auditkeep.alerts.errors import RuleError
-from auditkeep.alerts.evaluators import Evaluator, EventCtx, Firing, IndexSpec
+from auditkeep.alerts.evaluators import (
+    Evaluator,
+    EventCtx,
+    Firing,
+    IndexSpec,
+    group_getters,
+    group_key_of,
+)
 from auditkeep.alerts.fields import MISSING, render_value, scalars
 from auditkeep.alerts.rules import Rule, fingerprint_of, parse_severity
 from auditkeep.alerts.sigma.detection import Detection, compile_detection
@@ -23,6 +30,7 @@ from auditkeep.alerts.timeutil import parse_duration
 from auditkeep.alerts.yamlsrc import line_of, plain
 
 _MISS = object()
+SIGMA_GROUP_BY = ("actor.id",)
 CORRELATION_TYPES = ("event_count", "value_count", "temporal", "temporal_ordered")
 
 
@@ -92,25 +100,32 @@ class SigmaDetectionEvaluator(Evaluator):
         self.kinds = frozenset({spec.mapping.kind}) if spec.mapping.scoped else None
         self.index = _index_for(spec)
         self.shown = [(f, spec.mapping.getter(f)) for f in spec.detection.fields]
+        # A detection has no group-by of its own: its alerts are grouped by who acted, as
+        # throttles and notifications of native rules usually are.
+        self.groups = group_getters(SIGMA_GROUP_BY)
+        label = spec.mapping.label
+        self.what = f"{'an' if label[:1].lower() in 'aeiou' else 'a'} {label} event"
 
     def on_event(self, ctx: EventCtx) -> list[Firing]:
         subject = self.spec.hit(ctx)
         if subject is None:
             return []
-        fields: dict[str, Any] = {}
+        key, fields = group_key_of(self.groups, ctx.event)
         if self.spec.mapping.kind == "auditd" and isinstance(subject, dict) and "type" in subject:
             fields["type"] = subject["type"]
         for name, get in self.shown:
             v = get(subject)
             if v is not MISSING:
                 fields[name] = v
-        shown = ", ".join(f"{k}={render_value(v, 80)}" for k, v in list(fields.items())[:6])
-        text = f"Sigma rule \u201c{self.spec.title}\u201d matched a {self.spec.mapping.label} event"
+        shown = ", ".join(
+            f"{k}={render_value(v, 80)}" for k, v in list(fields.items())[len(self.groups) :][:6]
+        )
+        text = f"Sigma rule \u201c{self.spec.title}\u201d matched {self.what}"
         text += f" ({shown})." if shown else "."
         return [
             Firing(
                 tenant=ctx.tenant,
-                group_key="",
+                group_key=key,
                 trigger_index=ctx.index,
                 first_index=ctx.index,
                 event_ids=[ctx.event_id],
