@@ -69,11 +69,30 @@ class QuarantineRecord(msgspec.Struct, kw_only=True):
 _encode = msgspec.msgpack.Encoder()
 _decode = msgspec.msgpack.Decoder(QuarantineRecord)
 
+# The first class whose pattern matches. ``invalid`` comes before ``malformed``: a record
+# that was read but whose field is missing or holds a value the model refuses is invalid,
+# whatever words the reason uses ("is missing", "is not one of", "is not a UUID"); only
+# bytes that could not be read at all are malformed.
 _CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("too_large", re.compile(r"more than|larger than|exceeds|too (?:large|long)|longer than", re.I)),
-    ("malformed", re.compile(r"malformed|not valid|bad gzip|truncated|invalid utf|not json|not an? ", re.I)),
-    ("unsupported", re.compile(r"apiVersion|unsupported|is not Event|neither|no kubernetes audit", re.I)),
     ("conflict", re.compile(r"already exists with different content", re.I)),
+    (
+        "invalid",
+        re.compile(
+            r"^(?:attribute |refused by the ledger|cannot map|timeUnixNano |observedTimeUnixNano |"
+            r"traceId |spanId |doubleValue )|is missing|is not one of",
+            re.I,
+        ),
+    ),
+    (
+        "malformed",
+        re.compile(
+            r"malformed|not valid|bad gzip|truncated|invalid utf|not json|not an? |out of range|"
+            r"unterminated|structured data|octet-counting|closed inside",
+            re.I,
+        ),
+    ),
+    ("unsupported", re.compile(r"apiVersion|unsupported|is not Event|neither|no kubernetes audit", re.I)),
     ("invalid", re.compile(r"missing|expected|invalid|must|not a |refus", re.I)),
 )
 
