@@ -79,6 +79,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     syslog_tenant: str = "default"  # the tenant log syslog messages go to
     syslog_tls_cert: str | None = None  # tls:// listeners; default: tls_cert
     syslog_tls_key: str | None = None  # default: tls_key
+    syslog_udp_buffer: int = 8 * 1024 * 1024  # receive buffer asked for each udp:// socket
     kubernetes_stages: str = "final"  # "final": one event per request; "all": every stage
     kubernetes_stage_timeout: float = 60.0  # seconds an early stage waits for its final one
     # Kubernetes webhook over mutual TLS without a token: "CN=<name>" or "O=<org>" -> tenant
@@ -141,6 +142,12 @@ def _coerce(value: str, typ: Any) -> Any:
     return value
 
 
+def _split_lists(values: dict[str, Any], struct: type[msgspec.Struct]) -> None:
+    for f in msgspec.structs.fields(struct):
+        if f.type == list[str] and isinstance(values.get(f.name), str):
+            values[f.name] = [v.strip() for v in values[f.name].split(",") if v.strip()]
+
+
 def load_settings(
     path: str | Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -172,6 +179,11 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is not None:
             merged[key] = value
+    # A list may also be written as one comma-separated string, as the environment and the
+    # command line take it (docs/configuration.md shows `syslog` that way).
+    _split_lists(merged, Settings)
+    if isinstance(merged.get("alerts"), dict):
+        _split_lists(merged["alerts"], AlertSettings)
     try:
         settings = msgspec.convert(merged, Settings)
     except msgspec.ValidationError as exc:

@@ -36,3 +36,27 @@ def test_every_command_is_documented() -> None:
     text = (ROOT / "README.md").read_text() + "".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))
     for name in _commands(cli):
         assert f"auditkeep {name}" in text, f"`auditkeep {name}` is not documented"
+
+
+def test_the_documented_syslog_setting_loads_from_the_file(tmp_path: Path) -> None:
+    """docs/configuration.md shows ``syslog`` as one comma-separated string; the file takes
+    that as well as a TOML array (and the environment's comma-separated form)."""
+    import re
+
+    from auditkeep.config import load_settings
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    row = next(line for line in doc.splitlines() if line.startswith("| `syslog` |"))
+    example = re.search(r"e\.g\. `([^`]+)`", row)
+    assert example is not None, row
+    urls = example.group(1)
+    assert "," in urls
+    want = [u.strip() for u in urls.split(",")]
+    as_text = tmp_path / "text.toml"
+    as_text.write_text(f'syslog = "{urls}"\npersonal_fields = "actor.ip, metadata.email"\n')
+    s = load_settings(as_text, env={})
+    assert s.syslog == want and s.personal_fields == ["actor.ip", "metadata.email"]
+    as_array = tmp_path / "array.toml"
+    as_array.write_text(f"syslog = {want!r}\n".replace("'", '"'))
+    assert load_settings(as_array, env={}).syslog == want
+    assert load_settings(None, env={"AUDITKEEP_SYSLOG": urls}).syslog == want

@@ -89,7 +89,7 @@ def test_udp() -> None:
         assert len(sink.errors) == 1 and sink.errors[0].raw == b"<999>bad pri"
         for e in sink.events:
             validate_event(e)
-            assert e.metadata is not None and e.metadata["syslog"]["peer"].startswith("127.0.0.1:")
+            assert e.metadata is not None and e.metadata["syslog"]["peer"] == "127.0.0.1"  # the address, not the port
 
     run(main)
 
@@ -191,8 +191,10 @@ def test_udp_overflow_is_counted_as_dropped() -> None:
         await asyncio.sleep(0.3)
         await servers.close()
         received = len(sink.events)
-        assert servers.dropped > 0
-        assert received + servers.dropped == servers.received  # every datagram accounted for
+        lost = servers.lost()
+        assert lost["queue"] > 0 and lost["shutdown"] == 0
+        assert received + lost["queue"] == servers.received
+        assert received + servers.dropped == sent  # every datagram accounted for, the kernel's drops too
         assert servers.take_dropped() == servers.dropped
         assert servers.take_dropped() == 0
 
@@ -410,5 +412,86 @@ def test_close_counts_what_a_failing_sink_never_took() -> None:
         await asyncio.sleep(0.1)
         await servers.close(timeout=0.3)
         assert servers.dropped == 12 and servers.delivered == 0
+
+    run(main)
+
+
+def test_stream_ids_merge_a_resend_and_keep_repeats() -> None:
+    """A finely timed message sent again on a new connection (rsyslog's resend after a
+    reconnect) gets the id it had; the same message twice on one connection is two events;
+    messages timed to the second (or UDP) get fresh ids."""
+
+    async def main() -> None:
+        sink = Collector()
+        async with await start_syslog_servers(["tcp://127.0.0.1:0"], sink, batch_interval=0.01) as servers:
+            p = port(servers, "tcp")
+            a = b"<14>1 2024-05-01T12:00:00.000001Z h app - - - a"
+            b = b"<14>1 2024-05-01T12:00:00.000002Z h app - - - b"
+            coarse = b"<14>1 2024-05-01T12:00:00Z h app - - - coarse"
+            await send_tcp(p, b"\n".join([a, b, b, coarse]) + b"\n")
+            await sink.wait_for(4)
+            await send_tcp(p, b + b"\n" + coarse + b"\n")
+            await sink.wait_for(6)
+        ids = [(e.reason, e.id) for e in sink.events]
+        assert [r for r, _ in ids] == ["a", "b", "b", "coarse", "b", "coarse"]
+        assert ids[1][1] is not None and ids[1][1] == ids[4][1]  # the resend: same id
+        assert ids[2][1] not in (None, ids[1][1])  # a repeat on the same connection: its own id
+        assert ids[0][1] is not None and len({i for _, i in ids[:3]}) == 3
+        assert ids[3][1] is None and ids[5][1] is None  # timed to the second: fresh ids later
+
+    run(main)
+
+
+def test_close_drains_a_sender_that_keeps_writing() -> None:
+    """A sender writing steadily while the server closes: it sees the end of the stream
+    (as rsyslog does, by peeking before each write) and stops; everything it wrote before
+    that is delivered."""
+
+    async def main() -> None:
+        sink = Collector()
+        servers = await start_syslog_servers(["tcp://127.0.0.1:0"], sink, batch_interval=0.01)
+        p = port(servers, "tcp")
+        written = 0
+        stop = asyncio.Event()
+
+        def write() -> None:
+            nonlocal written
+            with socket.create_connection(("127.0.0.1", p)) as s:
+                while not stop.is_set():
+                    try:  # rsyslog's check: an orderly end of stream means reconnect
+                        if s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                            return
+                    except BlockingIOError:
+                        pass
+                    s.sendall(b"<14>1 2024-05-01T12:00:00Z h app - - - message %d\n" % written)
+                    written += 1
+
+        sender = asyncio.get_running_loop().run_in_executor(None, write)
+        await sink.wait_for(200)
+        await servers.close()
+        stop.set()
+        await sender
+        assert written > 200 and len(sink.events) == written and servers.dropped == 0
+        assert reasons(sink) == [f"message {i}" for i in range(written)]
+
+    run(main)
+
+
+def test_close_counts_a_message_cut_when_the_sender_does_not_stop() -> None:
+    async def main() -> None:
+        sink = Collector()
+        servers = await start_syslog_servers(["tcp://127.0.0.1:0"], sink, batch_interval=0.01)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port(servers, "tcp"))
+        whole = b"<14>1 2024-05-01T12:00:00Z h app - - - whole"
+        writer.write(b"%d %s" % (len(whole), whole))
+        writer.write(b"90 <14>1 2024-05-01T12:00:00Z h app - - - half")  # never finished
+        await writer.drain()
+        await sink.wait_for(1)
+        await servers.close()  # the sender ignores the end of stream: cut after 2 s
+        assert [e.reason for e in sink.events] == ["whole"] and sink.errors == []
+        assert servers.lost()["shutdown"] == 1 and servers.take_lost() == {"shutdown": 1}
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
 
     run(main)

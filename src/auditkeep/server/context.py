@@ -49,6 +49,7 @@ class ServerContext:
         # sources (webhook, OTLP, collectors, syslog) and their quarantine; started by the lifespan
         self.sources = SourceService(ledger, source_options(settings), self.metrics)
         self.metrics.watch_quarantine(lambda: _quarantine_counts(ledger))
+        self.metrics.watch_syslog(self.sources.syslog_lost)
 
 
 def source_options(s: Settings) -> SourceOptions:
@@ -59,6 +60,7 @@ def source_options(s: Settings) -> SourceOptions:
         syslog_tenant=s.syslog_tenant,
         syslog_tls_cert=s.syslog_tls_cert or s.tls_cert,
         syslog_tls_key=s.syslog_tls_key or s.tls_key,
+        syslog_udp_buffer=s.syslog_udp_buffer,
         quarantine_max_bytes=s.quarantine_max_bytes,
     )
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from auditkeep.store.base import Head
@@ -56,6 +56,24 @@ class _QuarantineSize(Collector):
         for source, n in sorted(counts.items()):
             g.add_metric([source], float(n))
         yield g
+
+
+class _SyslogLost(Collector):
+    """Syslog messages lost, by cause, read from the listeners at scrape time (each loss
+    also becomes a ``source.dropped`` event within a second)."""
+
+    def __init__(self, lost: Callable[[], dict[str, int]]) -> None:
+        self._lost = lost
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        c = CounterMetricFamily(
+            "auditkeep_syslog_lost_messages",
+            "Syslog messages lost: kernel (UDP receive buffer full), queue (receive queue full), shutdown",
+            labels=["cause"],
+        )
+        for cause, n in sorted(self._lost().items()):
+            c.add_metric([cause], float(n))
+        yield c
 
 
 class Metrics:
@@ -124,6 +142,10 @@ class Metrics:
     def watch_quarantine(self, counts: Callable[[], dict[str, int]]) -> None:
         """Report the records held in quarantine, by source, at scrape time."""
         self.registry.register(_QuarantineSize(counts))
+
+    def watch_syslog(self, lost: Callable[[], dict[str, int]]) -> None:
+        """Report the syslog listeners' losses, by cause, at scrape time."""
+        self.registry.register(_SyslogLost(lost))
 
     def audit_result(self, action: str, ok: bool) -> None:
         self.audit_events.labels(action, "ok" if ok else "failed").inc()

@@ -29,6 +29,8 @@ from auditkeep.sources.kubernetes import StageMerger, parse_k8s_payload
 from auditkeep.sources.otlp import parse_otlp_logs
 from auditkeep.sources.quarantine import DEFAULT_MAX_BYTES, Quarantine
 from auditkeep.sources.syslog import SyslogServers, start_syslog_servers
+from auditkeep.sources.syslog.server import LOSS_CAUSES
+from auditkeep.sources.syslog.udp import DEFAULT_RECEIVE_BUFFER
 from auditkeep.store.base import Doc
 
 log = logging.getLogger("auditkeep.sources")
@@ -52,6 +54,7 @@ class SourceOptions:
     syslog_tenant: str = "default"
     syslog_tls_cert: str | None = None
     syslog_tls_key: str | None = None
+    syslog_udp_buffer: int = DEFAULT_RECEIVE_BUFFER
     quarantine_max_bytes: int = DEFAULT_MAX_BYTES
     flush_interval: float = 1.0  # seconds between releases of timed-out stages and drop counts
 
@@ -226,23 +229,37 @@ class SourceService:
         o = self.options
         if o.syslog:
             self.syslog = await start_syslog_servers(
-                list(o.syslog), self._syslog_sink, o.syslog_tls_cert, o.syslog_tls_key
+                list(o.syslog),
+                self._syslog_sink,
+                o.syslog_tls_cert,
+                o.syslog_tls_key,
+                udp_receive_buffer=o.syslog_udp_buffer,
             )
             for ls in self.syslog.listeners:
                 log.info("syslog listening on %s://%s:%d", ls.scheme, ls.host, ls.port)
         self._flusher = asyncio.create_task(self._flush_loop(), name="sources-flush")
 
     async def _syslog_sink(self, events: list[Event], errors: list[SourceError]) -> None:
-        lost = self.syslog.take_dropped() if self.syslog is not None else 0
-        await asyncio.to_thread(
-            self.intake.deliver,
-            "syslog",
-            self.options.syslog_tenant,
-            events,
-            errors,
-            lost=lost,
-            lost_reason="UDP messages dropped: the syslog receive queue was full",
-        )
+        await asyncio.to_thread(self._syslog_deliver, events, errors)
+
+    def _syslog_deliver(self, events: list[Event], errors: list[SourceError]) -> None:
+        tenant = self.options.syslog_tenant
+        if events or errors:
+            self.intake.deliver("syslog", tenant, events, errors)
+        self._syslog_losses()
+
+    def syslog_lost(self) -> dict[str, int]:
+        """Syslog messages lost since the start, by cause (for metrics)."""
+        return self.syslog.lost() if self.syslog is not None else {}
+
+    def _syslog_losses(self) -> None:
+        """One ``source.dropped`` event for each cause of loss since the last call."""
+        if self.syslog is None:
+            return
+        for cause, n in self.syslog.take_lost().items():
+            self.intake.deliver(
+                "syslog", self.options.syslog_tenant, [], lost=n, lost_reason=LOSS_CAUSES[cause]
+            )
 
     async def _flush_loop(self) -> None:
         while True:
@@ -254,16 +271,7 @@ class SourceService:
 
     def _flush_once(self) -> None:
         self.release_stages()
-        if self.syslog is not None:
-            lost = self.syslog.take_dropped()
-            if lost:
-                self.intake.deliver(
-                    "syslog",
-                    self.options.syslog_tenant,
-                    [],
-                    lost=lost,
-                    lost_reason="UDP messages dropped: the syslog receive queue was full",
-                )
+        self._syslog_losses()
 
     async def stop(self) -> None:
         """Stop listening, deliver what is buffered and the held stages that timed out (before the ledger
@@ -283,13 +291,7 @@ class SourceService:
         # Held stages stay held (they are durable): the next start waits for their final
         # stages instead of recording them as incomplete because of a restart.
         self.release_stages()
-        if self.syslog is not None:
-            lost = self.syslog.take_dropped()
-            if lost:
-                self.intake.deliver(
-                    "syslog", self.options.syslog_tenant, [], lost=lost,
-                    lost_reason="syslog messages not delivered at shutdown",
-                )
+        self._syslog_losses()
 
 
 __all__ = [

@@ -51,6 +51,11 @@ class Deframer:
         self._buf += data
         return self._octets() if self.mode == "octet" else self._trailer()
 
+    @property
+    def pending(self) -> bool:
+        """Whether part of a message has arrived and its end has not."""
+        return bool(self._buf.strip(b"\r\n\x00 "))
+
     def close(self) -> list[Frame]:
         """The stream ended: a last message without its trailer counts; a cut-short
         octet-counted one is an error."""

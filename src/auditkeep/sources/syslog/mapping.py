@@ -38,12 +38,16 @@ from auditkeep.model import (
     validate_event,
 )
 from auditkeep.sources.base import SourceError
-from auditkeep.sources.common import is_ip
+from auditkeep.sources.common import derived_id, is_ip
 from auditkeep.sources.syslog.message import SEVERITY_TO_MODEL, SOURCE, SDParams, SyslogMessage
 
 _ACTION = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _AUTH_FACILITIES = (4, 10)
+_ID_NAMESPACE = b"auditkeep:syslog:"
+# A timestamp with a fraction of a second: the message (with its sender) is then unique
+# enough for its bytes to be its identity.
+_FINE_TIME = re.compile(r"\d:\d\d[.,]\d")
 _encoder = msgspec.json.Encoder()
 
 
@@ -104,6 +108,20 @@ def map_syslog(
     except ValidationError as exc:
         raise SourceError(SOURCE, f"cannot map message: {exc}", msg.raw) from None
     return ev
+
+
+def finely_timed(msg: SyslogMessage) -> bool:
+    """Whether the message's timestamp has a fraction of a second."""
+    return msg.timestamp is not None and _FINE_TIME.search(msg.timestamp) is not None
+
+
+def message_id(msg: SyslogMessage, peer: str | None, repeat: int = 0) -> str:
+    """An event id derived from the message's bytes, the sender's IP address and
+    ``repeat`` (how many identical messages came before it on the same connection): a
+    message a sender writes again on a new connection (rsyslog resends its last message
+    after a reconnect) gets the id it had the first time, so it is stored once."""
+    ip = _peer_ip(peer) or ""
+    return derived_id(_ID_NAMESPACE + f"{ip}\x00{repeat}\x00".encode(), msg.raw)
 
 
 def _fields(

@@ -4,19 +4,30 @@ Every message is parsed and mapped where it arrives, then waits in one bounded b
 single task drains to the ``sink`` in batches (by size, or after ``batch_interval``).
 When the buffer is full, TCP and TLS connections stop being read (the senders' own buffers
 and TCP flow control hold the rest: nothing is lost), while UDP datagrams, which cannot be
-held back, are dropped and counted: :meth:`SyslogServers.take_dropped` gives the count for a
-``source.dropped`` event.
+held back, are dropped and counted. Datagrams the kernel dropped because the socket's
+receive buffer was full are counted too (see :mod:`.udp`), and so are messages cut at
+shutdown: :meth:`SyslogServers.take_lost` gives the counts, by cause, for
+``source.dropped`` events.
+
+At shutdown a stream is not simply closed: a sender that writes while the server closes
+would lose what it wrote last, believing it sent. Each connection's sending side is ended
+first (a FIN, under the TLS layer for TLS), and the connection is read until the sender
+closes it: rsyslog and syslog-ng see the end of the stream before their next write, and
+send that message on a new connection instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
+import socket
 import ssl
+import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -25,14 +36,26 @@ from urllib.parse import urlsplit
 from auditkeep.model import DEFAULT_LIMITS, Event, Limits
 from auditkeep.sources.base import SourceError
 from auditkeep.sources.syslog.framing import DEFAULT_MAX_SIZE, Deframer
-from auditkeep.sources.syslog.mapping import map_syslog
+from auditkeep.sources.syslog.mapping import finely_timed, map_syslog, message_id
 from auditkeep.sources.syslog.message import SOURCE
 from auditkeep.sources.syslog.parse import parse_syslog
+from auditkeep.sources.syslog.udp import DEFAULT_RECEIVE_BUFFER, UdpSocket
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[list[Event], list[SourceError]], Awaitable[None]]
 Item = Event | SourceError
+
+# Why messages were lost, for the ``source.dropped`` events: cause -> what it means.
+LOSS_CAUSES = {
+    "kernel": "UDP datagrams dropped by the kernel: the socket's receive buffer was full",
+    "queue": "UDP messages dropped: the syslog receive queue was full",
+    "shutdown": "syslog messages cut at shutdown (a sender still writing when time ran out)",
+}
+# At shutdown a stream is read until its sender closes it, while data keeps coming: a
+# sender silent for DRAIN_IDLE seconds, or still writing after DRAIN_MAX, is cut.
+DRAIN_IDLE = 2.0
+DRAIN_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +76,11 @@ class _Decoder:
         self.max_size = max_size
         self.validate = validate
 
-    def decode(self, data: bytes, peer: str | None, received_ns: int) -> Item:
+    def decode(
+        self, data: bytes, peer: str | None, received_ns: int, seen: _Seen | None = None
+    ) -> Item:
+        """``seen``: the stream's record of messages so far, for a derived id (see
+        :class:`_Seen`); ``None`` (datagrams) gives fresh ids."""
         if len(data) > self.max_size:
             return SourceError(
                 SOURCE,
@@ -62,11 +89,37 @@ class _Decoder:
             )
         try:
             msg = parse_syslog(data, received_ns, self.tz)
-            return map_syslog(
+            ev = map_syslog(
                 msg, peer=peer, received_ns=received_ns, limits=self.limits, validate=self.validate
             )
         except SourceError as err:
             return err
+        if seen is not None and finely_timed(msg):
+            ev.id = message_id(msg, peer, seen.repeats(msg.raw))
+        return ev
+
+
+class _Seen:
+    """Messages a stream has carried, to number identical ones.
+
+    A sender that reconnects may write its last message again (rsyslog does, at least
+    once); with the same id the ledger stores it once. The id comes from the message's
+    bytes, and is the same the second time only if the message carries a time to a
+    fraction of a second (rsyslog's RFC 5424 templates do). Identical messages on one
+    connection are different messages: the n-th repeat gets its own id.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self.counts: OrderedDict[bytes, int] = OrderedDict()
+
+    def repeats(self, raw: bytes) -> int:
+        key = hashlib.blake2b(raw, digest_size=16).digest()
+        n = self.counts.pop(key, 0)
+        self.counts[key] = n + 1
+        if len(self.counts) > self.capacity:
+            self.counts.popitem(last=False)
+        return n
 
 
 class _Buffer:
@@ -119,17 +172,23 @@ class _StreamProtocol(asyncio.Protocol):
     def __init__(self, servers: SyslogServers) -> None:
         self.servers = servers
         self.deframer = Deframer(servers.max_message_size)
+        self.seen = _Seen()
         self.transport: asyncio.Transport | None = None
         self.peer: str | None = None
+        self.cut = False  # closed by the server at shutdown: what is left is lost
+        self.last_data = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer = _peer(transport.get_extra_info("peername"))
-        self.servers._connections.add(transport)
+        self.servers._streams[transport] = self
+        if self.servers._closing:  # accepted just before the listener closed
+            self.end_sending()
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
+        self.last_data = time.monotonic()
         self._deliver(self.deframer.feed(data))
         if self.deframer.broken:
             self.transport.close()
@@ -139,40 +198,56 @@ class _StreamProtocol(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None:
+        if self.transport is None:
+            return
+        if self.cut:
+            if self.deframer.pending:
+                self.servers._cut += 1
+        else:
             self._deliver(self.deframer.close())
-            self.servers._connections.discard(self.transport)
-            self.servers._buffer.forget(self.transport)
+        self.servers._streams.pop(self.transport, None)
+        self.servers._buffer.forget(self.transport)
+        if not self.servers._streams:
+            self.servers._streams_gone.set()
+
+    def end_sending(self) -> None:
+        """Tell the sender the stream ends (FIN), and go on reading until it closes. For
+        TLS the FIN goes under the TLS layer, without a close_notify: a sender that does
+        not read (rsyslog, syslog-ng) sees a plain end of stream before its next write."""
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        try:
+            if sock is not None:
+                sock.shutdown(socket.SHUT_WR)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+        except OSError:  # already gone
+            pass
+        self.last_data = time.monotonic()
+        self.transport.resume_reading()
+        self.servers._buffer.forget(self.transport)
+
+    def abort(self) -> None:
+        """Out of time: what the sender has not finished is lost (and counted)."""
+        assert self.transport is not None
+        self.cut = True
+        self.transport.abort()
 
     def _deliver(self, frames: list[bytes | SourceError]) -> None:
         if not frames or self.transport is None:
             return
         now = time.time_ns()
         dec = self.servers._decoder
-        items = [f if isinstance(f, SourceError) else dec.decode(f, self.peer, now) for f in frames]
+        seen = self.seen
+        items = [f if isinstance(f, SourceError) else dec.decode(f, self.peer, now, seen) for f in frames]
         self.servers.received += len(items)
         self.servers._buffer.push(items, self.transport)
 
 
-class _DatagramProtocol(asyncio.DatagramProtocol):
-    def __init__(self, servers: SyslogServers) -> None:
-        self.servers = servers
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        if not data.strip(b"\r\n\x00 "):
-            return
-        item = self.servers._decoder.decode(data, _peer(addr), time.time_ns())
-        self.servers.received += 1
-        self.servers._buffer.offer([item])
-
-    def error_received(self, exc: Exception) -> None:
-        log.warning("syslog UDP receive error: %s", exc)
-
-
 def _peer(addr: object) -> str | None:
+    """The sender's IP address (not its port, which changes with each connection)."""
     if isinstance(addr, tuple) and len(addr) >= 2:
-        host, port = addr[0], addr[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        return str(addr[0])
     return None
 
 
@@ -203,24 +278,53 @@ class SyslogServers:
         self._decoder = _Decoder(limits, tz, max_message_size, validate)
         self._buffer = _Buffer(queue_size)
         self._servers: list[asyncio.Server] = []
-        self._datagrams: list[asyncio.DatagramTransport] = []
-        self._connections: set[asyncio.Transport] = set()
-        self._dropped_taken = 0
-        self._closing = False
+        self._udp: list[UdpSocket] = []
+        self._streams: dict[asyncio.Transport, _StreamProtocol] = {}
+        self._streams_gone = asyncio.Event()
+        self._cut = 0  # messages cut at shutdown
+        self._lost_taken: dict[str, int] = {}
+        self._lost_lock = threading.Lock()  # take_lost is called from worker threads
+        self._closing = False  # no new connections; streams are being drained
+        self._drained = False  # every stream has ended: the batcher may stop when empty
         self._in_flight = 0  # messages in the batch the sink is being given
         self._batcher: asyncio.Task[None] | None = None
 
+    def _datagram(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        if not data.strip(b"\r\n\x00 "):
+            return
+        item = self._decoder.decode(data, _peer(addr), time.time_ns())
+        self.received += 1
+        self._buffer.offer([item])
+
+    def lost(self) -> dict[str, int]:
+        """Messages lost so far, by cause (:data:`LOSS_CAUSES`): datagrams the kernel
+        dropped, datagrams that found the queue full, messages cut at shutdown."""
+        return {
+            "kernel": sum(u.poll_drops() for u in self._udp),
+            "queue": self._buffer.dropped,
+            "shutdown": self._cut,
+        }
+
     @property
     def dropped(self) -> int:
-        """UDP messages dropped because the buffer was full, in total."""
-        return self._buffer.dropped
+        """Messages lost, in total (every cause)."""
+        return sum(self.lost().values())
+
+    def take_lost(self) -> dict[str, int]:
+        """Messages lost since the last call, by cause (only causes with a loss): the
+        counts for ``source.dropped`` events."""
+        out: dict[str, int] = {}
+        with self._lost_lock:
+            for cause, total in self.lost().items():
+                n = total - self._lost_taken.get(cause, 0)
+                if n > 0:
+                    out[cause] = n
+                    self._lost_taken[cause] = total
+        return out
 
     def take_dropped(self) -> int:
-        """Messages dropped since the last call: the count for a ``source.dropped`` event."""
-        total = self._buffer.dropped
-        n = total - self._dropped_taken
-        self._dropped_taken = total
-        return n
+        """Messages lost since the last call, every cause together."""
+        return sum(self.take_lost().values())
 
     async def __aenter__(self) -> SyslogServers:
         return self
@@ -229,27 +333,26 @@ class SyslogServers:
         await self.close()
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Stop listening, close connections (their last messages are kept), and hand
-        everything buffered to the sink before returning."""
+        """Stop listening; read what UDP sockets hold; end each stream's sending side and
+        read it until the sender closes it (a stream silent for 2 s, or still written
+        after 30 s, is cut, and a message it left unfinished counted); and hand everything
+        buffered to the sink before returning (or ``timeout`` has passed; what was left is
+        then counted as lost)."""
         if self._closing:
             return
         self._closing = True
         for srv in self._servers:
             srv.close()
-        for t in list(self._connections):
-            t.close()
-        for d in self._datagrams:
-            d.close()
+        for u in self._udp:
+            u.close()
+        for proto in list(self._streams.values()):
+            proto.end_sending()
+        await self._drain_streams(min(timeout, DRAIN_IDLE), DRAIN_MAX)
         for srv in self._servers:
-            await srv.wait_closed()
-        # Let the connections finish closing (a TLS close is a short exchange), then cut
-        # any peer that does not answer.
-        deadline = time.monotonic() + min(timeout, 2.0)
-        while self._connections and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        for t in list(self._connections):
-            t.abort()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(srv.wait_closed(), 1.0)
         await asyncio.sleep(0)
+        self._drained = True
         self._buffer.ready.set()
         if self._batcher is not None:
             try:
@@ -257,13 +360,27 @@ class SyslogServers:
             except TimeoutError:
                 left = len(self._buffer.items) + self._in_flight
                 log.error("syslog: the sink did not take the last %d messages", left)
-                self._buffer.dropped += left
+                self._cut += left
+
+    async def _drain_streams(self, idle: float, longest: float) -> None:
+        """Wait for the senders to close their streams; cut a stream silent for ``idle``
+        seconds, and every stream left after ``longest``."""
+        give_up = time.monotonic() + longest
+        while self._streams:
+            self._streams_gone.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._streams_gone.wait(), 0.1)
+            now = time.monotonic()
+            for proto in list(self._streams.values()):
+                if now >= give_up or now - proto.last_data >= idle:
+                    proto.abort()
+            await asyncio.sleep(0)
 
     async def _run_batches(self) -> None:
         buf = self._buffer
         while True:
             if not buf.items:
-                if self._closing:
+                if self._drained:
                     return
                 await buf.ready.wait()
                 continue
@@ -331,6 +448,7 @@ async def start_syslog_servers(
     limits: Limits = DEFAULT_LIMITS,
     tz: tzinfo | None = None,
     validate: bool = True,
+    udp_receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
 ) -> SyslogServers:
     """Listen on every URL (``udp://host:port``, ``tcp://host:port``, ``tls://host:port``;
     port 0 picks a free one, see :attr:`SyslogServers.listeners`) and deliver to ``sink``.
@@ -338,7 +456,8 @@ async def start_syslog_servers(
     TLS needs ``tls_cert`` and ``tls_key`` (PEM paths) or a ready ``ssl_context``;
     ``tls_client_ca`` requires client certificates. ``tz`` is the zone of timestamps
     written without an offset (BSD syslog); UTC by default. ``validate`` is
-    :func:`.mapping.map_syslog`'s. ``ValueError`` for a bad URL.
+    :func:`.mapping.map_syslog`'s. ``udp_receive_buffer`` is the receive buffer asked for
+    each UDP socket (see :func:`.udp.set_receive_buffer`). ``ValueError`` for a bad URL.
     """
     parsed = []
     for url in urls:
@@ -365,12 +484,10 @@ async def start_syslog_servers(
     try:
         for scheme, host, port in parsed:
             if scheme == "udp":
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _DatagramProtocol(servers), local_addr=(host, port)
-                )
-                servers._datagrams.append(transport)
-                bound = transport.get_extra_info("sockname")
-                servers.listeners.append(Listener(scheme, host, int(bound[1])))
+                udp = UdpSocket(host, port, servers._datagram, udp_receive_buffer)
+                servers._udp.append(udp)
+                udp.start(loop)
+                servers.listeners.append(Listener(scheme, host, udp.port))
             else:
                 srv = await loop.create_server(
                     lambda: _StreamProtocol(servers),

@@ -1,0 +1,112 @@
+"""Real syslog daemons for the source tests: a private rsyslogd (its own config, work
+directory and ports; never the system's daemon), and a sender that counts what it sent."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_CONF = ROOT / "deploy" / "syslog" / "rsyslog-auditkeep.conf"
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+
+
+def deploy_rsyslog_parts() -> tuple[str, str]:
+    """The ``template(...)`` and ``action(...)`` statements of the project's own
+    rsyslog configuration, as shipped (comments left out)."""
+    text = "\n".join(line for line in DEPLOY_CONF.read_text().splitlines() if not line.lstrip().startswith("#"))
+    template = re.search(r"^template\(.*?\)\s*$", text, re.S | re.M)
+    action = re.search(r"^action\(.*?^\)", text, re.S | re.M)
+    assert template is not None and action is not None, "deploy/syslog/rsyslog-auditkeep.conf changed shape"
+    return template.group(0), action.group(0)
+
+
+class Rsyslog:
+    """``rsyslogd -n`` with a config of its own: an imtcp input on ``input_port`` whose
+    messages go through the deploy file's template and action to auditkeep at
+    ``target_port`` (over TLS when ``ca`` is given)."""
+
+    def __init__(self, workdir: Path, target_port: int, ca: Path | None = None) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.input_port = _free_port()
+        template, action = deploy_rsyslog_parts()
+        action = action.replace('target="auditkeep.example.internal"', 'target="127.0.0.1"')
+        action = re.sub(r'port="\d+"', f'port="{target_port}"', action, count=1)
+        extra = ['action.resumeInterval="1"']  # retry each second, not rsyslog's default 30 s
+        if ca is not None:
+            extra.append('StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="anon"')
+        action = action.replace('protocol="tcp"', 'protocol="tcp" ' + " ".join(extra), 1)
+        assert f'port="{target_port}"' in action and 'target="127.0.0.1"' in action
+        ca_line = f' DefaultNetstreamDriverCAFile="{ca}"' if ca is not None else ""
+        self.conf = workdir / "rsyslog.conf"
+        self.conf.write_text(
+            f'global(workDirectory="{workdir}"{ca_line})\n'
+            'module(load="imtcp")\n'
+            f"{template}\n"
+            f'ruleset(name="to-auditkeep") {{\n{action}\n}}\n'
+            f'input(type="imtcp" address="127.0.0.1" port="{self.input_port}" ruleset="to-auditkeep")\n'
+        )
+        self.log = workdir / "rsyslogd.log"
+        self._log_fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(workdir / "rsyslogd.pid")],
+            stdout=self._log_fh, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rsyslogd exited: {self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.input_port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"rsyslogd did not listen: {self.output()}") from None
+                time.sleep(0.05)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_fh.close()
+
+
+class SteadySender(threading.Thread):
+    """Writes ``count`` BSD-format lines (``<13>app[77]: <tag> seq=N``) to ``port`` over
+    one TCP connection at ``rate`` per second; ``sent`` is how many were written."""
+
+    def __init__(self, port: int, count: int, rate: float, tag: str) -> None:
+        super().__init__(daemon=True)
+        self.port, self.count, self.rate, self.tag = port, count, rate, tag
+        self.sent = 0
+
+    def run(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port)) as s:
+            start = time.monotonic()
+            for i in range(self.count):
+                due = start + i / self.rate
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                s.sendall(f"<13>app[77]: {self.tag} seq={i}\n".encode())
+                self.sent += 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
