@@ -106,3 +106,47 @@ def test_baselines_survive_snapshot_restore() -> None:
     b = Engine.restore(rules, a.snapshot())
     after = [ev(T0 + 11 * 60 * S, action="doc.read"), ev(T0 + 11 * 60 * S + S, action="doc.write")]
     assert [x.id for x in feed(a, after, 10)] == [x.id for x in feed(b, after, 10)]
+
+
+def _rule(severity: str = "medium", rule_id: str = "first-use", **extra: Any) -> Rule:
+    return parse_rule({"id": rule_id, "kind": "anomaly", "detector": "new_action", "severity": severity,
+                       "params": {"learning_period": "7d"}, **extra})
+
+
+def test_learning_starts_with_the_tenants_first_event() -> None:
+    """A rule that matches only some events learns from the tenant's first event, not from
+    the first event it matched (the docs' promise)."""
+    eng = Engine([_rule(match={"action": {"prefix": "secrets."}})])
+    feed(eng, [ev(T0, action="doc.read")])  # the tenant's history starts here
+    feed(eng, [ev(T0 + 6 * D, action="secrets.read")], 1)  # the rule's first match
+    [a] = feed(eng, [ev(T0 + 7 * D + H, action="secrets.delete")], 2)  # learning ended on day 7
+    assert a.fields["action"] == "secrets.delete"
+
+
+def test_editing_a_rule_does_not_restart_learning() -> None:
+    history = [ev(T0 + i * H, action=a) for i, a in enumerate(["doc.read", "doc.write"] * 4)]
+    day8 = T0 + 8 * D
+    # in the running engine (a rules directory reloaded) ...
+    eng = Engine([_rule()])
+    feed(eng, history)
+    eng.replace_rules([_rule(severity="high", throttle="1h")])
+    [a] = feed(eng, [ev(day8, action="secrets.delete")], 10)
+    assert a.severity == "high"
+    assert feed(eng, [ev(day8 + H, action="doc.read")], 11) == []  # the baseline was kept
+    # ... and across a restart with the edited rule
+    before = Engine([_rule()])
+    feed(before, history)
+    after = Engine.restore([_rule(severity="low")], before.snapshot())
+    [b] = feed(after, [ev(day8, action="secrets.delete")], 10)
+    assert b.severity == "low" and feed(after, [ev(day8 + H, action="doc.write")], 11) == []
+
+
+def test_a_rule_with_nothing_learned_learns_first() -> None:
+    """Added on day 8 (or its match changed), a rule has no baseline to compare with: it
+    learns for its own period instead of calling every action new."""
+    eng = Engine([_rule()])
+    feed(eng, [ev(T0 + i * H, action="doc.read") for i in range(4)])
+    eng.replace_rules([_rule(), _rule(rule_id="added", match={"actor.id": "alice"})])
+    day8 = T0 + 8 * D
+    assert [a.rule_id for a in feed(eng, [ev(day8, action="secrets.delete")], 10)] == ["first-use"]
+    assert [a.rule_id for a in feed(eng, [ev(day8 + 8 * D, action="secrets.rotate")], 11)] == ["first-use", "added"]

@@ -21,7 +21,13 @@ Detectors (``kind: anomaly``, ``detector: …``, options under ``params``):
     0.5 so a perfectly regular series does not turn every extra event into an infinite z.
 
 Nothing fires during a tenant's ``learning_period`` (default 7d of event time from the
-first event the rule saw), so a fresh log does not alert on everything. Memory is bounded:
+tenant's first event), so a fresh log does not alert on everything. Editing a rule does
+not start it again: the baselines are kept when the edit leaves them valid (the detector,
+``per``, ``bucket``, ``alpha``, ``timezone`` and ``match`` unchanged; severity, thresholds,
+``lookback``, notifiers may change). A rule whose baseline starts after the tenant's
+learning period is over (added later, or its detector or ``match`` changed) has nothing to
+compare with: it learns for its own ``learning_period`` from the first event it sees.
+Memory is bounded:
 each detector keeps at most ``max_keys`` keys per tenant (default 100,000; least recently
 seen evicted first) and ``new_ip``/``new_user_agent`` at most ``max_values`` values per
 actor (default 50). An evicted key simply starts learning again.
@@ -154,7 +160,11 @@ class AnomalyEvaluator(Evaluator):
         ten = self.tenants.get(ctx.tenant)
         if ten is None:
             ten = self.tenants[ctx.tenant] = _Tenant(ctx.time_ns)
-        learning = ctx.time_ns < ten.start + self.p["learning_period"]
+        period = self.p["learning_period"]
+        # (a state saved before the engine kept the tenant's first event has an older start)
+        first = min(ctx.tenant_start, ten.start)
+        start = first if ten.start < first + period else ten.start
+        learning = ctx.time_ns < start + period
         det = self.spec.detector
         if det == "rate_spike":
             return self._rate(ctx, ten, learning)
@@ -267,6 +277,11 @@ class AnomalyEvaluator(Evaluator):
             f"(z = {z:.1f})."
         )
         return self._firing(ctx, f"{label}={key}", text, {label: key, "count": count, "mean": round(mean, 3), "z": round(z, 2)}, count)
+
+    def baseline_key(self) -> str | None:
+        # What the baselines are made of; thresholds and lookbacks are only read when judging.
+        shape = {k: self.p[k] for k in ("per", "bucket", "alpha", "timezone") if k in self.p}
+        return f"anomaly:{self.spec.detector}:{sorted(shape.items())}:{self.spec.condition.text}"
 
     def dump(self) -> Any:
         return {t: [ten.start, [[k, v] for k, v in ten.keys.items()]] for t, ten in self.tenants.items()}

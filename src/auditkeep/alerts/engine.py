@@ -91,6 +91,7 @@ class Engine:
         self._throttle: dict[tuple[str, str, str], list[int]] = {}
         self._watermarks: dict[str, int] = {}
         self._last_time: dict[str, int] = {}
+        self._first_time: dict[str, int] = {}  # time of each tenant's first event (its history's start)
         self._processed = 0
         for rule in rules:
             self.add_rule(rule)
@@ -118,7 +119,9 @@ class Engine:
 
     def replace_rules(self, rules: Iterable[Rule]) -> None:
         """Swap in a new rule set. A rule whose id and definition (fingerprint) are unchanged
-        keeps its windows, sequences and baselines; changed or new rules start empty."""
+        keeps its windows, sequences and baselines, and so does a rule edited in a way its
+        state does not depend on (:meth:`Evaluator.baseline_key`); other changed or new
+        rules start empty."""
         new: dict[str, Evaluator] = {}
         for rule in rules:
             if rule.id in new:
@@ -128,7 +131,11 @@ class Engine:
                 old.rule = rule
                 new[rule.id] = old
             else:
-                new[rule.id] = rule.spec.make_evaluator(rule)
+                fresh = rule.spec.make_evaluator(rule)
+                key = fresh.baseline_key()
+                if old is not None and key is not None and key == old.baseline_key():
+                    fresh.load(old.dump())  # an edit that leaves what was learned valid
+                new[rule.id] = fresh
         self._evaluators = new
         self._throttle = {k: v for k, v in self._throttle.items() if k[0] in new}
         self._plans.clear()
@@ -174,8 +181,9 @@ class Engine:
         self._last_time[tenant] = t
         if t > self._watermarks.get(tenant, -1):
             self._watermarks[tenant] = t
+        first = self._first_time.setdefault(tenant, t)
         eid = event.get("id")
-        ctx = EventCtx(tenant, index, event, t, eid if isinstance(eid, str) else f"{tenant}:{index}")
+        ctx = EventCtx(tenant, index, event, t, eid if isinstance(eid, str) else f"{tenant}:{index}", first)
         meta = event.get("metadata")
         kinds = _NO_KINDS
         if meta and isinstance(meta, dict):
@@ -288,9 +296,10 @@ class Engine:
             "processed": self._processed,
             "watermarks": self._watermarks,
             "last_time": self._last_time,
+            "first_time": self._first_time,
             "throttle": [[*k, *v] for k, v in self._throttle.items()],
             "rules": {
-                rid: {"fingerprint": ev.rule.fingerprint, "state": ev.dump()}
+                rid: {"fingerprint": ev.rule.fingerprint, "baseline": ev.baseline_key(), "state": ev.dump()}
                 for rid, ev in self._evaluators.items()
             },
         }
@@ -299,7 +308,8 @@ class Engine:
     @classmethod
     def restore(cls, rules: Iterable[Rule], data: bytes, *, clock: Callable[[], int] = time.time_ns) -> Engine:
         """An engine over ``rules`` with the state of a :meth:`snapshot`. State of a rule whose
-        definition changed since the snapshot is dropped (its windows start empty)."""
+        definition changed since the snapshot is dropped (its windows start empty), unless
+        the change leaves it valid (:meth:`Evaluator.baseline_key`)."""
         engine = cls(rules, clock=clock)
         doc = msgspec.json.decode(data)
         if not isinstance(doc, dict) or doc.get("version") != SNAPSHOT_VERSION:
@@ -307,11 +317,15 @@ class Engine:
         engine._processed = int(doc.get("processed", 0))
         engine._watermarks = {str(k): int(v) for k, v in doc.get("watermarks", {}).items()}
         engine._last_time = {str(k): int(v) for k, v in doc.get("last_time", {}).items()}
+        engine._first_time = {str(k): int(v) for k, v in doc.get("first_time", {}).items()}
         for rid, tenant, gk, until, supp in doc.get("throttle", []):
             if rid in engine._evaluators:
                 engine._throttle[(rid, tenant, gk)] = [int(until), int(supp)]
         for rid, entry in doc.get("rules", {}).items():
             ev = engine._evaluators.get(rid)
-            if ev is not None and ev.rule.fingerprint == entry.get("fingerprint") and entry.get("state") is not None:
+            if ev is None or entry.get("state") is None:
+                continue
+            key = ev.baseline_key()
+            if ev.rule.fingerprint == entry.get("fingerprint") or (key is not None and key == entry.get("baseline")):
                 ev.load(entry["state"])
         return engine

@@ -19,14 +19,17 @@ MAX_EVENT_IDS = 100
 
 @dataclass(slots=True)
 class EventCtx:
-    """One event as the evaluators see it. ``memo`` is shared by all rules for this event
-    (Sigma rules keep their subject lists and detection results there)."""
+    """One event as the evaluators see it. ``tenant_start`` is the time of the tenant's
+    first event (the start of its history, whatever rules came and went since). ``memo``
+    is shared by all rules for this event (Sigma rules keep their subject lists and
+    detection results there)."""
 
     tenant: str
     index: int
     event: dict[str, Any]
     time_ns: int
     event_id: str
+    tenant_start: int = 0
     memo: dict[Any, Any] = field(default_factory=dict)
 
 
@@ -75,6 +78,12 @@ class Evaluator:
 
     def prune(self, watermarks: dict[str, int]) -> None:
         """Drop state that can no longer contribute, given each tenant's newest event time."""
+
+    def baseline_key(self) -> str | None:
+        """What the state learned depends on. A rule edited without changing it (its
+        severity, its thresholds, its notifiers) keeps its state; ``None``: the state is
+        kept only while the whole definition is unchanged."""
+        return None
 
     def dump(self) -> Any:
         return None
