@@ -27,7 +27,7 @@ from auditkeep.model import Event, Limits, ValidationError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from auditkeep.client import AsyncClient, Client, context
+    from auditkeep.client import AsyncClient, Client, LazyClient, context
 
 
 def open(path: str | Path = "auditkeep-data", config: LedgerConfig | None = None, *, create: bool = True) -> Ledger:
@@ -37,7 +37,7 @@ def open(path: str | Path = "auditkeep-data", config: LedgerConfig | None = None
 
 def __getattr__(name: str) -> Any:
     # The SDK loads on first use, so `import auditkeep` does not pull in httpx.
-    if name in ("AsyncClient", "Client", "context"):
+    if name in ("AsyncClient", "Client", "LazyClient", "context"):
         import auditkeep.client
 
         return getattr(auditkeep.client, name)
@@ -50,6 +50,7 @@ __all__ = [
     "ConsistencyProof",
     "Event",
     "InclusionProof",
+    "LazyClient",
     "Ledger",
     "LedgerConfig",
     "Limits",

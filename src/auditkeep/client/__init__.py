@@ -26,6 +26,7 @@ from auditkeep.client.protocol import AsyncAuditLog, AuditLog, Recorded, event_i
 if TYPE_CHECKING:
     from auditkeep.client.aio import AsyncClient
     from auditkeep.client.client import Client
+    from auditkeep.client.lazy import LazyClient
     from auditkeep.client.pipeline import Stats
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "AuthError",
     "Client",
     "ClientClosedError",
+    "LazyClient",
     "Recorded",
     "ServerUnavailableError",
     "Stats",
@@ -48,6 +50,7 @@ __all__ = [
 
 _LAZY = {
     "Client": "auditkeep.client.client",
+    "LazyClient": "auditkeep.client.lazy",
     "AsyncClient": "auditkeep.client.aio",
     "Stats": "auditkeep.client.pipeline",
 }
