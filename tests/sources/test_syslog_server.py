@@ -495,3 +495,31 @@ def test_close_counts_a_message_cut_when_the_sender_does_not_stop() -> None:
             await writer.wait_closed()
 
     run(main)
+
+
+def test_close_waits_for_a_sender_held_back_by_a_slow_sink() -> None:
+    """A stream paused because the queue is full is not silent: the drain at close waits
+    for it longer than a silent sender gets (here 0.3 s instead of 2 s)."""
+
+    async def main() -> None:
+        sink = Collector(delay=0.2)
+        servers = await start_syslog_servers(
+            ["tcp://127.0.0.1:0"], sink, queue_size=4, batch_size=2, batch_interval=0.01
+        )
+        p = port(servers, "tcp")
+        pad = b" " + b"x" * 16_000  # 16 messages to a 256 KiB read
+        msgs = [m + pad for m in numbered(32)]
+
+        def write() -> None:
+            with socket.create_connection(("127.0.0.1", p)) as s:
+                s.sendall(b"".join(m + b"\n" for m in msgs))
+                s.settimeout(60)
+                assert s.recv(1) == b""  # the server's end of stream; then close
+
+        sender = asyncio.get_running_loop().run_in_executor(None, write)
+        await sink.wait_for(2)
+        await servers.close(drain_idle=0.3)  # about 3 s of draining at 10 messages a second
+        await sender
+        assert len(sink.events) == 32 and servers.dropped == 0
+
+    run(main)

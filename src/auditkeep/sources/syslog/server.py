@@ -158,9 +158,13 @@ class _Buffer:
         if not items:
             self.ready.clear()
         if self.paused and len(items) < self.capacity // 2:
+            now = time.monotonic()
             for t in self.paused:
                 if not t.is_closing():
                     t.resume_reading()
+                    proto = t.get_protocol()
+                    if isinstance(proto, _StreamProtocol):
+                        proto.last_data = now  # its silence was ours
             self.paused.clear()
         return out
 
@@ -332,10 +336,11 @@ class SyslogServers:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, timeout: float = 10.0, drain_idle: float = DRAIN_IDLE) -> None:
         """Stop listening; read what UDP sockets hold; end each stream's sending side and
-        read it until the sender closes it (a stream silent for 2 s, or still written
-        after 30 s, is cut, and a message it left unfinished counted); and hand everything
+        read it until the sender closes it (a stream silent for ``drain_idle`` seconds, or
+        still written after 30 s, is cut, and a message it left unfinished counted; a
+        stream held back by a full queue is not silent); and hand everything
         buffered to the sink before returning (or ``timeout`` has passed; what was left is
         then counted as lost)."""
         if self._closing:
@@ -347,7 +352,7 @@ class SyslogServers:
             u.close()
         for proto in list(self._streams.values()):
             proto.end_sending()
-        await self._drain_streams(min(timeout, DRAIN_IDLE), DRAIN_MAX)
+        await self._drain_streams(min(timeout, drain_idle), DRAIN_MAX)
         for srv in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
@@ -371,8 +376,9 @@ class SyslogServers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._streams_gone.wait(), 0.1)
             now = time.monotonic()
-            for proto in list(self._streams.values()):
-                if now >= give_up or now - proto.last_data >= idle:
+            paused = self._buffer.paused  # held back by us (a slow sink), not silent
+            for transport, proto in list(self._streams.items()):
+                if now >= give_up or (now - proto.last_data >= idle and transport not in paused):
                     proto.abort()
             await asyncio.sleep(0)
 
