@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -111,10 +110,12 @@ class _Seen:
 
     def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
-        self.counts: OrderedDict[bytes, int] = OrderedDict()
+        self.counts: OrderedDict[int, int] = OrderedDict()
 
     def repeats(self, raw: bytes) -> int:
-        key = hashlib.blake2b(raw, digest_size=16).digest()
+        # Python's own (keyed) hash: a collision could only number a message as a repeat,
+        # which keeps it (with its own id); it never merges two messages.
+        key = hash(raw)
         n = self.counts.pop(key, 0)
         self.counts[key] = n + 1
         if len(self.counts) > self.capacity:
