@@ -416,14 +416,16 @@ def test_close_counts_what_a_failing_sink_never_took() -> None:
     run(main)
 
 
-def test_stream_ids_merge_a_resend_and_keep_repeats() -> None:
-    """A finely timed message sent again on a new connection (rsyslog's resend after a
-    reconnect) gets the id it had; the same message twice on one connection is two events;
-    messages timed to the second (or UDP) get fresh ids."""
+def test_stream_ids_merge_a_resend() -> None:
+    """A finely timed message written again, on a new connection or twice on the same one
+    (rsyslog does both after a reconnect), gets the id it had; messages timed to the second
+    get fresh ids, and so do datagrams."""
 
     async def main() -> None:
         sink = Collector()
-        async with await start_syslog_servers(["tcp://127.0.0.1:0"], sink, batch_interval=0.01) as servers:
+        async with await start_syslog_servers(
+            ["tcp://127.0.0.1:0", "udp://127.0.0.1:0"], sink, batch_interval=0.01
+        ) as servers:
             p = port(servers, "tcp")
             a = b"<14>1 2024-05-01T12:00:00.000001Z h app - - - a"
             b = b"<14>1 2024-05-01T12:00:00.000002Z h app - - - b"
@@ -432,12 +434,15 @@ def test_stream_ids_merge_a_resend_and_keep_repeats() -> None:
             await sink.wait_for(4)
             await send_tcp(p, b + b"\n" + coarse + b"\n")
             await sink.wait_for(6)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(a, ("127.0.0.1", port(servers, "udp")))
+            await sink.wait_for(7)
         ids = [(e.reason, e.id) for e in sink.events]
-        assert [r for r, _ in ids] == ["a", "b", "b", "coarse", "b", "coarse"]
-        assert ids[1][1] is not None and ids[1][1] == ids[4][1]  # the resend: same id
-        assert ids[2][1] not in (None, ids[1][1])  # a repeat on the same connection: its own id
-        assert ids[0][1] is not None and len({i for _, i in ids[:3]}) == 3
+        assert [r for r, _ in ids] == ["a", "b", "b", "coarse", "b", "coarse", "a"]
+        assert ids[0][1] is not None and ids[1][1] is not None and ids[0][1] != ids[1][1]
+        assert ids[1][1] == ids[2][1] == ids[4][1]  # the copies: one id
         assert ids[3][1] is None and ids[5][1] is None  # timed to the second: fresh ids later
+        assert ids[6][1] is None  # a datagram: a fresh id
 
     run(main)
 

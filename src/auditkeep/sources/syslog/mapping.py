@@ -115,13 +115,14 @@ def finely_timed(msg: SyslogMessage) -> bool:
     return msg.timestamp is not None and _FINE_TIME.search(msg.timestamp) is not None
 
 
-def message_id(msg: SyslogMessage, peer: str | None, repeat: int = 0) -> str:
-    """An event id derived from the message's bytes, the sender's IP address and
-    ``repeat`` (how many identical messages came before it on the same connection): a
-    message a sender writes again on a new connection (rsyslog resends its last message
-    after a reconnect) gets the id it had the first time, so it is stored once."""
+def message_id(msg: SyslogMessage, peer: str | None) -> str:
+    """An event id derived from the message's bytes and the sender's IP address: a
+    message a sender writes again (rsyslog resends its last message after a reconnect)
+    gets the id it had the first time, so it is stored once. Meant for messages timed to
+    a fraction of a second (:func:`finely_timed`): two such messages alike to the byte,
+    from one sender, are one message written twice."""
     ip = _peer_ip(peer) or ""
-    return derived_id(_ID_NAMESPACE + f"{ip}\x00{repeat}\x00".encode(), msg.raw)
+    return derived_id(_ID_NAMESPACE + ip.encode() + b"\x00", msg.raw)
 
 
 def _fields(

@@ -26,7 +26,7 @@ import socket
 import ssl
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -75,11 +75,12 @@ class _Decoder:
         self.max_size = max_size
         self.validate = validate
 
-    def decode(
-        self, data: bytes, peer: str | None, received_ns: int, seen: _Seen | None = None
-    ) -> Item:
-        """``seen``: the stream's record of messages so far, for a derived id (see
-        :class:`_Seen`); ``None`` (datagrams) gives fresh ids."""
+    def decode(self, data: bytes, peer: str | None, received_ns: int, stream: bool = False) -> Item:
+        """``stream``: the message came over TCP or TLS, where a sender may write it twice
+        (rsyslog resends its last message after a reconnect, and may write it twice on
+        the new connection). A finely timed message from a stream gets an id derived from
+        its bytes and the sender's address, so the copies are stored once; datagrams (never
+        resent) get fresh ids."""
         if len(data) > self.max_size:
             return SourceError(
                 SOURCE,
@@ -93,34 +94,9 @@ class _Decoder:
             )
         except SourceError as err:
             return err
-        if seen is not None and finely_timed(msg):
-            ev.id = message_id(msg, peer, seen.repeats(msg.raw))
+        if stream and finely_timed(msg):
+            ev.id = message_id(msg, peer)
         return ev
-
-
-class _Seen:
-    """Messages a stream has carried, to number identical ones.
-
-    A sender that reconnects may write its last message again (rsyslog does, at least
-    once); with the same id the ledger stores it once. The id comes from the message's
-    bytes, and is the same the second time only if the message carries a time to a
-    fraction of a second (rsyslog's RFC 5424 templates do). Identical messages on one
-    connection are different messages: the n-th repeat gets its own id.
-    """
-
-    def __init__(self, capacity: int = 1024) -> None:
-        self.capacity = capacity
-        self.counts: OrderedDict[int, int] = OrderedDict()
-
-    def repeats(self, raw: bytes) -> int:
-        # Python's own (keyed) hash: a collision could only number a message as a repeat,
-        # which keeps it (with its own id); it never merges two messages.
-        key = hash(raw)
-        n = self.counts.pop(key, 0)
-        self.counts[key] = n + 1
-        if len(self.counts) > self.capacity:
-            self.counts.popitem(last=False)
-        return n
 
 
 class _Buffer:
@@ -177,7 +153,6 @@ class _StreamProtocol(asyncio.Protocol):
     def __init__(self, servers: SyslogServers) -> None:
         self.servers = servers
         self.deframer = Deframer(servers.max_message_size)
-        self.seen = _Seen()
         self.transport: asyncio.Transport | None = None
         self.peer: str | None = None
         self.cut = False  # closed by the server at shutdown: what is left is lost
@@ -243,8 +218,7 @@ class _StreamProtocol(asyncio.Protocol):
             return
         now = time.time_ns()
         dec = self.servers._decoder
-        seen = self.seen
-        items = [f if isinstance(f, SourceError) else dec.decode(f, self.peer, now, seen) for f in frames]
+        items = [f if isinstance(f, SourceError) else dec.decode(f, self.peer, now, True) for f in frames]
         self.servers.received += len(items)
         self.servers._buffer.push(items, self.transport)
 
