@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import tzinfo
+from typing import cast
 from urllib.parse import urlsplit
 
 from auditkeep.model import DEFAULT_LIMITS, Event, Limits
@@ -159,10 +160,10 @@ class _StreamProtocol(asyncio.Protocol):
         self.last_data = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # (uvloop's transports have the interface without being asyncio.Transport)
+        self.transport = cast(asyncio.Transport, transport)
         self.peer = _peer(transport.get_extra_info("peername"))
-        self.servers._streams[transport] = self
+        self.servers._streams[self.transport] = self
         if self.servers._closing:  # accepted just before the listener closed
             self.end_sending()
 
@@ -198,7 +199,10 @@ class _StreamProtocol(asyncio.Protocol):
         sock = self.transport.get_extra_info("socket")
         try:
             if sock is not None:
-                sock.shutdown(socket.SHUT_WR)
+                # on a duplicate of the descriptor: the loop's socket object (asyncio's or
+                # uvloop's) may not offer shutdown; the connection is the same
+                with socket.socket(fileno=os.dup(sock.fileno())) as dup:
+                    dup.shutdown(socket.SHUT_WR)
             elif self.transport.can_write_eof():
                 self.transport.write_eof()
         except OSError:  # already gone
