@@ -21,6 +21,8 @@ from rich.text import Text
 from auditkeep.cli.common import err, global_options, interactive, ledger, out, print_json, settings
 
 STATUSES = ("open", "acknowledged", "resolved")
+ALERTS = "alerts"  # the store collections of auditkeep.alerts.state (kept in step)
+DEAD_LETTERS = "alert_dead_letters"
 
 
 def _cells(*values: str) -> list[Text]:
@@ -133,7 +135,7 @@ def show_alert(alert_id: str, as_json: bool) -> None:
 
     with ledger() as lg:
         book = AlertBook(lg)
-        rec = book.get(alert_id)
+        rec = book.get(_full_id(lg, ALERTS, alert_id))
         deliveries = book.deliveries(rec)
     if as_json:
         print_json({**msgspec.to_builtins(rec), "deliveries": msgspec.to_builtins(deliveries)})
@@ -154,12 +156,22 @@ def show_alert(alert_id: str, as_json: bool) -> None:
         out.print(f"  notify   {d.notifier}: {d.status} {extra}", highlight=False, markup=False)
 
 
+def _full_id(lg: Any, collection: str, given: str) -> str:
+    """The id a unique prefix (6 characters or more, as in listings) stands for."""
+    from auditkeep.store.prefix import AmbiguousPrefix, resolve_prefix
+
+    try:
+        return resolve_prefix(lg.store, collection, given) or given
+    except AmbiguousPrefix as exc:
+        raise click.BadParameter(str(exc), param_hint="ID") from None
+
+
 def _change(alert_id: str, to: str, note: str | None) -> None:
     from auditkeep.alerts.state import AlertBook, TransitionError
 
     with ledger() as lg:
         try:
-            rec = AlertBook(lg).transition(alert_id, "acknowledged" if to == "ack" else "resolved", _actor(), note=note, actor_type="user")
+            rec = AlertBook(lg).transition(_full_id(lg, ALERTS, alert_id), "acknowledged" if to == "ack" else "resolved", _actor(), note=note, actor_type="user")
         except TransitionError as exc:
             raise click.ClickException(str(exc)) from None
         except ValueError as exc:
@@ -222,7 +234,7 @@ def resend(letter_ids: tuple[str, ...], everything: bool) -> None:
         raise click.UsageError("name dead letters (ids from `auditkeep alerts dead-letters`) or use --all")
     with ledger() as lg:
         book = AlertBook(lg)
-        ids = [v.id for v in book.dead_letters()] if everything else list(letter_ids)
+        ids = [v.id for v in book.dead_letters()] if everything else [_full_id(lg, DEAD_LETTERS, i) for i in letter_ids]
         for letter_id in ids:
             book.requeue(letter_id)
     out.print(f"{len(ids)} delivery(ies) queued again", highlight=False)

@@ -22,6 +22,7 @@ from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.policy.pipeline import Pipeline
 from auditkeep.sources.base import SourceError
 from auditkeep.store.base import Doc, Store
+from auditkeep.store.prefix import AmbiguousPrefix, resolve_prefix
 
 COLLECTION = "quarantine"
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -162,11 +163,11 @@ class Quarantine:
 
     def find(self, prefix: str) -> QuarantineRecord | None:
         """A record by its id or an unambiguous prefix of it (at least 6 characters)."""
-        got = self.get(prefix)
-        if got is not None or len(prefix) < 6:
-            return got
-        hits = [r for r in self.list(limit=100_000) if r.id.startswith(prefix)]
-        return hits[0] if len(hits) == 1 else None
+        try:
+            found = resolve_prefix(self.store, COLLECTION, prefix)
+        except AmbiguousPrefix:
+            return None
+        return self.get(found) if found is not None else None
 
     def list(
         self,
