@@ -1,17 +1,25 @@
-"""``auditkeep ingest``: load events from a file, all or nothing."""
+"""``auditkeep ingest``: load events from a file, all or nothing.
+
+Re-running an ingest never stores an event twice: a line without an ``id`` gets one derived
+from its content (and which repetition of that content it is in the file), so the same file
+— completed, interrupted, or edited in between — adds only the lines not stored yet.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import click
+import msgspec
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,8 +34,49 @@ from auditkeep.ledger.append import Receipt
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import Event
 from auditkeep.model.validate import decode_batch, decode_event, validate_event
+from auditkeep.sources.common import derived_id
 
 BATCH = 1000
+_ID_NAMESPACE = b"auditkeep-ingest\x1f"
+_encode = msgspec.json.Encoder()
+
+
+class LineIds:
+    """Stable ids for events without one: from the event's bytes and which repetition of
+    those bytes it is in the input. Another line inserted, removed or changed leaves the
+    ids of the others as they were."""
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, int] = {}
+
+    def assign(self, ev: Event, content: bytes) -> None:
+        n = self.count(content)
+        if ev.id is None:
+            ev.id = derived_id(_ID_NAMESPACE, content + b"\x1f" + str(n).encode())
+
+    def count(self, content: bytes) -> int:
+        """How many times ``content`` came before (and count this one)."""
+        key = hashlib.sha256(content).digest()
+        n = self._seen.get(key, 0)
+        self._seen[key] = n + 1
+        return n
+
+
+@dataclass
+class Appended:
+    """What an ingest did: receipts (new and already stored), and what the policy dropped."""
+
+    receipts: list[Receipt] = field(default_factory=list)
+    dropped: int = 0  # by the capture policy: no receipt, no index
+    interrupted: bool = False
+
+    @property
+    def new(self) -> list[Receipt]:
+        return [r for r in self.receipts if not r.existing]
+
+    @property
+    def existing(self) -> int:
+        return sum(1 for r in self.receipts if r.existing)
 
 # Other sources add parsers here: name -> function(bytes of the whole input) -> events.
 FORMATS: dict[str, Callable[[bytes], list[Event]]] = {}
@@ -66,16 +115,17 @@ def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 @click.option("--tenant", "-t", default="default", show_default=True, help="Tenant log to append to.")
 @click.option("--format", "fmt", default="json", show_default=True, metavar="FORMAT",
               help="json (JSON Lines or a JSON array of events), or a source format such as kubernetes or cloudtrail.")
-@click.option("--skip-lines", type=click.IntRange(0), default=0, help="Skip the first N lines (resume after a failed run).")
-@click.option("--host", default=None, metavar="NAME",
-              help="--format auditd: the machine that wrote the log, for lines without node= [default: none].")
+@click.option("--skip-lines", type=click.IntRange(0), default=0,
+              help="Skip the first N lines (JSON Lines); re-running without it is safe too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @global_options
 def ingest(file: str, tenant: str, fmt: str, skip_lines: int, host: str | None, as_json: bool) -> None:
     """Append the events in FILE (or - for standard input) to a tenant's log.
 
     The whole input is validated first: one bad event rejects the input, naming its line
-    and field, and nothing is stored.
+    and field, and nothing is stored. Running it again on the same file (after it completed,
+    was interrupted, or the file was edited) stores only the events not stored yet: an event
+    without an id gets one derived from its content.
     """
     formats = _known_formats()
     if fmt not in formats:
@@ -92,37 +142,58 @@ def ingest(file: str, tenant: str, fmt: str, skip_lines: int, host: str | None, 
         report: dict[str, int] = {}
         with ledger(create=True) as lg:
             if fmt != "json":
-                receipts = _ingest_source(lg, path, tenant, fmt, report, host)
+                done = _ingest_source(lg, path, tenant, fmt, report)
             else:
-                receipts = _ingest_json(lg, path, tenant, skip_lines)
-            note = lg.checkpoint(tenant, new=True) if receipts else None
+                done = _ingest_json(lg, path, tenant, skip_lines)
+            note = lg.checkpoint(tenant, new=True) if done.new else None
         elapsed = time.perf_counter() - started
     finally:
         if spool is not None:
             spool.unlink(missing_ok=True)
-    count = len(receipts)
-    first = receipts[0].index if receipts else None
-    last = receipts[-1].index if receipts else None
+    _summary(done, tenant, note, elapsed, as_json, report)
+    if done.interrupted:
+        sys.exit(130)
+
+
+def _summary(done: Appended, tenant: str, note: str | None, elapsed: float, as_json: bool, report: dict[str, int]) -> None:
+    new = done.new
+    first = new[0].index if new else None
+    last = new[-1].index if new else None
     size = int(note.split("\n")[1]) if note else 0
     if as_json:
-        print_json({"tenant": tenant, "events": count, "first_index": first, "last_index": last,
-                    "tree_size": size, "seconds": round(elapsed, 3), **report})
+        print_json({"tenant": tenant, "events": len(done.receipts), "stored": len(new), "existing": done.existing,
+                    "first_index": first, "last_index": last, "tree_size": size, "seconds": round(elapsed, 3),
+                    **report, "dropped": done.dropped, "interrupted": done.interrupted})
         return
-    rate = count / elapsed if elapsed > 0 else 0.0
-    where = f" (indexes {first}..{last})" if count else ""
-    out.print(f"ingested {count} events into tenant [bold]{tenant}[/bold]{where} in {elapsed:.2f}s ({rate:,.0f}/s)")
+    if done.interrupted:
+        err.print(
+            f"interrupted: {len(new)} event(s) were committed before Ctrl-C"
+            + (f" (indexes {first}..{last})" if new else "")
+            + f", {done.existing} were already there. Run the same command again to add the rest: "
+            "events already stored are recognised by their ids and not stored twice.",
+            highlight=False,
+        )
+        return
+    rate = len(new) / elapsed if elapsed > 0 else 0.0
+    where = f" (indexes {first}..{last})" if new else ""
+    out.print(f"ingested {len(new)} new event(s) into tenant [bold]{tenant}[/bold]{where} in {elapsed:.2f}s ({rate:,.0f}/s)")
+    if done.existing:
+        out.print(f"{done.existing} event(s) were already in the log (same ids): not stored again", highlight=False)
+    if done.dropped:
+        out.print(f"{done.dropped} event(s) dropped by the capture policy", highlight=False)
     if note:
         out.print(f"checkpoint: tree size {size}")
 
 
-def _ingest_json(lg: Any, path: Path, tenant: str, skip_lines: int) -> list[Receipt]:
+def _ingest_json(lg: Any, path: Path, tenant: str, skip_lines: int) -> Appended:
     limits = lg.config.limits
     with path.open("rb") as fh:
         head = fh.read(4096).lstrip()
     if head[:1] == b"[":
-        data = path.read_bytes()
-        events = decode_batch(data)
+        events = decode_batch(path.read_bytes())
+        ids = LineIds()
         for i, ev in enumerate(events):
+            ids.assign(ev, _encode.encode(ev))  # before validation normalises it
             try:
                 validate_event(ev, limits, tenant)
             except ValidationError as exc:
@@ -147,12 +218,18 @@ def _ingest_json(lg: Any, path: Path, tenant: str, skip_lines: int) -> list[Rece
         bar.update(task, completed=size)
 
     def batches() -> Iterator[list[Event]]:
+        ids = LineIds()
         batch: list[Event] = []
         with path.open("rb") as fh:
             for number, line in _lines(fh):
+                ev = decode_event(line)
+                # the event's bytes as decoded (not the line's): the same in a JSON array
+                content = _encode.encode(ev)
                 if number <= skip_lines:
+                    ids.count(content)  # skipped lines still count, so the ids stay the same
                     continue
-                batch.append(decode_event(line))
+                ids.assign(ev, content)
+                batch.append(ev)
                 if len(batch) >= BATCH:
                     yield batch
                     batch = []
@@ -162,11 +239,22 @@ def _ingest_json(lg: Any, path: Path, tenant: str, skip_lines: int) -> list[Rece
     return _append_all(lg, tenant, batches(), count)
 
 
-def _append_all(lg: Any, tenant: str, batches: Any, total: int) -> list[Receipt]:
-    """Append batches with two in flight, so validation of one overlaps the commit of the other."""
-    receipts: list[Receipt] = []
-    inflight: list[Future[list[Receipt]]] = []
-    stored = 0
+def _append_all(lg: Any, tenant: str, batches: Iterable[list[Event]], total: int) -> Appended:
+    """Append batches with two in flight, so validation of one overlaps the commit of the other.
+
+    On Ctrl-C no batch is handed over any more; those already handed over are waited for, so
+    the report says exactly what was committed."""
+    done = Appended()
+    inflight: list[tuple[int, Future[list[Receipt]]]] = []
+
+    def take() -> int:
+        n, fut = inflight[0]
+        got = fut.result()  # an interrupt here leaves the batch in flight, to be waited for
+        inflight.pop(0)
+        done.receipts += got
+        done.dropped += n - len(got)
+        return n
+
     try:
         with Progress(
             TextColumn("[bold]appending"),
@@ -177,39 +265,37 @@ def _append_all(lg: Any, tenant: str, batches: Any, total: int) -> list[Receipt]
             disable=not interactive(),
         ) as bar:
             task = bar.add_task("append", total=total)
-            for batch in batches:
-                inflight.append(lg.submit(batch, tenant, source="api"))  # capture policy and redaction
-                if len(inflight) >= 2:
-                    got = inflight.pop(0).result()
-                    receipts += got
-                    stored += len(got)
-                    bar.update(task, advance=len(got))
-            while inflight:
-                got = inflight.pop(0).result()
-                receipts += got
-                stored += len(got)
-                bar.update(task, advance=len(got))
+            try:
+                for batch in batches:
+                    inflight.append((len(batch), lg.submit(batch, tenant, source="api")))  # policy and redaction
+                    if len(inflight) >= 2:
+                        bar.update(task, advance=take())
+                while inflight:
+                    bar.update(task, advance=take())
+            except KeyboardInterrupt:
+                done.interrupted = True
+                while inflight:  # handed to the ledger: they commit (or fail) whatever we do
+                    take()
     except ValidationError:
         raise
     except Exception as exc:
+        stored = len(done.new)
         raise click.ClickException(
             f"append failed after {stored} events were stored: {exc}. "
-            "Events with ids are safe to resend; see --skip-lines."
+            "Run the same command again once the cause is fixed: events already stored are not stored twice."
         ) from exc
-    return receipts
+    return done
 
 
-def _ingest_source(
-    lg: Any, path: Path, tenant: str, fmt: str, report: dict[str, int], host: str | None = None
-) -> list[Receipt]:
+def _ingest_source(lg: Any, path: Path, tenant: str, fmt: str, report: dict[str, int]) -> Appended:
     from auditkeep.cli.sources import ingest_source
     from auditkeep.sources.formats import SOURCE_FORMATS
 
     if fmt in SOURCE_FORMATS:
         # Records a source cannot read go to quarantine; the rest is appended (policy applied).
-        got = ingest_source(lg, path, tenant, fmt, host=host)
-        report.update(dropped=got.dropped, quarantined=got.quarantined, lost=got.lost)
-        return got.receipts
+        got = ingest_source(lg, path, tenant, fmt)
+        report.update(quarantined=got.quarantined, lost=got.lost)
+        return Appended(got.receipts, got.dropped)
     parse = FORMATS[fmt]
     events = parse(path.read_bytes())
     limits = lg.config.limits
@@ -219,4 +305,3 @@ def _ingest_source(
         except ValidationError as exc:
             raise exc.at(i) from None
     return _append_all(lg, tenant, [events[i : i + BATCH] for i in range(0, len(events), BATCH)], len(events))
-

@@ -38,6 +38,7 @@ class Receipt(msgspec.Struct, frozen=True):
     index: int
     leaf_hash: str
     received_at: str
+    existing: bool = False  # the id was already in the log (or earlier in the batch): stored once
 
 
 @dataclass
@@ -162,7 +163,7 @@ class Sequencer:
                     leaf, _ = self._leaf(ev, tenant, old_at, values[pos], subjects[pos], salts, pos, exact)
                     if leaf != old.leaf:
                         raise ConflictError(event_id, pos)
-                    receipts.append(Receipt(event_id, tenant, old.index, leaf_hash(old.leaf).hex(), old_at))
+                    receipts.append(Receipt(event_id, tenant, old.index, leaf_hash(old.leaf).hex(), old_at, True))
                     continue
                 leaf, sealed = self._leaf(ev, tenant, received_at, values[pos], subjects[pos], salts, pos, exact)
                 twin = seen.get(raw)
@@ -170,7 +171,7 @@ class Sequencer:
                     if twin[0] != leaf:
                         raise ConflictError(event_id, pos)
                     first = new_entries[twin[1]]
-                    receipts.append(Receipt(event_id, tenant, first.index, new_hashes[twin[1]].hex(), received_at))
+                    receipts.append(Receipt(event_id, tenant, first.index, new_hashes[twin[1]].hex(), received_at, True))
                     continue
                 seen[raw] = (leaf, len(new_entries))
             else:
