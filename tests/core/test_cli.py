@@ -136,7 +136,7 @@ def test_ingest_from_stdin_and_json_array(tmp_path: Path) -> None:
     evs = [{"actor": {"id": "s"}, "action": "stdin.read", "metadata": {"i": i}} for i in range(5)]
     r = run("ingest", "-", cwd=tmp_path, stdin=("\n".join(json.dumps(e) for e in evs)).encode())
     assert r.returncode == 0, r.stderr and "ingested 5 events" in r.stdout
-    (tmp_path / "arr.json").write_text(json.dumps(evs))
+    (tmp_path / "arr.json").write_text(json.dumps([{**e, "action": "array.read"} for e in evs]))
     r = run("ingest", "arr.json", "--json", cwd=tmp_path)
     assert json.loads(r.stdout)["first_index"] == 5
 

@@ -56,8 +56,11 @@ def test_cloudtrail_plain_gzip_and_lines(tmp_path: Path, testdata: Path) -> None
     zipped = tmp_path / "trail.json.gz"  # as CloudTrail delivers: a gzip'd {"Records": [...]}
     zipped.write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
     again = _ingest(zipped, "cloudtrail", "aws", data)
-    # Same eventIDs: the gzip copy is the same events, stored once.
+    # Same eventIDs: the gzip copy is the same events, stored once, and the summary says so.
     assert again["events"] == len(records) and again["tree_size"] == plain["tree_size"]
+    assert (again["stored"], again["existing"]) == (0, len(records))
+    text = _ok("ingest", str(src), "--format", "cloudtrail", "--tenant", "aws", data=data)
+    assert "ingested 0 new event(s)" in text and f"{len(records)} event(s) were already in the log" in text
     lines = tmp_path / "trail.jsonl"
     lines.write_text("\n".join(json.dumps(r) for r in records[:5]) + "\n" + '{"eventSource": "s3.amazonaws.com", "eventN\n')
     got = _ingest(lines, "cloudtrail", "other", data)

@@ -146,20 +146,22 @@ def ingest(file: str, tenant: str, fmt: str, skip_lines: int, host: str | None, 
             else:
                 done = _ingest_json(lg, path, tenant, skip_lines)
             note = lg.checkpoint(tenant, new=True) if done.new else None
+            size = lg.head(tenant).size if done.receipts else 0
         elapsed = time.perf_counter() - started
     finally:
         if spool is not None:
             spool.unlink(missing_ok=True)
-    _summary(done, tenant, note, elapsed, as_json, report)
+    _summary(done, tenant, size, note is not None, elapsed, as_json, report)
     if done.interrupted:
         sys.exit(130)
 
 
-def _summary(done: Appended, tenant: str, note: str | None, elapsed: float, as_json: bool, report: dict[str, int]) -> None:
+def _summary(
+    done: Appended, tenant: str, size: int, signed: bool, elapsed: float, as_json: bool, report: dict[str, int]
+) -> None:
     new = done.new
     first = new[0].index if new else None
     last = new[-1].index if new else None
-    size = int(note.split("\n")[1]) if note else 0
     if as_json:
         print_json({"tenant": tenant, "events": len(done.receipts), "stored": len(new), "existing": done.existing,
                     "first_index": first, "last_index": last, "tree_size": size, "seconds": round(elapsed, 3),
@@ -181,7 +183,7 @@ def _summary(done: Appended, tenant: str, note: str | None, elapsed: float, as_j
         out.print(f"{done.existing} event(s) were already in the log (same ids): not stored again", highlight=False)
     if done.dropped:
         out.print(f"{done.dropped} event(s) dropped by the capture policy", highlight=False)
-    if note:
+    if signed:
         out.print(f"checkpoint: tree size {size}")
 
 
