@@ -72,7 +72,10 @@ def establish(
         store.set_meta("log_id", stored_id)
         created = True
     elif log_id is not None and log_id != stored_id:
-        raise DataDirError(f"this store belongs to log {stored_id!r}, not {log_id!r}")
+        raise DataDirError(
+            f"this store already holds the log {stored_id!r} (made by an earlier `auditkeep init` or "
+            f"`auditkeep serve`), not {log_id!r}: leave out --log-id to use it, or give another --data directory"
+        )
     if signing_key:
         signer = parse_signing_key(signing_key)
     else:
