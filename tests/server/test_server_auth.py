@@ -172,3 +172,20 @@ def test_the_last_admin_key_for_all_tenants_cannot_be_revoked(make_server: Calla
     assert cli.returncode == 2 and cli.stderr.startswith("error: ") and "last admin key" in cli.stderr
     with srv.client(second) as c:
         assert c.get("/v1/keys").status_code == 200
+
+
+def test_a_key_for_all_tenants_must_name_the_tenant(server: Server) -> None:
+    """It got `{"events": []}` (the tenant "default") and 404 on an alert of another tenant."""
+    key = server.key("spans", "ingest,read")
+    with server.client(key) as c:
+        assert c.post("/v1/events", json=event(0)).status_code == 200
+    with server.client(server.admin) as c:
+        for method, path in (("GET", "/v1/events"), ("GET", "/v1/alerts"), ("POST", "/v1/alerts/0123456789abcdef/ack"),
+                             ("GET", "/v1/checkpoints/latest"), ("POST", "/v1/events")):
+            r = c.request(method, path, json=event(0) if method == "POST" else None)
+            assert r.status_code == 400, (path, r.text)
+            assert r.json()["error"].startswith("this key spans tenants: pass tenant="), r.text
+        r = c.get("/v1/events", params={"tenant": "spans", "action": "doc.read"})
+        assert r.status_code == 200 and len(r.json()["events"]) == 1
+        r = c.get("/v1/events", headers={"X-Auditkeep-Tenant": "spans"}, params={"action": "doc.read"})
+        assert r.status_code == 200 and len(r.json()["events"]) == 1
