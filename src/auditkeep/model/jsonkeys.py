@@ -37,6 +37,14 @@ def keys_unique(data: bytes, decoded: Any) -> bool:
     return b"\\u003" not in data and data.count(b":") == _encode.encode(decoded).count(b":")
 
 
+def duplicate_key_reason(data: bytes, decoded: Any) -> str | None:
+    """Why ``data`` (decoded as ``decoded``) is refused for a repeated key, or None."""
+    if keys_unique(data, decoded):
+        return None
+    found = find_duplicate_key(data)
+    return None if found is None else f"malformed JSON: duplicate key {found[1]!r} (a key may appear once in an object)"
+
+
 def check_unique_keys(raw: bytes | str, decoded: Any, array: bool = False) -> None:
     """ValidationError naming a key that an object of ``raw`` repeats; ``decoded`` is what
     msgspec made of ``raw``. With ``array``, ``raw`` is a JSON array of events and the error

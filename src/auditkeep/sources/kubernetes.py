@@ -21,6 +21,7 @@ import msgspec
 import orjson
 
 from auditkeep.model import DEFAULT_LIMITS, Actor, Event, Resource, Source
+from auditkeep.model.jsonkeys import duplicate_key_reason
 from auditkeep.policy.limits import TooLarge, bounded_type, fit_metadata
 from auditkeep.sources.base import SourceError
 from auditkeep.sources.common import action_segment, is_ip, utc_rfc3339
@@ -564,6 +565,9 @@ def _map_bytes(raw: bytes, cluster: str | None) -> Event | SourceError:
         obj, fits = _decode_record(raw)
     except orjson.JSONDecodeError as exc:
         return SourceError(SOURCE, f"malformed JSON: {exc}", raw)
+    repeated = duplicate_key_reason(raw, obj)  # the record is kept in the leaf: one reading only
+    if repeated is not None:
+        return SourceError(SOURCE, repeated, raw)
     try:
         return _map_any(obj, cluster, fits)
     except SourceError as exc:
