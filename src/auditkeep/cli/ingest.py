@@ -69,14 +69,22 @@ class Appended:
     receipts: list[Receipt] = field(default_factory=list)
     dropped: int = 0  # by the capture policy: no receipt, no index
     interrupted: bool = False
+    start: int = 0  # the log's size before: a receipt below it is of an event already there
 
     @property
     def new(self) -> list[Receipt]:
-        return [r for r in self.receipts if not r.existing]
+        """Receipts of events this ingest stored (each once: a repeat in the input shares one)."""
+        seen: set[int] = set()
+        out: list[Receipt] = []
+        for r in self.receipts:
+            if r.index >= self.start and r.index not in seen:
+                seen.add(r.index)
+                out.append(r)
+        return out
 
     @property
     def existing(self) -> int:
-        return sum(1 for r in self.receipts if r.existing)
+        return len(self.receipts) - len(self.new)
 
 # Other sources add parsers here: name -> function(bytes of the whole input) -> events.
 FORMATS: dict[str, Callable[[bytes], list[Event]]] = {}
@@ -141,10 +149,12 @@ def ingest(file: str, tenant: str, fmt: str, skip_lines: int, host: str | None, 
         started = time.perf_counter()
         report: dict[str, int] = {}
         with ledger(create=True) as lg:
+            start = _size(lg, tenant)
             if fmt != "json":
                 done = _ingest_source(lg, path, tenant, fmt, report)
             else:
                 done = _ingest_json(lg, path, tenant, skip_lines)
+            done.start = start
             note = lg.checkpoint(tenant, new=True) if done.new else None
             size = lg.head(tenant).size if done.receipts else 0
         elapsed = time.perf_counter() - started
@@ -246,7 +256,7 @@ def _append_all(lg: Any, tenant: str, batches: Iterable[list[Event]], total: int
 
     On Ctrl-C no batch is handed over any more; those already handed over are waited for, so
     the report says exactly what was committed."""
-    done = Appended()
+    done = Appended(start=_size(lg, tenant))
     inflight: list[tuple[int, Future[list[Receipt]]]] = []
 
     def take() -> int:
@@ -287,6 +297,11 @@ def _append_all(lg: Any, tenant: str, batches: Iterable[list[Event]], total: int
             "Run the same command again once the cause is fixed: events already stored are not stored twice."
         ) from exc
     return done
+
+
+def _size(lg: Any, tenant: str) -> int:
+    head = lg.store.tenant(tenant)
+    return int(head.size) if head is not None else 0
 
 
 def _ingest_source(lg: Any, path: Path, tenant: str, fmt: str, report: dict[str, int]) -> Appended:

@@ -38,7 +38,6 @@ class Receipt(msgspec.Struct, frozen=True):
     index: int
     leaf_hash: str
     received_at: str
-    existing: bool = False  # the id was already in the log (or earlier in the batch): stored once
 
 
 @dataclass
@@ -163,7 +162,7 @@ class Sequencer:
                     leaf, _ = self._leaf(ev, tenant, old_at, values[pos], subjects[pos], salts, pos, exact)
                     if leaf != old.leaf:
                         raise ConflictError(event_id, pos)
-                    receipts.append(Receipt(event_id, tenant, old.index, leaf_hash(old.leaf).hex(), old_at, True))
+                    receipts.append(Receipt(event_id, tenant, old.index, leaf_hash(old.leaf).hex(), old_at))
                     continue
                 leaf, sealed = self._leaf(ev, tenant, received_at, values[pos], subjects[pos], salts, pos, exact)
                 twin = seen.get(raw)
@@ -171,7 +170,7 @@ class Sequencer:
                     if twin[0] != leaf:
                         raise ConflictError(event_id, pos)
                     first = new_entries[twin[1]]
-                    receipts.append(Receipt(event_id, tenant, first.index, new_hashes[twin[1]].hex(), received_at, True))
+                    receipts.append(Receipt(event_id, tenant, first.index, new_hashes[twin[1]].hex(), received_at))
                     continue
                 seen[raw] = (leaf, len(new_entries))
             else:
