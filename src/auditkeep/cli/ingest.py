@@ -125,6 +125,8 @@ def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
               help="json (JSON Lines or a JSON array of events), or a source format such as kubernetes or cloudtrail.")
 @click.option("--skip-lines", type=click.IntRange(0), default=0,
               help="Skip the first N lines (JSON Lines); re-running without it is safe too.")
+@click.option("--host", default=None, metavar="NAME",
+              help="--format auditd: the machine that wrote the log, for lines without node= [default: none].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @global_options
 def ingest(file: str, tenant: str, fmt: str, skip_lines: int, host: str | None, as_json: bool) -> None:
@@ -151,7 +153,7 @@ def ingest(file: str, tenant: str, fmt: str, skip_lines: int, host: str | None, 
         with ledger(create=True) as lg:
             start = _size(lg, tenant)
             if fmt != "json":
-                done = _ingest_source(lg, path, tenant, fmt, report)
+                done = _ingest_source(lg, path, tenant, fmt, report, host)
             else:
                 done = _ingest_json(lg, path, tenant, skip_lines)
             done.start = start
@@ -304,13 +306,15 @@ def _size(lg: Any, tenant: str) -> int:
     return int(head.size) if head is not None else 0
 
 
-def _ingest_source(lg: Any, path: Path, tenant: str, fmt: str, report: dict[str, int]) -> Appended:
+def _ingest_source(
+    lg: Any, path: Path, tenant: str, fmt: str, report: dict[str, int], host: str | None = None
+) -> Appended:
     from auditkeep.cli.sources import ingest_source
     from auditkeep.sources.formats import SOURCE_FORMATS
 
     if fmt in SOURCE_FORMATS:
         # Records a source cannot read go to quarantine; the rest is appended (policy applied).
-        got = ingest_source(lg, path, tenant, fmt)
+        got = ingest_source(lg, path, tenant, fmt, host=host)
         report.update(quarantined=got.quarantined, lost=got.lost)
         return Appended(got.receipts, got.dropped)
     parse = FORMATS[fmt]
