@@ -7,6 +7,7 @@ import hashlib
 import re
 from datetime import date
 
+from auditkeep.model.timefmt import RANGE_MESSAGE, in_range, parse_rfc3339
 from auditkeep.model.validate import is_ip
 
 __all__ = ["action_segment", "derived_id", "is_ip", "utc_rfc3339"]
@@ -45,7 +46,10 @@ def utc_rfc3339(text: str) -> str:
         if int(zone[1:3]) > 23 or int(zone[4:6]) > 59:
             raise ValueError(f"invalid timezone offset: {text[:40]!r}")
     clock = f"{hh}:{mi}:{ss}"
-    return f"{day}T{clock}.{frac[:9]}{zone}" if frac else f"{day}T{clock}{zone}"
+    out = f"{day}T{clock}.{frac[:9]}{zone}" if frac else f"{day}T{clock}{zone}"
+    if not in_range(parse_rfc3339(out)):  # the one table of time bounds (model.timefmt)
+        raise ValueError(f"{text[:40]!r} is {RANGE_MESSAGE}")
+    return out
 
 
 @functools.lru_cache(maxsize=1024)  # a batch's events share a handful of days
