@@ -124,7 +124,18 @@ def _substitute(code: str, server: Server, key: str, folder: Path, pki: Path) ->
     code = code.replace("/etc/auditkeep/syslog.crt", str(pki / "server.crt"))
     code = code.replace("/etc/auditkeep/syslog.key", str(pki / "server.key"))
     code = re.sub(r"0\.0\.0\.0:\d+", "127.0.0.1:0", code)  # a free port, not a privileged one
+    # a client of the PostgreSQL gateway: here the test database itself (a gateway passes
+    # the same connection string through), so the block's Python is what runs
+    code = code.replace("host=127.0.0.1 port=6432 dbname=app user=app_rw password=...", _pg_conninfo())
     return re.sub(r'"/(var/(?:lib|log)/[^"]*)"', lambda m: repr(str(folder / m.group(1))), code)
+
+
+def _pg_conninfo() -> str:
+    import os
+    from urllib.parse import urlsplit
+
+    u = urlsplit(os.environ.get("AUDITKEEP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    return f"host={u.hostname} port={u.port or 5432} dbname={u.path.lstrip('/')} user={u.username}"
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +175,7 @@ def test_python_blocks_run_as_written(page: Path, server: Server, folder: Path, 
                 asyncio.run(result)
         except Exception as exc:
             raise AssertionError(f"{page.name}:{line} does not run as written: {type(exc).__name__}: {exc}") from exc
-    for name in ("log",):  # clients the page opened and left to the reader to close
+    for name in ("log", "conn"):  # clients the page opened and left to the reader to close
         obj = namespace.get(name)
         if obj is not None and hasattr(obj, "close"):
             obj.close()
