@@ -151,9 +151,11 @@ def show(approval_id: str, server: str | None, api_key: str | None, ca_file: str
 
 
 def _add_gateways() -> None:
+    from auditkeep.cli.gateway_mcp import mcp
     from auditkeep.cli.gateway_postgres import postgres
 
     gateway.add_command(postgres)
+    gateway.add_command(mcp)
 
 
 _add_gateways()

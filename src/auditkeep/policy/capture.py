@@ -30,6 +30,7 @@ DEFAULT_BODY_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
         "request": ("metadata.cloudtrail.requestParameters",),
         "response": ("metadata.cloudtrail.responseElements",),
     },
+    "mcp-gateway": {"request": ("metadata.mcp.arguments",), "response": ()},
 }
 """Where each source keeps request and response bodies; ``*`` applies to every source."""
 

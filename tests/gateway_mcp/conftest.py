@@ -1,0 +1,8 @@
+"""The MCP gateway tests share the server tests' real-server helper."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
