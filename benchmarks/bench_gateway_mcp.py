@@ -105,6 +105,43 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
+def in_process(calls: int, data: Path) -> list[float]:
+    """Microseconds of the gateway's own work per tool call (request and answer parsed and
+    validated with the SDK's types, shown to the session, the event built and queued for
+    the embedded ledger), without the pipes: a floor under what the gateway adds."""
+    import orjson
+
+    from auditkeep.config import load_settings, open_ledger
+    from auditkeep.gateway.mcp.events import Identity
+    from auditkeep.gateway.mcp.messages import parse
+    from auditkeep.gateway.mcp.session import Session
+    from auditkeep.gateway.sink import LedgerSink
+
+    sys.setswitchinterval(0.0005)  # as `auditkeep gateway mcp` sets it
+    ledger = open_ledger(load_settings(None, overrides={"data": str(data)}), create=True, background=False)
+    sink = LedgerSink(ledger, "bench", "mcp-gateway")
+    session = Session(Identity("bench", "bench-agent", "s-1", "stdio"), sink)
+    init = parse(orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}}))
+    session.from_client(init)
+    answer = orjson.dumps({"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "2025-11-25", "capabilities": {},
+                           "serverInfo": {"name": "demo-server", "version": "1"}}})  # fmt: skip
+    session.from_server(parse(answer), len(answer))
+    out: list[float] = []
+    for i in range(1, calls + 1):
+        request = orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                                "params": {"name": "echo", "arguments": {"text": f"hello {i}"}}})  # fmt: skip
+        reply = orjson.dumps({"jsonrpc": "2.0", "id": i, "result": {"content": [{"type": "text", "text": f"hello {i}"}],
+                              "structuredContent": {"result": f"hello {i}"}, "isError": False}})  # fmt: skip
+        t = time.perf_counter()
+        session.from_client(parse(request))
+        session.from_server(parse(reply), len(reply))
+        out.append((time.perf_counter() - t) * 1e6)
+    sink.close(30)
+    ledger.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=2000)
@@ -145,6 +182,9 @@ def main() -> None:
                       f"{statistics.fmean(t):.3f}", *added, *over)  # fmt: skip
     console = Console(width=160)
     console.print(table)
+    work = in_process(max(args.calls * args.rounds, 5000), tmp / "inproc")
+    console.print(f"gateway's own work per tool call, in process ({len(work)} calls): "
+                  f"p50 {pct(work, 50):.1f} µs, p99 {pct(work, 99):.1f} µs, mean {statistics.fmean(work):.1f} µs")  # fmt: skip
     console.print(f"nproc {os.cpu_count()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
                   f"load average {load[0]:.2f} before, {load_after[0]:.2f} after")  # fmt: skip
 

@@ -93,6 +93,9 @@ def mcp(
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
     guard = _guardrails(rules_path)
+    # The event loop must not wait behind the thread that hands events to the log: with the
+    # interpreter's default 5 ms switch interval a message could; 0.5 ms bounds that wait.
+    sys.setswitchinterval(0.0005)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
     with _backend(tenant, server_url, key, spool, guard) as (sink, reviewer):
         if listen:
