@@ -249,6 +249,13 @@ class HttpGateway:
         )  # fmt: skip
         return await self._http.send(req, stream=True)
 
+    async def _send_or_fail(self, request: Request, body: bytes | None) -> httpx.Response | Response:
+        """The upstream's answer, or a 502 saying it could not be reached."""
+        try:
+            return await self._send(request, body)
+        except httpx.HTTPError as exc:
+            return Response(f"the MCP server could not be reached: {type(exc).__name__}", BAD_GATEWAY)
+
     async def _relay(self, upstream: httpx.Response, session: Session, rid: Any) -> Response:
         """The upstream answer, read as it goes: a JSON body (bounded) or an event stream."""
         headers = _back_headers(upstream.headers.items())
@@ -282,40 +289,28 @@ class HttpGateway:
             await upstream.aclose()
 
     def _oversize_event(self, session: Session, item: Oversize) -> bytes:
-        rid, _ = head_fields(item.prefix)
-        why = f"the server's message of {item.size} bytes is over the gateway's limit of {self.o.max_message}"
-        log.warning("gateway: %s; dropped", why)
-        session.counts.malformed += 1
-        if rid is None or rid not in session.pending_client_requests():
-            return b": dropped an oversize message\n\n"
-        session.answered(rid, INTERNAL_ERROR, why)
-        return SSEEvent(error_bytes(rid, INTERNAL_ERROR, why), "message").encode()
+        error = session.server_oversize(item, self.o.max_message)
+        return b": dropped an oversize message\n\n" if error is None else SSEEvent(error, "message").encode()
 
     def _observe(self, session: Session, data: bytes) -> None:
-        try:
-            msg = parse(data)
-        except BadMessage as exc:
-            session.counts.malformed += 1
-            log.warning("gateway: could not read a message from the server: %s", exc.message)
-            return
-        session.from_server(msg, len(data))
+        msg = session.read_server(data)
+        if msg is not None:
+            session.from_server(msg, len(data))
 
     # -- GET (the server's stream), DELETE (end of session), anything else -----------------------
 
     async def _get(self, request: Request) -> Response:
         sid = request.headers.get(SESSION_ID)
-        try:
-            upstream = await self._send(request, None)
-        except httpx.HTTPError as exc:
-            return Response(f"the MCP server could not be reached: {type(exc).__name__}", BAD_GATEWAY)
+        upstream = await self._send_or_fail(request, None)
+        if isinstance(upstream, Response):
+            return upstream
         return await self._relay(upstream, self._session_for(sid, None), None)
 
     async def _delete(self, request: Request) -> Response:
         sid = request.headers.get(SESSION_ID)
-        try:
-            upstream = await self._send(request, None)
-        except httpx.HTTPError as exc:
-            return Response(f"the MCP server could not be reached: {type(exc).__name__}", BAD_GATEWAY)
+        upstream = await self._send_or_fail(request, None)
+        if isinstance(upstream, Response):
+            return upstream
         if sid and (upstream.status_code < 300 or upstream.status_code == 404):
             self._end(sid, "the client ended the session")
         body = await _bounded_upstream(upstream, 64 * 1024)
@@ -326,10 +321,9 @@ class HttpGateway:
         body = await _bounded_body(request, self.o.max_message)
         if isinstance(body, Oversize):
             return Response("request too large", 413)
-        try:
-            upstream = await self._send(request, body)
-        except httpx.HTTPError as exc:
-            return Response(f"the MCP server could not be reached: {type(exc).__name__}", BAD_GATEWAY)
+        upstream = await self._send_or_fail(request, body)
+        if isinstance(upstream, Response):
+            return upstream
         return StreamingResponse(_raw(upstream), upstream.status_code, _back_headers(upstream.headers.items()))
 
 

@@ -10,6 +10,7 @@ which never blocks.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any, TypeAlias
 from auditkeep.gateway.guardrails import Verdict
 from auditkeep.gateway.mcp import events as ev
 from auditkeep.gateway.mcp.events import CallRecord, Identity
+from auditkeep.gateway.mcp.framing import Oversize, head_fields
 from auditkeep.gateway.mcp.guard import Guard, NoReviewer, Review, Reviewer, ToolCall
 from auditkeep.gateway.mcp.messages import (
     APPROVAL_TIMEOUT,
@@ -36,6 +38,7 @@ from auditkeep.gateway.mcp.messages import (
     client_info,
     error_bytes,
     initialize_params,
+    parse,
     prompt_params,
     protocol_of,
     resource_params,
@@ -43,6 +46,8 @@ from auditkeep.gateway.mcp.messages import (
     tools_of,
 )
 from auditkeep.gateway.sink import EventSink
+
+log = logging.getLogger("auditkeep.gateway")
 
 AUDITED = ("tools/call", "resources/read", "prompts/get")
 MAX_PENDING = 4096
@@ -346,6 +351,28 @@ class Session:
         if p is not None:
             self._error_answer(p, code, message)
 
+    def read_server(self, data: bytes) -> Message | None:
+        """A message from the server, parsed; None when it cannot be read (counted and
+        logged): such a message is dropped, since what cannot be read cannot be recorded."""
+        try:
+            return parse(data)
+        except BadMessage as exc:
+            self.counts.malformed += 1
+            log.warning("gateway: dropped a message from the server: %s", exc.message)
+            return None
+
+    def server_oversize(self, item: Oversize, limit: int) -> bytes | None:
+        """A message from the server over ``limit`` bytes is dropped; returns the error to
+        send the client for the request it answered, when that can be told."""
+        rid, _ = head_fields(item.prefix)
+        why = f"the server's message of {item.size} bytes is over the gateway's limit of {limit}"
+        log.warning("gateway: %s; dropped", why)
+        self.counts.malformed += 1
+        if rid is None or rid not in self._pending:
+            return None
+        self.answered(rid, INTERNAL_ERROR, why)
+        return error_bytes(rid, INTERNAL_ERROR, why)
+
     def refused(self, rid: RequestId | None, method: str | None, code: int, message: str) -> None:
         """The gateway answered a client message it could not read (malformed, too large);
         an audited request among them is recorded as failed."""
@@ -355,9 +382,6 @@ class Session:
             rec.reason, rec.error = message, {"code": code, "message": message[:512]}
             self.counts.errors += 1
             self._emit_call(rec)
-
-    def pending_client_requests(self) -> list[RequestId]:
-        return list(self._pending)
 
     def end(self, reason: str, *, outcome: str = "success", unanswered: str | None = None) -> list[bytes]:
         """Record the session's end (once). Requests still in flight are recorded as failed

@@ -21,7 +21,6 @@ from typing import IO, Any
 
 from auditkeep.gateway.mcp.framing import DEFAULT_MAX_MESSAGE, Oversize, head_fields, read_message
 from auditkeep.gateway.mcp.messages import (
-    INTERNAL_ERROR,
     INVALID_REQUEST,
     BadMessage,
     JSONRPCNotification,
@@ -180,22 +179,14 @@ class StdioProxy:
             if item is None:
                 return
             if isinstance(item, Oversize):
-                rid, _ = head_fields(item.prefix)
-                why = f"the server's message of {item.size} bytes is over the gateway's limit of {self.limit}"
-                log.warning("gateway: %s; dropped", why)
-                session.counts.malformed += 1
-                if rid is not None and rid in session.pending_client_requests():
-                    session.answered(rid, INTERNAL_ERROR, why)
-                    await out.send(error_bytes(rid, INTERNAL_ERROR, why))
+                error = session.server_oversize(item, self.limit)
+                if error is not None:
+                    await out.send(error)
                 continue
             if not item.strip():
                 continue
-            try:
-                msg = parse(item)
-            except BadMessage as exc:
-                # Not forwarded: what the gateway cannot read, it cannot record either.
-                session.counts.malformed += 1
-                log.warning("gateway: dropped a message from the server: %s", exc.message)
+            msg = session.read_server(item)
+            if msg is None:
                 continue
             await out.send(item)
             session.from_server(msg, len(item))
