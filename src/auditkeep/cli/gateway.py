@@ -74,7 +74,7 @@ def approvals_backend(server: str | None, api_key: str | None, ca_file: str | No
 
 @click.group()
 def gateway() -> None:
-    """Access gateways (PostgreSQL) and the approvals their guardrails ask for."""
+    """Access gateways (PostgreSQL, MCP) and the approvals their guardrails ask for."""
 
 
 def _when(text: str | None) -> str:
