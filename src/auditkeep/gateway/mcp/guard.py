@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from auditkeep.gateway.approvals import Approvals
+from auditkeep.gateway.approvals import Approvals, wait_async
 from auditkeep.gateway.guardrails import ConditionKind, RuleSet, RulesFile, Verdict, glob
 from auditkeep.policy.detectors import BUILTIN, Scanner
 
@@ -35,7 +35,6 @@ GATEWAY = "mcp"
 MAX_TEXT = 64 * 1024  # of one argument value, as the rules see it
 MAX_VALUES = 10_000  # strings of one call's arguments the rules look at
 MAX_DEPTH = 32
-POLL = 0.25  # seconds between looks at a held call's approval
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,26 +196,22 @@ class ApprovalReviewer:
     """Files an approval request (shown to approvers with secrets replaced) and waits,
     without blocking the proxy, until someone else decides or it expires."""
 
-    def __init__(self, approvals: Approvals, tenant: str, timeout: Callable[[], float], poll: float = POLL) -> None:
+    def __init__(self, approvals: Approvals, tenant: str, timeout: Callable[[], float]) -> None:
         self.approvals = approvals
         self.tenant = tenant
         self.timeout = timeout
-        self.poll = poll
         self._scanner = Scanner(BUILTIN)
 
     async def review(self, call: ToolCall, verdict: Verdict[ToolCall]) -> Review:
         summary = self._scanner.redact(f"{call.tool} {_text(dict(call.arguments or {}))}")
         details = {"tool": call.tool[:200], "server": call.server, "session": call.session}
+        timeout = self.timeout()
         req = await asyncio.to_thread(
             self.approvals.request, self.tenant, gateway=GATEWAY, requester=call.agent, action="mcp.tools.call",
-            summary=summary, timeout=self.timeout(), rule=verdict.rule_name, details=details,
+            summary=summary, timeout=timeout, rule=verdict.rule_name, details=details,
         )  # fmt: skip
         log.warning("gateway: the call of %s waits for approval: auditkeep gateway approve %s", call.tool, req.id)
-        while True:
-            await asyncio.sleep(self.poll)  # cancelled here when the client gives up
-            cur = await asyncio.to_thread(self.approvals.get, req.id, self.tenant)
-            if cur.final:
-                break
+        cur = await wait_async(self.approvals, req.id, timeout, self.tenant)  # cancelled if the client leaves
         return Review(
             approved=cur.status == "approved", request_id=cur.id, by=cur.decided_by,
             reason=cur.note, timed_out=cur.status == "expired",
