@@ -20,7 +20,7 @@ import msgspec
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.timefmt import RANGE_MESSAGE, format_rfc3339, in_range
 from auditkeep.query.filters import parse_time
-from auditkeep.store.base import Doc, Store
+from auditkeep.store.base import Doc, Lease, Store, StoreUnavailable
 
 COLLECTION = "apikeys"
 SCOPES: tuple[str, ...] = ("ingest", "read", "verify", "admin")
@@ -191,18 +191,43 @@ class KeyStore:
         key = self.get(keyid)
         if key is None:
             return None
-        if key.revoked_ns is None and _spans_admin(key) and not any(
-            k.keyid != keyid and _spans_admin(k) for k in self.list(ALL_TENANTS, include_revoked=False, limit=100_000)
-        ):
-            raise LastAdminKey(
-                f"key {keyid} is the last admin key for all tenants; revoking it would lock administration "
-                "out: create another (auditkeep keys create --tenant '*' --scopes admin) first"
-            )
+        if key.revoked_ns is None and _spans_admin(key):
+            # Check and revoke under one lease: two processes revoking the last two admin
+            # keys at once must not both see the other one still usable.
+            lease = self._revoke_lease()
+            try:
+                key = self.get(keyid) or key
+                if key.revoked_ns is None and not any(
+                    k.keyid != keyid and _spans_admin(k)
+                    for k in self.list(ALL_TENANTS, include_revoked=False, limit=100_000)
+                ):
+                    raise LastAdminKey(
+                        f"key {keyid} is the last admin key for all tenants; revoking it would lock "
+                        "administration out: create another (auditkeep keys create --tenant '*' "
+                        "--scopes admin) first"
+                    )
+                self._mark_revoked(key)
+            finally:
+                lease.release()
+        else:
+            self._mark_revoked(key)
+        return key
+
+    def _mark_revoked(self, key: ApiKey) -> None:
         if key.revoked_ns is None:
             key.revoked_ns = time.time_ns()
             self.store.doc_put(self._doc(key))
-        self._cache.pop(keyid, None)
-        return key
+        self._cache.pop(key.keyid, None)
+
+    def _revoke_lease(self, timeout: float = 10.0) -> Lease:
+        deadline = time.monotonic() + timeout
+        while True:
+            lease = self.store.lease("keys-revoke")
+            if lease is not None:
+                return lease
+            if time.monotonic() > deadline:
+                raise StoreUnavailable("another process is revoking keys; try again", retry_after=1.0)
+            time.sleep(0.005)
 
     def verify(self, token: str) -> ApiKey:
         """The key a bearer token names; AuthFailure (with a reason) when it is not usable."""
