@@ -19,25 +19,37 @@ import sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
+def key_id(name: str, key: bytes) -> str:
+    """The first 4 bytes of SHA-256(name || "\n" || 0x01 || public key), in hex."""
+    return hashlib.sha256(name.encode() + b"\n" + key).digest()[:4].hex()
+
+
 def verify_note(note: str, vkey: str) -> tuple[str, int, bytes]:
-    """Check the checkpoint's Ed25519 signature; return (origin, tree size, root hash)."""
+    """Check the checkpoint's Ed25519 signature; return (origin, tree size, root hash).
+
+    The key may be the tenant's (named after the checkpoint's origin, as `auditkeep pubkey
+    --tenant T` prints it) or the log's (`auditkeep pubkey`, named after the origin's
+    parent): checkpoints are signed under their origin's name, so a log-wide key checks
+    the signature made with the same public key under that name."""
     name, key_id_hex, key_b64 = vkey.strip().split("+", 2)
     key = base64.b64decode(key_b64)
     if key[0] != 0x01:
         raise SystemExit("not an Ed25519 verifier key")
-    # The key id is the first 4 bytes of SHA-256(name || "\n" || 0x01 || public key).
-    if hashlib.sha256(name.encode() + b"\n" + key).digest()[:4].hex() != key_id_hex:
+    if key_id(name, key) != key_id_hex:
         raise SystemExit("verifier key id does not match the key")
     text, sep, signatures = note.partition("\n\n")
     if not sep:
         raise SystemExit("not a signed note")
     text += "\n"  # the signed text includes its final newline
+    origin, size, root = text.split("\n")[:3]
+    accepted = {(name, key_id_hex)}
+    if origin.startswith(name + "/"):
+        accepted.add((origin, key_id(origin, key)))
     for line in signatures.splitlines():
         dash, signer, sig_b64 = line.split(" ")
         blob = base64.b64decode(sig_b64)
-        if dash == "\u2014" and signer == name and blob[:4].hex() == key_id_hex:
+        if dash == "\u2014" and (signer, blob[:4].hex()) in accepted:
             Ed25519PublicKey.from_public_bytes(key[1:]).verify(blob[4:], text.encode())
-            origin, size, root = text.split("\n")[:3]
             return origin, int(size), base64.b64decode(root)
     raise SystemExit("no signature by this key")
 

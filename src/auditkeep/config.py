@@ -221,21 +221,35 @@ def load_pipeline(settings: Settings) -> Any:
         raise ConfigError(f"policy_file {settings.policy_file}: {exc}") from None
 
 
-def open_store(settings: Settings, *, create: bool = True) -> Any:
-    """The store these settings name: embedded SQLite in ``data`` unless ``db`` says otherwise."""
+def open_store(settings: Settings, *, create: bool = True, read_only: bool = False) -> Any:
+    """The store these settings name: embedded SQLite in ``data`` unless ``db`` says otherwise.
+    ``read_only`` opens it so that nothing is ever written to it."""
     from auditkeep.ledger.datadir import DataDirError
 
     cfg = settings.ledger_config()
     if settings.db and not settings.db.startswith("sqlite:"):
         from auditkeep.store.factory import open_store as open_url  # PostgreSQL
 
-        return open_url(settings.db, cfg)
+        return open_url(settings.db, cfg, read_only=read_only)
     from auditkeep.store.sqlite import SQLiteStore
 
     directory = Path(settings.db[len("sqlite://") :]) if settings.db else Path(settings.data)
-    if not create and not (directory / "log.db").exists():
+    if (read_only or not create) and not (directory / "log.db").exists():
         raise DataDirError(f"no auditkeep data in {directory}; run `auditkeep init` first")
-    return SQLiteStore(directory, durability=cfg.durability)
+    return SQLiteStore(directory, durability=cfg.durability, read_only=read_only)
+
+
+def open_reader(settings: Settings) -> Any:
+    """A reader of the log these settings name, opened read-only: it needs no signing key,
+    writes nothing and signs nothing."""
+    from auditkeep.ledger.reader import LogReader
+
+    store = open_store(settings, create=False, read_only=True)
+    try:
+        return LogReader(store, settings.ledger_config())
+    except BaseException:
+        store.close()
+        raise
 
 
 def open_ledger(settings: Settings, *, create: bool = True, background: bool = True) -> Any:

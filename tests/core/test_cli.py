@@ -100,7 +100,7 @@ def test_proofs_verify_with_the_documented_script(workdir: Path) -> None:
 def test_checkpoint_and_show(workdir: Path) -> None:
     r = run("checkpoint", "--tenant", "acme", cwd=workdir)
     lines = r.stdout.split("\n")
-    assert lines[0] == "auditkeep.local/clitest/acme" and lines[1] == str(N) and lines[4].startswith("\u2014 auditkeep.local/clitest ")
+    assert lines[0] == "auditkeep.local/clitest/acme" and lines[1] == str(N) and lines[4].startswith("\u2014 auditkeep.local/clitest/acme ")
     r = run("show", "--index", "3", "-t", "acme", "--leaf", cwd=workdir)
     leaf = json.loads(r.stdout)
     assert leaf["metadata"]["seq"] == 3 and "ip" not in leaf["actor"] and "actor.ip" in leaf["sealed"]

@@ -18,7 +18,7 @@ from auditkeep.alerts.model import Alert
 from auditkeep.alerts.rules import Rule
 from auditkeep.alerts.state import is_own_event
 from auditkeep.alerts.timeutil import event_time_ns
-from auditkeep.ledger.ledger import Ledger
+from auditkeep.ledger.reader import LogReader
 
 TICK_EVERY_NS = 60 * 1_000_000_000
 
@@ -51,7 +51,7 @@ def simulate(
     return out
 
 
-def first_index_since(ledger: Ledger, tenant: str, since_ns: int) -> int:
+def first_index_since(ledger: LogReader, tenant: str, since_ns: int) -> int:
     """The first log index received at or after ``since_ns`` (received times never decrease
     within a log, so this is a binary search, not a scan)."""
     tid = ledger.tenant_id(tenant)
@@ -67,7 +67,7 @@ def first_index_since(ledger: Ledger, tenant: str, since_ns: int) -> int:
 
 
 def stored_events(
-    ledger: Ledger,
+    ledger: LogReader,
     tenant: str,
     start: int,
     end: int,

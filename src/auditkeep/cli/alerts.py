@@ -18,7 +18,16 @@ import msgspec
 from rich.markup import escape
 from rich.text import Text
 
-from auditkeep.cli.common import err, global_options, interactive, ledger, out, print_json, settings
+from auditkeep.cli.common import (
+    err,
+    global_options,
+    interactive,
+    ledger,
+    out,
+    print_json,
+    reader,
+    settings,
+)
 
 STATUSES = ("open", "acknowledged", "resolved")
 ALERTS = "alerts"  # the store collections of auditkeep.alerts.state (kept in step)
@@ -429,7 +438,7 @@ def backtest_rules(rule_file: Path, since: str, until: str | None, tenant: str, 
     now = time.time_ns()
     since_ns = parse_time(since, "since", now)
     until_ns = parse_time(until, "until", now) if until else now
-    with ledger() as lg:
+    with reader() as lg:
         start = first_index_since(lg, tenant, since_ns)
         end = lg.head(tenant).size
         bar = Progress(TextColumn("[bold]backtest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -13,8 +13,9 @@ import click
 import msgspec
 from rich.console import Console
 
-from auditkeep.config import Settings, load_settings, open_ledger
+from auditkeep.config import Settings, load_settings, open_ledger, open_reader
 from auditkeep.ledger.ledger import Ledger
+from auditkeep.ledger.reader import LogReader
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,8 +72,14 @@ def settings(**overrides: Any) -> Settings:
 
 
 def ledger(create: bool = False, background: bool = False, **overrides: Any) -> Ledger:
-    """Open the ledger for a command (the caller closes it)."""
+    """Open the ledger for a command that writes (the caller closes it): it needs the signing key."""
     return open_ledger(settings(**overrides), create=create, background=background)  # type: ignore[no-any-return]
+
+
+def reader(**overrides: Any) -> LogReader:
+    """Open the log read-only for a command that only reads (the caller closes it): no
+    signing key needed, nothing written, nothing signed."""
+    return open_reader(settings(**overrides))  # type: ignore[no-any-return]
 
 
 def print_json(value: Any) -> None:

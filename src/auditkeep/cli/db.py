@@ -242,19 +242,20 @@ def _progress(what: str) -> Progress:
 
 
 def _verify_all(store: Any, total: int) -> bool:
-    """Recompute every tenant's tree on ``store`` with the key pinned in it."""
+    """Recompute every tenant's tree on ``store`` with the keys recorded in it."""
     from auditkeep.ledger.append import origin_for
+    from auditkeep.ledger.keyring import load_keys
+    from auditkeep.ledger.trust import Trust
     from auditkeep.ledger.verify import verify_log
-    from auditkeep.log.note import NoteVerifier
 
-    vkey, log_id = store.meta("verifier_key"), store.meta("log_id")
-    if not vkey or not log_id:
+    keys, log_id = load_keys(store), store.meta("log_id")
+    if not keys or not log_id:
         err.print(
             "[yellow]warning:[/yellow] no verifier key in the store: trees not recomputed",
             highlight=False,
         )
         return True
-    verifier = NoteVerifier.from_vkey(vkey)
+    trust = Trust.from_store([k.verifier() for k in keys])
     ok = True
     with _progress("verifying") as bar:
         task = bar.add_task("verify", total=total)
@@ -262,8 +263,8 @@ def _verify_all(store: Any, total: int) -> bool:
             rep = verify_log(
                 store,
                 h,
-                verifier,
                 origin_for(log_id, h.tenant),
+                trust,
                 progress=lambda n: bar.update(task, advance=n),
             )
             if not rep.ok:

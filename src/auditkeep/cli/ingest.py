@@ -159,7 +159,9 @@ def ingest(file: str, tenant: str, fmt: str, skip_lines: int, host: str | None, 
             done.start = start
             note = lg.checkpoint(tenant, new=True) if done.new else None
             size = lg.head(tenant).size if done.receipts else 0
-        elapsed = time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            if done.new:
+                _index(lg, tenant)
     finally:
         if spool is not None:
             spool.unlink(missing_ok=True)
@@ -197,6 +199,20 @@ def _summary(
         out.print(f"{done.dropped} event(s) dropped by the capture policy", highlight=False)
     if signed:
         out.print(f"checkpoint: tree size {size}")
+
+
+def _index(lg: Any, tenant: str) -> None:
+    """Bring the search projection up to the new head, as a server's projection follower
+    would: readers (search) open the store read-only and do not index into it."""
+    lag = lg.projection_lag(tenant)
+    if lag <= 0:
+        return
+    with Progress(
+        TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err, disable=not interactive(),
+    ) as bar:
+        task = bar.add_task("index", total=lag)
+        lg.sync_projection(tenant, progress=lambda n: bar.update(task, advance=n))
 
 
 def _ingest_json(lg: Any, path: Path, tenant: str, skip_lines: int) -> Appended:

@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 
 from auditkeep import __version__
-from auditkeep.cli.common import State, err, global_options, ledger, out, settings
+from auditkeep.cli.common import State, err, global_options, ledger, out, reader, settings
 from auditkeep.cli.ingest import ingest
 from auditkeep.cli.proof import checkpoint, proof, show
 from auditkeep.cli.search import search
@@ -56,11 +56,17 @@ def init(log_id: str | None) -> None:
 
 
 @cli.command()
+@click.option("--tenant", "-t", default=None, help="The key as that tenant's checkpoints name it (their origin).")
 @global_options
-def pubkey() -> None:
-    """Print the verifier key (note format: name+keyid+base64) that checks checkpoints."""
-    with ledger() as lg:
-        click.echo(lg.identity.signer.verifier_key())
+def pubkey(tenant: str | None) -> None:
+    """Print the verifier key (note format: name+keyid+base64) that checks checkpoints.
+
+    Without --tenant: the log-wide key (named auditkeep.local/<log id>), which auditkeep
+    verify and the SDK accept for every tenant. With --tenant: the same public key under
+    that tenant's checkpoint origin, the name its checkpoints are signed under, for other
+    tools of the transparency ecosystem (and witnesses)."""
+    with reader() as lg:
+        click.echo(lg.pubkey(tenant))
 
 
 @cli.command()
@@ -69,7 +75,7 @@ def tenants() -> None:
     """List the tenant logs with their sizes and latest checkpoint."""
     from rich.table import Table
 
-    with ledger() as lg:
+    with reader() as lg:
         table = Table("tenant", "size", "checkpointed", "root")
         for h in lg.tenants():
             table.add_row(h.tenant, str(h.size), str(h.checkpoint_size), h.root.hex()[:16] + "…")

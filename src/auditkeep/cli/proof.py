@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import msgspec
 
-from auditkeep.cli.common import INDEX, TREE_SIZE, global_options, ledger, out, print_json
+from auditkeep.cli.common import INDEX, TREE_SIZE, global_options, ledger, out, print_json, reader
 
 
 @click.command()
@@ -13,9 +13,16 @@ from auditkeep.cli.common import INDEX, TREE_SIZE, global_options, ledger, out, 
 @click.option("--new", "new", is_flag=True, help="Sign the current tree head now.")
 @global_options
 def checkpoint(tenant: str, new: bool) -> None:
-    """Print the latest signed checkpoint (C2SP tlog-checkpoint, signed note)."""
-    with ledger() as lg:
-        click.echo(lg.checkpoint(tenant, new=new), nl=False)
+    """Print the latest signed checkpoint (C2SP tlog-checkpoint, signed note).
+
+    Reads only, without the signing key; --new signs the current tree head first (a
+    writer: it needs the signing key)."""
+    if new:
+        with ledger() as lg:
+            click.echo(lg.checkpoint(tenant, new=True), nl=False)
+        return
+    with reader() as rd:
+        click.echo(rd.checkpoint(tenant), nl=False)
 
 
 @click.group()
@@ -34,10 +41,11 @@ def proof() -> None:
 def inclusion(
     tenant: str, index: int | None, event_id: str | None, size: int | None, as_json: bool, leaf_out: str | None
 ) -> None:
-    """Prove that an event is in the log's signed tree."""
+    """Prove that an event is in the log's signed tree (a stored checkpoint's; nothing is
+    signed here)."""
     if (index is None) == (event_id is None):
         raise click.UsageError("give exactly one of --index or --id")
-    with ledger() as lg:
+    with reader() as lg:
         p = lg.prove_inclusion(index, tenant, size, event_id=event_id)
         if leaf_out:
             with open(leaf_out, "wb") as fh:
@@ -60,7 +68,7 @@ def inclusion(
 @global_options
 def consistency(tenant: str, from_: int, to: int | None, as_json: bool) -> None:
     """Prove that an older tree is a prefix of a newer one."""
-    with ledger() as lg:
+    with reader() as lg:
         p = lg.prove_consistency(from_, to, tenant)
     if as_json:
         print_json(msgspec.to_builtins(p))
@@ -81,7 +89,7 @@ def show(event_id: str | None, tenant: str, index: int | None, leaf: bool) -> No
     """Show one event (by id or --index) as JSON."""
     if (index is None) == (event_id is None):
         raise click.UsageError("give an event id or --index")
-    with ledger() as lg:
+    with reader() as lg:
         if event_id is not None:
             index = lg.get(event_id, tenant).index
         assert index is not None

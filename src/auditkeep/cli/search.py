@@ -6,10 +6,11 @@ from typing import Any
 
 import click
 import msgspec
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from auditkeep.cli.common import err, global_options, ledger, out, print_json
-from auditkeep.ledger.ledger import Record
+from auditkeep.cli.common import err, global_options, interactive, out, print_json, reader
+from auditkeep.ledger.reader import LogReader, NotFound, Record
 from auditkeep.model.event import CATEGORIES, OUTCOMES
 from auditkeep.query.filters import search_kwargs
 
@@ -35,13 +36,21 @@ from auditkeep.query.filters import search_kwargs
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines: one record per line.")
 @global_options
 def search(tenant: str, order: str, limit: int, cursor: str | None, all_pages: bool, as_json: bool, **filters: Any) -> None:
-    """Search a tenant's events (newest first by event time)."""
+    """Search a tenant's events (newest first by event time).
+
+    Reads only: the log is opened read-only and needs no signing key. When the data
+    directory's search index (index.db) is missing or behind the log, what it lacks is
+    indexed into a temporary copy outside the data directory first; on PostgreSQL the index
+    is searched as it is and the entries it has not reached are counted on stderr."""
     kwargs = search_kwargs(filters)
     table = _table() if not as_json else None
     shown = 0
-    with ledger() as lg:
+    unindexed = 0
+    with reader() as lg:
+        _catch_up_index(lg, tenant)
         while True:
             page = lg.search(tenant, order=order, cursor=cursor, limit=limit, **kwargs)
+            unindexed = max(unindexed, page.unindexed)
             for rec in page.items:
                 if table is None:
                     print_json(msgspec.to_builtins(rec))
@@ -63,6 +72,40 @@ def search(tenant: str, order: str, limit: int, cursor: str | None, all_pages: b
         out.print(table)
         more = f"  next page: --cursor {cursor}" if cursor and not all_pages else ""
         out.print(f"{shown} event(s){more}", highlight=False)
+    if unindexed:
+        err.print(
+            f"[yellow]warning:[/yellow] the search index is {unindexed} entries behind the log and cannot be "
+            "updated here (a read-only database session): the newest entries were not searched.",
+            highlight=False,
+        )
+
+
+def _catch_up_index(lg: LogReader, tenant: str) -> None:
+    """A read-only embedded store whose index.db is missing or behind the log: index what it
+    lacks into a temporary copy outside the data directory (PostgreSQL's projection is
+    searched as it is, and the lag reported)."""
+    try:
+        lag = lg.projection_lag(tenant)
+    except NotFound:
+        return
+    switch = getattr(lg.store, "use_temporary_projection", None)
+    if lag <= 0 or switch is None:
+        return
+    if not getattr(lg.store, "temporary_projection", False):
+        err.print(
+            f"the search index is {lag} entries behind the log: indexing them into a temporary copy "
+            "outside the data directory",
+            highlight=False,
+        )
+        switch()
+    else:
+        err.print("no search index in the data directory: indexing into a temporary one outside it", highlight=False)
+    with Progress(
+        TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err, disable=not interactive(),
+    ) as bar:
+        task = bar.add_task("index", total=lag)
+        lg.sync_projection(tenant, progress=lambda n: bar.update(task, advance=n))
 
 
 def _table() -> Table:

@@ -24,9 +24,10 @@ import httpx
 import msgspec
 
 from auditkeep import __version__
-from auditkeep.cli.common import err, global_options, ledger, out, print_json, settings
+from auditkeep.cli.common import err, global_options, ledger, out, print_json, reader, settings
 from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import Ledger
+from auditkeep.ledger.reader import LogReader
 from auditkeep.sources.auditd import AuditdFollower, Batch
 from auditkeep.sources.formats import SOURCE_FORMATS, ParseOptions
 from auditkeep.sources.intake import Intake, IntakeResult, retry
@@ -89,8 +90,8 @@ def quarantine() -> None:
     """Records that sources could not read: list, show, retry after a fix, drop."""
 
 
-def _store_quarantine(lg: Ledger) -> Quarantine:
-    return Quarantine(lg.store, settings().quarantine_max_bytes, lg.pipeline)
+def _store_quarantine(lg: LogReader) -> Quarantine:
+    return Quarantine(lg.store, settings().quarantine_max_bytes, getattr(lg, "pipeline", None))
 
 
 def _find(q: Quarantine, record_id: str) -> QuarantineRecord:
@@ -110,7 +111,7 @@ def quarantine_list(source: str | None, tenant: str | None, limit: int, as_json:
     """List quarantined records, newest first (without their bytes)."""
     from rich.table import Table
 
-    with ledger() as lg:
+    with reader() as lg:
         q = _store_quarantine(lg)
         records = q.list(source, tenant, limit)
         total = q.count(source, tenant)
@@ -133,7 +134,7 @@ def quarantine_list(source: str | None, tenant: str | None, limit: int, as_json:
 @global_options
 def quarantine_show(record_id: str, as_json: bool) -> None:
     """Print a record's bytes exactly as received (its details go to stderr)."""
-    with ledger() as lg:
+    with reader() as lg:
         rec = _find(_store_quarantine(lg), record_id)
     if as_json:
         print_json({**rec.summary(), "raw": base64.b64encode(rec.raw).decode("ascii")})

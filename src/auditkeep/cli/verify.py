@@ -4,29 +4,48 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from auditkeep.cli.common import err, global_options, interactive, ledger, out, print_json
+from auditkeep.cli.common import err, global_options, interactive, ledger, out, print_json, reader
+from auditkeep.ledger.trust import Trust
+from auditkeep.ledger.verify import Problem, VerifyReport
+from auditkeep.log.note import NoteVerifier
 
 
 @click.command()
 @click.option("--tenant", "-t", help="Verify one tenant (default: all).")
+@click.option("--key", "keys", multiple=True, metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A verifier key file, as `auditkeep pubkey` prints it, kept outside the store (repeatable, "
+                   "e.g. the keys before and after a rotation). Checkpoints must be signed by one of these; "
+                   "the key recorded in the store is not used.")
 @click.option("--trusted", "trusted", multiple=True, metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A file holding a checkpoint note saved earlier (repeatable): the log must still contain it.")
+@click.option("--require-signed", is_flag=True,
+              help="Fail when entries follow the newest signed checkpoint (by default a warning).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @global_options
-def verify(tenant: str | None, trusted: tuple[Path, ...], as_json: bool) -> None:
-    """Recompute every leaf, tile and root and check every checkpoint.
+def verify(tenant: str | None, keys: tuple[Path, ...], trusted: tuple[Path, ...], require_signed: bool, as_json: bool) -> None:
+    """Recompute every leaf, tile and root, check every checkpoint and personal field.
 
-    Exits 0 when everything is intact, 1 when tampering is found (naming the first index
-    where the log diverges).
+    Reads only: the store is opened read-only, no signing key is needed and nothing is
+    signed. Without --key, checkpoints are checked against the verifier key recorded in the
+    store, and the report says so. Exits 0 when everything is intact, 1 when tampering is
+    found (naming the first index where the log diverges).
     """
     notes = [p.read_text() for p in trusted]
-    with ledger() as lg:
+    given = [_read_key(p) for p in keys]
+    with reader() as lg:
+        trust = (
+            Trust.given([v for vs in given for v in vs], notes, require_signed=require_signed)
+            if given
+            else lg.stored_trust(notes, require_signed=require_signed)
+        )
         heads = lg.tenants() if tenant is None else [lg.head(tenant)]
         total = sum(h.size for h in heads)
         with Progress(
@@ -34,29 +53,81 @@ def verify(tenant: str | None, trusted: tuple[Path, ...], as_json: bool) -> None
             console=err, disable=not interactive(),
         ) as bar:
             task = bar.add_task("verify", total=total)
-            report = lg.verify(tenant, notes, progress=lambda n: bar.update(task, advance=n))
+            report = lg.verify(tenant, trust=trust, progress=lambda n: bar.update(task, advance=n))
     if as_json:
-        print_json({
-            "ok": report.ok,
-            "tenants": [
-                {"tenant": t.tenant, "size": t.size, "entries_checked": t.entries_checked,
-                 "checkpoints_checked": t.checkpoints_checked,
-                 "problems": [{"index": p.index, "kind": p.kind, "message": p.message} for p in t.problems]}
-                for t in report.tenants
-            ],
-        })
+        print_json(_as_json(report, trust))
     else:
-        table = Table("tenant", "entries", "checkpoints", "result")
-        for t in report.tenants:
-            first = t.first
-            result = "[green]intact[/green]" if t.ok else f"[red]{first.render(t.tenant) if first else 'failed'}[/red]"
-            table.add_row(t.tenant, f"{t.entries_checked}/{t.size}", str(t.checkpoints_checked), result)
-        out.print(table)
-        for t in report.tenants:
-            for p in t.problems:
-                err.print(f"[red]tampering:[/red] {p.render(t.tenant)}", highlight=False)
+        _print_text(report, trust)
     if not report.ok:
         sys.exit(1)
+
+
+def _read_key(path: Path) -> list[NoteVerifier]:
+    """The verifier keys in a file: one per line (blank lines and # comments skipped)."""
+    out: list[NoteVerifier] = []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--key") from None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            out.append(NoteVerifier.from_vkey(line))
+        except ValueError as exc:
+            raise click.BadParameter(f"{path}: not a verifier key: {exc}", param_hint="--key") from None
+    if not out:
+        raise click.BadParameter(f"{path}: no verifier key in it", param_hint="--key")
+    return out
+
+
+def _problem(p: Problem) -> dict[str, Any]:
+    return {"index": p.index, "kind": p.kind, "message": p.message}
+
+
+def _as_json(report: VerifyReport, trust: Trust) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "trust": {
+            "keys": [k.vkey() for k in trust.keys],
+            "keys_from": "store" if trust.keys_from_store else "given",
+            "trusted_checkpoints": len(trust.trusted),
+            "require_signed": trust.require_signed,
+        },
+        "tenants": [
+            {"tenant": t.tenant, "size": t.size, "entries_checked": t.entries_checked,
+             "checkpoints_checked": t.checkpoints_checked, "signed_size": t.signed_size,
+             "personal_fields_checked": t.sealed_checked, "personal_fields_erased": t.erased,
+             "problems": [_problem(p) for p in t.problems], "warnings": [_problem(p) for p in t.warnings]}
+            for t in report.tenants
+        ],
+    }
+
+
+def _print_text(report: VerifyReport, trust: Trust) -> None:
+    table = Table("tenant", "entries", "checkpoints", "signed up to", "personal fields", "result")
+    for t in report.tenants:
+        first = t.first
+        result = "[green]intact[/green]" if t.ok else f"[red]{escape(first.render(t.tenant)) if first else 'failed'}[/red]"
+        fields = f"{t.sealed_checked} checked" + (f", {t.erased} erased" if t.erased else "")
+        table.add_row(t.tenant, f"{t.entries_checked}/{t.size}", str(t.checkpoints_checked), str(t.signed_size), fields, result)
+    out.print(table)
+    if trust.keys_from_store:
+        out.print(
+            "[yellow]trusted the verifier key found in the store[/yellow] "
+            f"({', '.join(k.vkey() for k in trust.keys)}): whoever can write the store can replace it. "
+            "Check against a key kept elsewhere with --key FILE.",
+            highlight=False,
+        )
+    else:
+        out.print(f"checked against the given key(s) only: {', '.join(k.vkey() for k in trust.keys)}", highlight=False)
+    for t in report.tenants:
+        for p in t.warnings:
+            err.print(f"[yellow]warning:[/yellow] {escape(p.render(t.tenant))}", highlight=False)
+        for p in t.problems:
+            label = "unsigned" if p.kind == "unsigned" else "tampering"
+            err.print(f"[red]{label}:[/red] {escape(p.render(t.tenant))}", highlight=False)
 
 
 @click.command()

@@ -17,10 +17,11 @@ import msgspec
 
 from auditkeep.crypto.commit import HmacKey
 from auditkeep.ledger.config import LedgerConfig
+from auditkeep.ledger.datadir import Identity
 from auditkeep.ledger.seal import Sealer
-from auditkeep.log.checkpoint import Checkpoint, sign_checkpoint
+from auditkeep.log.checkpoint import Checkpoint
 from auditkeep.log.hashing import leaf_hash
-from auditkeep.log.note import NoteSigner
+from auditkeep.log.note import sign_note
 from auditkeep.log.tiles import Frontier, partial_tile_keys
 from auditkeep.model.canonical import canonical_bytes
 from auditkeep.model.errors import ConflictError, ValidationError
@@ -69,10 +70,10 @@ def origin_for(log_id: str, tenant: str) -> str:
 class Sequencer:
     """Turns pending batches into entries, tiles and heads inside an append transaction."""
 
-    def __init__(self, cfg: LedgerConfig, signer: NoteSigner, log_id: str, now_ns: Callable[[], int]) -> None:
+    def __init__(self, cfg: LedgerConfig, identity: Identity, now_ns: Callable[[], int]) -> None:
         self.cfg = cfg
-        self.signer = signer
-        self.log_id = log_id
+        self.identity = identity
+        self.log_id = identity.log_id
         self.now_ns = now_ns
         self.frontiers: dict[int, Frontier] = {}  # committed right edges, by tenant id
         self.sealer = Sealer(cfg.personal_fields, cfg.subject_field)
@@ -129,8 +130,10 @@ class Sequencer:
             self.frontiers.pop(tid, None)
 
     def sign(self, head: Head, now: int) -> CheckpointRow:
-        cp = Checkpoint(origin_for(self.log_id, head.tenant), head.size, head.root)
-        return CheckpointRow(head.tenant_id, head.size, head.root, sign_checkpoint(cp, self.signer), now)
+        origin = origin_for(self.log_id, head.tenant)
+        cp = Checkpoint(origin, head.size, head.root)
+        note = sign_note(cp.body(), self.identity.signers_for(origin))
+        return CheckpointRow(head.tenant_id, head.size, head.root, note, now)
 
     # ------------------------------------------------------------------------------------------
 

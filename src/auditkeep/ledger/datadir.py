@@ -1,9 +1,13 @@
 """The data directory: the signing key, the log id and the embedded store files.
 
     auditkeep-data/
-      signing.key   Ed25519 key in the note private-key format, mode 0600
-      log.db        the log (SQLite)
-      index.db      the query projection (rebuildable)
+      signing.key            Ed25519 key in the note private-key format, mode 0600
+      signing.key.previous   the key before the last rotation; it co-signs until the next
+      log.db                 the log (SQLite)
+      index.db               the query projection (rebuildable)
+
+Only writers open the signing key (:func:`establish`); readers need the log id and the
+verifier keys kept in the store (:mod:`auditkeep.ledger.keyring`) or given to them.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ from __future__ import annotations
 import base64
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from auditkeep.crypto.signing import create_signing_key, load_signing_key, parse_signing_key
+from auditkeep.ledger.keyring import LogKey, load_keys, save_keys
 from auditkeep.log.note import NoteSigner
 from auditkeep.store.base import Store
 
 KEY_FILE = "signing.key"
+PREVIOUS_KEY_FILE = "signing.key.previous"
 LOG_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -28,12 +35,22 @@ class DataDirError(RuntimeError):
 
 @dataclass
 class Identity:
+    """A writer's identity: the log id and its signing keys (the current one first; after
+    a rotation, the previous one co-signs)."""
+
     log_id: str
     signer: NoteSigner
+    previous: NoteSigner | None = None
 
     @property
     def key_name(self) -> str:
         return key_name(self.log_id)
+
+    def signers_for(self, origin: str) -> list[NoteSigner]:
+        """The signers of a tenant's checkpoints: each key named after the checkpoint's
+        origin, as C2SP tlog-checkpoint recommends (one Ed25519 key behind every tenant)."""
+        keys = [self.signer] if self.previous is None else [self.signer, self.previous]
+        return [NoteSigner(origin, k.private_key) for k in keys]
 
 
 def key_name(log_id: str) -> str:
@@ -92,10 +109,26 @@ def establish(
         raise DataDirError(
             f"signing key is named {signer.name!r} but this log is {key_name(stored_id)!r}"
         )
-    pinned = store.meta("verifier_key")
+    keys = load_keys(store)
     vkey = signer.verifier_key()
-    if pinned is None:
-        store.set_meta("verifier_key", vkey)
-    elif pinned != vkey:
+    if not keys:
+        save_keys(store, [LogKey(vkey, time.time_ns())])
+    elif keys[-1].vkey != vkey:
+        if any(k.vkey == vkey for k in keys):
+            raise DataDirError("signing key is a retired key of this log (rotated since); use the current one")
         raise DataDirError("signing key differs from the key this log was created with")
-    return Identity(stored_id, signer), created
+    previous = None
+    if len(keys) > 1 and not signing_key:
+        previous = _previous_key(directory, keys[-2].vkey)
+    return Identity(stored_id, signer, previous), created
+
+
+def _previous_key(directory: Path, vkey: str) -> NoteSigner | None:
+    """The key before the last rotation, if it is still kept (it co-signs until the next)."""
+    path = directory / PREVIOUS_KEY_FILE
+    if not path.exists():
+        return None
+    signer = load_signing_key(path)
+    if signer.verifier_key() != vkey:
+        raise DataDirError(f"{path} is not the key this log used before its last rotation")
+    return signer

@@ -1,10 +1,12 @@
 """Full verification: recompute everything from the stored events and check it all.
 
 Every leaf hash is recomputed from the stored bytes, every tile and root rebuilt, every
-stored checkpoint's signature checked and its root compared with the rebuilt tree at its
-size, consecutive checkpoints proven consistent, and indexes checked to be contiguous.
-The report names the first index where something diverges and what diverged. Nothing here
-trusts the query projection.
+stored checkpoint's signature checked against the keys the caller trusts and its root
+compared with the rebuilt tree at its size, consecutive checkpoints proven consistent,
+indexes checked to be contiguous, and each personal field's stored plaintext checked
+against the commitment in its leaf. The report names the first index where something
+diverges and what diverged. Nothing here trusts the query projection, and nothing here
+writes or signs: the keys and notes relied on come in a :class:`~auditkeep.ledger.trust.Trust`.
 """
 
 from __future__ import annotations
@@ -22,28 +24,42 @@ from pathlib import Path
 
 import msgspec
 
-from auditkeep.log.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
-from auditkeep.log.note import NoteError, NoteVerifier
+from auditkeep.ledger.sealcheck import SealChecker
+from auditkeep.ledger.trust import Trust
+from auditkeep.log.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    verify_checkpoint,
+)
+from auditkeep.log.note import NoteError
 from auditkeep.log.proofs import ProofError, consistency_proof, verify_consistency
 from auditkeep.log.tiles import TILE_WIDTH, Frontier
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.store.base import KEY_SHIFT, Head, Store, entry_key
+from auditkeep.store.sqlite_append import ENTRY_ROWS_SQL, subject_salts
 
 _MASK = (1 << KEY_SHIFT) - 1
+Row = tuple[int, bytes, int, bytes, str | None, bytes | None]  # key, id, received_ns, leaf, subject, sealed
 
 
 class _Stamp(msgspec.Struct):
     id: str = ""
     received_at: str = ""
     tenant: str = ""
+    sealed: dict[str, str] | None = None
 
 
 _stamp = msgspec.json.Decoder(_Stamp)
 
+# Problem kinds. Tampering: event, order, missing, tile, head, checkpoint, rollback, trusted,
+# sealed. "unsigned" (entries after the newest signed checkpoint) is a warning unless the
+# trust requires every entry signed.
+TAMPERING_KINDS = ("event", "order", "missing", "tile", "head", "checkpoint", "rollback", "trusted", "sealed")
+
 
 @dataclass
 class Problem:
-    kind: str  # event, order, missing, tile, head, checkpoint, rollback, trusted
+    kind: str
     message: str
     index: int | None = None
 
@@ -58,7 +74,12 @@ class TenantReport:
     size: int
     entries_checked: int = 0
     checkpoints_checked: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # each one fails verification
+    warnings: list[Problem] = field(default_factory=list)
+    sealed_checked: int = 0  # personal fields whose plaintext matched the leaf's commitment
+    erased: int = 0  # personal fields erased since (no plaintext): not tampering
+    signed_size: int = 0  # size of the newest checkpoint that verified against the events
+    latest: Checkpoint | None = None  # that checkpoint
 
     @property
     def ok(self) -> bool:
@@ -75,6 +96,7 @@ class TenantReport:
 @dataclass
 class VerifyReport:
     tenants: list[TenantReport]
+    trust: Trust | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,44 +106,53 @@ class VerifyReport:
 def verify_log(
     store: Store,
     head: Head,
-    verifier: NoteVerifier,
     origin: str,
-    trusted: Sequence[str] = (),
+    trust: Trust,
     progress: Callable[[int], None] | None = None,
+    *,
+    personal_fields: bool = True,
 ) -> TenantReport:
-    """Verify one tenant's log against its stored events, tiles, head and checkpoints, and
-    against ``trusted`` checkpoint notes kept outside the store (which detect a rollback
-    even when the stored checkpoints were removed too)."""
+    """Verify one tenant's log (checkpoint origin ``origin``) against its stored events,
+    tiles, head and checkpoints, relying only on ``trust``: every stored checkpoint must be
+    signed by one of its keys, and its trusted checkpoint notes (kept outside the store)
+    must still be in the log, which detects a rollback even when the stored checkpoints
+    were removed too. ``personal_fields=False`` skips checking personal fields against
+    their commitments (only for measuring what that check costs)."""
     rep = TenantReport(head.tenant, head.size)
     tid = head.tenant_id
+    keys = list(trust.keys)
 
     # Checkpoints: signatures first, so we know which sizes we need roots at.
     signed: list[tuple[str, Checkpoint]] = []
+    stored_sizes: set[int] = set()
     for row in store.checkpoints(tid):
+        stored_sizes.add(row.size)
         try:
-            cp = verify_checkpoint(row.note, verifier, origin)
+            cp = verify_checkpoint(row.note, keys, origin)
         except (NoteError, CheckpointError) as exc:
             rep.problems.append(Problem("checkpoint", f"checkpoint at size {row.size}: {exc}"))
             continue
         if cp.size != row.size or cp.root != row.root:
             rep.problems.append(Problem("checkpoint", f"checkpoint at size {row.size}: row differs from its signed note"))
         signed.append(("stored", cp))
-    for note in trusted:
+    for note in trust.trusted_for(origin):
         try:
-            cp = verify_checkpoint(note, verifier, origin)
+            cp = verify_checkpoint(note, keys, origin)
         except (NoteError, CheckpointError) as exc:
             rep.problems.append(Problem("trusted", f"trusted checkpoint does not verify: {exc}"))
             continue
         signed.append(("trusted", cp))
+    _check_claimed_checkpoint(store, head, stored_sizes, rep)
     wanted = sorted({cp.size for _, cp in signed if 0 < cp.size <= head.size})
     roots: dict[int, bytes] = {}
-
     frontier = Frontier()
     expected = 0
     stop = False
     tile_problem_reported = False
-    for checked in _checked_chunks(store, tid, head.tenant, head.size):
+    for checked in _checked_chunks(store, tid, head.tenant, head.size, personal_fields):
         rep.problems += checked.problems
+        rep.sealed_checked += checked.sealed_checked
+        rep.erased += checked.erased
         hashes = checked.hashes
         expected += len(hashes)
         stop = checked.stop
@@ -193,31 +224,70 @@ def verify_log(
                     Problem("checkpoint", f"checkpoints at sizes {previous.size} and {cp.size} are not consistent: {exc}")
                 )
         previous = cp
+        if cp.size >= rep.signed_size:
+            rep.signed_size, rep.latest = cp.size, cp
+    if expected == head.size:
+        _check_signed_tail(head, trust, rep)
     return rep
+
+
+def _check_claimed_checkpoint(store: Store, head: Head, stored_sizes: set[int], rep: TenantReport) -> None:
+    """The head records the size of the last checkpoint signed; that checkpoint must exist.
+    (Deleting the newest checkpoints would otherwise leave a log that looks merely unsigned
+    past the older ones.) It may have been signed since the checkpoints were read: look."""
+    claimed = head.checkpoint_size
+    if claimed <= 0 or claimed in stored_sizes or store.checkpoint_at(head.tenant_id, claimed) is not None:
+        return
+    rep.problems.append(
+        Problem(
+            "checkpoint",
+            f"the head says the log was signed at size {claimed}, but no checkpoint of that size is stored "
+            "(checkpoints deleted?)",
+        )
+    )
+
+
+def _check_signed_tail(head: Head, trust: Trust, rep: TenantReport) -> None:
+    """Entries after the newest checkpoint that verified are covered by no signature: a
+    writer signs them within its checkpoint interval, so a tail at rest is worth a look (a
+    forger who cannot sign leaves one). An error when the trust requires every entry signed."""
+    tail = head.size - rep.signed_size
+    if tail <= 0:
+        return
+    if rep.signed_size:
+        text = f"{tail} entries after the newest checkpoint at size {rep.signed_size} are not signed"
+    else:
+        text = f"none of the {tail} entries is covered by a signed checkpoint"
+    problem = Problem("unsigned", text, rep.signed_size)
+    (rep.problems if trust.require_signed else rep.warnings).append(problem)
 
 
 @dataclass
 class _Checked:
     """One chunk of entries checked: their leaf hashes (in order, up to the first gap), the
-    problems found, and whether a gap ended the log."""
+    problems found, whether a gap ended the log, and the personal fields checked or erased."""
 
     hashes: list[bytes]
     problems: list[Problem]
     stop: bool
     first_received: int
     last_received: int
+    sealed_checked: int = 0
+    erased: int = 0
 
 
-def _check_rows(rows: Sequence[tuple[int, bytes, int, bytes]], start: int, tenant: str) -> _Checked:
+def _check_rows(rows: Sequence[Row], start: int, tenant: str, seals: SealChecker | None) -> _Checked:
     """Recompute the leaf hashes of entries ``start, start+1, ...`` and check what is stored
-    beside each leaf (index, id, tenant, received_at) against the leaf itself."""
+    beside each leaf (index, id, tenant, received_at, personal fields) against the leaf."""
     hashes: list[bytes] = []
     problems: list[Problem] = []
     expected = start
     prev_received = rows[0][2] if rows else 0
     received_text = format_rfc3339(prev_received) if rows else ""  # a batch shares one
     stop = False
-    for k, raw_id, received_ns, leaf in rows:
+    if seals is not None:
+        seals.prepare(rows)
+    for k, raw_id, received_ns, leaf, subject, plain in rows:
         index = k & _MASK
         if index != expected:
             problems.append(Problem("missing", f"entry missing (next stored entry is index {index})", expected))
@@ -233,14 +303,19 @@ def _check_rows(rows: Sequence[tuple[int, bytes, int, bytes]], start: int, tenan
         except msgspec.DecodeError:
             problems.append(Problem("event", "stored event is not valid JSON (altered)", index))
             stamp = None
-        if stamp is not None and (
-            stamp.received_at != received_text or stamp.tenant != tenant or stamp.id.replace("-", "") != raw_id.hex()
-        ):
-            problems.append(Problem("event", "stored id, tenant or received_at differ from the event's", index))
+        if stamp is not None:
+            if stamp.received_at != received_text or stamp.tenant != tenant or stamp.id.replace("-", "") != raw_id.hex():
+                problems.append(Problem("event", "stored id, tenant or received_at differ from the event's", index))
+            if seals is not None and (stamp.sealed is not None or plain is not None):
+                bad = seals.check(stamp.id, stamp.sealed, subject, plain)
+                if bad:
+                    problems += [Problem("sealed", message, index) for message in bad]
         hashes.append(_sha256(b"\x00" + leaf).digest())
         expected += 1
     first = rows[0][2] if rows else 0
-    return _Checked(hashes, problems, stop, first, prev_received)
+    if seals is None:
+        return _Checked(hashes, problems, stop, first, prev_received)
+    return _Checked(hashes, problems, stop, first, prev_received, seals.take_checked(), seals.take_erased())
 
 
 # Logs at least this long are checked by worker processes (one chunk each, in order), the
@@ -249,12 +324,12 @@ PARALLEL_FROM = 200_000
 _RANGE = 65_536
 
 
-def _checked_chunks(store: Store, tid: int, tenant: str, size: int) -> Iterator[_Checked]:
+def _checked_chunks(store: Store, tid: int, tenant: str, size: int, sealed: bool) -> Iterator[_Checked]:
     path = getattr(store, "log_path", None)
     if path is not None and size >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
-        chunks = _checked_in_workers(Path(path), tid, tenant, size, os.cpu_count() or 2)
+        chunks = _checked_in_workers(Path(path), tid, tenant, size, os.cpu_count() or 2, sealed)
     else:
-        chunks = _checked_here(store, tid, tenant, size)
+        chunks = _checked_here(store, tid, tenant, size, sealed)
     prev_received = 0
     done = 0
     for checked in chunks:
@@ -268,29 +343,30 @@ def _checked_chunks(store: Store, tid: int, tenant: str, size: int) -> Iterator[
             return
 
 
-def _checked_here(store: Store, tid: int, tenant: str, size: int) -> Iterator[_Checked]:
+def _checked_here(store: Store, tid: int, tenant: str, size: int, sealed: bool) -> Iterator[_Checked]:
     done = 0
+    seals = SealChecker(lambda subjects: store.subject_salts(tid, subjects)) if sealed else None
     for rows in _chunks(store, tid, size):
-        checked = _check_rows(rows, done, tenant)
+        checked = _check_rows(rows, done, tenant, seals)
         done += len(checked.hashes)
         yield checked
         if checked.stop:
             return
 
 
-def _checked_in_workers(path: Path, tid: int, tenant: str, size: int, workers: int) -> Iterator[_Checked]:
+def _checked_in_workers(path: Path, tid: int, tenant: str, size: int, workers: int, sealed: bool) -> Iterator[_Checked]:
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
     ranges = iter([(start, min(size, start + _RANGE)) for start in range(0, size, _RANGE)])
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: deque[Future[_Checked]] = deque(
-            pool.submit(_check_range, str(path), tid, tenant, start, end)
+            pool.submit(_check_range, str(path), tid, tenant, start, end, sealed)
             for start, end in itertools.islice(ranges, workers * 2)
         )
         while pending:
             checked = pending.popleft().result()
             nxt = next(ranges, None)
             if nxt is not None:
-                pending.append(pool.submit(_check_range, str(path), tid, tenant, *nxt))
+                pending.append(pool.submit(_check_range, str(path), tid, tenant, *nxt, sealed))
             yield checked
             if checked.stop:
                 for f in pending:
@@ -298,17 +374,23 @@ def _checked_in_workers(path: Path, tid: int, tenant: str, size: int, workers: i
                 return
 
 
-def _check_range(path: str, tid: int, tenant: str, start: int, end: int) -> _Checked:
+_worker_seals: dict[tuple[str, int], SealChecker] = {}
+
+
+def _check_range(path: str, tid: int, tenant: str, start: int, end: int, sealed: bool = True) -> _Checked:
     """Worker: read entries [start, end) with a read-only connection and check them."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    from auditkeep.store.sqlite_connect import read_only_uri
+
+    conn = sqlite3.connect(read_only_uri(Path(path)), uri=True)
     try:
-        rows = conn.execute(
-            "SELECT k, id, received_ns, leaf FROM entries WHERE k >= ? AND k < ? ORDER BY k",
-            (entry_key(tid, start), entry_key(tid, end)),
-        ).fetchall()
+        rows = conn.execute(ENTRY_ROWS_SQL, (entry_key(tid, start), entry_key(tid, end), end - start)).fetchall()
+        # Salts are cached across the ranges a worker checks (subjects recur).
+        seals = _worker_seals.setdefault((path, tid), SealChecker()) if sealed else None
+        if seals is not None:
+            seals.load = lambda subjects: subject_salts(conn, tid, subjects)
+        checked = _check_rows(rows, start, tenant, seals)
     finally:
         conn.close()
-    checked = _check_rows(rows, start, tenant)
     if not checked.stop and len(checked.hashes) < end - start:
         missing = start + len(checked.hashes)
         checked.problems.append(Problem("missing", "entry missing (storage ends here)", missing))
@@ -316,14 +398,14 @@ def _check_range(path: str, tid: int, tenant: str, start: int, end: int) -> _Che
     return checked
 
 
-def _chunks(store: Store, tid: int, size: int) -> Iterator[list[tuple[int, bytes, int, bytes]]]:
-    raw = getattr(store, "entries_raw", None)
-    if raw is not None:
-        yield from raw(tid, 0, size)
+def _chunks(store: Store, tid: int, size: int) -> Iterator[list[Row]]:
+    rows = getattr(store, "entry_rows", None)
+    if rows is not None:
+        yield from rows(tid, 0, size)
         return
-    batch: list[tuple[int, bytes, int, bytes]] = []
+    batch: list[Row] = []
     for e in store.entries(tid, 0, size):
-        batch.append((entry_key(tid, e.index), e.id, e.received_ns, e.leaf))
+        batch.append((entry_key(tid, e.index), e.id, e.received_ns, e.leaf, e.subject, e.sealed))
         if len(batch) >= 8192:
             yield batch
             batch = []

@@ -6,6 +6,7 @@ Pure: no I/O. Storage hands tiles in and takes them out as plain bytes.
 from auditkeep.log.checkpoint import (
     Checkpoint,
     CheckpointError,
+    checkpoint_verifiers,
     sign_checkpoint,
     verify_checkpoint,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "ProofError",
     "TileKey",
     "TileReader",
+    "checkpoint_verifiers",
     "consistency_proof",
     "entries_path",
     "inclusion_proof",

@@ -9,12 +9,20 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from auditkeep.log.hashing import HASH_SIZE
-from auditkeep.log.note import NoteSigner, NoteVerifier, open_note
+from auditkeep.log.note import NoteSigner, NoteVerifier, open_note, parse_note
 
-__all__ = ["MAX_TREE_SIZE", "Checkpoint", "CheckpointError", "sign_checkpoint", "verify_checkpoint"]
+__all__ = [
+    "MAX_TREE_SIZE",
+    "Checkpoint",
+    "CheckpointError",
+    "checkpoint_verifiers",
+    "sign_checkpoint",
+    "verify_checkpoint",
+]
 
 # Tree sizes are uint64 across the ecosystem (RFC 9162, Go's tlog).
 MAX_TREE_SIZE = 2**64 - 1
@@ -93,9 +101,30 @@ def sign_checkpoint(cp: Checkpoint, signer: NoteSigner) -> str:
     return signer.sign(cp.body())
 
 
-def verify_checkpoint(note: str, verifier: NoteVerifier, origin: str | None = None) -> Checkpoint:
-    """Verify a signed checkpoint and parse it; check its origin if one is given."""
-    cp = Checkpoint.parse(open_note(note, [verifier]))
+def verify_checkpoint(
+    note: str, verifier: NoteVerifier | Sequence[NoteVerifier], origin: str | None = None
+) -> Checkpoint:
+    """Verify a signed checkpoint and parse it; check its origin if one is given.
+
+    A key named after a parent of the checkpoint's origin (a log-wide key such as
+    ``example.org/log`` for ``example.org/log/tenant``) also checks signatures made under the
+    origin's own name with the same public key (see :func:`checkpoint_verifiers`)."""
+    keys = [verifier] if isinstance(verifier, NoteVerifier) else list(verifier)
+    text, _ = parse_note(note)
+    cp = Checkpoint.parse(open_note(note, checkpoint_verifiers(keys, text.split("\n", 1)[0])))
     if origin is not None and cp.origin != origin:
         raise CheckpointError(f"checkpoint origin is {cp.origin!r}, want {origin!r}")
     return cp
+
+
+def checkpoint_verifiers(keys: Sequence[NoteVerifier], origin: str) -> list[NoteVerifier]:
+    """``keys`` plus, for each key named after a parent of ``origin`` (``name/...``), the
+    same public key under ``origin``'s name. tlog-checkpoint recommends the origin as the key
+    name; one key then signs the logs of every origin below its own name, and whoever holds
+    it under the parent's name can check them all. Signatures are matched by name and key
+    id, so a key named for another origin checks nothing here."""
+    out = list(keys)
+    for k in keys:
+        if origin.startswith(k.name + "/"):
+            out.append(NoteVerifier(origin, k.public_key))
+    return list(dict.fromkeys(out))

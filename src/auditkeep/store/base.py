@@ -162,6 +162,13 @@ class Store(Protocol):
     """Everything the ledger, its consumers and the faces need from storage."""
 
     dialect: str
+    read_only: bool  # opened so that it never writes (readers: verify, search, show, proof)
+
+    @property
+    def projection_writable(self) -> bool:
+        """Whether a search may bring the projection up to date first (false when read-only,
+        unless the store keeps a temporary projection of its own outside the data)."""
+        ...
 
     # tenants and heads
     def tenant(self, name: str, create: bool = False) -> Head | None: ...
@@ -179,6 +186,9 @@ class Store(Protocol):
     def checkpoints(self, tenant_id: int) -> Iterator[CheckpointRow]: ...
     def checkpoint_at(self, tenant_id: int, size: int) -> CheckpointRow | None: ...
     def latest_checkpoint(self, tenant_id: int) -> CheckpointRow | None: ...
+    def subject_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
+        """The salts of those ``subjects`` that still have one (never creates any)."""
+        ...
 
     # consumers
     def cursor(self, name: str, tenant_id: int) -> tuple[int, bytes | None]: ...

@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -45,6 +45,14 @@ from auditkeep.store.base import (
     TileKey,
     entry_key,
 )
+from auditkeep.store.postgres_append import (
+    ENTRY_COLS,
+    HEAD_SQL,
+    PgAppend,
+    entry_of,
+    head_of,
+    read_tiles,
+)
 from auditkeep.store.postgres_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -60,12 +68,6 @@ log = logging.getLogger("auditkeep.store.postgres")
 
 _EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 _MASK = (1 << KEY_SHIFT) - 1
-_HEAD_SQL = "SELECT tenant_id, name, size, root, received_ns, cp_size, cp_ns FROM logs"
-_ENTRY_COLS = "k, id, received_ns, leaf, subject, sealed"
-_COPY_ENTRIES = (
-    "COPY entries (k, tenant_id, id, received_ns, leaf, subject, sealed) FROM STDIN (FORMAT BINARY)"
-)
-_ENTRY_TYPES = ["int8", "int4", "bytea", "int8", "bytea", "bytea", "bytea"]
 # tsv and meta are sent already in their binary wire formats, hence "bytea" for them.
 _COPY_EV = (
     "COPY ev (k, tenant_id, time_ns, received_ns, actor, action, rtype, rid, outcome, category, tsv, meta) "
@@ -88,15 +90,6 @@ _EV_TYPES = [
 _JSONB_VERSION = b"\x01"
 _any_json = msgspec.json.Decoder()
 _json = msgspec.json.Encoder()
-
-
-def _head(r: Sequence[Any]) -> Head:
-    return Head(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6])
-
-
-def _entry(r: Sequence[Any]) -> Entry:
-    subject = r[4].decode() if r[4] is not None else None
-    return Entry(r[0] & _MASK, r[1], r[2], r[3], subject, r[5])
 
 
 def _opt_text(value: str | None) -> str | None:
@@ -149,7 +142,8 @@ class PostgresStore:
     ``url`` is a libpq URL; an extra ``?schema=NAME`` (or the ``schema`` argument) keeps
     every table in that schema, created if needed, and ``?pool_max=N`` bounds the pool's
     connections (default ``max_size``, 10). Migrations run at start unless ``migrate`` is
-    false.
+    false. ``read_only`` runs every session with ``default_transaction_read_only`` (the
+    database refuses any write) and never migrates: the schema must be this version's.
     """
 
     dialect = "postgresql"
@@ -165,6 +159,7 @@ class PostgresStore:
         max_size: int = 10,
         timeout: float = 5.0,
         application_name: str = "auditkeep",
+        read_only: bool = False,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ValueError("durability must be 'full' or 'normal'")
@@ -180,6 +175,8 @@ class PostgresStore:
         max_size = max(1, max_size)
         min_size = min(min_size, max_size)
         self.durability = durability
+        self.read_only = read_only
+        self.projection_writable = not read_only
         self._closed = False
         self._months: set[Month] = set()
         self._ahead_until = 0
@@ -208,7 +205,9 @@ class PostgresStore:
             self._pool.close()
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
         try:
-            if migrate:
+            if read_only:
+                self._check_schema()
+            elif migrate:
                 self.migrate()
         except BaseException:
             self.close()
@@ -221,6 +220,8 @@ class PostgresStore:
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
         conn.execute("SET synchronous_commit TO " + ("on" if self.durability == "full" else "off"))
         conn.execute("SET plan_cache_mode TO force_custom_plan")
+        if self.read_only:
+            conn.execute("SET default_transaction_read_only TO on")
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:
@@ -302,6 +303,14 @@ class PostgresStore:
             finally:
                 if not conn.closed:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def _check_schema(self) -> None:
+        version = self.schema_version()
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"the database schema is at version {version}, this auditkeep reads version {SCHEMA_VERSION}: "
+                "run a writer of this version once (e.g. `auditkeep serve`), or read it with the auditkeep that wrote it"
+            )
 
     @staticmethod
     def _version(conn: psycopg.Connection[Any]) -> int:
@@ -397,21 +406,21 @@ class PostgresStore:
 
     def tenant(self, name: str, create: bool = False) -> Head | None:
         with self._conn() as conn:
-            row = conn.execute(_HEAD_SQL + " WHERE name = %s", (name,)).fetchone()
+            row = conn.execute(HEAD_SQL + " WHERE name = %s", (name,)).fetchone()
             if row is not None or not create:
-                return _head(row) if row else None
+                return head_of(row) if row else None
             conn.execute(
                 "INSERT INTO logs(name, size, root, received_ns, cp_size, cp_ns, created_ns) "
                 "VALUES (%s, 0, %s, 0, 0, 0, %s) ON CONFLICT (name) DO NOTHING",
                 (name, _EMPTY_ROOT, time.time_ns()),
             )
-            row = conn.execute(_HEAD_SQL + " WHERE name = %s", (name,)).fetchone()
+            row = conn.execute(HEAD_SQL + " WHERE name = %s", (name,)).fetchone()
         assert row is not None
-        return _head(row)
+        return head_of(row)
 
     def heads(self) -> list[Head]:
         with self._conn() as conn:
-            return [_head(r) for r in conn.execute(_HEAD_SQL + " ORDER BY name").fetchall()]
+            return [head_of(r) for r in conn.execute(HEAD_SQL + " ORDER BY name").fetchall()]
 
     # append ------------------------------------------------------------------------------------
 
@@ -433,9 +442,9 @@ class PostgresStore:
     def entries(self, tenant_id: int, start: int, end: int) -> Iterator[Entry]:
         """Entries with start <= index < end in index order, read in chunks (no connection is
         held between chunks)."""
-        for rows in self._raw_chunks(tenant_id, start, end, 4096, _ENTRY_COLS):
+        for rows in self._raw_chunks(tenant_id, start, end, 4096, ENTRY_COLS):
             for r in rows:
-                yield _entry(r)
+                yield entry_of(r)
 
     def entries_raw(
         self, tenant_id: int, start: int, end: int, chunk: int = 8192
@@ -443,6 +452,13 @@ class PostgresStore:
         """Chunks of (key, id, received_ns, leaf), for verification's hot loop."""
         for rows in self._raw_chunks(tenant_id, start, end, chunk, "k, id, received_ns, leaf"):
             yield [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def entry_rows(
+        self, tenant_id: int, start: int, end: int, chunk: int = 8192
+    ) -> Iterator[list[tuple[int, bytes, int, bytes, str | None, bytes | None]]]:
+        """Chunks of (key, id, received_ns, leaf, subject, sealed plaintext), for verify."""
+        for rows in self._raw_chunks(tenant_id, start, end, chunk, ENTRY_COLS):
+            yield [(r[0], r[1], r[2], r[3], r[4].decode() if r[4] is not None else None, r[5]) for r in rows]
 
     def _raw_chunks(
         self, tenant_id: int, start: int, end: int, chunk: int, cols: str
@@ -468,12 +484,12 @@ class PostgresStore:
             row = (
                 conn.cursor(binary=True)
                 .execute(
-                    f"SELECT {_ENTRY_COLS} FROM entries WHERE tenant_id = %s AND id = %s",
+                    f"SELECT {ENTRY_COLS} FROM entries WHERE tenant_id = %s AND id = %s",
                     (tenant_id, event_id),
                 )
                 .fetchone()
             )
-        return _entry(row) if row else None
+        return entry_of(row) if row else None
 
     def entries_by_key(self, keys: Sequence[int]) -> dict[int, Entry]:
         if not keys:
@@ -481,16 +497,16 @@ class PostgresStore:
         with self._conn() as conn:
             rows = (
                 conn.cursor(binary=True)
-                .execute(f"SELECT {_ENTRY_COLS} FROM entries WHERE k = ANY(%s)", (list(keys),))
+                .execute(f"SELECT {ENTRY_COLS} FROM entries WHERE k = ANY(%s)", (list(keys),))
                 .fetchall()
             )
-        return {r[0]: _entry(r) for r in rows}
+        return {r[0]: entry_of(r) for r in rows}
 
     def read_tiles(self, tenant_id: int, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
         if not keys:
             return {}
         with self._conn() as conn:
-            return _read_tiles(conn, tenant_id, keys)
+            return read_tiles(conn, tenant_id, keys)
 
     def tiles_range(self, tenant_id: int, level: int, start: int, end: int) -> dict[int, bytes]:
         with self._conn() as conn:
@@ -697,6 +713,16 @@ class PostgresStore:
             r = conn.execute(f"SELECT count(*) FROM docs {where}", params).fetchone()
         return int(r[0]) if r else 0
 
+    def subject_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
+        if not subjects:
+            return {}
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT subject, salt FROM subjects WHERE tenant_id = %s AND subject = ANY(%s) AND salt IS NOT NULL",
+                (tenant_id, [x.encode() for x in subjects]),
+            ).fetchall()
+        return {bytes(x).decode(): bytes(salt) for x, salt in rows}
+
     # leases --------------------------------------------------------------------------------------
 
     def lease(self, name: str) -> _AdvisoryLease | None:
@@ -741,17 +767,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _read_tiles(
-    conn: psycopg.Connection[Any], tenant_id: int, keys: Sequence[TileKey]
-) -> dict[TileKey, bytes]:
-    rows = conn.execute(
-        "SELECT t.level, t.idx, t.data FROM unnest(%s::smallint[], %s::bigint[]) AS u(level, idx) "
-        "JOIN tiles t ON t.tenant_id = %s AND t.level = u.level AND t.idx = u.idx",
-        ([lv for lv, _ in keys], [ix for _, ix in keys], tenant_id),
-    ).fetchall()
-    return {(int(lv), int(ix)): bytes(d) for lv, ix, d in rows}
-
-
 class _AdvisoryLease:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn: psycopg.Connection[Any] | None = conn
@@ -762,145 +777,3 @@ class _AdvisoryLease:
                 self._conn.close()  # ending the session releases its advisory locks
             finally:
                 self._conn = None
-
-
-class PgAppend:
-    """An open transaction holding the head-row locks of its tenants."""
-
-    def __init__(
-        self, store: PostgresStore, conn: psycopg.Connection[Any], tenant_ids: Sequence[int]
-    ) -> None:
-        self._store = store
-        self._c = conn
-        ids = sorted(set(tenant_ids))
-        # Locks are taken in tenant order (LockRows runs above the sort), so two transactions
-        # over overlapping tenants cannot deadlock.
-        rows = conn.execute(
-            _HEAD_SQL + " WHERE tenant_id = ANY(%s) ORDER BY tenant_id FOR UPDATE", (ids,)
-        ).fetchall()
-        self._heads = {r[0]: _head(r) for r in rows}
-        self._sizes = {tid: h.size for tid, h in self._heads.items()}
-        for tid in ids:
-            if tid not in self._heads:
-                raise StoreError(f"unknown tenant id {tid}")
-
-    def head(self, tenant_id: int) -> Head:
-        return self._heads[tenant_id]
-
-    def existing(self, tenant_id: int, ids: Sequence[bytes]) -> dict[bytes, Entry]:
-        if not ids:
-            return {}
-        rows = (
-            self._c.cursor(binary=True)
-            .execute(
-                f"SELECT {_ENTRY_COLS} FROM entries WHERE tenant_id = %s AND id = ANY(%s)",
-                (tenant_id, list(ids)),
-            )
-            .fetchall()
-        )
-        return {r[1]: _entry(r) for r in rows}
-
-    def read_tiles(self, tenant_id: int, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
-        return _read_tiles(self._c, tenant_id, keys) if keys else {}
-
-    def salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
-        if not subjects:
-            return {}
-        raw = [s.encode() for s in subjects]
-        out: dict[str, bytes] = {}
-        for s, salt in self._c.execute(
-            "SELECT subject, salt FROM subjects WHERE tenant_id = %s AND subject = ANY(%s)",
-            (tenant_id, raw),
-        ).fetchall():
-            if salt is not None:
-                out[bytes(s).decode()] = bytes(salt)
-        fresh = [s for s in dict.fromkeys(subjects) if s not in out]
-        if fresh:
-            now = time.time_ns()
-            new = {s: os.urandom(32) for s in fresh}
-            # An erased subject keeps its row with no salt; new events get a new salt.
-            self._c.execute(
-                "INSERT INTO subjects(tenant_id, subject, salt, created_ns) "
-                "SELECT %s, s, salt, %s FROM unnest(%s::bytea[], %s::bytea[]) AS u(s, salt) "
-                "ON CONFLICT (tenant_id, subject) DO UPDATE SET salt = excluded.salt, created_ns = excluded.created_ns",
-                (tenant_id, now, [s.encode() for s in new], list(new.values())),
-            )
-            out.update(new)
-        return out
-
-    def write(
-        self,
-        tenant_id: int,
-        entries: Sequence[Entry],
-        tiles: Mapping[TileKey, bytes],
-        head: Head,
-        checkpoint: CheckpointRow | None = None,
-    ) -> None:
-        c = self._c
-        if entries:
-            received = [e.received_ns for e in entries]
-            self._store._ensure_months(c, min(received), max(received))
-            shifted = tenant_id << KEY_SHIFT
-            with c.cursor().copy(_COPY_ENTRIES) as cp:
-                cp.set_types(_ENTRY_TYPES)
-                for e in entries:
-                    cp.write_row(
-                        (
-                            shifted | e.index,
-                            tenant_id,
-                            e.id,
-                            e.received_ns,
-                            e.leaf,
-                            e.subject.encode() if e.subject is not None else None,
-                            e.sealed,
-                        )
-                    )
-        # The rest goes out in one round trip (pipeline mode; COPY cannot be pipelined).
-        with c.pipeline():
-            if tiles:
-                keys = list(tiles)
-                c.execute(
-                    "INSERT INTO tiles(tenant_id, level, idx, data) "
-                    "SELECT %s, level, idx, data FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[]) AS u(level, idx, data) "
-                    "ON CONFLICT (tenant_id, level, idx) DO UPDATE SET data = excluded.data",
-                    (
-                        tenant_id,
-                        [k[0] for k in keys],
-                        [k[1] for k in keys],
-                        [tiles[k] for k in keys],
-                    ),
-                )
-            if checkpoint is not None:
-                # Under the head lock there is one signer per size; DO NOTHING keeps the first.
-                c.execute(
-                    "INSERT INTO checkpoints(tenant_id, size, root, note, signed_ns) VALUES (%s, %s, %s, %s, %s) "
-                    "ON CONFLICT (tenant_id, size) DO NOTHING",
-                    (
-                        tenant_id,
-                        checkpoint.size,
-                        checkpoint.root,
-                        checkpoint.note,
-                        checkpoint.signed_ns,
-                    ),
-                )
-            # The size guard makes a write that somehow bypassed the lock fail instead of forking.
-            cur = c.cursor()
-            cur.execute(
-                "UPDATE logs SET size = %s, root = %s, received_ns = %s, cp_size = %s, cp_ns = %s "
-                "WHERE tenant_id = %s AND size = %s",
-                (
-                    head.size,
-                    head.root,
-                    head.received_ns,
-                    head.checkpoint_size,
-                    head.checkpoint_ns,
-                    tenant_id,
-                    self._sizes[tenant_id],
-                ),
-            )
-        if cur.rowcount != 1:
-            raise StoreError(
-                f"log head of tenant id {tenant_id} moved under its lock; nothing written"
-            )
-        self._heads[tenant_id] = head
-        self._sizes[tenant_id] = head.size

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
@@ -32,6 +33,15 @@ from auditkeep.store.base import (
 )
 from auditkeep.store.files import open_private, private_dir, private_file, tighten_existing
 from auditkeep.store.sql_filters import doc_filter
+from auditkeep.store.sqlite_append import (
+    ENTRY_ROWS_SQL,
+    HEAD_SQL,
+    SQLiteAppend,
+    head_of,
+    read_tiles,
+    subject_salts,
+)
+from auditkeep.store.sqlite_connect import read_only_uri
 from auditkeep.store.sqlite_schema import INDEX_SCHEMA, LOG_MIGRATIONS
 from auditkeep.store.sqlite_search import COMMON_TEXT, build_search, text_probe
 
@@ -43,17 +53,24 @@ class SQLiteStore:
 
     dialect = "sqlite"
 
-    def __init__(self, directory: Path | str, durability: str = "full", busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        durability: str = "full",
+        busy_timeout: float = 30.0,
+        *,
+        read_only: bool = False,
+    ) -> None:
+        """``read_only`` opens the files with SQLite's ``mode=ro`` (or ``immutable=1`` for a
+        copy in a directory nobody may write to) and never writes to them: no migration, no
+        writer connection. Without an ``index.db`` to search, a read-only store keeps a
+        temporary projection in the system's temporary directory, outside the data."""
         if durability not in ("full", "normal"):
             raise ValueError("durability must be 'full' or 'normal'")
         self.directory = Path(directory)
+        self.read_only = read_only
         self.log_path = self.directory / "log.db"
         self.index_path = self.directory / "index.db"
-        # owner only, whatever the umask; SQLite gives -wal and -shm the database file's mode
-        private_dir(self.directory)
-        for path in (self.log_path, self.index_path):
-            private_file(path)
-        tighten_existing(self.directory, ("log.db-wal", "log.db-shm", "index.db-wal", "index.db-shm"))
         self._durability = durability
         self._busy_ms = int(busy_timeout * 1000)
         self._write_lock = threading.RLock()
@@ -62,16 +79,83 @@ class SQLiteStore:
         self._closed = False
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._w = self._connect(self.log_path, writer=True)
-        self._migrate()
-        self._p = self._connect_index()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._wconn: sqlite3.Connection | None = None
+        self._pconn: sqlite3.Connection | None = None
+        if not read_only:
+            # owner only, whatever the umask; SQLite gives -wal and -shm the database file's mode
+            private_dir(self.directory)
+            for path in (self.log_path, self.index_path):
+                private_file(path)
+            tighten_existing(self.directory, ("log.db-wal", "log.db-shm", "index.db-wal", "index.db-shm"))
+            self._wconn = self._connect(self.log_path, writer=True)
+            self._migrate()
+            self._pconn = self._connect_index()
+            return
+        if not self.log_path.exists():
+            raise StoreError(f"no auditkeep log in {self.directory} (log.db not found)")
+        if not self.index_path.exists():
+            self.use_temporary_projection()
+        self._check_schema()
+
+    def use_temporary_projection(self) -> None:
+        """Read-only: search a projection kept in the system's temporary directory (a copy
+        of index.db when there is one, taken with SQLite's backup), which searches can then
+        bring up to the log's head. The data directory is left as it is."""
+        if not self.read_only or self._tmp is not None:
+            return
+        tmp = tempfile.TemporaryDirectory(prefix="auditkeep-index-")
+        target = Path(tmp.name) / "index.db"
+        if self.index_path.exists():
+            src = sqlite3.connect(read_only_uri(self.index_path), uri=True)
+            dst = sqlite3.connect(target)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+                src.close()
+        self._tmp = tmp
+        self.index_path = target
+        self._pconn = self._connect_index()
+        old = getattr(self._local, "conn", None)
+        if old is not None:  # re-attach this thread's reader to the new projection
+            self._local.conn = None
+            with self._conns_lock:
+                self._all_conns.remove(old)
+            old.close()
+
+    @property
+    def projection_writable(self) -> bool:
+        """Whether searches can bring the projection up to date (false for a read-only store
+        with an index.db of its own: that one is searched as it is)."""
+        return self._pconn is not None
+
+    @property
+    def temporary_projection(self) -> bool:
+        return self._tmp is not None
+
+    @property
+    def _w(self) -> sqlite3.Connection:
+        if self._wconn is None:
+            raise StoreError("the store is open read-only")
+        return self._wconn
+
+    @property
+    def _p(self) -> sqlite3.Connection:
+        if self._pconn is None:
+            raise StoreError("the search projection is open read-only")
+        return self._pconn
 
     # connections ---------------------------------------------------------------------------
 
-    def _connect(self, path: Path, writer: bool = False) -> sqlite3.Connection:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=self._busy_ms / 1000)
+    def _connect(self, path: Path, writer: bool = False, read_only: bool = False) -> sqlite3.Connection:
+        target = read_only_uri(path) if read_only else str(path)
+        conn = sqlite3.connect(
+            target, isolation_level=None, check_same_thread=False, timeout=self._busy_ms / 1000, uri=read_only
+        )
         conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-        conn.execute("PRAGMA journal_mode=WAL")
+        if not read_only:
+            conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("PRAGMA cache_size=-32768")
         conn.execute("PRAGMA temp_store=MEMORY")
@@ -96,11 +180,21 @@ class SQLiteStore:
         if conn is None:
             if self._closed:
                 raise StoreError("store is closed")
-            conn = self._connect(self.log_path)
+            conn = self._connect(self.log_path, read_only=self.read_only)
             conn.execute("PRAGMA query_only=ON")
-            conn.execute("ATTACH DATABASE ? AS ix", (str(self.index_path),))
+            index_ro = self.read_only and self._pconn is None
+            conn.execute("ATTACH DATABASE ? AS ix", (read_only_uri(self.index_path) if index_ro else str(self.index_path),))
             self._local.conn = conn
         return conn
+
+    def _check_schema(self) -> None:
+        version = self.schema_version()
+        if version != len(LOG_MIGRATIONS):
+            raise StoreError(
+                f"log.db has schema version {version}, this auditkeep reads version {len(LOG_MIGRATIONS)}: "
+                "open it once with a writer of this version (e.g. `auditkeep serve`), or read it with the "
+                "auditkeep that wrote it"
+            )
 
     def _migrate(self) -> None:
         with self._write_lock:
@@ -126,7 +220,10 @@ class SQLiteStore:
                     raise
 
     def schema_version(self) -> int:
-        row = self._reader().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        try:
+            row = self._reader().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read {self.log_path}: {exc}") from exc
         return int(row[0]) if row else 0
 
     def close(self) -> None:
@@ -138,34 +235,36 @@ class SQLiteStore:
                 with suppress(sqlite3.Error):
                     conn.close()
             self._all_conns.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     # tenants -------------------------------------------------------------------------------
 
     def tenant(self, name: str, create: bool = False) -> Head | None:
-        row = self._reader().execute(_HEAD_SQL + " WHERE name=?", (name,)).fetchone()
+        row = self._reader().execute(HEAD_SQL + " WHERE name=?", (name,)).fetchone()
         if row is not None or not create:
-            return _head(row) if row else None
+            return head_of(row) if row else None
         with self._write_lock, self._guard():
             self._w.execute(
                 "INSERT OR IGNORE INTO logs(name, size, root, received_ns, cp_size, cp_ns, created_ns) "
                 "VALUES(?, 0, ?, 0, 0, 0, ?)",
                 (name, _EMPTY_ROOT, time.time_ns()),
             )
-            row = self._w.execute(_HEAD_SQL + " WHERE name=?", (name,)).fetchone()
-        return _head(row)
+            row = self._w.execute(HEAD_SQL + " WHERE name=?", (name,)).fetchone()
+        return head_of(row)
 
     def heads(self) -> list[Head]:
-        return [_head(r) for r in self._reader().execute(_HEAD_SQL + " ORDER BY name")]
+        return [head_of(r) for r in self._reader().execute(HEAD_SQL + " ORDER BY name")]
 
     # append ----------------------------------------------------------------------------------
 
     @contextmanager
-    def append_txn(self, tenant_ids: Sequence[int]) -> Iterator[_SQLiteAppend]:
+    def append_txn(self, tenant_ids: Sequence[int]) -> Iterator[SQLiteAppend]:
         with self._write_lock, self._guard():
             w = self._w
             w.execute("BEGIN IMMEDIATE")
             try:
-                txn = _SQLiteAppend(w, tenant_ids)
+                txn = SQLiteAppend(w, tenant_ids)
                 yield txn
                 w.execute("COMMIT")
             except BaseException:
@@ -223,6 +322,22 @@ class SQLiteStore:
             if len(rows) < chunk:
                 return
 
+    def entry_rows(
+        self, tenant_id: int, start: int, end: int, chunk: int = 8192
+    ) -> Iterator[list[tuple[int, bytes, int, bytes, str | None, bytes | None]]]:
+        """Chunks of (key, id, received_ns, leaf, subject, sealed plaintext), for verify."""
+        conn = self._reader()
+        lo = entry_key(tenant_id, start)
+        hi = entry_key(tenant_id, end)
+        while lo < hi:
+            rows = conn.execute(ENTRY_ROWS_SQL, (lo, hi, chunk)).fetchall()
+            if not rows:
+                return
+            yield rows
+            lo = rows[-1][0] + 1
+            if len(rows) < chunk:
+                return
+
     def entry_by_id(self, tenant_id: int, event_id: bytes) -> Entry | None:
         row = (
             self._reader()
@@ -250,7 +365,7 @@ class SQLiteStore:
         return out
 
     def read_tiles(self, tenant_id: int, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
-        return _read_tiles(self._reader(), tenant_id, keys)
+        return read_tiles(self._reader(), tenant_id, keys)
 
     def tiles_range(self, tenant_id: int, level: int, start: int, end: int) -> dict[int, bytes]:
         rows = self._reader().execute(
@@ -456,6 +571,9 @@ class SQLiteStore:
         where, params = doc_filter("?", collection, tenant, status)
         return int(self._reader().execute(f"SELECT count(*) FROM docs {where}", params).fetchone()[0])
 
+    def subject_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
+        return subject_salts(self._reader(), tenant_id, subjects)
+
     # leases --------------------------------------------------------------------------------------
 
     def lease(self, name: str) -> _FileLease | None:
@@ -504,108 +622,3 @@ class _FileLease:
         if self._fh is not None:
             self._fh.close()  # closing the descriptor drops the lock
             self._fh = None
-
-
-_HEAD_SQL = "SELECT tenant_id, name, size, root, received_ns, cp_size, cp_ns FROM logs"
-
-
-def _head(r: tuple[int, str, int, bytes, int, int, int]) -> Head:
-    return Head(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
-
-
-def _read_tiles(conn: sqlite3.Connection, tenant_id: int, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
-    out: dict[TileKey, bytes] = {}
-    for level, idx in keys:
-        r = conn.execute(
-            "SELECT data FROM tiles WHERE tenant_id=? AND level=? AND idx=?", (tenant_id, level, idx)
-        ).fetchone()
-        if r is not None:
-            out[(level, idx)] = r[0]
-    return out
-
-
-class _SQLiteAppend:
-    """An open ``BEGIN IMMEDIATE`` transaction on the writer connection."""
-
-    def __init__(self, conn: sqlite3.Connection, tenant_ids: Sequence[int]) -> None:
-        self._c = conn
-        self._heads: dict[int, Head] = {}
-        for tid in tenant_ids:
-            r = conn.execute(_HEAD_SQL + " WHERE tenant_id=?", (tid,)).fetchone()
-            if r is None:
-                raise StoreError(f"unknown tenant id {tid}")
-            self._heads[tid] = _head(r)
-
-    def head(self, tenant_id: int) -> Head:
-        return self._heads[tenant_id]
-
-    def existing(self, tenant_id: int, ids: Sequence[bytes]) -> dict[bytes, Entry]:
-        out: dict[bytes, Entry] = {}
-        mask = (1 << KEY_SHIFT) - 1
-        for i in range(0, len(ids), 500):
-            part = list(ids[i : i + 500])
-            marks = ",".join("?" * len(part))
-            for k, eid, r, leaf, subject, sealed in self._c.execute(
-                f"SELECT k, id, received_ns, leaf, subject, sealed FROM entries WHERE tenant_id=? AND id IN ({marks})",
-                [tenant_id, *part],
-            ):
-                out[eid] = Entry(k & mask, eid, r, leaf, subject, sealed)
-        return out
-
-    def read_tiles(self, tenant_id: int, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
-        return _read_tiles(self._c, tenant_id, keys)
-
-    def salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
-        out: dict[str, bytes] = {}
-        for i in range(0, len(subjects), 500):
-            part = list(subjects[i : i + 500])
-            marks = ",".join("?" * len(part))
-            for s, salt in self._c.execute(
-                f"SELECT subject, salt FROM subjects WHERE tenant_id=? AND subject IN ({marks})",
-                [tenant_id, *part],
-            ):
-                if salt is not None:
-                    out[s] = salt
-        fresh = [s for s in subjects if s not in out]
-        if fresh:
-            now = time.time_ns()
-            rows = [(tenant_id, s, os.urandom(32), now) for s in fresh]
-            # An erased subject keeps its row with no salt; new events get a new salt.
-            self._c.executemany(
-                "INSERT INTO subjects(tenant_id, subject, salt, created_ns) VALUES(?,?,?,?) "
-                "ON CONFLICT(tenant_id, subject) DO UPDATE SET salt=excluded.salt, created_ns=excluded.created_ns",
-                rows,
-            )
-            out.update({r[1]: r[2] for r in rows})
-        return out
-
-    def write(
-        self,
-        tenant_id: int,
-        entries: Sequence[Entry],
-        tiles: Mapping[TileKey, bytes],
-        head: Head,
-        checkpoint: CheckpointRow | None = None,
-    ) -> None:
-        c = self._c
-        if entries:
-            shifted = tenant_id << KEY_SHIFT
-            c.executemany(
-                "INSERT INTO entries(k, tenant_id, id, received_ns, leaf, subject, sealed) VALUES(?,?,?,?,?,?,?)",
-                [(shifted | e.index, tenant_id, e.id, e.received_ns, e.leaf, e.subject, e.sealed) for e in entries],
-            )
-        if tiles:
-            c.executemany(
-                "INSERT OR REPLACE INTO tiles(tenant_id, level, idx, data) VALUES(?,?,?,?)",
-                [(tenant_id, lv, ix, data) for (lv, ix), data in tiles.items()],
-            )
-        if checkpoint is not None:
-            c.execute(
-                "INSERT OR IGNORE INTO checkpoints(tenant_id, size, root, note, signed_ns) VALUES(?,?,?,?,?)",
-                (tenant_id, checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.signed_ns),
-            )
-        c.execute(
-            "UPDATE logs SET size=?, root=?, received_ns=?, cp_size=?, cp_ns=? WHERE tenant_id=?",
-            (head.size, head.root, head.received_ns, head.checkpoint_size, head.checkpoint_ns, tenant_id),
-        )
-        self._heads[tenant_id] = head

@@ -1,0 +1,186 @@
+"""The append transaction of the PostgreSQL store: the head rows of its tenants locked."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from auditkeep.store.base import KEY_SHIFT, CheckpointRow, Entry, Head, StoreError, TileKey
+
+if TYPE_CHECKING:
+    from auditkeep.store.postgres import PostgresStore
+
+_MASK = (1 << KEY_SHIFT) - 1
+HEAD_SQL = "SELECT tenant_id, name, size, root, received_ns, cp_size, cp_ns FROM logs"
+ENTRY_COLS = "k, id, received_ns, leaf, subject, sealed"
+_COPY_ENTRIES = (
+    "COPY entries (k, tenant_id, id, received_ns, leaf, subject, sealed) FROM STDIN (FORMAT BINARY)"
+)
+_ENTRY_TYPES = ["int8", "int4", "bytea", "int8", "bytea", "bytea", "bytea"]
+
+
+def head_of(r: Sequence[Any]) -> Head:
+    return Head(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6])
+
+
+def entry_of(r: Sequence[Any]) -> Entry:
+    subject = r[4].decode() if r[4] is not None else None
+    return Entry(r[0] & _MASK, r[1], r[2], r[3], subject, r[5])
+
+
+def read_tiles(
+    conn: psycopg.Connection[Any], tenant_id: int, keys: Sequence[TileKey]
+) -> dict[TileKey, bytes]:
+    rows = conn.execute(
+        "SELECT t.level, t.idx, t.data FROM unnest(%s::smallint[], %s::bigint[]) AS u(level, idx) "
+        "JOIN tiles t ON t.tenant_id = %s AND t.level = u.level AND t.idx = u.idx",
+        ([lv for lv, _ in keys], [ix for _, ix in keys], tenant_id),
+    ).fetchall()
+    return {(int(lv), int(ix)): bytes(d) for lv, ix, d in rows}
+
+
+
+class PgAppend:
+    """An open transaction holding the head-row locks of its tenants."""
+
+    def __init__(
+        self, store: PostgresStore, conn: psycopg.Connection[Any], tenant_ids: Sequence[int]
+    ) -> None:
+        self._store = store
+        self._c = conn
+        ids = sorted(set(tenant_ids))
+        # Locks are taken in tenant order (LockRows runs above the sort), so two transactions
+        # over overlapping tenants cannot deadlock.
+        rows = conn.execute(
+            HEAD_SQL + " WHERE tenant_id = ANY(%s) ORDER BY tenant_id FOR UPDATE", (ids,)
+        ).fetchall()
+        self._heads = {r[0]: head_of(r) for r in rows}
+        self._sizes = {tid: h.size for tid, h in self._heads.items()}
+        for tid in ids:
+            if tid not in self._heads:
+                raise StoreError(f"unknown tenant id {tid}")
+
+    def head(self, tenant_id: int) -> Head:
+        return self._heads[tenant_id]
+
+    def existing(self, tenant_id: int, ids: Sequence[bytes]) -> dict[bytes, Entry]:
+        if not ids:
+            return {}
+        rows = (
+            self._c.cursor(binary=True)
+            .execute(
+                f"SELECT {ENTRY_COLS} FROM entries WHERE tenant_id = %s AND id = ANY(%s)",
+                (tenant_id, list(ids)),
+            )
+            .fetchall()
+        )
+        return {r[1]: entry_of(r) for r in rows}
+
+    def read_tiles(self, tenant_id: int, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+        return read_tiles(self._c, tenant_id, keys) if keys else {}
+
+    def salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
+        if not subjects:
+            return {}
+        raw = [s.encode() for s in subjects]
+        out: dict[str, bytes] = {}
+        for s, salt in self._c.execute(
+            "SELECT subject, salt FROM subjects WHERE tenant_id = %s AND subject = ANY(%s)",
+            (tenant_id, raw),
+        ).fetchall():
+            if salt is not None:
+                out[bytes(s).decode()] = bytes(salt)
+        fresh = [s for s in dict.fromkeys(subjects) if s not in out]
+        if fresh:
+            now = time.time_ns()
+            new = {s: os.urandom(32) for s in fresh}
+            # An erased subject keeps its row with no salt; new events get a new salt.
+            self._c.execute(
+                "INSERT INTO subjects(tenant_id, subject, salt, created_ns) "
+                "SELECT %s, s, salt, %s FROM unnest(%s::bytea[], %s::bytea[]) AS u(s, salt) "
+                "ON CONFLICT (tenant_id, subject) DO UPDATE SET salt = excluded.salt, created_ns = excluded.created_ns",
+                (tenant_id, now, [s.encode() for s in new], list(new.values())),
+            )
+            out.update(new)
+        return out
+
+    def write(
+        self,
+        tenant_id: int,
+        entries: Sequence[Entry],
+        tiles: Mapping[TileKey, bytes],
+        head: Head,
+        checkpoint: CheckpointRow | None = None,
+    ) -> None:
+        c = self._c
+        if entries:
+            received = [e.received_ns for e in entries]
+            self._store._ensure_months(c, min(received), max(received))
+            shifted = tenant_id << KEY_SHIFT
+            with c.cursor().copy(_COPY_ENTRIES) as cp:
+                cp.set_types(_ENTRY_TYPES)
+                for e in entries:
+                    cp.write_row(
+                        (
+                            shifted | e.index,
+                            tenant_id,
+                            e.id,
+                            e.received_ns,
+                            e.leaf,
+                            e.subject.encode() if e.subject is not None else None,
+                            e.sealed,
+                        )
+                    )
+        # The rest goes out in one round trip (pipeline mode; COPY cannot be pipelined).
+        with c.pipeline():
+            if tiles:
+                keys = list(tiles)
+                c.execute(
+                    "INSERT INTO tiles(tenant_id, level, idx, data) "
+                    "SELECT %s, level, idx, data FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[]) AS u(level, idx, data) "
+                    "ON CONFLICT (tenant_id, level, idx) DO UPDATE SET data = excluded.data",
+                    (
+                        tenant_id,
+                        [k[0] for k in keys],
+                        [k[1] for k in keys],
+                        [tiles[k] for k in keys],
+                    ),
+                )
+            if checkpoint is not None:
+                # Under the head lock there is one signer per size; DO NOTHING keeps the first.
+                c.execute(
+                    "INSERT INTO checkpoints(tenant_id, size, root, note, signed_ns) VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (tenant_id, size) DO NOTHING",
+                    (
+                        tenant_id,
+                        checkpoint.size,
+                        checkpoint.root,
+                        checkpoint.note,
+                        checkpoint.signed_ns,
+                    ),
+                )
+            # The size guard makes a write that somehow bypassed the lock fail instead of forking.
+            cur = c.cursor()
+            cur.execute(
+                "UPDATE logs SET size = %s, root = %s, received_ns = %s, cp_size = %s, cp_ns = %s "
+                "WHERE tenant_id = %s AND size = %s",
+                (
+                    head.size,
+                    head.root,
+                    head.received_ns,
+                    head.checkpoint_size,
+                    head.checkpoint_ns,
+                    tenant_id,
+                    self._sizes[tenant_id],
+                ),
+            )
+        if cur.rowcount != 1:
+            raise StoreError(
+                f"log head of tenant id {tenant_id} moved under its lock; nothing written"
+            )
+        self._heads[tenant_id] = head
+        self._sizes[tenant_id] = head.size
