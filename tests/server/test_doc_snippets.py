@@ -102,6 +102,12 @@ body = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNan
     "attributes": [{"key": "audit.action", "value": {"stringValue": "user.login"}},
                    {"key": "audit.actor.id", "value": {"stringValue": "alice"}}]}]}]}]}).encode()
 """,
+    ("verify.md", "LogReader.open"): """
+import auditkeep
+with auditkeep.open("auditkeep-data") as _log:   # the page's data directory, written and signed
+    _log.record("acme", actor={"id": "alice"}, action="user.login")
+    Path("log.vkey").write_text(_log.pubkey() + "\\n")   # what `auditkeep pubkey > log.vkey` saves
+""",
     ("syslog.md", "start_syslog_servers"): """
 received = []
 async def ledger_append(events):
