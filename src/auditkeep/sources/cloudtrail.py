@@ -17,6 +17,7 @@ import msgspec
 import orjson
 
 from auditkeep.model import DEFAULT_LIMITS, Actor, Event, Resource, Source
+from auditkeep.model.jsonkeys import duplicate_key_reason
 from auditkeep.policy.limits import TooLarge, bounded_type, fit_metadata
 from auditkeep.sources.base import SourceError
 from auditkeep.sources.common import action_segment, derived_id, is_ip, utc_rfc3339
@@ -404,6 +405,9 @@ def _map_bytes(raw: bytes) -> Event | SourceError:
             rec = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             return SourceError(SOURCE, f"malformed JSON: {exc}", raw)
+    repeated = duplicate_key_reason(raw, rec)  # the record is kept in the leaf: one reading only
+    if repeated is not None:
+        return SourceError(SOURCE, repeated, raw)
     try:
         return _map(rec, fits)
     except SourceError as exc:

@@ -36,6 +36,7 @@ from auditkeep.model import (
     Resource,
     Source,
 )
+from auditkeep.model.jsonkeys import duplicate_key_reason
 from auditkeep.model.timefmt import MAX_NS, format_rfc3339
 from auditkeep.policy.limits import TooLarge, fit_metadata
 from auditkeep.sources.base import SourceError
@@ -536,6 +537,14 @@ def _parse_json(body: bytes) -> tuple[list[Event], list[SourceError]]:
         return [], [SourceError(SOURCE, f"not an OTLP logs request: {exc}", body)]
     except msgspec.DecodeError as exc:
         return [], [SourceError(SOURCE, f"malformed JSON: {exc}", body)]
+    # attributes and bodies are kept in leaves: a repeated key would give them two readings
+    try:
+        plain: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:  # e.g. an integer past 64 bits: the exact check decides
+        plain = None
+    repeated = duplicate_key_reason(body, plain)
+    if repeated is not None:
+        return [], [SourceError(SOURCE, repeated, body)]
 
     def records() -> Iterator[
         tuple[_Record | _Bad, dict[str, Any], dict[str, Any] | None, bytes, Any]
