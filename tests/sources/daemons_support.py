@@ -3,6 +3,7 @@ directory and ports; never the system's daemon), and a sender that counts what i
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -110,3 +111,81 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+SYSLOG_NG_DEPLOY_CONF = ROOT / "deploy" / "syslog" / "syslog-ng-auditkeep.conf"
+# Debian's syslog-ng conflicts with rsyslog as a package, so CI unpacks it here (.ci/run)
+# and runs it from its own directory; a syslog-ng on PATH is used when there is one.
+SYSLOG_NG_ROOT = Path("/opt/auditkeep-test/syslog-ng")
+
+
+def syslog_ng_binary() -> tuple[str, dict[str, str], str] | None:
+    """(binary, extra environment, module path) of a runnable syslog-ng, or None."""
+    unpacked = SYSLOG_NG_ROOT / "usr" / "sbin" / "syslog-ng"
+    if unpacked.exists():
+        lib = SYSLOG_NG_ROOT / "usr" / "lib" / "syslog-ng"
+        modules = sorted(p for p in lib.iterdir() if p.is_dir() and p.name[:1].isdigit())
+        return str(unpacked), {"LD_LIBRARY_PATH": str(lib)}, str(modules[-1]) if modules else str(lib)
+    found = shutil.which("syslog-ng")
+    return (found, {}, "") if found else None
+
+
+class SyslogNg:
+    """``syslog-ng -F`` with a config of its own: a TCP source on ``input_port`` named
+    ``s_src`` (the name the deploy file's ``log`` statement uses) and the deploy file's
+    destination, pointed at auditkeep on ``target_port`` (over TLS when ``ca`` is given)."""
+
+    def __init__(self, workdir: Path, target_port: int, ca: Path | None = None) -> None:
+        found = syslog_ng_binary()
+        assert found is not None, "syslog-ng is not available"
+        binary, extra_env, modules = found
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.input_port = _free_port()
+        text = SYSLOG_NG_DEPLOY_CONF.read_text()
+        if ca is not None:  # the deploy file's commented TLS alternative, switched on
+            text = re.sub(r'^  syslog\("auditkeep.example.internal" transport\("tcp"\) port\(\d+\)\);\n', "", text, flags=re.M)
+            text = re.sub(r"^  # TLS instead:\n", "", text, flags=re.M)
+            text = re.sub(r"^  # ", "  ", text, flags=re.M)
+            text = text.replace("/etc/ssl/auditkeep-ca.pem", str(ca)).replace("port(6514)", f"port({target_port})")
+        else:
+            text = text.replace("port(5514)", f"port({target_port})")
+        text = text.replace('"auditkeep.example.internal"', '"127.0.0.1"')
+        assert f"port({target_port})" in text and '"127.0.0.1"' in text, "deploy/syslog/syslog-ng-auditkeep.conf changed shape"
+        self.conf = workdir / "syslog-ng.conf"
+        self.conf.write_text(
+            "@version: 3.38\n"
+            "options { time-reopen(1); flush-lines(0); };\n"  # reconnect each second, not after 60 s
+            f'source s_src {{ network(transport("tcp") ip("127.0.0.1") port({self.input_port})); }};\n'
+            f"{text}\n"
+        )
+        self.log = workdir / "syslog-ng.log"
+        self._log_fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
+        cmd = [binary, "-F", "-f", str(self.conf), f"--persist-file={workdir / 'persist'}",
+               f"--pidfile={workdir / 'pid'}", f"--control={workdir / 'ctl'}", "--stderr"]
+        if modules:
+            cmd.append(f"--module-path={modules}")
+        self.proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT, env={**os.environ, **extra_env})
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"syslog-ng exited: {self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.input_port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"syslog-ng did not listen: {self.output()}") from None
+                time.sleep(0.05)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_fh.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemons_support import RSYSLOGD, Rsyslog, SteadySender
+from daemons_support import RSYSLOGD, Rsyslog, SteadySender, SyslogNg, syslog_ng_binary
 from sources_e2e_support import Server, free_port
 from test_e2e_collect_syslog import _self_signed
 
@@ -27,6 +27,13 @@ from test_e2e_collect_syslog import _self_signed
 needs_rsyslog = pytest.mark.skipif(
     not Path(RSYSLOGD).exists() and os.environ.get("CI") != "true",
     reason="rsyslogd is not installed (apt-get install rsyslog rsyslog-gnutls)",
+)
+
+
+# CI unpacks syslog-ng (.ci/run) and must run these; elsewhere they skip without it.
+needs_syslog_ng = pytest.mark.skipif(
+    syslog_ng_binary() is None and os.environ.get("CI") != "true",
+    reason="syslog-ng is not available (apt-get download syslog-ng-core; see .ci/run)",
 )
 
 
@@ -80,6 +87,50 @@ def test_rsyslog_over_tls_through_a_server_restart(tmp_path: Path) -> None:
     assert len(seqs) == len(set(seqs)) == count, f"stored twice: {twice}"
     assert quarantined == []
     assert {e["source"]["service"] for e in got} == {"app"} and {e["metadata"]["syslog"]["procid"] for e in got} == {"77"}
+
+
+@needs_syslog_ng
+def test_syslog_ng_over_tls_through_a_server_restart(tmp_path: Path) -> None:
+    """syslog-ng with the project's deploy/syslog/syslog-ng-auditkeep.conf (its TLS variant):
+    RFC 5424 with octet counting, every message stored once through a restart of serve."""
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    env = {"AUDITKEEP_SYSLOG_TENANT": "hosts", "AUDITKEEP_SYSLOG_TLS_CERT": str(cert),
+           "AUDITKEEP_SYSLOG_TLS_KEY": str(key)}
+    args = ("--syslog", f"tls://127.0.0.1:{port}")
+    data = tmp_path / "data"
+    first = Server(data, env, args)
+    daemon: SyslogNg | None = None
+    count, rate = 1000, 400.0
+    second: Server | None = None
+    try:
+        daemon = SyslogNg(tmp_path / "syslog-ng", port, ca=cert)
+        sender = SteadySender(daemon.input_port, count, rate, "sngtls")
+        sender.start()
+        first.wait_for("hosts", 200, timeout=30, action="syslog.app")
+        assert first.stop() in (0, -15)  # SIGTERM while syslog-ng writes
+        assert "Traceback" not in first.output(), first.output()
+        second = Server(data, env, args)
+        second.admin = first.admin
+        sender.join(30)
+        assert sender.sent == count
+        got = second.wait_for("hosts", count, timeout=60, action="syslog.app")
+        time.sleep(1.5)  # a message stored twice would show now
+        got = second.search("hosts", action="syslog.app")
+        everything = second.search("hosts")
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        if second is not None:
+            second.stop()
+        first.stop()
+    seqs = sorted(int(m.group(1)) for e in got if (m := re.fullmatch(r"sngtls seq=(\d+)", e["reason"])))
+    assert len(seqs) == len(got), [e["reason"] for e in got if not re.fullmatch(r"sngtls seq=\d+", e["reason"])][:3]
+    lost = sum(int(e["metadata"]["count"]) for e in _dropped(everything))
+    missing = sorted(set(range(count)) - set(seqs))
+    assert missing == [] and lost == 0, f"{len(missing)} missing: {missing[:10]}\n{daemon and daemon.output()}"
+    assert len(seqs) == len(set(seqs)) == count
+    assert {e["source"]["service"] for e in got} == {"app"}
 
 
 def test_udp_burst_every_datagram_is_stored_or_counted(tmp_path: Path) -> None:
