@@ -11,41 +11,48 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditkeep.ledger import (
-    ConsistencyProof,
-    InclusionProof,
-    Ledger,
-    LedgerConfig,
-    NotFound,
-    Page,
-    Receipt,
-    Record,
-    VerifyReport,
-)
+from auditkeep.errors import AuditkeepError, NotFound
 from auditkeep.model import Event, Limits, ValidationError
+from auditkeep.model.context import context
+from auditkeep.model.wire import ConsistencyProof, InclusionProof, Page, Receipt, Record
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from auditkeep.client import AsyncClient, Client, LazyClient, context
+    from auditkeep.client import AsyncClient, Client, LazyClient
+    from auditkeep.ledger import Ledger, LedgerConfig, VerifyReport
+
+# Loaded on first use: the SDK (httpx) and the ledger (SQLite), so that `import auditkeep.client`
+# loads no database driver and `import auditkeep` alone stays light.
+_LAZY = {
+    "AsyncClient": "auditkeep.client",
+    "Client": "auditkeep.client",
+    "LazyClient": "auditkeep.client",
+    "Ledger": "auditkeep.ledger",
+    "LedgerConfig": "auditkeep.ledger",
+    "VerifyReport": "auditkeep.ledger",
+}
 
 
 def open(path: str | Path = "auditkeep-data", config: LedgerConfig | None = None, *, create: bool = True) -> Ledger:
     """Open (or create) an embedded ledger in the data directory ``path``."""
+    from auditkeep.ledger import Ledger
+
     return Ledger.open(path, config, create=create)
 
 
 def __getattr__(name: str) -> Any:
-    # The SDK loads on first use, so `import auditkeep` does not pull in httpx.
-    if name in ("AsyncClient", "Client", "LazyClient", "context"):
-        import auditkeep.client
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
 
-        return getattr(auditkeep.client, name)
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'auditkeep' has no attribute {name!r}")
 
 
 __all__ = [
     "AsyncClient",
+    "AuditkeepError",
     "Client",
     "ConsistencyProof",
     "Event",

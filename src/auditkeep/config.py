@@ -12,12 +12,16 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from auditkeep.errors import ConfigError as ConfigError  # re-exported: its old home
 from auditkeep.ledger.config import DEFAULT_PERSONAL_FIELDS, LedgerConfig
 from auditkeep.model.validate import Limits
+
+if TYPE_CHECKING:
+    from auditkeep.store.base import Store
 
 ENV_PREFIX = "AUDITKEEP_"
 CONFIG_FILE = "auditkeep.toml"
@@ -103,10 +107,6 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if self.signing_key_file:
             return Path(self.signing_key_file).read_text()
         return None
-
-
-class ConfigError(ValueError):
-    """The configuration file or an environment variable is invalid."""
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
@@ -221,22 +221,15 @@ def load_pipeline(settings: Settings) -> Any:
         raise ConfigError(f"policy_file {settings.policy_file}: {exc}") from None
 
 
-def open_store(settings: Settings, *, create: bool = True, read_only: bool = False) -> Any:
+def open_store(settings: Settings, *, create: bool = True, read_only: bool = False) -> Store:
     """The store these settings name: embedded SQLite in ``data`` unless ``db`` says otherwise.
-    ``read_only`` opens it so that nothing is ever written to it."""
-    from auditkeep.ledger.datadir import DataDirError
+    ``read_only`` opens it so that nothing is ever written to it. (A front for
+    :func:`auditkeep.store.factory.open_store`, which does the opening.)"""
+    from auditkeep.store.factory import open_store as open_location
 
-    cfg = settings.ledger_config()
-    if settings.db and not settings.db.startswith("sqlite:"):
-        from auditkeep.store.factory import open_store as open_url  # PostgreSQL
-
-        return open_url(settings.db, cfg, read_only=read_only)
-    from auditkeep.store.sqlite import SQLiteStore
-
-    directory = Path(settings.db[len("sqlite://") :]) if settings.db else Path(settings.data)
-    if (read_only or not create) and not (directory / "log.db").exists():
-        raise DataDirError(f"no auditkeep data in {directory}; run `auditkeep init` first")
-    return SQLiteStore(directory, durability=cfg.durability, read_only=read_only)
+    return open_location(
+        settings.db or Path(settings.data), durability=settings.durability, read_only=read_only, create=create
+    )
 
 
 def open_reader(settings: Settings) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -13,6 +13,10 @@ from rich.table import Table
 
 from auditkeep.cli.common import err, global_options, interactive, out, settings
 from auditkeep.config import Settings
+from auditkeep.store.factory import open_store
+
+if TYPE_CHECKING:
+    from auditkeep.store.sqlite import SQLiteStore
 
 
 def _is_postgres(url: str) -> bool:
@@ -32,10 +36,14 @@ def _sqlite_dir(url: str) -> Path:
     return Path(url[len("sqlite://") :])
 
 
-def _open_postgres(url: str, s: Settings, migrate: bool) -> Any:
-    from auditkeep.store.postgres import PostgresStore
+def _open_sqlite(directory: Path, s: Settings, *, create: bool = True) -> SQLiteStore:
+    """The embedded store (this command uses its schema methods beyond ``Store``)."""
+    return cast("SQLiteStore", open_store(directory, durability=s.durability, create=create))
 
-    return PostgresStore(url, durability=s.durability, migrate=migrate, min_size=1, max_size=2)
+
+def _open_postgres(url: str, s: Settings, migrate: bool) -> Any:
+    """The PostgreSQL store (typed Any: this command uses its schema methods beyond ``Store``)."""
+    return open_store(url, durability=s.durability, migrate=migrate, pool_size=2)
 
 
 @click.group()
@@ -58,11 +66,9 @@ def migrate() -> None:
             store.close()
         where = store.url + (f" (schema {store.schema})" if store.schema else "")
     else:
-        from auditkeep.store.sqlite import SQLiteStore
-
         directory = _sqlite_dir(url)
         existed = (directory / "log.db").exists()
-        lite = SQLiteStore(directory, durability=s.durability)
+        lite = _open_sqlite(directory, s)
         try:
             after = lite.schema_version()
         finally:
@@ -84,14 +90,8 @@ def status() -> None:
     s = settings()
     url = _url(s)
     if not _is_postgres(url):
-        from auditkeep.store.sqlite import SQLiteStore
-
         directory = _sqlite_dir(url)
-        if not (directory / "log.db").exists():
-            raise click.ClickException(
-                f"no auditkeep data in {directory}; run `auditkeep init` first"
-            )
-        lite = SQLiteStore(directory, durability=s.durability)
+        lite = _open_sqlite(directory, s, create=False)
         try:
             out.print(f"store           SQLite in {directory}")
             out.print(f"schema version  {lite.schema_version()}")
@@ -178,17 +178,13 @@ def copy(source: str | None, target: str | None, full_verify: bool) -> None:
     An interrupted copy can be run again: tenants already copied are skipped.
     """
     from auditkeep.store.postgres_copy import copy_to_postgres, entry_count
-    from auditkeep.store.sqlite import SQLiteStore
-
     s = settings()
     src_url = source or f"sqlite://{Path(s.data).resolve()}"
     dst_url = target or s.db
     if not dst_url or not _is_postgres(dst_url):
         raise click.UsageError("--to postgresql://... is required (or set db)")
     directory = _sqlite_dir(src_url)
-    if not (directory / "log.db").exists():
-        raise click.ClickException(f"no auditkeep data in {directory}")
-    src = SQLiteStore(directory, durability=s.durability)
+    src = _open_sqlite(directory, s, create=False)
     dst = _open_postgres(dst_url, s, migrate=True)
     try:
         heads = src.heads()

@@ -37,11 +37,11 @@ from auditkeep.client.reads import (
     search_params,
 )
 from auditkeep.client.worker import Item
-from auditkeep.ledger.ledger import InclusionProof, Page, Record
 from auditkeep.log.checkpoint import Checkpoint, verify_checkpoint
 from auditkeep.log.note import NoteVerifier
 from auditkeep.model.event import Event
 from auditkeep.model.validate import DEFAULT_LIMITS, Limits
+from auditkeep.model.wire import InclusionProof, Page, Record
 
 __all__ = ["AsyncClient"]
 

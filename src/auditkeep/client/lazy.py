@@ -20,10 +20,10 @@ from typing import Any
 
 from auditkeep.client.client import Client
 from auditkeep.client.pipeline import Stats
-from auditkeep.ledger.ledger import InclusionProof, Page, Record
 from auditkeep.log.checkpoint import Checkpoint
 from auditkeep.log.note import NoteVerifier
 from auditkeep.model.event import Event
+from auditkeep.model.wire import InclusionProof, Page, Record
 
 __all__ = ["LazyClient"]
 

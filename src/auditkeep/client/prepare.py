@@ -16,10 +16,15 @@ import msgspec
 
 from auditkeep.client.context import merge_into
 from auditkeep.client.ids import new_id
-from auditkeep.ledger.ledger import check_tenant
 from auditkeep.model.errors import ValidationError, from_msgspec
 from auditkeep.model.event import Event
-from auditkeep.model.validate import DEFAULT_LIMITS, Limits, check_strings, validate_event
+from auditkeep.model.validate import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_strings,
+    check_tenant,
+    validate_event,
+)
 
 __all__ = ["Prepared", "prepare", "prepare_many", "tenant_name", "utc_now"]
 

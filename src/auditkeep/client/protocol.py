@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from auditkeep.ledger.append import Receipt
-from auditkeep.ledger.ledger import InclusionProof, Page
 from auditkeep.log.checkpoint import Checkpoint
 from auditkeep.model.event import Event
+from auditkeep.model.wire import InclusionProof, Page, Receipt
 
 __all__ = ["AsyncAuditLog", "AuditLog", "Recorded", "event_id"]
 

@@ -18,13 +18,14 @@ import msgspec
 
 from auditkeep.client.backoff import parse_retry_after
 from auditkeep.client.errors import APIError, AuthError, ServerUnavailableError
-from auditkeep.ledger.ledger import InclusionProof, NotFound, Page, Record
+from auditkeep.errors import NotFound
 from auditkeep.log.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.note import NoteVerifier
 from auditkeep.log.proofs import ProofError, verify_inclusion
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.timefmt import format_rfc3339
+from auditkeep.model.wire import InclusionProof, Page, Record
 
 __all__ = [
     "TimeArg",

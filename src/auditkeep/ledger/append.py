@@ -28,17 +28,8 @@ from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import Event
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.model.validate import Checked
+from auditkeep.model.wire import Receipt as Receipt  # re-exported: its old home
 from auditkeep.store.base import AppendTxn, CheckpointRow, Entry, Head, TileKey
-
-
-class Receipt(msgspec.Struct, frozen=True):
-    """Proof of acceptance: the event is durable at ``index`` of ``tenant``'s log."""
-
-    id: str
-    tenant: str
-    index: int
-    leaf_hash: str
-    received_at: str
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auditkeep.crypto.signing import create_signing_key, load_signing_key, parse_signing_key
+from auditkeep.errors import DataDirError as DataDirError  # re-exported: its old home
 from auditkeep.ledger.keyring import LogKey, load_keys, save_keys
 from auditkeep.log.note import NoteSigner
 from auditkeep.store.base import Store
@@ -27,10 +28,6 @@ from auditkeep.store.base import Store
 KEY_FILE = "signing.key"
 PREVIOUS_KEY_FILE = "signing.key.previous"
 LOG_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-class DataDirError(RuntimeError):
-    """The data directory is missing, unreadable or inconsistent."""
 
 
 @dataclass

@@ -73,15 +73,11 @@ class Ledger(LogReader):
         signing_key: str | None = None,
         background: bool = True,
     ) -> Ledger:
-        from auditkeep.store.sqlite import SQLiteStore
+        from auditkeep.store.factory import open_store
 
         cfg = config or LedgerConfig()
         directory = Path(path)
-        if not create and not (directory / "log.db").exists():
-            from auditkeep.ledger.datadir import DataDirError
-
-            raise DataDirError(f"no auditkeep data in {directory}; run `auditkeep init` first")
-        store = SQLiteStore(directory, durability=cfg.durability)
+        store = open_store(directory, durability=cfg.durability, create=create)
         try:
             identity, _ = establish(store, directory, log_id=log_id, signing_key=signing_key, create=create)
         except BaseException:

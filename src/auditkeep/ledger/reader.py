@@ -20,6 +20,8 @@ from typing import Any
 
 import msgspec
 
+from auditkeep.errors import DataDirError
+from auditkeep.errors import NotFound as NotFound  # re-exported: its old home
 from auditkeep.ledger.append import origin_for
 from auditkeep.ledger.config import LedgerConfig
 from auditkeep.ledger.keyring import LogKey, load_keys
@@ -31,63 +33,20 @@ from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.note import NoteVerifier
 from auditkeep.log.proofs import consistency_proof, inclusion_proof
 from auditkeep.model.errors import ValidationError
-from auditkeep.model.event import Event, TenantName
+from auditkeep.model.event import Event
 from auditkeep.model.ids import id_bytes
 from auditkeep.model.paths import set_path
 from auditkeep.model.timeargs import optional_time_arg
+from auditkeep.model.validate import check_tenant as check_tenant  # re-exported: its old home
+from auditkeep.model.wire import ConsistencyProof as ConsistencyProof  # re-exported: old homes
+from auditkeep.model.wire import InclusionProof as InclusionProof
+from auditkeep.model.wire import Page as Page
+from auditkeep.model.wire import Record as Record
 from auditkeep.store.base import Entry, Head, Query, Store
 
-_TENANT = msgspec.json.Decoder(TenantName)
 _leaf = msgspec.json.Decoder(Event)
 _sealed = msgspec.json.Decoder(dict[str, Any])
 ERASED = "[erased]"
-
-
-class NotFound(LookupError):
-    """The tenant, event, index or checkpoint asked for does not exist."""
-
-
-class InclusionProof(msgspec.Struct):
-    tenant: str
-    index: int
-    tree_size: int
-    leaf_hash: str
-    hashes: list[str]
-    checkpoint: str
-
-
-class ConsistencyProof(msgspec.Struct):
-    tenant: str
-    from_: int = msgspec.field(name="from")
-    to: int = 0
-    hashes: list[str] = []
-    checkpoint: str = ""
-
-
-class Record(msgspec.Struct):
-    """A stored event as a reader sees it: personal fields opened (or ``[erased]``)."""
-
-    index: int
-    tenant: str
-    event: Event
-    leaf_hash: str
-
-
-class Page(msgspec.Struct):
-    """A page of search results. ``unindexed`` counts the newest entries of the log that
-    the search projection had not reached and that the search therefore did not see (only
-    a read-only reader answers from a projection it cannot bring up to date)."""
-
-    items: list[Record]
-    next_cursor: str | None = None
-    unindexed: int = 0
-
-
-def check_tenant(name: str) -> str:
-    try:
-        return _TENANT.decode(msgspec.json.encode(name))
-    except msgspec.ValidationError:
-        raise ValidationError("expected 1-63 lowercase letters, digits, '.', '_' or '-'", "tenant") from None
 
 
 class LogReader:
@@ -103,8 +62,6 @@ class LogReader:
         self.config = config or LedgerConfig()
         stored = log_id or store.meta("log_id")
         if stored is None:
-            from auditkeep.ledger.datadir import DataDirError
-
             raise DataDirError("no auditkeep log in this store; run `auditkeep init` first")
         self.log_id: str = stored
         self._tenants: dict[str, int] = {}
@@ -115,13 +72,9 @@ class LogReader:
     @classmethod
     def open(cls, path: str | Path = "auditkeep-data", config: LedgerConfig | None = None) -> LogReader:
         """A reader of the embedded store in a data directory, opened read-only."""
-        from auditkeep.ledger.datadir import DataDirError
-        from auditkeep.store.sqlite import SQLiteStore
+        from auditkeep.store.factory import open_store
 
-        directory = Path(path)
-        if not (directory / "log.db").exists():
-            raise DataDirError(f"no auditkeep data in {directory}; run `auditkeep init` first")
-        store = SQLiteStore(directory, read_only=True)
+        store = open_store(Path(path), read_only=True)
         try:
             return cls(store, config)
         except BaseException:

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from auditkeep.model.errors import ValidationError, from_msgspec
-from auditkeep.model.event import Event
+from auditkeep.model.event import Event, TenantName
 from auditkeep.model.jsonkeys import check_unique_keys, keys_unique
 from auditkeep.model.timefmt import RANGE_MESSAGE, in_range, normalize_rfc3339
 
@@ -262,3 +262,14 @@ def _check_text(s: str, path: str) -> None:
 
 def _clip(s: str, n: int = 64) -> str:
     return s if len(s) <= n else s[:n] + "…"
+
+
+_TENANT = msgspec.json.Decoder(TenantName)
+
+
+def check_tenant(name: str) -> str:
+    """``name`` if it is a valid tenant name, else a :class:`ValidationError` on ``tenant``."""
+    try:
+        return _TENANT.decode(msgspec.json.encode(name))
+    except msgspec.ValidationError:
+        raise ValidationError("expected 1-63 lowercase letters, digits, '.', '_' or '-'", "tenant") from None

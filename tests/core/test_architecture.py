@@ -1,0 +1,130 @@
+"""The package's shape: no import cycle between subpackages, and the SDK stays light."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import auditkeep
+
+PACKAGE = Path(auditkeep.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> Iterator[str]:
+    """Every auditkeep module ``path`` imports, at any depth (lazy imports in functions and
+    imports only for type checking count too: a cycle among them is still a tangle)."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                yield f"{base}.{node.module}" if node.module else base
+            elif node.module:
+                yield node.module
+
+
+def _unit(module: str) -> str:
+    """The subpackage (or top-level module) a module belongs to: auditkeep.store.sqlite -> store."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def package_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        source = _unit(_module_name(path))
+        for target in _imports(path):
+            if target.split(".")[0] != "auditkeep":
+                continue
+            unit = _unit(target)
+            if unit not in (source, "__init__"):
+                graph.setdefault(source, set()).add(unit)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle_and_passes_a_chain() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": {"c"}}) == []
+
+
+def test_the_graph_sees_the_layers() -> None:
+    graph = package_graph()
+    # ledger writes through store and hashes with log: edges the walk must find
+    assert {"store", "log", "model"} <= graph["ledger"]
+    assert "store" in graph["server"]
+
+
+def test_no_import_cycle_between_subpackages() -> None:
+    assert cycles(package_graph()) == []
+
+
+def test_model_and_log_import_no_higher_layer() -> None:
+    graph = package_graph()
+    assert graph.get("model", set()) <= {"errors"}
+    assert graph.get("log", set()) <= {"model", "errors"}
+
+
+def test_importing_the_sdk_loads_no_database_driver_and_no_ledger() -> None:
+    code = (
+        "import sys, auditkeep.client\n"
+        "print(' '.join(m for m in sys.modules if m in ('sqlite3', 'psycopg', 'multiprocessing')"
+        " or m.startswith(('auditkeep.ledger', 'auditkeep.store', 'auditkeep.server'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == []
+
+
+def test_the_wire_types_keep_their_old_homes() -> None:
+    from auditkeep.ledger import InclusionProof, Page, Receipt, Record
+    from auditkeep.ledger.reader import NotFound
+    from auditkeep.model import wire
+
+    assert (Record, Page, Receipt, InclusionProof) == (wire.Record, wire.Page, wire.Receipt, wire.InclusionProof)
+    assert NotFound is auditkeep.NotFound
+    assert issubclass(NotFound, auditkeep.AuditkeepError)
