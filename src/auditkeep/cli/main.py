@@ -104,6 +104,7 @@ def _register_optional() -> None:
         ("auditkeep.cli.sources", "collect"),
         ("auditkeep.cli.sources", "quarantine"),
         ("auditkeep.cli.gateway", "gateway"),
+        ("auditkeep.cli.witness", "witness"),
     ):
         try:
             mod = importlib.import_module(module)
