@@ -98,6 +98,7 @@ def _register_optional() -> None:
     for module, name in (
         ("auditkeep.cli.serve", "serve"),
         ("auditkeep.cli.keys", "keys"),
+        ("auditkeep.cli.users", "users"),
         ("auditkeep.cli.db", "db"),
         ("auditkeep.cli.alerts", "alerts"),
         ("auditkeep.cli.alerts", "rules"),

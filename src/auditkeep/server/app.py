@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, ExceptionHandler
 
 from auditkeep.server import errors
@@ -36,6 +36,8 @@ log = logging.getLogger("auditkeep.server")
 def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
     """The server over ``ctx.ledger``; on shutdown it ends live tails, records pending audit
     counts and (``close_ledger``) closes the ledger so queued batches are durable."""
+    from auditkeep.console import console_app  # the console builds on the server's modules
+
     spec = openapi_document()
     page = docs_page()
 
@@ -79,6 +81,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
             *ops.routes,
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
+            Mount("/ui", console_app(ctx)),
         ],
         exception_handlers=handlers,
         lifespan=lifespan,

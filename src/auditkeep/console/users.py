@@ -1,0 +1,190 @@
+"""Console accounts: one per (tenant, username), a role, an argon2id password hash, and a
+lockout counter. Kept in the store's ``console_users`` collection, so every server node and
+the CLI see the same accounts."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Literal
+
+import msgspec
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from auditkeep.ledger.reader import check_tenant
+from auditkeep.model.errors import ValidationError
+from auditkeep.store.base import Doc, Store
+
+COLLECTION = "console_users"
+ROLES: tuple[str, ...] = ("viewer", "auditor", "admin")
+Role = Literal["viewer", "auditor", "admin"]
+RANK = {r: i for i, r in enumerate(ROLES)}
+MAX_FAILURES = 5  # consecutive failed logins before the account is locked
+LOCK_SECONDS = 15 * 60
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024  # argon2 hashes anything; a bound keeps a login request cheap to refuse
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+# RFC 9106's second recommended option (64 MiB, 3 passes) is too slow for a 2-core server
+# under a login burst; argon2-cffi's defaults (46 MiB, t=1, p=4) are OWASP's minimum and
+# are what is used here.
+_hasher = PasswordHasher()
+# verified against for unknown users, so a missing account takes as long as a wrong password
+_DUMMY = _hasher.hash("not a password of anyone")
+
+
+class User(msgspec.Struct, kw_only=True):
+    tenant: str
+    username: str
+    role: Role
+    password_hash: str
+    created_ns: int
+    disabled_ns: int | None = None
+    failed: int = 0  # consecutive failed logins
+    locked_until_ns: int = 0
+
+    def public(self) -> dict[str, object]:
+        from auditkeep.model.timefmt import format_rfc3339
+
+        return {
+            "tenant": self.tenant,
+            "username": self.username,
+            "role": self.role,
+            "created": format_rfc3339(self.created_ns),
+            "disabled": format_rfc3339(self.disabled_ns) if self.disabled_ns else None,
+            "locked": self.locked_until_ns > time.time_ns(),
+            "failed_logins": self.failed,
+        }
+
+
+class LoginRefused(Exception):
+    """A login failed; ``reason`` is recorded in the audit event, never shown to the user
+    (who sees one message for every reason, so accounts cannot be enumerated)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_decode = msgspec.json.Decoder(User)
+_encode = msgspec.json.Encoder()
+
+
+def check_username(name: str) -> str:
+    if not _USERNAME.match(name):
+        raise ValidationError("expected 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit", "username")
+    return name
+
+
+def check_role(role: str) -> Role:
+    if role not in ROLES:
+        raise ValidationError(f"must be one of {', '.join(ROLES)}", "role")
+    return role  # type: ignore[return-value]
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise ValidationError(f"must be at least {MIN_PASSWORD} characters", "password")
+    if len(password) > MAX_PASSWORD:
+        raise ValidationError(f"must be at most {MAX_PASSWORD} characters", "password")
+    return password
+
+
+def _id(tenant: str, username: str) -> str:
+    return f"{tenant}/{username}"
+
+
+class UserStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, tenant: str, username: str) -> User | None:
+        doc = self.store.doc_get(COLLECTION, _id(tenant, username))
+        return _decode.decode(doc.data) if doc else None
+
+    def add(self, tenant: str, username: str, role: str, password: str) -> User:
+        check_tenant(tenant)
+        user = User(
+            tenant=tenant,
+            username=check_username(username),
+            role=check_role(role),
+            password_hash=_hasher.hash(check_password(password)),
+            created_ns=time.time_ns(),
+        )
+        if not self.store.doc_insert(self._doc(user)):
+            raise ValidationError(f"user {username!r} already exists in tenant {tenant!r}", "username")
+        return user
+
+    def list(self, tenant: str | None = None, limit: int = 10_000) -> list[User]:
+        return [_decode.decode(d.data) for d in self.store.doc_list(COLLECTION, tenant=tenant, limit=limit)]
+
+    def _existing(self, tenant: str, username: str) -> User:
+        user = self.get(tenant, username)
+        if user is None:
+            raise ValidationError(f"no user {username!r} in tenant {tenant!r}", "username")
+        return user
+
+    def disable(self, tenant: str, username: str) -> User:
+        user = self._existing(tenant, username)
+        if user.disabled_ns is None:
+            user.disabled_ns = time.time_ns()
+            self._put(user)
+        return user
+
+    def reset(self, tenant: str, username: str, password: str, role: str | None = None) -> User:
+        """A new password (and role, if given); clears the lockout and re-enables the account."""
+        user = self._existing(tenant, username)
+        user.password_hash = _hasher.hash(check_password(password))
+        if role is not None:
+            user.role = check_role(role)
+        user.disabled_ns = None
+        user.failed = 0
+        user.locked_until_ns = 0
+        self._put(user)
+        return user
+
+    def authenticate(self, tenant: str, username: str, password: str) -> User:
+        """The user, when the password is right and the account usable; LoginRefused otherwise.
+        A wrong password counts towards the lockout; a locked account refuses even the right one."""
+        if len(password) > MAX_PASSWORD or not _USERNAME.match(username):
+            raise LoginRefused("malformed")
+        user = self.get(tenant, username)
+        if user is None:
+            _verify(_DUMMY, password)
+            raise LoginRefused("unknown user")
+        now = time.time_ns()
+        if user.locked_until_ns > now:
+            raise LoginRefused("locked")
+        if not _verify(user.password_hash, password):
+            user.failed += 1
+            if user.failed >= MAX_FAILURES:
+                user.locked_until_ns = now + LOCK_SECONDS * 1_000_000_000
+                user.failed = 0
+                self._put(user)
+                raise LoginRefused("wrong password; account locked")
+            self._put(user)
+            raise LoginRefused("wrong password")
+        if user.disabled_ns is not None:
+            raise LoginRefused("disabled")
+        if user.failed or user.locked_until_ns or _hasher.check_needs_rehash(user.password_hash):
+            user.failed = 0
+            user.locked_until_ns = 0
+            if _hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = _hasher.hash(password)
+            self._put(user)
+        return user
+
+    def _put(self, user: User) -> None:
+        self.store.doc_put(self._doc(user))
+
+    def _doc(self, user: User) -> Doc:
+        status = "disabled" if user.disabled_ns is not None else "active"
+        return Doc(COLLECTION, _id(user.tenant, user.username), user.tenant, user.created_ns, status, _encode.encode(user))
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(stored, password))
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,34 @@
+"""Helpers of the console tests: the CLI, accounts, signing in with a real browser."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PASSWORD = "correct horse battery"
+ACCOUNTS = {"alice": "admin", "olga": "auditor", "vic": "viewer", "mallory": "viewer"}
+
+
+def auditkeep(data: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "auditkeep.cli.main", *args, "--data", str(data)],
+        input=stdin, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def add_user(data: Path, tenant: str, username: str, role: str, password: str = PASSWORD) -> None:
+    r = auditkeep(data, "users", "add", "-t", tenant, "-u", username, "-r", role, "--password-stdin", stdin=password + "\n")
+    assert r.returncode == 0, r.stderr
+
+
+
+
+def sign_in(page: object, url: str, username: str, tenant: str = "acme", password: str = PASSWORD) -> None:
+    page.goto(url + "/ui/login")  # type: ignore[attr-defined]
+    page.get_by_label("Tenant").fill(tenant)  # type: ignore[attr-defined]
+    page.get_by_label("Username").fill(username)  # type: ignore[attr-defined]
+    page.get_by_label("Password").fill(password)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
