@@ -10,9 +10,11 @@ from types import FrameType
 
 import click
 import uvicorn
+from starlette.routing import Mount
 
 from auditkeep.cli.common import err, global_options, settings
 from auditkeep.config import Settings, open_ledger
+from auditkeep.console import console_app
 from auditkeep.server import Options, ServerContext, create_app
 from auditkeep.server.audit import key_event, key_event_tenant
 from auditkeep.server.keys import ALL_TENANTS
@@ -156,7 +158,8 @@ def serve(
         ctx = ServerContext(s, ledger, Options(heartbeat=heartbeat, body_timeout=body_timeout, send_timeout=stream_send_timeout))
         _first_admin_key(ctx)
         projection = ProjectionProcess(s)
-        server = _Server(uvicorn_config(create_app(ctx), s, access_log, log_level, body_timeout), ctx)
+        app = create_app(ctx, extra=[Mount("/ui", console_app(ctx))])
+        server = _Server(uvicorn_config(app, s, access_log, log_level, body_timeout), ctx)
         server.run()
     finally:
         ledger.close()

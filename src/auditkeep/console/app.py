@@ -23,7 +23,7 @@ from auditkeep.console.web import (
     redirect,
     render,
 )
-from auditkeep.ledger.ledger import NotFound
+from auditkeep.errors import NotFound
 from auditkeep.model.errors import ValidationError
 from auditkeep.server.context import ServerContext
 

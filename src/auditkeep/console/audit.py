@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from auditkeep.ledger.ledger import NotFound
+from auditkeep.errors import NotFound
 from auditkeep.server.audit import SYSTEM_TENANT, _clip
 from auditkeep.server.context import ServerContext
 

@@ -12,8 +12,8 @@ import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from auditkeep.ledger.reader import check_tenant
 from auditkeep.model.errors import ValidationError
+from auditkeep.model.validate import check_tenant
 from auditkeep.store.base import Doc, Store
 
 COLLECTION = "console_users"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, ExceptionHandler
 
 from auditkeep.server import errors
@@ -33,11 +33,10 @@ from auditkeep.server.routes import (
 log = logging.getLogger("auditkeep.server")
 
 
-def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
+def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[BaseRoute] = ()) -> ASGIApp:
     """The server over ``ctx.ledger``; on shutdown it ends live tails, records pending audit
-    counts and (``close_ledger``) closes the ledger so queued batches are durable."""
-    from auditkeep.console import console_app  # the console builds on the server's modules
-
+    counts and (``close_ledger``) closes the ledger so queued batches are durable. ``extra``:
+    routes of faces built on the server (the console at ``/ui``, mounted by ``serve``)."""
     spec = openapi_document()
     page = docs_page()
 
@@ -81,7 +80,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True) -> ASGIApp:
             *ops.routes,
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
-            Mount("/ui", console_app(ctx)),
+            *extra,
         ],
         exception_handlers=handlers,
         lifespan=lifespan,
