@@ -106,6 +106,7 @@ def _register_optional() -> None:
         ("auditkeep.cli.sources", "quarantine"),
         ("auditkeep.cli.gateway", "gateway"),
         ("auditkeep.cli.witness", "witness"),
+        ("auditkeep.cli.export", "export"),
     ):
         try:
             mod = importlib.import_module(module)

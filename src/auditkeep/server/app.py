@@ -22,6 +22,7 @@ from auditkeep.server.routes import (
     alerts,
     approvals,
     events,
+    exports,
     keys,
     ops,
     proofs,
@@ -70,6 +71,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
     app = Starlette(
         routes=[
             *events.routes,
+            *exports.routes,
             *proofs.routes,
             *tiles.routes,
             *keys.routes,

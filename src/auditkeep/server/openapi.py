@@ -92,6 +92,17 @@ OPERATIONS: list[Op] = [
         Param("cursor", "query", "`next_cursor` of the previous page.")],
        ok_content=_json("SearchResult"), errors=(404, 422, *_AUTH_ERRORS, 503),
        example="curl -H 'Authorization: Bearer $KEY' 'http://127.0.0.1:8700/v1/events?action=user.*&limit=10'"),
+    Op("get", "/v1/export", "Export events", "The tenant's events streamed in one response, read page "
+       "by page: without filters every entry in log order, with filters the matching events oldest "
+       "first. `format`: jsonl (records as stored), csv, ocsf (OCSF 1.8.0, one record a line) or cef. "
+       "The read is recorded (`auditkeep.export`).", "read",
+       [*_FILTERS,
+        Param("format", "query", "jsonl (default), csv, ocsf or cef.", {"type": "string", "enum": ["jsonl", "csv", "ocsf", "cef"]})],
+       ok_content={"application/x-ndjson": {"schema": {"type": "string"}},
+                   "text/csv": {"schema": {"type": "string"}},
+                   "text/plain": {"schema": {"type": "string"}}},
+       errors=(422, *_AUTH_ERRORS, 503),
+       example="curl -H 'Authorization: Bearer $KEY' 'http://127.0.0.1:8700/v1/export?format=ocsf&since=7d' -o events.ocsf.jsonl"),
     Op("get", "/v1/events/{event_id}", "Fetch one event", "With `proof=true` also the exact leaf bytes "
        "(base64) and its inclusion proof against the latest checkpoint.", "read",
        [Param("event_id", "path", "Event id (UUID).", required=True), _TENANT,
