@@ -107,6 +107,8 @@ def _register_optional() -> None:
         ("auditkeep.cli.gateway", "gateway"),
         ("auditkeep.cli.witness", "witness"),
         ("auditkeep.cli.export", "export"),
+        ("auditkeep.cli.evidence", "evidence"),
+        ("auditkeep.cli.evidence", "verify_bundle_command"),
     ):
         try:
             mod = importlib.import_module(module)

@@ -1,0 +1,673 @@
+"""Check an auditkeep evidence bundle with nothing but the bundle and a verifier key.
+
+This module imports only the standard library and ``cryptography`` (never auditkeep), so
+that an auditor can run it alone: ``examples/verify_bundle.py`` is this same file (a test
+keeps the two identical). The format it checks is documented in docs/evidence.md.
+
+Every check that fails adds a reason naming what failed; the bundle is valid only when
+no check fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import hashlib
+import hmac
+import io
+import json
+import re
+import sys
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+FORMAT = "auditkeep-evidence/1"
+MANIFEST = "manifest.json"
+MAX_BUNDLE_BYTES = 8 * 2**30  # uncompressed, all members together
+MAX_SMALL_FILE = 16 * 2**20  # manifest, notes, proofs, keys, README, report
+ALG_ED25519 = 0x01
+ALG_COSIGNATURE_V1 = 0x04
+KINDS = ("before", "event", "hashed", "after")
+FULL_KINDS = ("before", "event", "after")
+
+_sha256 = hashlib.sha256
+_TIME_RE = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
+
+
+class BundleError(ValueError):
+    """The bundle cannot be read at all (not a zip, no manifest, unsupported format)."""
+
+
+@dataclass
+class Result:
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def fail(self, reason: str) -> None:
+        if len(self.failures) < 100:
+            self.failures.append(reason)
+
+
+# --- hashing -------------------------------------------------------------------------------
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return _sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return _sha256(b"\x01" + left + right).digest()
+
+
+def mth(hashes: Sequence[bytes]) -> bytes:
+    """RFC 9162 Merkle Tree Hash of leaf hashes, one row at a time (an odd last node rises)."""
+    if not hashes:
+        return _sha256(b"").digest()
+    row = list(hashes)
+    while len(row) > 1:
+        nxt = [_sha256(b"\x01" + a + b).digest() for a, b in zip(row[0::2], row[1::2], strict=False)]
+        if len(row) % 2:
+            nxt.append(row[-1])
+        row = nxt
+    return row[0]
+
+
+def _split(n: int) -> int:
+    """The largest power of two below n (n >= 2): where RFC 9162 splits a tree of n leaves."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def range_root(first: int, leaves: Sequence[bytes], size: int, proof: Iterator[bytes]) -> bytes:
+    """The root of the tree of ``size`` leaves from the leaf hashes of ``[first, first +
+    len(leaves))`` and, in left-to-right order, the hash of every maximal subtree of the
+    RFC 9162 tree that lies wholly outside that range (see docs/evidence.md)."""
+    end = first + len(leaves)
+
+    def node(lo: int, hi: int) -> bytes:
+        if hi <= first or lo >= end:
+            got = next(proof, None)
+            if got is None:
+                raise ValueError("the range proof has too few hashes")
+            return got
+        if first <= lo and hi <= end:
+            return mth(leaves[lo - first : hi - first])
+        k = _split(hi - lo)
+        return node_hash(node(lo, lo + k), node(lo + k, hi))
+
+    return node(0, size)
+
+
+def range_proof_nodes(first: int, end: int, size: int) -> list[tuple[int, int]]:
+    """The subtrees ``[lo, hi)`` whose hashes a range proof lists, in order."""
+    out: list[tuple[int, int]] = []
+
+    def walk(lo: int, hi: int) -> None:
+        if hi <= first or lo >= end:
+            out.append((lo, hi))
+        elif not (first <= lo and hi <= end):
+            k = _split(hi - lo)
+            walk(lo, lo + k)
+            walk(lo + k, hi)
+
+    walk(0, size)
+    return out
+
+
+def verify_consistency(old: int, new: int, proof: Sequence[bytes], old_root: bytes, new_root: bytes) -> str | None:
+    """RFC 9162 §2.1.4.2; None when the proof holds, else why not."""
+    if old > new:
+        return f"old size {old} is larger than new size {new}"
+    if old == new:
+        return None if not proof and hmac.compare_digest(old_root, new_root) else "equal sizes with different roots"
+    if old == 0:
+        return None if not proof else "a proof from the empty tree must be empty"
+    if not proof:
+        return "empty consistency proof"
+    path = list(proof)
+    if old & (old - 1) == 0:
+        path.insert(0, old_root)
+    fn, sn = old - 1, new - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return "consistency proof is too long"
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        return "consistency proof is too short"
+    if not hmac.compare_digest(fr, old_root):
+        return "consistency proof does not lead to the older checkpoint's root"
+    if not hmac.compare_digest(sr, new_root):
+        return "consistency proof does not lead to the newer checkpoint's root"
+    return None
+
+
+# --- signed notes (C2SP signed-note, tlog-checkpoint, tlog-cosignature) -------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    alg: int
+    public: bytes
+
+    @classmethod
+    def parse(cls, vkey: str) -> Key:
+        parts = vkey.strip().split("+", 2)
+        if len(parts) != 3 or not parts[0]:
+            raise ValueError("a verifier key is <name>+<8 hex key id>+<base64 key>")
+        name, id_hex, b64 = parts
+        try:
+            raw = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("the verifier key is not base64") from None
+        if len(raw) != 33 or raw[0] not in (ALG_ED25519, ALG_COSIGNATURE_V1):
+            raise ValueError("the verifier key is not an Ed25519 (0x01) or cosignature/v1 (0x04) key")
+        key = cls(name, raw[0], raw[1:])
+        if key.key_id(name).hex() != id_hex:
+            raise ValueError("the verifier key's id does not match its name and key")
+        return key
+
+    def key_id(self, name: str) -> bytes:
+        return _sha256(name.encode() + b"\n" + bytes([self.alg]) + self.public).digest()[:4]
+
+    def names_for(self, origin: str) -> list[str]:
+        """A log-wide key (named after a parent of the origin) also signs under the origin."""
+        return [self.name, origin] if origin.startswith(self.name + "/") else [self.name]
+
+    def signs(self, text: str, origin: str, sigs: Sequence[tuple[str, bytes]]) -> bool:
+        pub = Ed25519PublicKey.from_public_bytes(self.public)
+        for name in self.names_for(origin):
+            kid = self.key_id(name)
+            for sig_name, blob in sigs:
+                if sig_name != name or blob[:4] != kid:
+                    continue
+                if self.alg == ALG_ED25519:
+                    message, sig = text.encode(), blob[4:]
+                else:  # tlog-cosignature: 8-byte timestamp, then the signature
+                    if len(blob) != 4 + 8 + 64:
+                        continue
+                    ts = int.from_bytes(blob[4:12], "big")
+                    message, sig = f"cosignature/v1\ntime {ts}\n{text}".encode(), blob[12:]
+                try:
+                    pub.verify(sig, message)
+                    return True
+                except InvalidSignature:
+                    continue
+        return False
+
+
+def parse_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
+    split = note.rfind("\n\n")
+    if split < 0 or not note.endswith("\n"):
+        raise ValueError("not a signed note (no blank line before signatures)")
+    text, block = note[: split + 1], note[split + 2 : -1]
+    sigs: list[tuple[str, bytes]] = []
+    for line in block.split("\n"):
+        if not line.startswith("\u2014 "):
+            raise ValueError("a signature line does not start with an em dash")
+        name, _, b64 = line[2:].partition(" ")
+        try:
+            blob = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("a signature is not base64") from None
+        if len(blob) < 5:
+            raise ValueError("a signature is too short")
+        sigs.append((name, blob))
+    return text, sigs
+
+
+def parse_checkpoint(text: str) -> tuple[str, int, bytes]:
+    lines = text[:-1].split("\n")
+    if len(lines) < 3 or not re.fullmatch(r"0|[1-9][0-9]*", lines[1]):
+        raise ValueError("not a checkpoint (origin, size and root lines)")
+    try:
+        root = base64.b64decode(lines[2], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the checkpoint root is not base64") from None
+    if len(root) != 32:
+        raise ValueError("the checkpoint root is not 32 bytes")
+    return lines[0], int(lines[1]), root
+
+
+# --- canonical JSON of revealed values (RFC 8785) -------------------------------------------
+
+
+def _es_number(x: float) -> str:
+    """A finite float as ECMAScript's Number.prototype.toString writes it (RFC 8785 §3.2.2.3)."""
+    if x == 0:
+        return "0"
+    if x != x or x in (float("inf"), float("-inf")):
+        raise ValueError("NaN and infinities have no JSON form")
+    sign = "-" if x < 0 else ""
+    _, digits_t, exp = Decimal(repr(abs(x))).normalize().as_tuple()
+    digits = "".join(map(str, digits_t))
+    k = len(digits)
+    n = k + int(exp)  # value = 0.digits x 10^n
+    if k <= n <= 21:
+        body = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        body = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        body = "0." + "0" * -n + digits
+    else:
+        e = n - 1
+        mant = digits[0] + ("." + digits[1:] if k > 1 else "")
+        body = f"{mant}e{'+' if e >= 0 else '-'}{abs(e)}"
+    return sign + body
+
+
+def jcs(value: Any) -> bytes:
+    """RFC 8785 canonical bytes of a JSON value."""
+
+    def enc(v: Any) -> str:
+        if v is None:
+            return "null"
+        if v is True:
+            return "true"
+        if v is False:
+            return "false"
+        if isinstance(v, int):
+            if abs(v) > 2**53:
+                raise ValueError("an integer beyond 2**53 has no exact JSON form")
+            return str(v)
+        if isinstance(v, float):
+            return _es_number(v)
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, list):
+            return "[" + ",".join(enc(x) for x in v) + "]"
+        if isinstance(v, dict):
+            items = sorted(v.items(), key=lambda kv: kv[0].encode("utf-16-be"))
+            return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + enc(x) for k, x in items) + "}"
+        raise ValueError(f"not a JSON value: {type(v).__name__}")
+
+    return enc(value).encode()
+
+
+def commitment(event_key: bytes, path: str, value: Any) -> str:
+    return hmac.new(event_key, path.encode() + b"\x00" + jcs(value), "sha256").hexdigest()
+
+
+# --- times ---------------------------------------------------------------------------------
+
+
+def time_ns(text: Any) -> int:
+    """``YYYY-MM-DDTHH:MM:SS[.fraction]Z`` (UTC, as the leaf format writes it) in ns."""
+    m = _TIME_RE.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"not a UTC RFC 3339 time: {text!r}")
+    secs = calendar.timegm((int(m[1][0:4]), int(m[1][5:7]), int(m[1][8:10]), int(m[1][11:13]), int(m[1][14:16]), int(m[1][17:19])))
+    return secs * 1_000_000_000 + int((m[2] or "").ljust(9, "0"))
+
+
+# --- filters the verifier can recheck --------------------------------------------------------
+
+
+def _field(ev: dict[str, Any], path: str) -> Any:
+    node: Any = ev
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def matches(ev: dict[str, Any], filters: dict[str, Any]) -> bool | None:
+    """Whether a leaf matches the bundle's filters; None when a filter cannot be checked
+    from the leaf alone (full text, sealed fields)."""
+    checks = {
+        "actor": "actor.id",
+        "outcome": "outcome",
+        "category": "category",
+        "resource_type": "resource.type",
+        "resource_id": "resource.id",
+    }
+    unknown = False
+    for name, want in filters.items():
+        if name == "action":
+            got = ev.get("action")
+            ok = got == want or (want.endswith("*") and isinstance(got, str) and got.startswith(want[:-1]))
+        elif name in checks:
+            ok = _field(ev, checks[name]) == want
+        else:
+            unknown = True
+            continue
+        if not ok:
+            return False
+    return None if unknown else True
+
+
+# --- the bundle ----------------------------------------------------------------------------
+
+
+class _Bundle:
+    def __init__(self, zf: zipfile.ZipFile, result: Result, max_bytes: int) -> None:
+        self.zf = zf
+        self.result = result
+        names = [i.filename for i in zf.infolist()]
+        if len(names) != len(set(names)):
+            raise BundleError("the zip holds two members of the same name")
+        if MANIFEST not in names:
+            raise BundleError("no manifest.json: not an auditkeep evidence bundle")
+        if sum(i.file_size for i in zf.infolist()) > max_bytes:
+            raise BundleError(f"the bundle unpacks to more than {max_bytes} bytes")
+        self.names = set(names)
+
+    def small(self, name: str) -> bytes:
+        info = self.zf.getinfo(name)
+        if info.file_size > MAX_SMALL_FILE:
+            raise BundleError(f"{name} is larger than {MAX_SMALL_FILE} bytes")
+        return self.zf.read(name)
+
+    def lines(self, name: str) -> Iterator[bytes]:
+        with self.zf.open(name) as raw:
+            for line in raw:
+                yield line.rstrip(b"\n")
+
+
+def _hash_member(zf: zipfile.ZipFile, name: str) -> str:
+    h = _sha256()
+    with zf.open(name) as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_bundle(
+    source: str | bytes | io.IOBase,
+    keys: Sequence[str],
+    witnesses: Sequence[str] = (),
+    *,
+    max_bytes: int = MAX_BUNDLE_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> Result:
+    """Check a bundle (a path, its bytes, or a binary file) against verifier keys (``vkey``
+    text) and, optionally, witness keys that must have cosigned its checkpoint."""
+    trusted = [Key.parse(k) for k in keys]
+    if not trusted:
+        raise ValueError("give at least one verifier key")
+    witness_keys = [Key.parse(k) for k in witnesses]
+    result = Result()
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    try:
+        zf = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BundleError(f"not a zip file: {exc}") from None
+    with zf:
+        try:
+            _verify(_Bundle(zf, result, max_bytes), trusted, witness_keys, progress)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            result.fail(f"the zip is damaged: {exc}")
+    return result
+
+
+def _verify(b: _Bundle, keys: list[Key], witnesses: list[Key], progress: Callable[[int], None] | None) -> None:
+    r = b.result
+    try:
+        m = json.loads(b.small(MANIFEST))
+    except ValueError:
+        raise BundleError("manifest.json is not JSON") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise BundleError(f"manifest.json does not declare format {FORMAT!r}")
+    files = m.get("files")
+    if not isinstance(files, dict):
+        raise BundleError("manifest.json lists no files")
+    # 1. Every file listed, with its hash; nothing more, nothing less.
+    for name in sorted(b.names - set(files) - {MANIFEST}):
+        r.fail(f"{name} is in the bundle but not in the manifest (added)")
+    for name, digest in sorted(files.items()):
+        if name not in b.names:
+            r.fail(f"{name} is listed in the manifest but missing (removed)")
+        elif _hash_member(b.zf, name) != digest:
+            r.fail(f"{name} does not have the SHA-256 the manifest lists (changed)")
+    for required in ("checkpoint.txt", "latest-checkpoint.txt", "proof.json", "leaves.tsv", "events.jsonl"):
+        if required not in b.names:
+            raise BundleError(f"the bundle has no {required}")
+    try:
+        tenant, origin = str(m["tenant"]), str(m["origin"])
+        since, until = time_ns(m["window"]["since"]), time_ns(m["window"]["until"])
+        filters = dict(m.get("filters") or {})
+        rng = m["range"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"manifest.json is incomplete: {exc}") from None
+    r.summary.update(tenant=tenant, origin=origin, since=m["window"]["since"], until=m["window"]["until"], filters=filters)
+
+    # 2. Checkpoints: signed by a trusted key, for this log, consistent with each other.
+    cps: dict[str, tuple[int, bytes]] = {}
+    cosigned: set[str] = set()
+    for name in ("checkpoint.txt", "latest-checkpoint.txt"):
+        try:
+            note = b.small(name).decode()
+            text, sigs = parse_note(note)
+            cp_origin, size, root = parse_checkpoint(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            r.fail(f"{name}: {exc}")
+            continue
+        if cp_origin != origin:
+            r.fail(f"{name} is for log {cp_origin!r}, the manifest says {origin!r}")
+        if not any(k.signs(text, cp_origin, sigs) for k in keys):
+            r.fail(f"{name} carries no valid signature by the given verifier key(s)")
+        cosigned |= {w.name for w in witnesses if w.signs(text, cp_origin, sigs)}
+        cps[name] = (size, root)
+    for w in witnesses:
+        if w.name not in cosigned:
+            r.fail(f"no valid cosignature by witness {w.name} on either checkpoint")
+    if len(cps) < 2:
+        return
+    (size, root), (latest_size, latest_root) = cps["checkpoint.txt"], cps["latest-checkpoint.txt"]
+    r.summary.update(checkpoint_size=size, latest_size=latest_size, witnesses=sorted(cosigned))
+    try:
+        proof = json.loads(b.small("proof.json"))
+        range_hashes = [bytes.fromhex(h) for h in proof["range"]["hashes"]]
+        cons = proof["consistency"]
+        cons_hashes = [bytes.fromhex(h) for h in cons["hashes"]]
+        if (proof["range"]["tree_size"], cons["from"], cons["to"]) != (size, size, latest_size):
+            r.fail("proof.json is for other tree sizes than the checkpoints")
+    except (ValueError, KeyError, TypeError) as exc:
+        r.fail(f"proof.json is malformed: {exc}")
+        return
+    if any(len(h) != 32 for h in range_hashes + cons_hashes):
+        r.fail("proof.json holds a hash that is not 32 bytes")
+        return
+    why = verify_consistency(size, latest_size, cons_hashes, root, latest_root)
+    if why:
+        r.fail(f"the checkpoint is not a prefix of the latest checkpoint: {why}")
+
+    # 3. The range: contiguous indices, full leaves hashing to their listed hashes.
+    leaves: list[bytes] = []
+    kinds: list[str] = []
+    first = -1
+    events = b.lines("events.jsonl")
+    reveal = _load_reveal(b)
+    counted = {"event": 0, "hashed": 0}
+    last_received = -1
+    for n, row in enumerate(b.lines("leaves.tsv")):
+        if progress is not None and n % 65536 == 0 and n:
+            progress(65536)
+        try:
+            idx_text, hash_hex, kind = row.decode().split("\t")
+            index, listed = int(idx_text), bytes.fromhex(hash_hex)
+        except ValueError:
+            r.fail(f"leaves.tsv line {n + 1} is malformed")
+            return
+        if first < 0:
+            first = index
+        if index != first + n:
+            r.fail(f"leaves.tsv line {n + 1} is index {index}, expected {first + n} (entries removed, added or reordered)")
+            return
+        if kind not in KINDS or len(listed) != 32:
+            r.fail(f"leaves.tsv line {n + 1} has kind {kind!r} or a hash of the wrong length")
+            return
+        leaves.append(listed)
+        kinds.append(kind)
+        if kind == "hashed":
+            counted["hashed"] += 1
+            continue
+        data = next(events, None)
+        if data is None:
+            r.fail(f"events.jsonl ends before the leaf of index {index}")
+            return
+        if leaf_hash(data) != listed:
+            r.fail(f"the event at index {index} does not hash to its listed leaf hash (event changed)")
+            continue
+        try:
+            ev = json.loads(data)
+            received = time_ns(ev["received_at"])
+        except (ValueError, KeyError, TypeError):
+            r.fail(f"the leaf at index {index} is not an event with a received_at")
+            continue
+        if ev.get("tenant") != tenant:
+            r.fail(f"the event at index {index} belongs to tenant {ev.get('tenant')!r}, not {tenant!r}")
+        if received < last_received:
+            r.fail(f"the event at index {index} was received before the one listed ahead of it (reordered)")
+        last_received = received
+        if kind == "before" and received >= since:
+            r.fail(f"the entry before the range (index {index}) is inside the window: the bundle is cut at the start")
+        elif kind == "after" and received < until:
+            r.fail(f"the entry after the range (index {index}) is inside the window: the bundle is cut at the end")
+        elif kind == "event":
+            counted["event"] += 1
+            if not since <= received < until:
+                r.fail(f"the event at index {index} ({ev['received_at']}) is outside the window (stretched or added)")
+            if filters and matches(ev, filters) is False:
+                r.fail(f"the event at index {index} does not match the bundle's filters")
+            opened = reveal.pop(index, None)
+            if opened is not None:
+                _check_reveal(r, index, ev, opened)
+    if next(events, None) is not None:
+        r.fail("events.jsonl holds more events than leaves.tsv lists (added)")
+    for index in sorted(reveal):
+        r.fail(f"reveal.jsonl opens index {index}, which is not an event of the bundle")
+    if first < 0:
+        r.fail("leaves.tsv is empty")
+        return
+    end = first + len(leaves)
+    # 4. Completeness: the range is bounded by entries outside the window, or by the log.
+    for pos, kind in enumerate(kinds):
+        if (kind == "before" and pos != 0) or (kind == "after" and pos != len(kinds) - 1):
+            r.fail(f"index {first + pos} is marked {kind!r} but is not at that end of the range (stretched)")
+    if first > 0 and kinds[0] != "before":
+        r.fail(f"the range starts at index {first} without the entry before it: the bundle is cut at the start")
+    if end < size and kinds[-1] != "after":
+        r.fail(f"the range ends at index {end - 1} without the entry after it: the bundle is cut at the end")
+    if end > size:
+        r.fail(f"the range ends at index {end - 1}, beyond the checkpoint's {size} entries")
+        return
+    if not filters and counted["hashed"]:
+        r.fail("entries of the window are given as hashes only, but the bundle has no filters")
+    # 5. The range's leaves and the proof give the checkpoint's root.
+    proof_iter = iter(range_hashes)
+    try:
+        computed = range_root(first, leaves, size, proof_iter)
+        if next(proof_iter, None) is not None:
+            r.fail("the range proof has more hashes than the range needs")
+        elif not hmac.compare_digest(computed, root):
+            r.fail("the range's leaves and proof do not give the checkpoint's root (an entry was changed, removed, added or reordered)")
+    except ValueError as exc:
+        r.fail(f"the range proof does not fit the range: {exc}")
+    open_end = end == size and kinds[-1] != "after"
+    if open_end:
+        r.notes.append(
+            f"the log held {size} entries at the checkpoint and the window had not ended: "
+            "the bundle is complete up to that checkpoint"
+        )
+    want = {"first": first, "end": end, "events": counted["event"], "hashed": counted["hashed"]}
+    got = {k: rng.get(k) for k in want} if isinstance(rng, dict) else {}
+    if got != want:
+        r.fail(f"the manifest's range {got} does not match the bundle's {want}")
+    r.summary.update(first=first, end=end, events=counted["event"], hashed=counted["hashed"], open_end=open_end)
+
+
+def _load_reveal(b: _Bundle) -> dict[int, dict[str, Any]]:
+    if "reveal.jsonl" not in b.names:
+        return {}
+    out: dict[int, dict[str, Any]] = {}
+    for n, line in enumerate(b.lines("reveal.jsonl")):
+        try:
+            item = json.loads(line)
+            out[int(item["index"])] = item
+        except (ValueError, KeyError, TypeError):
+            b.result.fail(f"reveal.jsonl line {n + 1} is malformed")
+    return out
+
+
+def _check_reveal(r: Result, index: int, ev: dict[str, Any], opened: dict[str, Any]) -> None:
+    sealed = ev.get("sealed") or {}
+    try:
+        key = bytes.fromhex(opened["event_key"])
+        values = dict(opened["values"])
+    except (KeyError, ValueError, TypeError):
+        r.fail(f"reveal.jsonl entry for index {index} is malformed")
+        return
+    if opened.get("id") != ev.get("id"):
+        r.fail(f"reveal.jsonl entry for index {index} names another event id")
+    for path, value in values.items():
+        expected = sealed.get(path)
+        if expected is None:
+            r.fail(f"index {index}: revealed {path} is not committed in the leaf")
+            continue
+        try:
+            ok = hmac.compare_digest(commitment(key, path, value), str(expected))
+        except ValueError:
+            ok = False
+        if not ok:
+            r.fail(f"index {index}: revealed {path} differs from the value committed in the leaf")
+    r.summary["revealed"] = r.summary.get("revealed", 0) + 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``verify_bundle.py BUNDLE --key VKEY [--key VKEY] [--witness VKEY]``: exit 0 when
+    valid, 1 when a check fails, 2 when the bundle or a key cannot be read."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Check an auditkeep evidence bundle.")
+    parser.add_argument("bundle")
+    parser.add_argument("--key", action="append", required=True, help="verifier key (repeatable)")
+    parser.add_argument("--witness", action="append", default=[], help="witness key that must have cosigned")
+    args = parser.parse_args(argv)
+    try:
+        result = verify_bundle(args.bundle, args.key, args.witness)
+    except (BundleError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for note in result.notes:
+        print(f"note: {note}")
+    if not result.ok:
+        for reason in result.failures:
+            print(f"FAIL: {reason}")
+        return 1
+    s = result.summary
+    print(
+        f"OK: tenant {s['tenant']}, window {s['since']} .. {s['until']}: {s['events']} event(s), "
+        f"{s['hashed']} hashed, indices {s['first']}..{s['end'] - 1}, checkpoint {s['checkpoint_size']}, "
+        f"consistent with {s['latest_size']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

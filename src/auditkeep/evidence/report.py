@@ -1,0 +1,74 @@
+"""The printable HTML report inside a bundle: window, counts, a chart over time (inline SVG,
+nothing fetched from elsewhere) and the integrity summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from auditkeep.model.timefmt import format_rfc3339, parse_rfc3339
+
+if TYPE_CHECKING:
+    from auditkeep.evidence.build import BundleSummary
+
+BINS = 48
+TOP = 15
+_env = Environment(loader=PackageLoader("auditkeep.evidence", "templates"), autoescape=select_autoescape(["html", "j2"]))
+
+
+class Stats:
+    """Counts of the window's events (those included in full) as they are added."""
+
+    def __init__(self, since_ns: int, until_ns: int) -> None:
+        self.since_ns = since_ns
+        self.until_ns = until_ns
+        self.width = max(1, -(-(until_ns - since_ns) // BINS))
+        self.bins = [0] * BINS
+        self.action: Counter[str] = Counter()
+        self.actor: Counter[str] = Counter()
+        self.outcome: Counter[str] = Counter()
+        self.total = 0
+
+    def add(self, ev: dict[str, Any]) -> None:
+        self.total += 1
+        self.action[str(ev.get("action"))] += 1
+        actor = ev.get("actor")
+        self.actor[str(actor.get("id")) if isinstance(actor, dict) else "?"] += 1
+        self.outcome[str(ev.get("outcome", "unknown"))] += 1
+        try:
+            at = parse_rfc3339(ev["received_at"])
+        except (KeyError, ValueError, TypeError):
+            return
+        self.bins[min(BINS - 1, max(0, (at - self.since_ns) // self.width))] += 1
+
+
+def _chart(stats: Stats) -> dict[str, Any]:
+    """Bar geometry of the histogram (the template only draws it)."""
+    w, h, pad = 720, 200, 30
+    peak = max(stats.bins) or 1
+    bar = (w - 2 * pad) / BINS
+    bars = []
+    for i, n in enumerate(stats.bins):
+        height = (h - 2 * pad) * n / peak
+        start = stats.since_ns + i * stats.width
+        bars.append(
+            {"x": round(pad + i * bar, 2), "y": round(h - pad - height, 2), "w": round(bar * 0.9, 2),
+             "h": round(height, 2), "n": n, "label": format_rfc3339(start)}
+        )  # fmt: skip
+    return {"w": w, "h": h, "pad": pad, "peak": peak, "bars": bars}
+
+
+def render_report(summary: BundleSummary, stats: Stats, filters: dict[str, Any]) -> str:
+    return _env.get_template("report.html.j2").render(
+        s=summary,
+        filters=sorted(filters.items()),
+        total=stats.total,
+        actions=stats.action.most_common(TOP),
+        actors=stats.actor.most_common(TOP),
+        outcomes=stats.outcome.most_common(),
+        more_actions=max(0, len(stats.action) - TOP),
+        more_actors=max(0, len(stats.actor) - TOP),
+        chart=_chart(stats),
+    )
