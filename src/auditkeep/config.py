@@ -54,6 +54,13 @@ class AlertSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_rule_bytes: int = 64 * 1024  # size bound of a rule body posted to the API
 
 
+class WitnessSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One ``[[witness]]`` table: a C2SP tlog-witness that cosigns this log's checkpoints."""
+
+    url: str  # its submission prefix: POST {url}/add-checkpoint
+    key: str  # its verifier key, name+hexid+base64(0x04 || key) (auditkeep witness init prints it)
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """All options. Unknown keys are errors, so a typo never silently does nothing."""
 
@@ -90,6 +97,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     client_cert_tenants: dict[str, str] = msgspec.field(default_factory=dict)
     quarantine_max_bytes: int = 1024 * 1024  # raw bytes kept per quarantined record
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    # witnesses (docs/witness.md): each new checkpoint is sent to them in the background
+    witness: list[WitnessSettings] = msgspec.field(default_factory=list)
+    witness_quorum: int = 1  # cosignatures a checkpoint needs to count as witnessed
+    witness_timeout: float = 10.0  # seconds one add-checkpoint request may take
+    witness_retry_max: float = 60.0  # longest pause between retries to a failing witness
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def ledger_config(self) -> LedgerConfig:
@@ -122,7 +134,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             out.setdefault("limits", {})[name[7:]] = _coerce(value, int)
         elif name.startswith("alerts_") and name[7:] in alert_fields:
             out.setdefault("alerts", {})[name[7:]] = _coerce(value, alert_fields[name[7:]])
-        elif name in fields and name not in ("limits", "alerts", "extra", "client_cert_tenants"):
+        elif name in fields and name not in ("limits", "alerts", "extra", "client_cert_tenants", "witness"):
             out[name] = _coerce(value, fields[name])
     return out
 
@@ -193,7 +205,38 @@ def load_settings(
         raise ConfigError("durability must be 'full' or 'normal'")
     if settings.kubernetes_stages not in ("final", "all"):
         raise ConfigError("kubernetes_stages must be 'final' or 'all'")
+    _check_witnesses(settings)
     return settings
+
+
+def _check_witnesses(settings: Settings) -> None:
+    from urllib.parse import urlsplit
+
+    from auditkeep.log.cosignature import CosignatureVerifier
+
+    seen: set[str] = set()
+    for n, w in enumerate(settings.witness, start=1):
+        try:
+            u = urlsplit(w.url)
+            ok = u.scheme in ("http", "https") and bool(u.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"[[witness]] {n}: url must be an http(s) URL, got {w.url!r}")
+        try:
+            v = CosignatureVerifier.from_vkey(w.key)
+        except ValueError as exc:
+            raise ConfigError(f"[[witness]] {n}: key: {exc}") from None
+        if v.vkey() in seen:
+            raise ConfigError(f"[[witness]] {n}: the same witness key is configured twice")
+        seen.add(v.vkey())
+    if settings.witness and not 1 <= settings.witness_quorum <= len(settings.witness):
+        raise ConfigError(
+            f"witness_quorum must be between 1 and the {len(settings.witness)} configured witnesses, "
+            f"got {settings.witness_quorum}"
+        )
+    if settings.witness_timeout <= 0 or settings.witness_retry_max <= 0:
+        raise ConfigError("witness_timeout and witness_retry_max must be positive")
 
 
 # Without a policy file: keep every event whole and replace secrets, but leave e-mail

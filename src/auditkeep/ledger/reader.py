@@ -285,6 +285,19 @@ class LogReader:
             )
         return row.note
 
+    def cosigned_checkpoint(self, tenant: str = "default", size: int | None = None) -> str:
+        """The stored checkpoint note (the latest, or the one at ``size``) with the witnesses'
+        cosignatures kept for it appended."""
+        from auditkeep.ledger.cosigned import cosigned_note
+
+        tid = self.tenant_id(tenant)
+        row = self.store.latest_checkpoint(tid) if size is None else self.store.checkpoint_at(tid, size)
+        if row is None:
+            # raises NotFound, saying how to get one
+            self.checkpoint(tenant) if size is None else self.checkpoint_at(size, tenant)
+            raise NotFound(f"no checkpoint for tenant {tenant!r}")
+        return cosigned_note(self.store, row)
+
     def checkpoint_at(self, size: int, tenant: str = "default") -> str:
         row = self.store.checkpoint_at(self.tenant_id(tenant), size)
         if row is None:

@@ -53,11 +53,15 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
         if ctx.settings.alerts.run_in_server:
             # One runner per store: a server whose store already has one stands by.
             await asyncio.to_thread(ctx.alerts.start_or_stand_by)
+        if ctx.witnesses is not None:
+            ctx.witnesses.start()  # a thread: ingest never waits for a witness
         try:
             await ctx.sources.start()  # syslog listeners, release of held Kubernetes stages
             yield
         finally:
             ctx.hub.close()
+            if ctx.witnesses is not None:
+                await asyncio.to_thread(ctx.witnesses.stop)
             # before the ledger closes: buffered syslog messages and held stages are appended
             await ctx.sources.stop()
             # before the ledger closes: the runner appends alert events and saves its cursors

@@ -10,6 +10,7 @@ from auditkeep.alerts.service import AlertService
 from auditkeep.config import Settings
 from auditkeep.gateway.approvals import ApprovalBook
 from auditkeep.ledger.ledger import Ledger
+from auditkeep.log.cosignature import CosignatureVerifier
 from auditkeep.server.audit import Auditor
 from auditkeep.server.auth import Guard
 from auditkeep.server.keys import KeyStore
@@ -18,6 +19,7 @@ from auditkeep.server.ratelimit import RateLimiter
 from auditkeep.server.stream import Hub
 from auditkeep.sources.quarantine import COLLECTION as QUARANTINE
 from auditkeep.sources.service import SourceOptions, SourceService
+from auditkeep.witness.submit import WitnessEndpoint, WitnessSubmitter
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,17 @@ class ServerContext:
         self.sources = SourceService(ledger, source_options(settings), self.metrics)
         self.metrics.watch_quarantine(lambda: _quarantine_counts(ledger))
         self.metrics.watch_syslog(self.sources.syslog_lost)
+        # witnesses cosign each new checkpoint, asked by a thread started by the lifespan
+        self.witnesses = witness_submitter(settings, ledger)
+        if self.witnesses is not None:
+            self.metrics.watch_witnesses(self.witnesses.progress)
+
+
+def witness_submitter(s: Settings, ledger: Ledger) -> WitnessSubmitter | None:
+    if not s.witness:
+        return None
+    endpoints = [WitnessEndpoint(w.url, CosignatureVerifier.from_vkey(w.key)) for w in s.witness]
+    return WitnessSubmitter(ledger.store, endpoints, timeout=s.witness_timeout, retry_max=s.witness_retry_max)
 
 
 def source_options(s: Settings) -> SourceOptions:

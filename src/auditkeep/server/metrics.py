@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -76,6 +77,32 @@ class _SyslogLost(Collector):
         yield c
 
 
+class _WitnessProgress(Collector):
+    """Per witness and tenant: the size it cosigned last and how far the log's newest
+    checkpoint is ahead of it, read from the witness submitter at scrape time."""
+
+    def __init__(self, progress: Callable[[], list[tuple[str, str, Any]]]) -> None:
+        self._progress = progress
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["witness", "tenant"]
+        size = GaugeMetricFamily("auditkeep_witness_cosigned_size", "Tree size the witness cosigned last", labels=labels)
+        lag = GaugeMetricFamily(
+            "auditkeep_witness_lag_entries", "Entries of the newest checkpoint the witness has not cosigned yet", labels=labels
+        )
+        failures = GaugeMetricFamily(
+            "auditkeep_witness_failures", "Failed submissions to the witness since its last cosignature", labels=labels
+        )
+        for witness, tenant, p in self._progress():
+            cosigned = p.cosigned_size or 0
+            size.add_metric([witness, tenant], float(cosigned))
+            lag.add_metric([witness, tenant], float(max(0, p.checkpoint_size - cosigned)))
+            failures.add_metric([witness, tenant], float(p.failures))
+        yield size
+        yield lag
+        yield failures
+
+
 class Metrics:
     def __init__(self, heads: Callable[[], list[Head]]) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
@@ -146,6 +173,10 @@ class Metrics:
     def watch_syslog(self, lost: Callable[[], dict[str, int]]) -> None:
         """Report the syslog listeners' losses, by cause, at scrape time."""
         self.registry.register(_SyslogLost(lost))
+
+    def watch_witnesses(self, progress: Callable[[], list[tuple[str, str, Any]]]) -> None:
+        """Report each witness's cosigned size and lag, by tenant, at scrape time."""
+        self.registry.register(_WitnessProgress(progress))
 
     def audit_result(self, action: str, ok: bool) -> None:
         self.audit_events.labels(action, "ok" if ok else "failed").inc()

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.errors import ValidationError
 from auditkeep.server.context import context
 from auditkeep.server.errors import json_response
@@ -59,10 +60,16 @@ async def consistency(request: Request) -> Response:
     return json_response(body)
 
 
+def cosigned_latest(ledger: Ledger, tenant: str) -> str:
+    """The latest checkpoint with its cosignatures (a writer signs one first if there is none)."""
+    ledger.checkpoint(tenant)
+    return ledger.cosigned_checkpoint(tenant)
+
+
 async def latest_checkpoint(request: Request) -> Response:
     ctx = context(request)
     caller = await ctx.guard.check(request, PROOF_SCOPES)
-    note = await run_in_threadpool(ctx.ledger.checkpoint, caller.tenant)
+    note = await run_in_threadpool(cosigned_latest, ctx.ledger, caller.tenant)
     return PlainTextResponse(note, media_type=NOTE_TYPE, headers={"Cache-Control": "private, max-age=1"})
 
 
@@ -70,8 +77,9 @@ async def checkpoint_at(request: Request) -> Response:
     ctx = context(request)
     caller = await ctx.guard.check(request, PROOF_SCOPES)
     size = int_value(request.path_params["tree_size"], "tree_size", 1)
-    note = await run_in_threadpool(ctx.ledger.checkpoint_at, size, caller.tenant)
-    return PlainTextResponse(note, media_type=NOTE_TYPE, headers={"Cache-Control": "private, max-age=86400, immutable"})
+    # Cosignatures arrive after the checkpoint: the note may gain lines, so only a short cache.
+    note = await run_in_threadpool(ctx.ledger.cosigned_checkpoint, caller.tenant, size)
+    return PlainTextResponse(note, media_type=NOTE_TYPE, headers={"Cache-Control": "private, max-age=60"})
 
 
 async def pubkey(request: Request) -> Response:

@@ -18,6 +18,7 @@ from auditkeep.log.hashing import HASH_SIZE
 from auditkeep.log.tiles import TILE_WIDTH, parse_tile_path
 from auditkeep.server.context import context
 from auditkeep.server.errors import ApiError
+from auditkeep.server.routes.proofs import cosigned_latest
 
 SCOPES = ("read", "verify")
 OCTETS = "application/octet-stream"
@@ -29,7 +30,7 @@ MAX_BUNDLE_ENTRY = 0xFFFF  # entries are prefixed with a big-endian uint16 lengt
 async def checkpoint(request: Request) -> Response:
     ctx = context(request)
     caller = await ctx.guard.check(request, SCOPES, tenant=request.path_params["tenant"])
-    note = await run_in_threadpool(ctx.ledger.checkpoint, caller.tenant)
+    note = await run_in_threadpool(cosigned_latest, ctx.ledger, caller.tenant)
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# http_server_support (a real `auditkeep serve` in a subprocess) lives beside the server tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
