@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from auditkeep.console import accounts
+from auditkeep.console import accounts, search
 from auditkeep.console.web import (
     HERE,
     PREFIX,
@@ -29,8 +29,8 @@ from auditkeep.server.context import ServerContext
 
 
 async def home(request: Request) -> Response:
-    p = await person(request)
-    return render(request, "home.html", me=p)
+    await person(request)
+    return redirect(PREFIX + "/search")
 
 
 async def _login_needed(request: Request, exc: Exception) -> Response:
@@ -61,6 +61,7 @@ def console_app(ctx: ServerContext) -> ASGIApp:
         routes=[
             Route("/", home, methods=["GET"]),
             *accounts.routes,
+            *search.routes,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         exception_handlers={
