@@ -61,6 +61,24 @@ class WitnessSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     key: str  # its verifier key, name+hexid+base64(0x04 || key) (auditkeep witness init prints it)
 
 
+class RetentionSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The ``[retention]`` table (see docs/retention.md)."""
+
+    # [[retention.policy]] tables, first match wins: {name, tenant, category, action,
+    # archive_after, delete_after}; checked by auditkeep.retention.policy.load_policies.
+    policy: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    run_in_server: bool = True  # run retention in the background under `auditkeep serve`
+    interval: float = 3600.0  # seconds between background runs
+
+    def policies(self) -> list[Any]:
+        from auditkeep.retention.policy import PolicyError, load_policies
+
+        try:
+            return load_policies(self.policy)
+        except PolicyError as exc:
+            raise ConfigError(str(exc)) from None
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """All options. Unknown keys are errors, so a typo never silently does nothing."""
 
@@ -102,6 +120,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     witness_quorum: int = 1  # cosignatures a checkpoint needs to count as witnessed
     witness_timeout: float = 10.0  # seconds one add-checkpoint request may take
     witness_retry_max: float = 60.0  # longest pause between retries to a failing witness
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def ledger_config(self) -> LedgerConfig:
@@ -134,7 +153,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             out.setdefault("limits", {})[name[7:]] = _coerce(value, int)
         elif name.startswith("alerts_") and name[7:] in alert_fields:
             out.setdefault("alerts", {})[name[7:]] = _coerce(value, alert_fields[name[7:]])
-        elif name in fields and name not in ("limits", "alerts", "extra", "client_cert_tenants", "witness"):
+        elif name in fields and name not in ("limits", "alerts", "retention", "extra", "client_cert_tenants", "witness"):
             out[name] = _coerce(value, fields[name])
     return out
 
@@ -206,6 +225,9 @@ def load_settings(
     if settings.kubernetes_stages not in ("final", "all"):
         raise ConfigError("kubernetes_stages must be 'final' or 'all'")
     _check_witnesses(settings)
+    if not 1.0 <= settings.retention.interval <= 7 * 86400:
+        raise ConfigError("retention.interval must be between 1 and 604800 seconds")
+    settings.retention.policies()  # a bad policy stops here, naming it
     return settings
 
 

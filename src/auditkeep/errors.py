@@ -6,6 +6,7 @@
     │   │                  it (CLI exit 2, HTTP 4xx)
     │   ├── ConfigError    the configuration file, an environment variable, a key file
     │   ├── NotFound       the tenant, event, index or checkpoint asked for does not exist
+    │   │   └── Expired    an event whose payload a retention policy deleted
     │   └── DataDirError   no auditkeep data where it was looked for
     ├── IntegrityError     the log does not prove what it claims (CLI exit 1)
     ├── StoreError         the database failed; StoreUnavailable: retry later (HTTP 503)
@@ -28,6 +29,7 @@ __all__ = [
     "ClosedError",
     "ConfigError",
     "DataDirError",
+    "Expired",
     "IntegrityError",
     "NotFound",
     "StoreError",
@@ -51,6 +53,22 @@ class ConfigError(UserError, ValueError):
 
 class NotFound(UserError, LookupError):
     """The tenant, event, index or checkpoint asked for does not exist."""
+
+
+class Expired(NotFound):
+    """The event's payload was deleted by a retention policy; its leaf hash stays in the tree
+    (so proofs of it and of every other event still verify)."""
+
+    status = "expired"
+
+    def __init__(self, tenant: str, index: int, leaf_hash: str) -> None:
+        super().__init__(
+            f"the event at index {index} of tenant {tenant!r} has expired: its payload was deleted "
+            "under a retention policy (its leaf hash stays in the log)"
+        )
+        self.tenant = tenant
+        self.index = index
+        self.leaf_hash = leaf_hash
 
 
 class DataDirError(UserError, RuntimeError):

@@ -109,6 +109,8 @@ def _register_optional() -> None:
         ("auditkeep.cli.export", "export"),
         ("auditkeep.cli.evidence", "evidence"),
         ("auditkeep.cli.evidence", "verify_bundle_command"),
+        ("auditkeep.cli.retention", "retention"),
+        ("auditkeep.cli.retention", "hold"),
     ):
         try:
             mod = importlib.import_module(module)

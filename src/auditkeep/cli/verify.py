@@ -33,6 +33,9 @@ from auditkeep.log.note import NoteVerifier
 def verify(tenant: str | None, keys: tuple[Path, ...], trusted: tuple[Path, ...], require_signed: bool, as_json: bool) -> None:
     """Recompute every leaf, tile and root, check every checkpoint and personal field.
 
+    Entries whose payload a retention policy deleted are reported as expired (their leaf
+    hashes are taken from the tiles, and a retention record in the log must name them).
+
     Reads only: the store is opened read-only, no signing key is needed and nothing is
     signed. Without --key, checkpoints are checked against the verifier key recorded in the
     store, and the report says so. Exits 0 when everything is intact, 1 when tampering is
@@ -99,6 +102,7 @@ def _as_json(report: VerifyReport, trust: Trust) -> dict[str, Any]:
             {"tenant": t.tenant, "size": t.size, "entries_checked": t.entries_checked,
              "checkpoints_checked": t.checkpoints_checked, "signed_size": t.signed_size,
              "personal_fields_checked": t.sealed_checked, "personal_fields_erased": t.erased,
+             "expired": t.expired, "expired_ranges": [[a, b] for a, b in t.expired_ranges],
              "problems": [_problem(p) for p in t.problems], "warnings": [_problem(p) for p in t.warnings]}
             for t in report.tenants
         ],
@@ -106,12 +110,15 @@ def _as_json(report: VerifyReport, trust: Trust) -> dict[str, Any]:
 
 
 def _print_text(report: VerifyReport, trust: Trust) -> None:
-    table = Table("tenant", "entries", "checkpoints", "signed up to", "personal fields", "result")
+    table = Table("tenant", "entries", "expired", "checkpoints", "signed up to", "personal fields", "result")
     for t in report.tenants:
         first = t.first
         result = "[green]intact[/green]" if t.ok else f"[red]{escape(first.render(t.tenant)) if first else 'failed'}[/red]"
         fields = f"{t.sealed_checked} checked" + (f", {t.erased} erased" if t.erased else "")
-        table.add_row(t.tenant, f"{t.entries_checked}/{t.size}", str(t.checkpoints_checked), str(t.signed_size), fields, result)
+        expired = _ranges(t.expired_ranges) if t.expired else "-"
+        table.add_row(
+            t.tenant, f"{t.entries_checked}/{t.size}", expired, str(t.checkpoints_checked), str(t.signed_size), fields, result
+        )
     out.print(table)
     if trust.keys_from_store:
         out.print(
@@ -128,6 +135,14 @@ def _print_text(report: VerifyReport, trust: Trust) -> None:
         for p in t.problems:
             label = "unsigned" if p.kind == "unsigned" else "tampering"
             err.print(f"[red]{label}:[/red] {escape(p.render(t.tenant))}", highlight=False)
+
+
+def _ranges(ranges: list[tuple[int, int]], most: int = 3) -> str:
+    """``12 (0..9, 15..16)``: how many expired, and where (end inclusive)."""
+    total = sum(b - a for a, b in ranges)
+    shown = ", ".join(f"{a}..{b - 1}" if b - a > 1 else str(a) for a, b in ranges[:most])
+    more = f", +{len(ranges) - most} ranges" if len(ranges) > most else ""
+    return f"{total} ({shown}{more})"
 
 
 @click.command()

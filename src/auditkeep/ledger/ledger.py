@@ -14,6 +14,7 @@ from auditkeep.ledger.datadir import Identity, establish
 from auditkeep.ledger.reader import (
     ERASED,
     ConsistencyProof,
+    Expired,
     InclusionProof,
     LogReader,
     NotFound,
@@ -228,6 +229,7 @@ def _renumbered(fut: Future[list[Receipt]], positions: list[int]) -> Future[list
 __all__ = [
     "ERASED",
     "ConsistencyProof",
+    "Expired",
     "InclusionProof",
     "Ledger",
     "NotFound",

@@ -146,6 +146,8 @@ class Projector:
                 last = pos - 1
                 for e in self._store.entries(tenant_id, pos, end):
                     last = e.index
+                    if not e.leaf:  # expired under retention: nothing left to search
+                        continue
                     row = _project_or_skip(tenant_id, e)
                     if row is not None:
                         rows.append(row)

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from auditkeep.errors import DataDirError
+from auditkeep.errors import Expired as Expired
 from auditkeep.errors import NotFound as NotFound  # re-exported: its old home
 from auditkeep.ledger.append import origin_for
 from auditkeep.ledger.config import LedgerConfig
@@ -147,6 +148,8 @@ class LogReader:
     # events ----------------------------------------------------------------------------------
 
     def _view(self, tenant: str, e: Entry) -> Record:
+        if not e.leaf:
+            raise Expired(tenant, e.index, self._tile_hash(tenant, e.index).hex())
         ev = _leaf.decode(e.leaf)
         if ev.sealed:
             values = _sealed.decode(e.sealed) if e.sealed else {}
@@ -154,6 +157,11 @@ class LogReader:
                 set_path(ev, path, values.get(path, ERASED))
             ev.sealed = None
         return Record(e.index, tenant, ev, leaf_hash(e.leaf).hex())
+
+    def _tile_hash(self, tenant: str, index: int) -> bytes:
+        tid = self.tenant_id(tenant)
+        tile = self.store.read_tiles(tid, [(0, index // 256)]).get((0, index // 256), b"")
+        return tile[32 * (index % 256) : 32 * (index % 256) + 32]
 
     def get(self, event_id: str, tenant: str = "default") -> Record:
         tid = self.tenant_id(tenant)
@@ -181,7 +189,7 @@ class LogReader:
         """Entries ``start`` to ``end`` (exclusive) of a tenant's log, as readers see them (for
         followers such as the live tail that read by log index, not through the projection)."""
         tid = self.tenant_id(tenant)
-        return [self._view(tenant, e) for e in self.store.entries(tid, start, end)]
+        return [self._view(tenant, e) for e in self.store.entries(tid, start, end) if e.leaf]
 
     # search ----------------------------------------------------------------------------------
 
@@ -269,7 +277,7 @@ class LogReader:
         )
         hits = self.store.search(q)
         entries = self.store.entries_by_key([k for _, k in hits])
-        items = [self._view(tenant, entries[k]) for _, k in hits if k in entries]
+        items = [self._view(tenant, entries[k]) for _, k in hits if k in entries and entries[k].leaf]
         next_cursor = encode_cursor(hits[-1]) if len(hits) == limit else None
         return Page(items, next_cursor, unindexed)
 

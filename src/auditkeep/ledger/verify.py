@@ -46,10 +46,22 @@ class _Stamp(msgspec.Struct):
     id: str = ""
     received_at: str = ""
     tenant: str = ""
+    action: str = ""
     sealed: dict[str, str] | None = None
 
 
+class _RetentionMeta(msgspec.Struct):
+    ranges: list[tuple[int, int]] = []
+
+
+class _RetentionRecord(msgspec.Struct):
+    metadata: _RetentionMeta | None = None
+
+
 _stamp = msgspec.json.Decoder(_Stamp)
+_retention = msgspec.json.Decoder(_RetentionRecord)
+RETENTION_ACTION = "auditkeep.retention.deleted"
+TileHash = Callable[[int], bytes]  # the leaf hash an index's level-0 tile holds
 
 # Problem kinds. Tampering: event, order, missing, tile, head, checkpoint, rollback, trusted,
 # sealed. "unsigned" (entries after the newest signed checkpoint) is a warning unless the
@@ -78,6 +90,8 @@ class TenantReport:
     warnings: list[Problem] = field(default_factory=list)
     sealed_checked: int = 0  # personal fields whose plaintext matched the leaf's commitment
     erased: int = 0  # personal fields erased since (no plaintext): not tampering
+    expired: int = 0  # entries whose payload retention deleted, each covered by a retention record
+    expired_ranges: list[tuple[int, int]] = field(default_factory=list)
     signed_size: int = 0  # size of the newest checkpoint that verified against the events
     latest: Checkpoint | None = None  # that checkpoint
 
@@ -149,10 +163,18 @@ def verify_log(
     expected = 0
     stop = False
     tile_problem_reported = False
+    recorded: list[tuple[int, int]] = []
     for checked in _checked_chunks(store, tid, head.tenant, head.size, personal_fields):
         rep.problems += checked.problems
         rep.sealed_checked += checked.sealed_checked
         rep.erased += checked.erased
+        for a, b in checked.expired:
+            rep.expired += b - a
+            if rep.expired_ranges and rep.expired_ranges[-1][1] == a:
+                rep.expired_ranges[-1] = (rep.expired_ranges[-1][0], b)
+            else:
+                rep.expired_ranges.append((a, b))
+        recorded += checked.recorded
         hashes = checked.hashes
         expected += len(hashes)
         stop = checked.stop
@@ -179,6 +201,16 @@ def verify_log(
         if stop:
             break
     rep.entries_checked = expected
+    gap = _uncovered(rep.expired_ranges, recorded)
+    if gap is not None:
+        rep.problems.append(
+            Problem(
+                "missing",
+                f"the payloads of entries {gap[0]}..{gap[1] - 1} are gone, and no retention record in the log "
+                "names them (deleted, not expired)",
+                gap[0],
+            )
+        )
 
     if expected < head.size and not stop:
         rep.problems.append(
@@ -274,13 +306,26 @@ class _Checked:
     last_received: int
     sealed_checked: int = 0
     erased: int = 0
+    expired: list[tuple[int, int]] = field(default_factory=list)  # [start, end) without payload
+    recorded: list[tuple[int, int]] = field(default_factory=list)  # ranges retention records name
 
 
-def _check_rows(rows: Sequence[Row], start: int, tenant: str, seals: SealChecker | None) -> _Checked:
+def _add(ranges: list[tuple[int, int]], index: int) -> None:
+    if ranges and ranges[-1][1] == index:
+        ranges[-1] = (ranges[-1][0], index + 1)
+    else:
+        ranges.append((index, index + 1))
+
+
+def _check_rows(
+    rows: Sequence[Row], start: int, tenant: str, seals: SealChecker | None, tile_hash: TileHash
+) -> _Checked:
     """Recompute the leaf hashes of entries ``start, start+1, ...`` and check what is stored
     beside each leaf (index, id, tenant, received_at, personal fields) against the leaf."""
     hashes: list[bytes] = []
     problems: list[Problem] = []
+    expired: list[tuple[int, int]] = []
+    recorded: list[tuple[int, int]] = []
     expected = start
     prev_received = rows[0][2] if rows else 0
     received_text = format_rfc3339(prev_received) if rows else ""  # a batch shares one
@@ -298,11 +343,25 @@ def _check_rows(rows: Sequence[Row], start: int, tenant: str, seals: SealChecker
                 problems.append(Problem("order", "received_at goes backwards (entries reordered?)", index))
             prev_received = received_ns
             received_text = format_rfc3339(received_ns)
+        if not leaf:
+            # Expired: the payload is gone, its leaf hash is in the tile (and so under every
+            # checkpoint's root). The log must also hold a retention record naming it.
+            _add(expired, index)
+            hashes.append(tile_hash(index))
+            expected += 1
+            continue
         try:
             stamp: _Stamp | None = _stamp.decode(leaf)
         except msgspec.DecodeError:
             problems.append(Problem("event", "stored event is not valid JSON (altered)", index))
             stamp = None
+        if stamp is not None and stamp.action == RETENTION_ACTION:
+            try:
+                meta = _retention.decode(leaf).metadata
+            except msgspec.ValidationError:
+                meta = None
+            if meta is not None:
+                recorded += [(a, b) for a, b in meta.ranges if 0 <= a < b]
         if stamp is not None:
             if stamp.received_at != received_text or stamp.tenant != tenant or stamp.id.replace("-", "") != raw_id.hex():
                 problems.append(Problem("event", "stored id, tenant or received_at differ from the event's", index))
@@ -314,8 +373,10 @@ def _check_rows(rows: Sequence[Row], start: int, tenant: str, seals: SealChecker
         expected += 1
     first = rows[0][2] if rows else 0
     if seals is None:
-        return _Checked(hashes, problems, stop, first, prev_received)
-    return _Checked(hashes, problems, stop, first, prev_received, seals.take_checked(), seals.take_erased())
+        return _Checked(hashes, problems, stop, first, prev_received, expired=expired, recorded=recorded)
+    return _Checked(
+        hashes, problems, stop, first, prev_received, seals.take_checked(), seals.take_erased(), expired, recorded
+    )
 
 
 # Logs at least this long are checked by worker processes (one chunk each, in order), the
@@ -346,8 +407,9 @@ def _checked_chunks(store: Store, tid: int, tenant: str, size: int, sealed: bool
 def _checked_here(store: Store, tid: int, tenant: str, size: int, sealed: bool) -> Iterator[_Checked]:
     done = 0
     seals = SealChecker(lambda subjects: store.subject_salts(tid, subjects)) if sealed else None
+    tile_hash = _tile_hashes(lambda idx: store.read_tiles(tid, [(0, idx)]).get((0, idx), b""))
     for rows in _chunks(store, tid, size):
-        checked = _check_rows(rows, done, tenant, seals)
+        checked = _check_rows(rows, done, tenant, seals, tile_hash)
         done += len(checked.hashes)
         yield checked
         if checked.stop:
@@ -388,7 +450,11 @@ def _check_range(path: str, tid: int, tenant: str, start: int, end: int, sealed:
         seals = _worker_seals.setdefault((path, tid), SealChecker()) if sealed else None
         if seals is not None:
             seals.load = lambda subjects: subject_salts(conn, tid, subjects)
-        checked = _check_rows(rows, start, tenant, seals)
+        def tile(idx: int) -> bytes:
+            r = conn.execute("SELECT data FROM tiles WHERE tenant_id=? AND level=0 AND idx=?", (tid, idx)).fetchone()
+            return bytes(r[0]) if r else b""
+
+        checked = _check_rows(rows, start, tenant, seals, _tile_hashes(tile))
     finally:
         conn.close()
     if not checked.stop and len(checked.hashes) < end - start:
@@ -396,6 +462,42 @@ def _check_range(path: str, tid: int, tenant: str, start: int, end: int, sealed:
         checked.problems.append(Problem("missing", "entry missing (storage ends here)", missing))
         checked.stop = True
     return checked
+
+
+def _tile_hashes(read_tile: Callable[[int], bytes]) -> TileHash:
+    """Leaf hashes of expired entries, from their level-0 tiles (the last tile read is kept)."""
+    last: list[tuple[int, bytes]] = []
+
+    def get(index: int) -> bytes:
+        idx = index // TILE_WIDTH
+        if not last or last[0][0] != idx:
+            last[:] = [(idx, read_tile(idx))]
+        data = last[0][1]
+        j = index % TILE_WIDTH
+        h = data[32 * j : 32 * j + 32]
+        # A missing tile gives no hash; a zero hash then fails the root and tile checks.
+        return h if len(h) == 32 else bytes(32)
+
+    return get
+
+
+def _uncovered(expired: list[tuple[int, int]], recorded: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The first expired range not wholly inside the recorded ones, or None."""
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(recorded):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    j = 0
+    for a, b in expired:
+        while j < len(merged) and merged[j][1] <= a:
+            j += 1
+        if j == len(merged) or merged[j][0] > a:
+            return (a, b)
+        if merged[j][1] < b:
+            return (merged[j][1], b)
+    return None
 
 
 def _chunks(store: Store, tid: int, size: int) -> Iterator[list[Row]]:

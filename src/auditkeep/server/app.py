@@ -23,6 +23,7 @@ from auditkeep.server.routes import (
     approvals,
     events,
     exports,
+    holds,
     keys,
     ops,
     proofs,
@@ -55,6 +56,12 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
             await asyncio.to_thread(ctx.alerts.start_or_stand_by)
         if ctx.witnesses is not None:
             ctx.witnesses.start()  # a thread: ingest never waits for a witness
+        retention = None
+        if ctx.settings.retention.run_in_server:
+            from auditkeep.retention.worker import RetentionWorker
+
+            retention = RetentionWorker(ctx.ledger, ctx.settings.retention.policies(), ctx.settings.retention.interval)
+            retention.start()
         try:
             await ctx.sources.start()  # syslog listeners, release of held Kubernetes stages
             yield
@@ -66,6 +73,8 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
             await ctx.sources.stop()
             # before the ledger closes: the runner appends alert events and saves its cursors
             await asyncio.to_thread(ctx.alerts.stop)
+            if retention is not None:
+                await asyncio.to_thread(retention.stop)
             ctx.auditor.flush()
             if close_ledger:
                 await asyncio.to_thread(ctx.ledger.close)
@@ -81,6 +90,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
             *keys.routes,
             *alerts.routes,
             *approvals.routes,
+            *holds.routes,
             *sources.routes,
             Route("/v1/stream", stream.stream, methods=["GET"]),
             *ops.routes,

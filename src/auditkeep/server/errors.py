@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from auditkeep.ledger.ledger import NotFound
+from auditkeep.ledger.ledger import Expired, NotFound
 from auditkeep.log.checkpoint import CheckpointError
 from auditkeep.log.proofs import ProofError
 from auditkeep.model.errors import ConflictError, ValidationError
@@ -65,6 +65,10 @@ def to_response(exc: BaseException) -> Response | None:
         return json_response(validation_body(exc), 422)
     if isinstance(exc, ConflictError):
         return error_response(409, str(exc), position=exc.position, id=exc.event_id)
+    if isinstance(exc, Expired):
+        # Gone, not missing: the entry's leaf hash stays in the tree and proofs of it verify.
+        body = {"error": str(exc), "status": "expired", "index": exc.index, "leaf_hash": exc.leaf_hash}
+        return json_response(body, 410)
     if isinstance(exc, NotFound):
         return error_response(404, str(exc))
     if isinstance(exc, (ProofError, CheckpointError)):

@@ -13,6 +13,7 @@ from auditkeep.ledger.ledger import ConsistencyProof, InclusionProof
 from auditkeep.model.event import CATEGORIES, OUTCOMES, Event
 from auditkeep.server.openapi_alerts import ALERT_OPERATIONS, alert_schemas
 from auditkeep.server.openapi_approvals import APPROVAL_OPERATIONS, approval_schemas
+from auditkeep.server.openapi_holds import HOLD_OPERATIONS, hold_schemas
 from auditkeep.server.openapi_sources import SOURCE_OPERATIONS, source_schemas
 from auditkeep.server.routes.events import IngestResult, SearchResult
 from auditkeep.server.routes.keys import KeyRequest
@@ -107,7 +108,7 @@ OPERATIONS: list[Op] = [
        "(base64) and its inclusion proof against the latest checkpoint.", "read",
        [Param("event_id", "path", "Event id (UUID).", required=True), _TENANT,
         Param("proof", "query", "Include the inclusion proof.", {"type": "boolean"})],
-       ok_content=_json("EventWithProof"), errors=(404, 422, *_AUTH_ERRORS, 503)),
+       ok_content=_json("EventWithProof"), errors=(404, 410, 422, *_AUTH_ERRORS, 503)),
     Op("get", "/v1/proofs/inclusion", "Inclusion proof", "Proof that the entry at `index` (or the "
        "event `id`) is in the tree of `size` (default: the latest checkpoint).", "read or verify",
        [_TENANT, Param("index", "query", "Log index.", _INT), Param("id", "query", "Event id instead of index."),
@@ -170,6 +171,10 @@ OPERATIONS += [
 OPERATIONS += [
     Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in APPROVAL_OPERATIONS
 ]
+# legal holds (openapi_holds)
+OPERATIONS += [
+    Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in HOLD_OPERATIONS
+]
 # sources: Kubernetes webhook, OTLP/HTTP logs, collector batches, quarantine (openapi_sources)
 OPERATIONS += [
     Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in SOURCE_OPERATIONS
@@ -177,7 +182,8 @@ OPERATIONS += [
 
 _STATUS_TEXT = {
     400: "Malformed request (JSON, UTF-8, gzip, a repeated key), or a key for all tenants without tenant=", 401: "Missing, malformed, unknown, expired or revoked key",
-    403: "Wrong scope or tenant", 404: "Not found", 408: "Body too slow", 409: "Event id reused with other content",
+    403: "Wrong scope or tenant", 404: "Not found",
+    410: "Expired: a retention policy deleted the payload (`status`, `index` and `leaf_hash` say which)", 408: "Body too slow", 409: "Event id reused with other content",
     413: "Body or batch too large", 415: "Unsupported content type or encoding", 422: "Invalid input",
     429: "Rate limited (see Retry-After)", 503: "Unavailable (see Retry-After)",
 }
@@ -222,6 +228,7 @@ def _components() -> dict[str, Any]:
     schemas.update(_key_schemas())
     schemas.update(alert_schemas())
     schemas.update(approval_schemas())
+    schemas.update(hold_schemas())
     schemas.update(source_schemas())
     return schemas
 

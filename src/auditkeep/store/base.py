@@ -202,6 +202,26 @@ class Store(Protocol):
         """(time_ns, key) of matching entries, in the requested order, at most ``q.limit``."""
         ...
 
+    # retention and erasure: payloads go, leaf hashes and tiles stay (so do every proof)
+    def expire(self, tenant_id: int, indexes: Sequence[int], texts: Mapping[int, str]) -> int:
+        """Delete the payload (leaf bytes, subject, personal plaintext) of entries, keeping each
+        row's index, id and received_at, and their rows of the search projection (``texts``:
+        the full-text body each was projected with, for an index that needs it to forget a
+        row). Idempotent; returns how many entries still had a payload."""
+        ...
+
+    def subject_entries(self, tenant_id: int, subject: str) -> list[Entry]:
+        """Entries of ``subject`` that still hold personal plaintext, in index order."""
+        ...
+
+    def erase_subject(
+        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow]
+    ) -> list[int]:
+        """Destroy the subject's salt and personal plaintext, leaving no copy in the store's
+        files; projection rows (keyed as in ``old_texts``, indexed with that text) are replaced
+        by ``rows``. Returns the indexes whose plaintext was destroyed."""
+        ...
+
     # small document collections
     def doc_put(self, doc: Doc) -> None:
         """Insert or replace by (collection, id)."""

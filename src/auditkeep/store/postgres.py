@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -32,6 +32,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from auditkeep.store import postgres_lifecycle as lifecycle
 from auditkeep.store.base import (
     KEY_SHIFT,
     CheckpointRow,
@@ -589,30 +590,16 @@ class PostgresStore:
             current = int(r[0]) if r else 0
             fresh = [row for row in rows if row.index >= current]
             if fresh:
-                with conn.cursor().copy(_COPY_EV) as cp:
-                    cp.set_types(_EV_TYPES)
-                    for x in fresh:
-                        cp.write_row(
-                            (
-                                x.key,
-                                x.tenant_id,
-                                x.time_ns,
-                                x.received_ns,
-                                pg_text(x.actor),
-                                pg_text(x.action),
-                                _opt_text(x.resource_type),
-                                _opt_text(x.resource_id),
-                                pg_text(x.outcome),
-                                _opt_text(x.category),
-                                tsvector_binary(x.text),
-                                _jsonb(x.metadata),
-                            )
-                        )
+                _copy_ev(conn, fresh)
             if position > current:
                 conn.execute(
                     "UPDATE proj_cursor SET position = %s WHERE tenant_id = %s",
                     (position, tenant_id),
                 )
+
+    def _reproject(self, rows: Sequence[ProjectedRow]) -> None:
+        with self._conn() as conn, conn.transaction():
+            _copy_ev(conn, rows)
 
     def reset_projection(self) -> None:
         """Forget the projection; the consumer rebuilds it from the log."""
@@ -723,6 +710,34 @@ class PostgresStore:
             ).fetchall()
         return {bytes(x).decode(): bytes(salt) for x, salt in rows}
 
+    # retention and erasure (auditkeep.store.postgres_lifecycle) ---------------------------------
+
+    def expire(self, tenant_id: int, indexes: Sequence[int], texts: Mapping[int, str]) -> int:
+        if not indexes:
+            return 0
+        with self._conn() as conn:
+            return lifecycle.expire(conn, tenant_id, indexes)
+
+    def subject_entries(self, tenant_id: int, subject: str) -> list[Entry]:
+        with self._conn() as conn:
+            return lifecycle.subject_entries(conn, tenant_id, subject)
+
+    def erase_subject(
+        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow]
+    ) -> list[int]:
+        with self._conn() as conn:
+            present = {
+                int(r[0]) for r in conn.execute("SELECT k FROM ev WHERE k = ANY(%s)", (list(old_texts),)).fetchall()
+            }
+            erased = lifecycle.erase_subject(conn, tenant_id, subject, list(old_texts))
+        # projected again without the plaintext (the rows were deleted above)
+        again = [x for x in rows if x.key in present]
+        if again:
+            self._reproject(again)
+        with self._conn() as conn:
+            lifecycle.vacuum(conn)
+        return erased
+
     # leases --------------------------------------------------------------------------------------
 
     def lease(self, name: str) -> _AdvisoryLease | None:
@@ -755,6 +770,28 @@ class PostgresStore:
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
+            )
+
+
+def _copy_ev(conn: psycopg.Connection[Any], rows: Sequence[ProjectedRow]) -> None:
+    with conn.cursor().copy(_COPY_EV) as cp:
+        cp.set_types(_EV_TYPES)
+        for x in rows:
+            cp.write_row(
+                (
+                    x.key,
+                    x.tenant_id,
+                    x.time_ns,
+                    x.received_ns,
+                    pg_text(x.actor),
+                    pg_text(x.action),
+                    _opt_text(x.resource_type),
+                    _opt_text(x.resource_id),
+                    pg_text(x.outcome),
+                    _opt_text(x.category),
+                    tsvector_binary(x.text),
+                    _jsonb(x.metadata),
+                )
             )
 
 

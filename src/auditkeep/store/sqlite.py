@@ -13,7 +13,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
@@ -42,6 +42,12 @@ from auditkeep.store.sqlite_append import (
     subject_salts,
 )
 from auditkeep.store.sqlite_connect import read_only_uri
+from auditkeep.store.sqlite_lifecycle import (
+    blank_entries,
+    erase_subject_rows,
+    forget_projected,
+    shred_files,
+)
 from auditkeep.store.sqlite_schema import INDEX_SCHEMA, LOG_MIGRATIONS
 from auditkeep.store.sqlite_search import COMMON_TEXT, build_search, text_probe
 
@@ -573,6 +579,70 @@ class SQLiteStore:
 
     def subject_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
         return subject_salts(self._reader(), tenant_id, subjects)
+
+    # retention and erasure -----------------------------------------------------------------------
+
+    @contextmanager
+    def _secure(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """A transaction with ``secure_delete`` on: freed bytes are zeroed, not left on free pages."""
+        conn.execute("PRAGMA secure_delete=ON")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.execute("PRAGMA secure_delete=OFF")
+
+    def expire(self, tenant_id: int, indexes: Sequence[int], texts: Mapping[int, str]) -> int:
+        keys = [entry_key(tenant_id, i) for i in indexes]
+        if not keys:
+            return 0
+        # The projection first: a crash between the two leaves payloads that a rerun expires.
+        with self._project_lock, self._secure(self._p) as p:
+            forget_projected(p, keys, texts)
+        with self._write_lock, self._guard(), self._secure(self._w) as w:
+            return blank_entries(w, tenant_id, indexes)
+
+    def subject_entries(self, tenant_id: int, subject: str) -> list[Entry]:
+        mask = (1 << KEY_SHIFT) - 1
+        rows = self._reader().execute(
+            "SELECT k, id, received_ns, leaf, subject, sealed FROM entries WHERE tenant_id=? AND subject=? "
+            "AND sealed IS NOT NULL ORDER BY k",
+            (tenant_id, subject),
+        )
+        return [Entry(k & mask, i, r, leaf, sub, sealed) for k, i, r, leaf, sub, sealed in rows]
+
+    def erase_subject(
+        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow]
+    ) -> list[int]:
+        with self._project_lock, self._secure(self._p) as p:
+            keys = list(old_texts)
+            present = {r[0] for i in range(0, len(keys), 500) for r in p.execute(
+                f"SELECT k FROM ev WHERE k IN ({','.join('?' * len(keys[i:i + 500]))})", keys[i : i + 500])}
+            forget_projected(p, keys, old_texts)
+            again = [x for x in rows if x.key in present]
+            p.executemany(
+                "INSERT INTO ev(k, tenant_id, time_ns, received_ns, actor, action, rtype, rid, outcome, category) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?)",
+                [(x.key, x.tenant_id, x.time_ns, x.received_ns, x.actor, x.action, x.resource_type,
+                  x.resource_id, x.outcome, x.category) for x in again],
+            )
+            p.executemany("INSERT INTO ev_fts(rowid, body) VALUES(?, ?)", [(x.key, x.text) for x in again])
+        with self._write_lock, self._guard():
+            with self._secure(self._w) as w:
+                erased = erase_subject_rows(w, tenant_id, subject)
+            self._p.execute("PRAGMA secure_delete=ON")
+            try:
+                with self._project_lock:
+                    shred_files(self._w, self._p)
+            finally:
+                self._p.execute("PRAGMA secure_delete=OFF")
+        return erased
 
     # leases --------------------------------------------------------------------------------------
 

@@ -1,0 +1,258 @@
+"""Planning and running retention over the committed log.
+
+Entries are considered in index order, and since ``received_at`` never decreases within a
+log, the scan stops at the first entry too young for any policy. An entry is due when its
+first matching policy has a ``delete_after`` that has passed, no active hold covers it, and
+it is not one of the log's own retention, hold or erasure records.
+
+Each chunk is done in two durable steps: first an ``auditkeep.retention.deleted`` event
+records the index ranges (so ``verify`` can tell an expired entry from a deleted one), then
+the payloads are deleted. A run killed in between is resumed by the next one, which finds
+the same entries still due and records them again: nothing is lost, at worst recorded
+twice. The cursor ``retention`` keeps the index below which every entry has expired, so a
+run does not rescan them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from auditkeep.ledger.ledger import Ledger
+from auditkeep.ledger.projector import project_entry
+from auditkeep.ledger.reader import LogReader
+from auditkeep.model.timefmt import format_rfc3339, parse_rfc3339
+from auditkeep.retention.holds import Hold, HoldBook, covering
+from auditkeep.retention.policy import Policy, first_match, protected
+from auditkeep.store.base import Head, Store, entry_key
+
+CURSOR = "retention"
+ACTION = "auditkeep.retention.deleted"
+ACTOR = {"id": "auditkeep-retention", "type": "service"}
+CHUNK = 20_000
+RANGES_PER_EVENT = 400  # keeps one record well inside the event size and array limits
+
+
+class _Actor(msgspec.Struct):
+    id: str
+
+
+class _Resource(msgspec.Struct):
+    type: str | None = None
+    id: str | None = None
+
+
+class _Slim(msgspec.Struct):
+    """The fields retention decides on."""
+
+    actor: _Actor
+    action: str
+    time: str | None = None
+    category: str | None = None
+    resource: _Resource | None = None
+
+
+_slim = msgspec.json.Decoder(_Slim)
+
+
+@dataclass
+class TenantPlan:
+    tenant: str
+    size: int
+    scanned: int = 0
+    due: int = 0
+    held: int = 0
+    already_expired: int = 0
+    ranges: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of the due entries
+    by_policy: Counter[str] = field(default_factory=Counter)
+    holds: Counter[str] = field(default_factory=Counter)  # hold id -> entries it kept
+    records: int = 0  # auditkeep.retention.deleted events appended (run only)
+
+    def add_range(self, index: int) -> None:
+        if self.ranges and self.ranges[-1][1] == index:
+            self.ranges[-1] = (self.ranges[-1][0], index + 1)
+        else:
+            self.ranges.append((index, index + 1))
+
+
+@dataclass
+class _Chunk:
+    due: list[int]
+    policy_of: list[str]
+    texts: dict[int, str]
+    low: int  # every entry below has expired
+    scanned: int
+
+
+def to_ranges(indexes: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for i in indexes:
+        if out and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out
+
+
+def _scan(
+    store: Store,
+    head: Head,
+    policies: list[Policy],
+    holds: list[Hold],
+    at_ns: int,
+    plan: TenantPlan,
+    want_texts: bool,
+    chunk_size: int = CHUNK,
+) -> Iterator[_Chunk]:
+    deletes = [p.delete_after_ns for p in policies if p.delete_after_ns is not None]
+    if not deletes:
+        return
+    newest_due = at_ns - min(deletes)  # nothing received after this can be due
+    tid = head.tenant_id
+    low, _ = store.cursor(CURSOR, tid)
+    contiguous = True
+    projected = store.projection_position(tid) if want_texts else 0
+    pos = low
+    cache: dict[tuple[str | None, str], Policy | None] = {}
+    while pos < head.size:
+        end = min(head.size, pos + chunk_size)
+        due: list[int] = []
+        policy_of: list[str] = []
+        texts: dict[int, str] = {}
+        scanned = 0
+        finished = False
+        for e in store.entries(tid, pos, end):
+            if e.received_ns > newest_due:
+                finished = True
+                break
+            scanned += 1
+            pos = e.index + 1
+            if not e.leaf:
+                plan.already_expired += 1
+                if contiguous:
+                    low = e.index + 1
+                continue
+            ev = _slim.decode(e.leaf)
+            key = (ev.category, ev.action)
+            if key not in cache:
+                cache[key] = first_match(policies, head.tenant, ev.category, ev.action)
+            pol = cache[key]
+            if pol is None or pol.delete_after_ns is None or e.received_ns > at_ns - pol.delete_after_ns or protected(ev.action):
+                contiguous = False
+                continue
+            r = ev.resource
+            hold = covering(holds, ev.actor.id, r.type if r else None, r.id if r else None,
+                            parse_rfc3339(ev.time) if ev.time else e.received_ns) if holds else None
+            if hold is not None:
+                plan.held += 1
+                plan.holds[hold.id] += 1
+                contiguous = False
+                continue
+            due.append(e.index)
+            policy_of.append(pol.name)
+            plan.due += 1
+            plan.by_policy[pol.name] += 1
+            plan.add_range(e.index)
+            if want_texts and e.index < projected:
+                texts[entry_key(tid, e.index)] = project_entry(tid, e).text
+            if contiguous:
+                low = e.index + 1
+        else:
+            finished = pos < end  # the store ended early
+        plan.scanned += scanned
+        yield _Chunk(due, policy_of, texts, low, scanned)
+        if finished:
+            return
+
+
+def plan_retention(
+    reader: LogReader,
+    policies: list[Policy],
+    at_ns: int | None = None,
+    tenant: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[TenantPlan]:
+    """What a run at ``at_ns`` (default now) would delete, changing nothing."""
+    at = time.time_ns() if at_ns is None else at_ns
+    book = HoldBook(reader.store)
+    out = []
+    for head in _heads(reader, tenant):
+        plan = TenantPlan(head.tenant, head.size)
+        for chunk in _scan(reader.store, head, policies, book.active(head.tenant), at, plan, False):
+            if progress is not None:
+                progress(chunk.scanned)
+        out.append(plan)
+    return out
+
+
+def run_retention(
+    ledger: Ledger,
+    policies: list[Policy],
+    at_ns: int | None = None,
+    tenant: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+    chunk_size: int = CHUNK,
+) -> list[TenantPlan]:
+    """Delete the payloads of the due entries (see the module's docstring for the order of
+    the steps and how a killed run resumes)."""
+    at = time.time_ns() if at_ns is None else at_ns
+    store = ledger.store
+    book = HoldBook(store)
+    want_texts = store.dialect == "sqlite"
+    out = []
+    for head in _heads(ledger, tenant):
+        plan = TenantPlan(head.tenant, head.size)
+        out.append(plan)
+        for chunk in _scan(store, head, policies, book.active(head.tenant), at, plan, want_texts, chunk_size):
+            if chunk.due:
+                events = _records(chunk, at)
+                ledger.append(events, head.tenant)
+                plan.records += len(events)
+                store.expire(head.tenant_id, chunk.due, chunk.texts)
+            store.set_cursor(CURSOR, head.tenant_id, chunk.low)
+            if progress is not None:
+                progress(chunk.scanned)
+            if stop is not None and stop():
+                return out
+    return out
+
+
+def _records(chunk: _Chunk, at_ns: int) -> list[dict[str, Any]]:
+    """The ``auditkeep.retention.deleted`` events of one chunk (ranges split to stay small)."""
+    policy_at = dict(zip(chunk.due, chunk.policy_of, strict=True))
+    ranges = to_ranges(chunk.due)
+    events = []
+    for i in range(0, len(ranges), RANGES_PER_EVENT):
+        part = ranges[i : i + RANGES_PER_EVENT]
+        counts: Counter[str] = Counter()
+        for start, end in part:
+            for index in range(start, end):
+                counts[policy_at[index]] += 1
+        events.append(
+            {
+                "actor": ACTOR,
+                "action": ACTION,
+                "category": "system",
+                "outcome": "success",
+                "source": {"service": "auditkeep-retention"},
+                "metadata": {
+                    "ranges": [[s, e] for s, e in part],
+                    "count": sum(e - s for s, e in part),
+                    "policies": [[name, n] for name, n in sorted(counts.items())],
+                    "at": format_rfc3339(at_ns),
+                },
+            }
+        )
+    return events
+
+
+def _heads(reader: LogReader, tenant: str | None) -> list[Head]:
+    if tenant is not None:
+        return [reader.head(tenant)]
+    return reader.tenants()
