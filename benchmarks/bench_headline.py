@@ -173,7 +173,7 @@ def main() -> None:
                     console.print(f"round {r + 1}: {k} {rows[k][-1]:,.0f}/s", highlight=False)
         base = max(rows["base"])
         t = Table(title=f"Append of {args.events:,} events, batches of {BATCH} (best of {args.rounds} rounds; all rounds listed)")
-        for c in ("path", "events/s", "× sqlite baseline", "× tamperlog", "rounds", "projection caught up after"):
+        for c in ("path", "events/s", "x sqlite baseline", "x tamperlog", "rounds", "projection caught up after"):
             t.add_column(c, justify="left" if c == "path" else "right")
         tl_best = max(rows["tamperlog"]) if rows["tamperlog"] else None
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from auditkeep.ledger.append import Pending, Receipt, Sequencer
 from auditkeep.ledger.config import LedgerConfig
 from auditkeep.ledger.datadir import Identity, establish
+from auditkeep.ledger.follower import FollowerProcess
 from auditkeep.ledger.reader import (
     ERASED,
     ConsistencyProof,
@@ -59,9 +60,18 @@ class Ledger(LogReader):
         # the HTTP API); the server's and the alert runner's own events pass untouched.
         self.pipeline = pipeline
         self._seq = Sequencer(self.config, identity, now_ns)
-        self._writer = Writer(store, self._seq, self.config.max_group_events, self._projector.notify)
-        if background:
-            self._projector.start()
+        self._follower: FollowerProcess | None = None
+        directory = getattr(store, "directory", None)
+        if background and store.dialect == "sqlite" and directory is not None:
+            # Off the appending interpreter (see auditkeep.ledger.follower); started now so it
+            # is ready (~0.3 s) by the time the first commits land.
+            self._follower = FollowerProcess(directory, self.config.durability)
+            self._writer = Writer(store, self._seq, self.config.max_group_events)
+            self._follower.start()
+        else:
+            self._writer = Writer(store, self._seq, self.config.max_group_events, self._projector.notify)
+            if background:
+                self._projector.start()
 
     @classmethod
     def open(
@@ -92,6 +102,8 @@ class Ledger(LogReader):
             return
         self._closed = True
         self._writer.close()
+        if self._follower is not None:
+            self._follower.stop()
         self._projector.close()
         self.store.close()
 

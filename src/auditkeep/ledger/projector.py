@@ -1,8 +1,10 @@
 """The query projection: a consumer that follows the committed log by cursor.
 
 It keeps the search indexes and the full-text index up to date outside the append
-transaction (which stays lean), runs in a background thread woken by each commit, and can
-also be driven synchronously (``sync``) so a search never misses a committed event.
+transaction (which stays lean). An embedded ledger follows it in a child process
+(``auditkeep.ledger.follower``), ``auditkeep serve`` too; a ledger over another store runs it
+in a background thread woken by each commit. It is also driven synchronously (``sync``) so
+a search never misses a committed event.
 """
 
 from __future__ import annotations

@@ -23,44 +23,10 @@ import threading
 import msgspec
 
 from auditkeep.config import Settings, open_store
-from auditkeep.ledger.projector import Projector
+from auditkeep.ledger.follower import POLL_SECONDS, STANDBY_SECONDS, follow
 from auditkeep.store.base import Store
 
 log = logging.getLogger("auditkeep.server.projection")
-
-POLL_SECONDS = 0.2
-
-
-STANDBY_SECONDS = 5.0
-
-
-def follow(store: Store, stop: threading.Event) -> None:
-    """Project every log up to its head, again and again, until ``stop``.
-
-    Several servers on one database would each do the same projection work (only one
-    write of each row is kept), so the follower holds the store's ``projection`` lease;
-    the others stand by and take over when its holder goes away."""
-    projector = Projector(store, lambda: [(h.tenant_id, h.size) for h in store.heads()])
-    lease = None
-    try:
-        while not stop.is_set():
-            if lease is None:
-                try:
-                    lease = store.lease("projection")
-                except Exception as exc:  # the store is down: try again later
-                    log.warning("projection lease: %s", exc)
-                if lease is None:
-                    stop.wait(STANDBY_SECONDS)
-                    continue
-            try:
-                for head in store.heads():
-                    projector.sync(head.tenant_id, head.size)
-            except Exception as exc:  # keep following; the next round retries
-                log.warning("projection failed: %s", exc)
-            stop.wait(POLL_SECONDS)
-    finally:
-        if lease is not None:
-            lease.release()
 
 
 class ProjectionProcess:
@@ -97,6 +63,9 @@ def main() -> None:
     stop.set()
     worker.join(30)
     store.close()
+
+
+__all__ = ["POLL_SECONDS", "STANDBY_SECONDS", "ProjectionProcess", "follow"]
 
 
 if __name__ == "__main__":

@@ -93,7 +93,9 @@ class SQLiteStore:
             private_dir(self.directory)
             for path in (self.log_path, self.index_path):
                 private_file(path)
-            tighten_existing(self.directory, ("log.db-wal", "log.db-shm", "index.db-wal", "index.db-shm"))
+            # and the lease files (projection.lock, ...) that processes of this store create
+            locks = tuple(p.name for p in self.directory.glob("*.lock"))
+            tighten_existing(self.directory, ("log.db-wal", "log.db-shm", "index.db-wal", "index.db-shm", *locks))
             self._wconn = self._connect(self.log_path, writer=True)
             self._migrate()
             self._pconn = self._connect_index()
