@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 from auditkeep.ledger import Ledger, LedgerConfig
 from auditkeep.ledger.datadir import establish
 from auditkeep.model.timefmt import format_rfc3339
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))  # the HTTP test's server
 
 T0 = 1_790_000_000 * 10**9  # 2026-09-21, whole seconds
 SECOND = 10**9

@@ -204,3 +204,26 @@ def test_witness_cosignature_is_required_when_asked(five_batches: EvidenceLog) -
     result = verify_bundle(p.write(), [key], [witness.verifier_key()])
     assert result.ok, result.failures
     assert result.summary["witnesses"] == ["witness.example/w1"]
+
+
+def test_tlog_cosignature_of_a_witness_is_checked(five_batches: EvidenceLog) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from auditkeep.log.cosignature import Cosigner
+
+    log = five_batches
+    key = log.ledger.pubkey()
+    witness = Cosigner("witness.example/w2", Ed25519PrivateKey.generate())
+    vkey = witness.verifier().vkey()
+    p = Parts.read(_bundle(log))
+    note = p.files["checkpoint.txt"].decode()
+    body = note[: note.rfind("\n\n") + 1]
+    p.files["checkpoint.txt"] = (note + witness.cosign(body, 1_790_000_100)).encode()
+    result = verify_bundle(p.write(), [key], [vkey])
+    assert result.ok, result.failures
+    # A cosignature over another timestamp than the one it carries does not verify.
+    line = witness.cosign(body, 1_790_000_100).split(" ")
+    blob = bytearray(base64.b64decode(line[-1]))
+    blob[11] ^= 1  # the last byte of the timestamp
+    p.files["checkpoint.txt"] = (note + line[0] + " " + line[1] + " " + base64.b64encode(bytes(blob)).decode() + "\n").encode()
+    assert "no valid cosignature by witness witness.example/w2 on either checkpoint" in verify_bundle(p.write(), [key], [vkey]).failures

@@ -22,6 +22,7 @@ from auditkeep.server.routes import (
     alerts,
     approvals,
     events,
+    evidence,
     exports,
     holds,
     keys,
@@ -85,6 +86,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
         routes=[
             *events.routes,
             *exports.routes,
+            *evidence.routes,
             *proofs.routes,
             *tiles.routes,
             *keys.routes,

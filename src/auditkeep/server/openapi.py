@@ -104,6 +104,21 @@ OPERATIONS: list[Op] = [
                    "text/plain": {"schema": {"type": "string"}}},
        errors=(422, *_AUTH_ERRORS, 503),
        example="curl -H 'Authorization: Bearer $KEY' 'http://127.0.0.1:8700/v1/export?format=ocsf&since=7d' -o events.ocsf.jsonl"),
+    Op("get", "/v1/evidence", "Evidence bundle", "A zip of the events the tenant's log received in "
+       "`[since, until)` (on `received_at`), the entries just outside the window, the signed checkpoint, "
+       "the range and consistency proofs, the verifier keys, a manifest, a README and an HTML report "
+       "(format: docs/evidence.md; check it with `auditkeep verify-bundle` or examples/verify_bundle.py). "
+       "Filters keep matching events in full, the others as leaf hashes. A window over more than "
+       "100000 entries is refused (422): use `auditkeep evidence`. The read is recorded (`auditkeep.evidence`).",
+       "read",
+       [_TENANT,
+        Param("since", "query", "Window start on received_at, inclusive (RFC 3339, `now`, or ago: 15m, 2h, 7d).", required=True),
+        Param("until", "query", "Window end on received_at, exclusive (same forms; default now)."),
+        *[p for p in _FILTERS if p.name in ("actor", "action", "resource_type", "resource_id", "outcome", "category", "text", "metadata")],
+        Param("reveal_subject", "query", "Include this subject's personal fields, with the per-event keys that check them.")],
+       ok_content={"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+       errors=(404, 422, *_AUTH_ERRORS, 503),
+       example="curl -H 'Authorization: Bearer $KEY' 'http://127.0.0.1:8700/v1/evidence?since=2026-11-01T00:00:00Z&until=2026-12-01T00:00:00Z' -o evidence.zip"),
     Op("get", "/v1/events/{event_id}", "Fetch one event", "With `proof=true` also the exact leaf bytes "
        "(base64) and its inclusion proof against the latest checkpoint.", "read",
        [Param("event_id", "path", "Event id (UUID).", required=True), _TENANT,
