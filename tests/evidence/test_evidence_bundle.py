@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from bundle_edit import Parts  # type: ignore[import-not-found]
+from evidence_support import SECOND, EvidenceLog  # type: ignore[import-not-found]
 
 from auditkeep.evidence import build_bundle, verify_bundle
 from auditkeep.evidence.build import BundleSummary
 from auditkeep.ledger.reader import NotFound
 from auditkeep.model.errors import ValidationError
-from conftest import SECOND, EvidenceLog  # type: ignore[import-not-found]
 
 
 def bundle(log: EvidenceLog, since: int, until: int, **kw: Any) -> tuple[bytes, BundleSummary]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from bundle_edit import Parts, rehash  # type: ignore[import-not-found]
+from evidence_support import EvidenceLog  # type: ignore[import-not-found]
 
 from auditkeep.evidence import build_bundle
-from conftest import EvidenceLog  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "verify_bundle.py"

@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 import pytest
 from bundle_edit import Parts, Row, leaf_hash, rehash  # type: ignore[import-not-found]
+from evidence_support import SECOND, EvidenceLog  # type: ignore[import-not-found]
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from auditkeep.evidence import build_bundle, verify_bundle
 from auditkeep.model.timefmt import format_rfc3339
-from conftest import SECOND, EvidenceLog  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
 
