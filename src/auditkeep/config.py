@@ -77,6 +77,36 @@ class RetentionSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
             return load_policies(self.policy)
         except PolicyError as exc:
             raise ConfigError(str(exc)) from None
+class ForwardSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One ``[[forward]]`` table: a target the forwarder sends the committed log to (see
+    docs/forwarding.md). Secrets are named by environment variable, never written here."""
+
+    name: str
+    type: str  # file | splunk_hec | webhook | syslog | nats
+    format: str = "native"  # native (the record as stored) | ocsf | cef
+    tenants: list[str] = msgspec.field(default_factory=list)  # empty: every tenant
+    actions: list[str] = msgspec.field(default_factory=list)  # exact, or a prefix ending in *
+    categories: list[str] = msgspec.field(default_factory=list)
+    outcomes: list[str] = msgspec.field(default_factory=list)
+    batch: int = 500  # log entries read (and at most sent) at a time
+    retry_max_delay: float = 30.0  # seconds; retries back off up to this, and never give up
+    # file
+    path: str | None = None
+    max_bytes: int = 100 * 1024 * 1024  # rotate past this size
+    keep: int = 5  # rotated files kept (path.1 ... path.N)
+    # splunk_hec, webhook
+    url: str | None = None
+    token_env: str | None = None  # environment variable holding the HEC token
+    secret_env: str | None = None  # environment variable holding the webhook's HMAC secret
+    ca_file: str | None = None  # CA bundle for https:// and tls syslog (default: the system's)
+    timeout: float = 10.0
+    # syslog (RFC 5424 over TLS, octet counting)
+    address: str | None = None  # host:port
+    confirm_after: float = 2.0  # seconds a sent message must survive on a live connection
+    # nats (JetStream)
+    servers: str = "nats://127.0.0.1:4222"
+    subject: str = "auditkeep.events"
+    stream: str | None = None  # created for the subject when it does not exist
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -121,6 +151,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     witness_timeout: float = 10.0  # seconds one add-checkpoint request may take
     witness_retry_max: float = 60.0  # longest pause between retries to a failing witness
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    forward: list[ForwardSettings] = msgspec.field(default_factory=list)  # [[forward]] targets
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def ledger_config(self) -> LedgerConfig:
@@ -153,7 +184,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             out.setdefault("limits", {})[name[7:]] = _coerce(value, int)
         elif name.startswith("alerts_") and name[7:] in alert_fields:
             out.setdefault("alerts", {})[name[7:]] = _coerce(value, alert_fields[name[7:]])
-        elif name in fields and name not in ("limits", "alerts", "retention", "extra", "client_cert_tenants", "witness"):
+        elif name in fields and name not in ("limits", "alerts", "retention", "forward", "extra", "client_cert_tenants", "witness"):
             out[name] = _coerce(value, fields[name])
     return out
 

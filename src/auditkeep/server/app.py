@@ -63,6 +63,8 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
 
             retention = RetentionWorker(ctx.ledger, ctx.settings.retention.policies(), ctx.settings.retention.interval)
             retention.start()
+        # one forwarder per store: a server whose store already has one stands by
+        await asyncio.to_thread(ctx.forward.start_or_stand_by)
         try:
             await ctx.sources.start()  # syslog listeners, release of held Kubernetes stages
             yield
@@ -76,6 +78,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
             await asyncio.to_thread(ctx.alerts.stop)
             if retention is not None:
                 await asyncio.to_thread(retention.stop)
+            await asyncio.to_thread(ctx.forward.stop)
             ctx.auditor.flush()
             if close_ledger:
                 await asyncio.to_thread(ctx.ledger.close)

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from auditkeep.alerts.service import AlertService
 from auditkeep.config import Settings
+from auditkeep.forward.service import ForwardMetrics, ForwardService
 from auditkeep.gateway.approvals import ApprovalBook
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.log.cosignature import CosignatureVerifier
@@ -56,6 +57,10 @@ class ServerContext:
         self.witnesses = witness_submitter(settings, ledger)
         if self.witnesses is not None:
             self.metrics.watch_witnesses(self.witnesses.progress)
+        # [[forward]] targets, started by the lifespan under the store's forwarder lease; a bad
+        # target (or a missing secret) stops `serve` here, before it listens
+        self.forward = ForwardService(ledger, settings)
+        self.metrics.registry.register(ForwardMetrics(self.forward))
 
 
 def witness_submitter(s: Settings, ledger: Ledger) -> WitnessSubmitter | None:

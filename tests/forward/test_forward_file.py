@@ -1,0 +1,125 @@
+"""The forwarder on a real ledger with a file target: rotation, filters, formats, resuming at
+its durable cursor; a target whose receiver is gone does not hold up another one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from auditkeep.config import ForwardSettings, load_settings
+from auditkeep.forward.forwarder import Target, check_targets, cursor_name
+from auditkeep.forward.syslog5424 import frame, message
+from auditkeep.ledger.ledger import Ledger
+from auditkeep.ledger.reader import Record
+
+
+def _events(n: int, start: int = 0) -> list[dict[str, object]]:
+    return [{"actor": {"id": f"u{i}"}, "action": "user.login" if i % 2 else "doc.read",
+             "outcome": "failure" if i % 3 == 0 else "success", "metadata": {"i": i}} for i in range(start, start + n)]
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    files = [*sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:])), path]
+    return [json.loads(x) for f in files if f.exists() for x in f.read_text().splitlines()]
+
+
+def _drain(t: Target) -> None:
+    while t.step():
+        pass
+
+
+def test_file_target_rotates_filters_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "fw" / "events.jsonl"
+    fs = ForwardSettings(name="f", type="file", path=str(out), max_bytes=4096, keep=100, batch=50, actions=["user.*"])
+    with Ledger.open(tmp_path / "data", background=False) as lg:
+        lg.append(_events(300), "acme")
+        lg.append(_events(10), "other")
+        t = Target(fs, lg)
+        try:
+            _drain(t)
+        finally:
+            t.close()
+        assert len(list(out.parent.glob("events.jsonl.*"))) > 3  # rotated
+        got = _lines(out)
+        assert [r["event"]["metadata"]["i"] for r in got if r["tenant"] == "acme"] == list(range(1, 300, 2))
+        assert [r["event"]["metadata"]["i"] for r in got if r["tenant"] == "other"] == list(range(1, 10, 2))
+        tid = lg.tenant_id("acme")
+        assert lg.store.cursor(cursor_name("f"), tid)[0] == 300 and t.stats.lag == 0 and t.stats.sent == 155
+        # a new forwarder (a restart) resumes at the saved cursor: nothing twice, nothing skipped
+        lg.append(_events(20, 300), "acme")
+        t2 = Target(fs, lg)
+        try:
+            _drain(t2)
+        finally:
+            t2.close()
+        got = _lines(out)
+        assert [r["event"]["metadata"]["i"] for r in got if r["tenant"] == "acme"] == list(range(1, 320, 2))
+
+
+def test_formats_and_tenant_and_outcome_filters(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "data", background=False) as lg:
+        lg.append(_events(30), "acme")
+        lg.append(_events(30), "other")
+        for fmt in ("ocsf", "cef"):
+            path = tmp_path / f"out.{fmt}"
+            t = Target(ForwardSettings(name=fmt, type="file", path=str(path), format=fmt, tenants=["other"], outcomes=["failure"]), lg)
+            try:
+                _drain(t)
+            finally:
+                t.close()
+            lines = path.read_text().splitlines()
+            assert len(lines) == 10
+            if fmt == "ocsf":
+                assert {json.loads(x)["metadata"]["log_name"] for x in lines} == {"other"}
+                assert {json.loads(x)["status_id"] for x in lines} == {2}
+            else:
+                assert all(x.startswith("CEF:0|auditkeep|") and "outcome=failure" in x for x in lines)
+
+
+def test_bad_targets_are_refused_by_name(tmp_path: Path) -> None:
+    for bad, words in (
+        ({"name": "a", "type": "ftp"}, "type"),
+        ({"name": "a", "type": "file", "format": "xml"}, "format"),
+        ({"name": "a b", "type": "file"}, "name"),
+        ({"name": "a", "type": "file", "outcomes": ["meh"]}, "outcome"),
+        ({"name": "a", "type": "file", "batch": 0}, "batch"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            check_targets([ForwardSettings(**bad)])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="two targets"):
+        check_targets([ForwardSettings(name="a", type="file"), ForwardSettings(name="a", type="nats")])
+    cfg = tmp_path / "auditkeep.toml"
+    cfg.write_text('[[forward]]\nname = "siem"\ntype = "syslog"\naddress = "127.0.0.1:6514"\nformat = "cef"\n')
+    (t,) = load_settings(cfg, env={}).forward
+    assert (t.name, t.type, t.format, t.address) == ("siem", "syslog", "cef", "127.0.0.1:6514")
+
+
+def test_syslog_message_is_rfc5424_with_octet_counting(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "data", background=False) as lg:
+        (r,) = lg.append([{"actor": {"id": "a"}, "action": "user.login", "severity": "high", "time": "2026-01-01T00:00:00.123456789Z",
+                           "source": {"host": "web 1"}}], "acme")
+        rec: Record = lg.record_at(r.index, "acme")
+    msg = message(rec, b'{"x":1}')
+    framed = frame(msg)
+    length, _, rest = framed.partition(b" ")
+    assert int(length) == len(rest) == len(msg)
+    head = msg.split(b" ", 7)
+    assert head[0] == b"<107>1"  # facility 13 (log audit) * 8 + 3 (error, for high)
+    assert head[1] == b"2026-01-01T00:00:00.123456Z"  # at most microseconds
+    assert head[2] == b"web_1" and head[3] == b"auditkeep" and head[4] == b"-" and head[5] == b"user.login"
+    assert msg.endswith(b'index="0"] \xef\xbb\xbf{"x":1}') and f'id="{rec.event.id}"'.encode() in msg
+
+
+def test_the_documented_targets_load(tmp_path: Path) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "forwarding.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", doc, re.S)
+    assert block is not None
+    cfg = tmp_path / "auditkeep.toml"
+    cfg.write_text(block.group(1))
+    targets = load_settings(cfg, env={}).forward
+    check_targets(targets)
+    assert [t.type for t in targets] == ["splunk_hec", "syslog", "nats", "file"]
