@@ -74,7 +74,14 @@ def test_webhook_authenticated_by_client_certificate(tmp_path: Path, testdata: P
             r = c.post("/v1/sources/kubernetes", params={"tenant": "keyed"}, json=body)
             assert r.status_code == 200 and r.json()["tenant"] == "keyed"
         srv.verify = _context(tmp_path, "apiserver")
-        assert len(srv.search("prod", action="k8s.*")) == 10
+        got = srv.search("prod", action="k8s.*")
+        assert len(got) == 10
+        # the leaves name the certificate that submitted them (issue 9, finding 5)
+        assert {json.dumps(e["submitter"]) for e in got} == {json.dumps({"kind": "cert", "id": "CN=kube-apiserver-prod"})}
+        assert len(srv.search("prod", submitter="cert:CN=kube-apiserver-prod")) == 10
+        assert {e["submitter"]["kind"] for e in srv.search("platform", action="k8s.*")} == {"cert"}
+        keyed = srv.search("keyed", action="k8s.*")
+        assert keyed and {e["submitter"]["kind"] for e in keyed} == {"key"}
     finally:
         srv.stop()
     assert "Traceback" not in srv.output(), srv.output()

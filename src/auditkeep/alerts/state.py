@@ -216,7 +216,8 @@ class AlertBook:
         by_tenant: dict[str, list[dict[str, Any]]] = {}
         for rec in records:
             by_tenant.setdefault(rec.tenant, []).append(fired_event(rec))
-        return [self.ledger.submit(events, tenant) for tenant, events in by_tenant.items()]
+        by = self.ledger.submitter
+        return [self.ledger.submit_own(events, tenant, by) for tenant, events in by_tenant.items()]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -294,7 +295,7 @@ class AlertBook:
                 raise TransitionError(alert_id, rec.status, to)
             now = time.time_ns()
             at = format_rfc3339(now)
-            self.ledger.append([change_event(rec, to, actor, actor_type, at, note)], rec.tenant)
+            self.ledger.append_own([change_event(rec, to, actor, actor_type, at, note)], rec.tenant, self.ledger.submitter)
             rec.status = to
             rec.updated = at
             if to == "acknowledged":

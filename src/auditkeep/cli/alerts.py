@@ -28,6 +28,7 @@ from auditkeep.cli.common import (
     reader,
     settings,
 )
+from auditkeep.model.event import Submitter
 
 STATUSES = ("open", "acknowledged", "resolved")
 ALERTS = "alerts"  # the store collections of auditkeep.alerts.state (kept in step)
@@ -86,6 +87,7 @@ def run_alerts() -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     lg = open_ledger(s, create=False, background=False)
+    lg.submitter = Submitter("cli", "alerts run")
     svc = AlertService(lg, s, validate=True)
     try:
         try:

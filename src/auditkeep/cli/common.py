@@ -16,6 +16,7 @@ from rich.console import Console
 from auditkeep.config import Settings, load_settings, open_ledger, open_reader
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.ledger.reader import LogReader
+from auditkeep.model.event import Submitter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,7 +74,15 @@ def settings(**overrides: Any) -> Settings:
 
 def ledger(create: bool = False, background: bool = False, **overrides: Any) -> Ledger:
     """Open the ledger for a command that writes (the caller closes it): it needs the signing key."""
-    return open_ledger(settings(**overrides), create=create, background=background)  # type: ignore[no-any-return]
+    lg: Ledger = open_ledger(settings(**overrides), create=create, background=background)
+    # the leaves this command appends name it (``cli``, ``ingest``): see docs/leaf-format.md
+    names: list[str] = []
+    ctx: click.Context | None = click.get_current_context()
+    while ctx is not None and ctx.parent is not None:  # the root's name depends on how it was run
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    lg.submitter = Submitter("cli", " ".join(names) or None)
+    return lg
 
 
 def reader(**overrides: Any) -> LogReader:

@@ -42,6 +42,7 @@ from auditkeep.query.filters import search_kwargs
 @click.option("--outcome", type=click.Choice(OUTCOMES))
 @click.option("--category", type=click.Choice(CATEGORIES))
 @click.option("--text", "-q", help="Full-text query: every word must occur; word* is a prefix.")
+@click.option("--submitter", help="Who appended: KIND or KIND:ID (key:ID, cert, collector:NAME, cli, embedded, server).")
 @click.option("--meta", "metadata", multiple=True, metavar="PATH=VALUE", help="Equality on a metadata path (repeatable).")
 @global_options
 def export(tenant: str, fmt: str, out_path: str | None, **filters: Any) -> None:

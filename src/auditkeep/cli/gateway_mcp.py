@@ -19,6 +19,7 @@ from auditkeep.cli.common import err, global_options, settings
 from auditkeep.gateway.mcp.framing import DEFAULT_MAX_MESSAGE
 from auditkeep.ledger.ledger import check_tenant
 from auditkeep.model.errors import ValidationError
+from auditkeep.model.event import Submitter
 
 if TYPE_CHECKING:  # the gateway (and the MCP types) load only when the command runs
     from auditkeep.gateway.mcp.guard import Guardrails, Reviewer
@@ -152,6 +153,7 @@ def _backend(
     from auditkeep.gateway.sink import LedgerSink
 
     ledger = open_ledger(settings(), create=True, background=False)
+    ledger.submitter = Submitter("collector", SOURCE)  # its approval events
     try:
         sink = LedgerSink(ledger, tenant, SOURCE, spool_dir=spool)
         try:

@@ -13,6 +13,7 @@ import click
 
 from auditkeep.cli.common import err, global_options, settings
 from auditkeep.cli.gateway import Refused, remote_options
+from auditkeep.model.event import Submitter
 
 
 def host_port(value: str, option: str) -> tuple[str, int]:
@@ -109,6 +110,7 @@ def _backends(server: str | None, api_key: str | None, ca_file: str | None, tena
 
     s = settings()
     lg = open_ledger(s, create=True, background=False)
+    lg.submitter = Submitter("collector", "postgres-gateway")  # its approval events
     closers.append(lg.close)
     spool = Path(spool_dir) if spool_dir else (Path(s.data) / "gateway-spool" if not s.db else Path("auditkeep-gateway-spool"))
     lsink = LedgerSink(lg, tenant, "postgres-gateway", spool_dir=spool)

@@ -21,7 +21,7 @@ def _actor() -> str:
 
 
 def _record(lg: Ledger, action: str, key: ApiKey) -> None:
-    lg.append([key_event(action, key, _actor(), "user")], key_event_tenant(key))
+    lg.append_own([key_event(action, key, _actor(), "user")], key_event_tenant(key), lg.submitter)
 
 
 @click.group()

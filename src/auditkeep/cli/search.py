@@ -28,6 +28,7 @@ from auditkeep.query.filters import search_kwargs
 @click.option("--outcome", type=click.Choice(OUTCOMES))
 @click.option("--category", type=click.Choice(CATEGORIES))
 @click.option("--text", "-q", help="Full-text query: every word must occur; word* is a prefix.")
+@click.option("--submitter", help="Who appended: KIND or KIND:ID (key:ID, cert, collector:NAME, cli, embedded, server).")
 @click.option("--meta", "metadata", multiple=True, metavar="PATH=VALUE", help="Equality on a metadata path (repeatable).")
 @click.option("--order", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)

@@ -15,6 +15,7 @@ from starlette.routing import Mount
 from auditkeep.cli.common import err, global_options, settings
 from auditkeep.config import Settings, open_ledger
 from auditkeep.console import console_app
+from auditkeep.model.event import Submitter
 from auditkeep.server import Options, ServerContext, create_app
 from auditkeep.server.audit import key_event, key_event_tenant
 from auditkeep.server.keys import ALL_TENANTS
@@ -50,7 +51,8 @@ def _first_admin_key(ctx: ServerContext) -> None:
     if ctx.keys.count():
         return
     key, token = ctx.keys.create(ALL_TENANTS, ["admin"], None, "initial admin key")
-    ctx.ledger.append([key_event("auditkeep.key.create", key, "auditkeep-serve", "system")], key_event_tenant(key))
+    event = key_event("auditkeep.key.create", key, "auditkeep-serve", "system")
+    ctx.ledger.append_own([event], key_event_tenant(key), Submitter("server"))
     err.print("=" * 72, highlight=False)
     err.print("auditkeep: first start: an admin key for all tenants was created.", highlight=False)
     err.print("It is shown only this once; keep it in a secret store:", highlight=False)

@@ -228,7 +228,7 @@ class ApprovalBook:
             expires=format_rfc3339(expires_ns),
             expires_ns=expires_ns,
         )
-        self.ledger.append([requested_event(req)], tenant)
+        self.ledger.append_own([requested_event(req)], tenant, self.ledger.submitter)
         self.store.doc_put(Doc(COLLECTION, req.id, tenant, now, "pending", _encode.encode(req)))
         return req
 
@@ -348,7 +348,7 @@ class ApprovalBook:
             got = self.store.doc_get(DECISIONS, req.id)
             current = _decision.decode(got.data).status if got is not None else "decided"
             raise ApprovalConflict(req.id, current, dec.status)
-        self.ledger.append([event], req.tenant)
+        self.ledger.append_own([event], req.tenant, self.ledger.submitter)
         out = self._apply(req, dec, None)
         with self._changed:
             self._changed.notify_all()

@@ -25,7 +25,7 @@ from auditkeep.log.note import sign_note
 from auditkeep.log.tiles import Frontier, partial_tile_keys
 from auditkeep.model.canonical import canonical_bytes
 from auditkeep.model.errors import ConflictError, ValidationError
-from auditkeep.model.event import Event
+from auditkeep.model.event import Event, Submitter
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.model.validate import Checked
 from auditkeep.model.wire import Receipt as Receipt  # re-exported: its old home
@@ -41,6 +41,7 @@ class Pending:
     events: list[Event]
     checked: list[Checked]
     client_ids: list[bool]  # True where the caller chose the id (may already exist)
+    submitter: Submitter | None = None  # recorded in every leaf of the batch
     future: Future[list[Receipt]] = field(default_factory=Future)
     receipts: list[Receipt] | None = None  # set when sequenced; delivered after the commit
 
@@ -153,12 +154,15 @@ class Sequencer:
                 old = existing.get(raw)
                 if old is not None:
                     old_at = format_rfc3339(old.received_ns)
-                    leaf, _ = self._leaf(ev, tenant, old_at, values[pos], subjects[pos], salts, pos, exact)
-                    if leaf != old.leaf:
+                    leaf, _ = self._leaf(ev, tenant, old_at, values[pos], subjects[pos], salts, pos, exact, p.submitter)
+                    if leaf != old.leaf and (
+                        # a leaf stored before leaves named their submitter
+                        self._leaf(ev, tenant, old_at, values[pos], subjects[pos], salts, pos, exact, None)[0] != old.leaf
+                    ):
                         raise ConflictError(event_id, pos)
                     receipts.append(Receipt(event_id, tenant, old.index, leaf_hash(old.leaf).hex(), old_at))
                     continue
-                leaf, sealed = self._leaf(ev, tenant, received_at, values[pos], subjects[pos], salts, pos, exact)
+                leaf, sealed = self._leaf(ev, tenant, received_at, values[pos], subjects[pos], salts, pos, exact, p.submitter)
                 twin = seen.get(raw)
                 if twin is not None:
                     if twin[0] != leaf:
@@ -168,7 +172,7 @@ class Sequencer:
                     continue
                 seen[raw] = (leaf, len(new_entries))
             else:
-                leaf, sealed = self._leaf(ev, tenant, received_at, values[pos], subjects[pos], salts, pos, exact)
+                leaf, sealed = self._leaf(ev, tenant, received_at, values[pos], subjects[pos], salts, pos, exact, p.submitter)
             h = leaf_hash(leaf)
             new_entries.append(Entry(next_index, raw, received_ns, leaf, subjects[pos], sealed))
             new_hashes.append(h)
@@ -221,6 +225,7 @@ class Sequencer:
         salts: dict[str, HmacKey],
         pos: int,
         exact: bool,
+        submitter: Submitter | None,
     ) -> tuple[bytes, bytes | None]:
         """Canonical leaf bytes of ``ev`` received at ``received_at`` and the sealed plaintext.
         The event is copied, not changed, so an idempotent retry can be compared against the
@@ -228,10 +233,12 @@ class Sequencer:
         time = ev.time if ev.time is not None else received_at
         sealed_plain: bytes | None = None
         if values and subject is not None:
-            leaf_ev = self.sealer.seal(ev, values, salts[subject], tenant=tenant, received_at=received_at, time=time)
+            leaf_ev = self.sealer.seal(
+                ev, values, salts[subject], tenant=tenant, received_at=received_at, time=time, submitter=submitter
+            )
             sealed_plain = _plain.encode(values)
         else:
-            leaf_ev = msgspec.structs.replace(ev, tenant=tenant, received_at=received_at, time=time)
+            leaf_ev = msgspec.structs.replace(ev, tenant=tenant, received_at=received_at, time=time, submitter=submitter)
         try:
             leaf = canonical_bytes(leaf_ev, exact=exact)
         except UnicodeEncodeError:

@@ -28,7 +28,7 @@ from auditkeep.ledger.reader import (
 from auditkeep.ledger.writer import Writer
 from auditkeep.model.context import merge_into
 from auditkeep.model.errors import ConflictError, ValidationError
-from auditkeep.model.event import Event
+from auditkeep.model.event import RESERVED_PREFIX, Event, Submitter
 from auditkeep.model.ids import uuid7_batch
 from auditkeep.model.validate import convert_batch, validate_event
 from auditkeep.store.base import Store
@@ -59,6 +59,9 @@ class Ledger(LogReader):
         # Capture policy and redaction for events submitted with a source name (sources and
         # the HTTP API); the server's and the alert runner's own events pass untouched.
         self.pipeline = pipeline
+        # Recorded in the leaves of appends that name no submitter of their own: a program
+        # embedding the ledger; ``auditkeep serve`` and the CLI replace it.
+        self.submitter = Submitter("embedded")
         self._seq = Sequencer(self.config, identity, now_ns)
         self._follower: FollowerProcess | None = None
         directory = getattr(store, "directory", None)
@@ -127,20 +130,58 @@ class Ledger(LogReader):
         tenant: str = "default",
         *,
         source: str | None = None,
+        submitter: Submitter | None = None,
     ) -> Future[list[Receipt]]:
         """Validate and queue a batch; the future resolves when it is durable.
 
         Raises :class:`ValidationError` at once (naming the position and field) if any event
         is invalid: nothing of the batch is stored. Event objects are normalised in place.
+        Actions in the ``auditkeep.`` namespace are refused: only auditkeep's own code
+        writes them (through :meth:`submit_own`).
+
+        ``submitter`` (who appends, as the caller established it: an API key, a collector)
+        is recorded in every leaf; without it, :attr:`submitter`.
 
         With a ``source`` (``api``, ``kubernetes``, ...) and a :attr:`pipeline`, each event
         first passes the capture policy and redaction: events the policy drops get no
         receipt, so the receipts cover the kept events, in order. Error positions still
         count every event given.
         """
+        return self._submit(events, tenant, source, submitter or self.submitter, own=False)
+
+    def submit_own(
+        self, events: Sequence[Event | Mapping[str, Any]], tenant: str, submitter: Submitter
+    ) -> Future[list[Receipt]]:
+        """Queue auditkeep's own events (``auditkeep.`` actions allowed, no capture policy):
+        key changes, read audits, alerts, approvals. Never reachable from a client's input."""
+        return self._submit(events, tenant, None, submitter, own=True)
+
+    def append_own(
+        self, events: Sequence[Event | Mapping[str, Any]], tenant: str, submitter: Submitter, timeout: float | None = None
+    ) -> list[Receipt]:
+        """:meth:`submit_own`, returning once durable."""
+        return self.submit_own(events, tenant, submitter).result(timeout)
+
+    def _submit(
+        self,
+        events: Sequence[Event | Mapping[str, Any] | bytes | str],
+        tenant: str,
+        source: str | None,
+        submitter: Submitter,
+        *,
+        own: bool,
+    ) -> Future[list[Receipt]]:
         if self._closed:
             raise RuntimeError("ledger is closed")
         evs = convert_batch(events)
+        if not own:
+            for i, ev in enumerate(evs):
+                if ev.action.startswith(RESERVED_PREFIX):
+                    raise ValidationError(
+                        f"actions in the {RESERVED_PREFIX} namespace are reserved for auditkeep's own events",
+                        "action",
+                        i,
+                    )
         positions: list[int] | None = None
         if source is not None and self.pipeline is not None:
             evs, positions = self._apply_policy(evs, source)
@@ -159,7 +200,7 @@ class Ledger(LogReader):
                 if ev.id is None:
                     ev.id = next(fresh)
         tid = self.tenant_id(tenant, create=True)
-        pending = Pending(tenant, tid, evs, checked, client)
+        pending = Pending(tenant, tid, evs, checked, client, submitter)
         if not evs:
             pending.future.set_result([])
             return pending.future
@@ -188,10 +229,11 @@ class Ledger(LogReader):
         timeout: float | None = None,
         *,
         source: str | None = None,
+        submitter: Submitter | None = None,
     ) -> list[Receipt]:
         """Append a batch, all or nothing; returns one receipt per kept event once durable
         (every event, unless ``source`` names a source whose policy drops some)."""
-        return self.submit(events, tenant, source=source).result(timeout)
+        return self.submit(events, tenant, source=source, submitter=submitter).result(timeout)
 
     def record(self, tenant: str = "default", **fields: Any) -> Receipt:
         """Append one event given as keyword arguments (``actor=``, ``action=``, ...),

@@ -34,7 +34,7 @@ from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.note import NoteVerifier
 from auditkeep.log.proofs import consistency_proof, inclusion_proof
 from auditkeep.model.errors import ValidationError
-from auditkeep.model.event import Event
+from auditkeep.model.event import Event, TenantName, parse_submitter_filter
 from auditkeep.model.ids import id_bytes
 from auditkeep.model.paths import set_path
 from auditkeep.model.timeargs import optional_time_arg
@@ -219,12 +219,14 @@ class LogReader:
         category: str | None = None,
         text: str | None = None,
         metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        submitter: str | None = None,
         order: str = "newest",
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page:
         """Search one tenant's events. Filters combine with AND; ``action`` ending in ``*`` is
-        a prefix (``user.*``); ``metadata`` holds equalities on paths below ``metadata``.
+        a prefix (``user.*``); ``metadata`` holds equalities on paths below ``metadata``;
+        ``submitter`` is ``KIND`` or ``KIND:ID`` (who appended, as recorded in the leaf).
         Results are ordered by event time (then log index); ``cursor`` continues a page.
 
         The projection is brought up to the log's head first when the store allows it;
@@ -240,6 +242,12 @@ class LogReader:
             raise ValidationError("contains a NUL character", "text")
         if any("\x00" in path for path, _ in pairs):
             raise ValidationError("a metadata path contains a NUL character", "metadata")
+        wanted_submitter = None
+        if submitter is not None:
+            try:
+                wanted_submitter = parse_submitter_filter(submitter)
+            except ValueError as exc:
+                raise ValidationError(str(exc), "submitter") from None
         bounds = {
             name: _time_arg(value, name)
             for name, value in (
@@ -270,6 +278,7 @@ class LogReader:
             category=category,
             text=text,
             metadata=pairs,
+            submitter=wanted_submitter,
             sealed_paths=frozenset(self.config.personal_fields),
             newest_first=order == "newest",
             after=after,

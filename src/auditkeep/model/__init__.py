@@ -11,6 +11,7 @@ from auditkeep.model.event import (
     Event,
     Resource,
     Source,
+    Submitter,
 )
 from auditkeep.model.ids import uuid7, uuid7_batch
 from auditkeep.model.paths import get_path, pop_path, set_path
@@ -38,6 +39,7 @@ __all__ = [
     "Limits",
     "Resource",
     "Source",
+    "Submitter",
     "ValidationError",
     "canonical_bytes",
     "convert_batch",

@@ -94,10 +94,43 @@ class Source(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     trace_id: Text | None = None
 
 
+SubmitterKind = Literal["key", "cert", "collector", "cli", "embedded", "server"]
+SUBMITTER_KINDS: tuple[str, ...] = ("key", "cert", "collector", "cli", "embedded", "server")
+
+
+class Submitter(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
+    """Who appended an event, as the server established it (never as a client claims it):
+    an API key id (``key``), a client-certificate subject (``cert``), a collector's source
+    name (``collector``), the command line (``cli``), a program embedding the ledger
+    (``embedded``), or the server's own code (``server``, with the key whose request caused
+    the event when there is one)."""
+
+    kind: SubmitterKind
+    id: Ident | None = None
+
+    def label(self) -> str:
+        """``kind`` or ``kind:id``, the form ``submitter=`` filters take."""
+        return self.kind if self.id is None else f"{self.kind}:{self.id}"
+
+
+def parse_submitter_filter(text: str) -> tuple[str, str | None]:
+    """A ``submitter=`` filter, ``KIND`` or ``KIND:ID`` (the id may hold colons), as
+    (kind, id or None); ValueError names what is wrong."""
+    kind, sep, ident = text.partition(":")
+    if kind not in SUBMITTER_KINDS:
+        raise ValueError(f"expected KIND or KIND:ID with KIND one of {', '.join(SUBMITTER_KINDS)}")
+    if sep and not ident:
+        raise ValueError("an empty id after ':'")
+    if len(ident) > 1024 or "\x00" in ident:
+        raise ValueError("the id is longer than 1024 characters or holds a NUL character")
+    return kind, ident if sep else None
+
+
 class Event(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """One audit event: who did what, to what, when, from where, with what outcome.
 
-    ``received_at`` and ``sealed`` are set by the ledger; a client that sends them is refused.
+    ``received_at`` and ``sealed`` are set by the ledger and ``submitter`` by the server; a
+    client that sends them is refused.
     """
 
     actor: Actor
@@ -114,6 +147,7 @@ class Event(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     severity: Severity | None = None
     metadata: dict[str, Any] | None = None
     sealed: dict[str, str] | None = None
+    submitter: Submitter | None = None
 
 
 FIELD_PATHS: tuple[str, ...] = (
@@ -139,4 +173,9 @@ FIELD_PATHS: tuple[str, ...] = (
     "source.request_id",
     "source.trace_id",
     "severity",
+    "submitter.kind",
+    "submitter.id",
 )
+
+# Actions only auditkeep's own code writes (key changes, read audits, alerts, approvals).
+RESERVED_PREFIX = "auditkeep."

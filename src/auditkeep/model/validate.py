@@ -142,6 +142,8 @@ def validate_event(ev: Event, limits: Limits = DEFAULT_LIMITS, tenant: str | Non
         raise ValidationError("set by the ledger; do not send it", "received_at")
     if ev.sealed is not None:
         raise ValidationError("set by the ledger; do not send it", "sealed")
+    if ev.submitter is not None:
+        raise ValidationError("set by the server from the credentials of the request; do not send it", "submitter")
     if tenant is not None and ev.tenant is not None and ev.tenant != tenant:
         raise ValidationError(f"event is for tenant {ev.tenant!r}, not {tenant!r}", "tenant")
     if ev.id is not None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auditkeep.model.errors import ValidationError
+from auditkeep.model.event import parse_submitter_filter
 from auditkeep.model.timeargs import parse_time_arg
 
 SEARCH_FIELDS = (
@@ -20,6 +21,7 @@ SEARCH_FIELDS = (
     "outcome",
     "category",
     "text",
+    "submitter",
 )
 
 
@@ -52,6 +54,12 @@ def search_kwargs(values: dict[str, Any], now_ns: int | None = None) -> dict[str
             continue
         if name in ("since", "until", "received_since", "received_until"):
             out[name] = parse_time(str(value), name, now_ns)
+        elif name == "submitter":
+            try:
+                parse_submitter_filter(str(value))
+            except ValueError as exc:
+                raise ValidationError(str(exc), name) from None
+            out[name] = str(value)
         else:
             out[name] = str(value)
     meta = values.get("metadata")

@@ -17,6 +17,7 @@ from typing import Any
 
 from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import Ledger, NotFound
+from auditkeep.model.event import Submitter
 from auditkeep.server.keys import ALL_TENANTS, ApiKey
 
 log = logging.getLogger("auditkeep.server.audit")
@@ -109,7 +110,7 @@ class Auditor:
         }
         if resource:
             event["resource"] = dict(resource)
-        self.submit(event, self.target(key, tenant))
+        self.submit(event, self.target(key, tenant), key.keyid)
 
     def tiles(self, key: ApiKey, tenant: str, client_ip: str | None = None) -> None:
         """Count a tile read; record the count once per interval per key and tenant."""
@@ -134,9 +135,11 @@ class Auditor:
         for tenant, count, key in pending:
             self.read("auditkeep.tiles.read", key, tenant, {"reads": count})
 
-    def submit(self, event: dict[str, Any], tenant: str) -> Future[list[Receipt]] | None:
+    def submit(self, event: dict[str, Any], tenant: str, by: str | None = None) -> Future[list[Receipt]] | None:
+        """Queue one of the server's own events; ``by`` is the key whose request caused it
+        (recorded as the leaf's submitter, ``{"kind": "server", "id": by}``)."""
         try:
-            fut = self.ledger.submit([event], tenant)
+            fut = self.ledger.submit_own([event], tenant, Submitter("server", by))
         except Exception as exc:  # counted and logged: an audit event is never dropped silently
             log.warning("audit event %s not recorded: %s", event.get("action"), exc)
             self._done(str(event.get("action")), False)

@@ -12,6 +12,7 @@ from auditkeep.forward.service import ForwardMetrics, ForwardService
 from auditkeep.gateway.approvals import ApprovalBook
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.log.cosignature import CosignatureVerifier
+from auditkeep.model.event import Submitter
 from auditkeep.server.audit import Auditor
 from auditkeep.server.auth import Guard
 from auditkeep.server.keys import KeyStore
@@ -38,6 +39,8 @@ class ServerContext:
     def __init__(self, settings: Settings, ledger: Ledger, options: Options | None = None) -> None:
         self.settings = settings
         self.ledger = ledger
+        # the server's own events (alerts, approvals) name it as their submitter
+        ledger.submitter = Submitter("server")
         self.options = options or Options()
         self.metrics = Metrics(ledger.tenants)
         self.keys = KeyStore(ledger.store, self.options.key_cache)

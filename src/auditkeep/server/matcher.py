@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from auditkeep.ledger.ledger import Record
-from auditkeep.model.event import Event
+from auditkeep.model.event import Event, parse_submitter_filter
 from auditkeep.model.timefmt import parse_rfc3339
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -95,6 +95,7 @@ def matcher(kwargs: Mapping[str, Any]) -> Matcher:
     exact = {k: kwargs[k] for k in ("actor", "resource_type", "resource_id", "outcome", "category") if kwargs.get(k)}
     text: str | None = kwargs.get("text")
     meta: Sequence[tuple[str, str]] = kwargs.get("metadata") or ()
+    submitter = parse_submitter_filter(kwargs["submitter"]) if kwargs.get("submitter") else None
 
     def ok(rec: Record) -> bool:
         ev = rec.event
@@ -122,6 +123,10 @@ def matcher(kwargs: Mapping[str, Any]) -> Matcher:
         if rsince is not None or runtil is not None:
             t = parse_rfc3339(ev.received_at or "")
             if (rsince is not None and t < rsince) or (runtil is not None and t >= runtil):
+                return False
+        if submitter is not None:
+            sub = ev.submitter
+            if sub is None or sub.kind != submitter[0] or (submitter[1] is not None and sub.id != submitter[1]):
                 return False
         for path, value in meta:
             if not _scalar_equal(_meta_value(ev.metadata, path), value):

@@ -25,6 +25,7 @@ class Subject:
 
     common_name: str | None
     organisations: tuple[str, ...]
+    rfc4514: str = ""  # the whole subject (``CN=...,O=...``), recorded as the submitter
 
 
 def _peer_pem(transport: Any) -> str | None:
@@ -74,4 +75,5 @@ def client_subject(scope: MutableMapping[str, Any]) -> Subject | None:
     return Subject(
         str(cn[0].value) if cn else None,
         tuple(str(o.value) for o in orgs),
+        cert.subject.rfc4514_string(),
     )

@@ -18,7 +18,7 @@ import msgspec
 
 from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import Ledger, check_tenant
-from auditkeep.model import Actor, Event, Source
+from auditkeep.model import Actor, Event, Source, Submitter
 from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.sources.base import SourceError
 from auditkeep.sources.quarantine import Quarantine, QuarantineRecord
@@ -102,27 +102,31 @@ class Intake:
         lost_id: str | None = None,
         context: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        submitter: Submitter | None = None,
     ) -> IntakeResult:
         """Quarantine ``errors``, append ``events`` (as ``source``, so the policy applies),
         and record ``lost`` in a ``source.dropped`` event (id ``lost_id`` when given).
+        Every leaf names ``submitter`` (the key or certificate of a request), by default the
+        collector ``source`` itself.
 
         An event the ledger refuses (invalid, or an id reused with other content) is
         quarantined with the ledger's reason; the rest of the batch is appended.
         """
         check_tenant(tenant)
+        by = submitter or Submitter("collector", source)
         out = IntakeResult(tenant)
         if errors:
             out.quarantined += self._quarantine(list(errors), tenant, context)
         if events:
-            self._append(source, tenant, list(events), out, timeout)
+            self._append(source, tenant, list(events), out, timeout, by)
         if lost > 0:
             ev = dropped_event(source, lost, lost_reason, event_id=lost_id)
             # Internal: not subject to the policy, which must not hide a loss.
             try:
-                out.dropped_event = self.ledger.append([ev], tenant, timeout)[0]
+                out.dropped_event = self.ledger.append([ev], tenant, timeout, submitter=by)[0]
             except ConflictError:  # that id already recorded another count: keep this one too
                 ev.id = None
-                out.dropped_event = self.ledger.append([ev], tenant, timeout)[0]
+                out.dropped_event = self.ledger.append([ev], tenant, timeout, submitter=by)[0]
             out.lost = lost
             if self.observer is not None:
                 self.observer.source_lost(source, lost)
@@ -138,12 +142,12 @@ class Intake:
         return records
 
     def _append(
-        self, source: str, tenant: str, pending: list[Event], out: IntakeResult, timeout: float | None
+        self, source: str, tenant: str, pending: list[Event], out: IntakeResult, timeout: float | None, by: Submitter
     ) -> None:
         refused: list[SourceError] = []
         while pending:
             try:
-                receipts = self.ledger.submit(pending, tenant, source=source).result(timeout)
+                receipts = self.ledger.submit(pending, tenant, source=source, submitter=by).result(timeout)
             except (ValidationError, ConflictError) as exc:
                 pos = exc.position
                 if pos is None or not 0 <= pos < len(pending):

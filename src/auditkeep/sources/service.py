@@ -22,7 +22,7 @@ from typing import Literal
 import msgspec
 
 from auditkeep.ledger.ledger import Ledger
-from auditkeep.model.event import Event
+from auditkeep.model.event import Event, Submitter
 from auditkeep.sources.base import SourceError
 from auditkeep.sources.intake import Intake, IntakeObserver, IntakeResult, derived_event_id
 from auditkeep.sources.kubernetes import StageMerger, parse_k8s_payload
@@ -113,8 +113,11 @@ class SourceService:
 
     # -- Kubernetes ---------------------------------------------------------------------
 
-    def kubernetes(self, body: bytes, tenant: str, cluster: str | None = None) -> Delivery:
-        """An audit webhook POST (EventList or Event)."""
+    def kubernetes(
+        self, body: bytes, tenant: str, cluster: str | None = None, submitter: Submitter | None = None
+    ) -> Delivery:
+        """An audit webhook POST (EventList or Event). Stages held past the request are
+        released later under the collector ``kubernetes`` as their submitter."""
         events, errors = parse_k8s_payload(body, cluster=cluster)
         # The parser keeps the whole body as the raw bytes of an error about the body itself.
         refused = not events and len(errors) == 1 and bytes(errors[0].raw) == body
@@ -132,7 +135,7 @@ class SourceService:
                 # between makes the API server resend the batch; nothing is lost either way).
                 self._persist_held(tenant, before, after)
         ctx = {"cluster": cluster} if cluster else None
-        result = self.intake.deliver("kubernetes", tenant, events, errors, context=ctx)
+        result = self.intake.deliver("kubernetes", tenant, events, errors, context=ctx, submitter=submitter)
         return Delivery(result, refused, held)
 
     def _persist_held(self, tenant: str, before: dict[str, Event], after: dict[str, Event]) -> None:
@@ -193,17 +196,19 @@ class SourceService:
 
     # -- OpenTelemetry ------------------------------------------------------------------
 
-    def otlp(self, body: bytes, content_type: str, tenant: str) -> Delivery:
+    def otlp(self, body: bytes, content_type: str, tenant: str, submitter: Submitter | None = None) -> Delivery:
         """An OTLP/HTTP logs export request."""
         events, errors = parse_otlp_logs(body, content_type)
         refused = not events and len(errors) == 1 and errors[0].reason.startswith(_OTLP_WHOLE)
         ctx = {"content_type": content_type.split(";", 1)[0].strip().lower()}
-        result = self.intake.deliver("otlp", tenant, events, errors, context=ctx)
+        result = self.intake.deliver("otlp", tenant, events, errors, context=ctx, submitter=submitter)
         return Delivery(result, refused)
 
     # -- collectors ---------------------------------------------------------------------
 
-    def collected(self, source: str, batch: CollectedBatch, tenant: str) -> Delivery:
+    def collected(
+        self, source: str, batch: CollectedBatch, tenant: str, submitter: Submitter | None = None
+    ) -> Delivery:
         """A batch from ``auditkeep collect``."""
         errors = [SourceError(source, e.reason, e.raw) for e in batch.errors]
         lost_id = derived_event_id(tenant, source, "dropped", batch.batch) if batch.batch else None
@@ -215,6 +220,7 @@ class SourceService:
             lost=batch.lost,
             lost_reason=f"{source} reported records lost before they were read",
             lost_id=lost_id,
+            submitter=submitter,
         )
         return Delivery(result)
 

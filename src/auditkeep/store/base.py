@@ -99,6 +99,7 @@ class Query:
     category: str | None = None
     text: str | None = None  # full-text query
     metadata: Sequence[tuple[str, str]] = ()  # (path below metadata, value) equalities
+    submitter: tuple[str, str | None] | None = None  # the leaf's submitter: (kind, id or any)
     sealed_paths: frozenset[str] = field(default_factory=frozenset)  # paths kept beside the leaf
     newest_first: bool = True
     after: tuple[int, int] | None = None  # keyset cursor: (time_ns, key) of the last row seen

@@ -162,6 +162,15 @@ def build_search(q: Query) -> tuple[str, list[Any]] | None:
             keys = [pg_text(k) for k in path.split(".")]
             where.append("(" + " OR ".join(["ev.meta @> %s"] * len(alts)) + ")")
             params += [Jsonb(nest(keys, a)) for a in alts]
+    if q.submitter is not None:
+        kind, ident = q.submitter
+        wanted = {"kind": kind, **({"id": pg_text(ident)} if ident is not None else {})}
+        leaf = "replace(convert_from(e.leaf, 'UTF8'), '\\u0000', '\\ufffd')::jsonb"
+        where.append(
+            "EXISTS (SELECT 1 FROM entries e WHERE e.k = ev.k AND e.received_ns = ev.received_ns "
+            f"AND {leaf} @> %s)"
+        )
+        params.append(Jsonb({"submitter": wanted}))
     if q.after is not None:
         op = "<" if q.newest_first else ">"
         where.append(f"(ev.time_ns, ev.k) {op} (%s, %s)")

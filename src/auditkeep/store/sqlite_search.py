@@ -80,6 +80,14 @@ def build_search(q: Query, common_text: bool = False) -> tuple[str, list[Any]]:
         )
         params.append(params_path)
         params += alts
+    if q.submitter is not None:
+        kind, ident = q.submitter
+        cond = "json_extract(CAST(e.leaf AS TEXT), '$.submitter.kind') = ?"
+        params.append(kind)
+        if ident is not None:
+            cond += " AND json_extract(CAST(e.leaf AS TEXT), '$.submitter.id') = ?"
+            params.append(ident)
+        where.append(f"EXISTS (SELECT 1 FROM main.entries e WHERE e.k = ev.k AND {cond})")
     if q.after is not None:
         op = "<" if q.newest_first else ">"
         where.append(f"(ev.time_ns, ev.k) {op} (?, ?)")

@@ -216,7 +216,7 @@ async def _record(ctx: ServerContext, caller: Caller, action: str, rule_ids: lis
         "source": {"service": "auditkeep-server"},
         "metadata": {"rule_ids": rule_ids},
     }
-    fut = ctx.auditor.submit(event, caller.tenant)
+    fut = ctx.auditor.submit(event, caller.tenant, caller.key.keyid)
     if fut is not None:
         await asyncio.wrap_future(fut)
 

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import Ledger, Record
 from auditkeep.model.errors import ConflictError, ValidationError
-from auditkeep.model.event import Event
+from auditkeep.model.event import Event, Submitter
 from auditkeep.policy.types import GATEWAY_SOURCES
 from auditkeep.server import body
 from auditkeep.server.context import ServerContext, context
@@ -62,9 +62,9 @@ async def ingest(request: Request) -> Response:
     try:
         events = await body.read_events(request, s.max_body_bytes, s.max_batch_events, ctx.options.body_timeout)
         if len(events) * 64 < body.INLINE_BYTES:
-            fut = _submit(ctx.ledger, events, caller.tenant, source)
+            fut = _submit(ctx.ledger, events, caller.tenant, source, caller.key.keyid)
         else:  # validation of a large batch is CPU work: keep it off the event loop
-            fut = await run_in_threadpool(_submit, ctx.ledger, events, caller.tenant, source)
+            fut = await run_in_threadpool(_submit, ctx.ledger, events, caller.tenant, source, caller.key.keyid)
         t0 = time.perf_counter()
         receipts = await asyncio.wrap_future(fut)
     except ApiError as exc:  # events that could not be decoded count as one
@@ -99,9 +99,10 @@ def _source(request: Request) -> str:
     return source
 
 
-def _submit(ledger: Ledger, events: list[Event], tenant: str, source: str = "api") -> Future[list[Receipt]]:
+def _submit(ledger: Ledger, events: list[Event], tenant: str, source: str, keyid: str) -> Future[list[Receipt]]:
     try:
-        return ledger.submit(events, tenant, source=source)  # capture policy and redaction apply
+        # capture policy and redaction apply; the leaf names the key, whatever the body says
+        return ledger.submit(events, tenant, source=source, submitter=Submitter("key", keyid))
     except RuntimeError as exc:  # the ledger is closing (shutdown)
         raise ApiError(503, "server is shutting down; retry", {"Retry-After": "1"}) from exc
 

@@ -35,7 +35,7 @@ MAX_BODY = 16 * 1024
 
 
 async def _record(ctx: ServerContext, action: str, key: ApiKey, actor: ApiKey) -> None:
-    fut = ctx.auditor.submit(key_event(action, key, actor.keyid), key_event_tenant(key))
+    fut = ctx.auditor.submit(key_event(action, key, actor.keyid), key_event_tenant(key), actor.keyid)
     if fut is not None:
         await asyncio.wrap_future(fut)
 

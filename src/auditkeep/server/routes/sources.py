@@ -15,7 +15,9 @@ from starlette.routing import Route
 
 from auditkeep.ledger.ledger import check_tenant
 from auditkeep.model.errors import ValidationError
+from auditkeep.model.event import Submitter
 from auditkeep.server import body
+from auditkeep.server.auth import Caller
 from auditkeep.server.context import ServerContext, context
 from auditkeep.server.errors import ApiError
 from auditkeep.server.params import int_param
@@ -106,12 +108,18 @@ async def _read(request: Request, ctx: ServerContext) -> bytes:
     return raw
 
 
-async def _webhook_tenant(request: Request, ctx: ServerContext) -> str:
+def key_submitter(caller: Caller) -> Submitter:
+    return Submitter("key", caller.key.keyid)
+
+
+async def _webhook_tenant(request: Request, ctx: ServerContext) -> tuple[str, Submitter]:
     """An ingest key's tenant, or (without a key, over mutual TLS) the tenant that
-    ``client_cert_tenants`` maps the client certificate to."""
+    ``client_cert_tenants`` maps the client certificate to; and who submits (the key, or the
+    certificate's subject)."""
     subject = client_subject(request.scope) if "authorization" not in request.headers else None
     if subject is None:
-        return (await ctx.guard.check(request, ("ingest",))).tenant
+        caller = await ctx.guard.check(request, ("ingest",))
+        return caller.tenant, key_submitter(caller)
     table = ctx.settings.client_cert_tenants
     names = ([f"CN={subject.common_name}"] if subject.common_name else []) + [f"O={o}" for o in subject.organisations]
     tenant = next((table[n] for n in names if n in table), None)
@@ -123,17 +131,17 @@ async def _webhook_tenant(request: Request, ctx: ServerContext) -> str:
         ctx.metrics.auth_failures.labels("tenant").inc()
         raise ApiError(403, "this client certificate may not act on that tenant")
     check_tenant(tenant)
-    return tenant
+    return tenant, Submitter("cert", subject.rfc4514[:1024])
 
 
 async def kubernetes(request: Request) -> Response:
     ctx = context(request)
-    tenant = await _webhook_tenant(request, ctx)
+    tenant, submitter = await _webhook_tenant(request, ctx)
     cluster = request.query_params.get("cluster") or None
     if cluster is not None and len(cluster) > _MAX_CLUSTER:
         raise ValidationError(f"longer than {_MAX_CLUSTER} characters", "cluster")
     data = await _read(request, ctx)
-    delivery = await _deliver(ctx.sources.kubernetes, data, tenant, cluster)
+    delivery = await _deliver(ctx.sources.kubernetes, data, tenant, cluster, submitter)
     if delivery.refused:
         raise ApiError(400, delivery.reasons[0], quarantined=[q.id for q in delivery.result.quarantined])
     return _json(_result(delivery))
@@ -151,7 +159,7 @@ async def otlp_logs(request: Request) -> Response:
     if encoding not in ("identity", "gzip", "x-gzip"):
         raise ApiError(415, f"unsupported content encoding {encoding}; use gzip or none")
     raw = await body.read_limited(request, ctx.settings.max_body_bytes, ctx.options.body_timeout)
-    delivery = await _deliver(ctx.sources.otlp, raw, ctype, caller.tenant)
+    delivery = await _deliver(ctx.sources.otlp, raw, ctype, caller.tenant, key_submitter(caller))
     if delivery.refused:
         return Response(otlp_status(delivery.reasons[0], ctype), 400, media_type=ctype)
     refused = delivery.result.quarantined
@@ -178,7 +186,7 @@ async def auditd(request: Request) -> Response:
         raise ApiError(413, f"more than {ctx.settings.max_batch_events} events in one request", reason="too_many")
     if batch.lost < 0:
         raise ValidationError("must not be negative", "lost")
-    delivery = await _deliver(ctx.sources.collected, "auditd", batch, caller.tenant)
+    delivery = await _deliver(ctx.sources.collected, "auditd", batch, caller.tenant, key_submitter(caller))
     return _json(_result(delivery))
 
 
