@@ -23,7 +23,7 @@ def _actor() -> str:
 
 def _record(lg: Ledger, action: str, tenant: str, username: str, metadata: dict[str, Any]) -> None:
     """An account change is an audit event in the tenant's own log (never the password)."""
-    lg.append(
+    lg.append_own(
         [{
             "actor": {"id": _actor(), "type": "user"},
             "action": action,
@@ -34,6 +34,7 @@ def _record(lg: Ledger, action: str, tenant: str, username: str, metadata: dict[
             "metadata": {"tenant": tenant, **metadata},
         }],
         tenant,
+        lg.submitter,  # cli, the command: the auditkeep. namespace is auditkeep's own
     )  # fmt: skip
 
 

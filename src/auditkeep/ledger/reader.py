@@ -34,7 +34,7 @@ from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.note import NoteVerifier
 from auditkeep.log.proofs import consistency_proof, inclusion_proof
 from auditkeep.model.errors import ValidationError
-from auditkeep.model.event import Event, TenantName, parse_submitter_filter
+from auditkeep.model.event import Event, parse_submitter_filter
 from auditkeep.model.ids import id_bytes
 from auditkeep.model.paths import set_path
 from auditkeep.model.timeargs import optional_time_arg
