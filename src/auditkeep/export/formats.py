@@ -96,7 +96,7 @@ def _cell(value: Any) -> str:
 def csv_row(rec: Record) -> list[str]:
     """The CSV cells of a record, in :data:`CSV_COLUMNS` order."""
     ev: Event = rec.event
-    parts = {"actor": ev.actor, "resource": ev.resource, "source": ev.source}
+    parts = {"actor": ev.actor, "resource": ev.resource, "source": ev.source, "submitter": ev.submitter}
     row = [str(rec.index), _cell(rec.tenant), rec.leaf_hash]
     for path in CSV_COLUMNS[3:-1]:
         head, _, tail = path.partition(".")
