@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from auditkeep.console import accounts, search
+from auditkeep.console import accounts, event, search
 from auditkeep.console.web import (
     HERE,
     PREFIX,
@@ -62,6 +62,7 @@ def console_app(ctx: ServerContext) -> ASGIApp:
             Route("/", home, methods=["GET"]),
             *accounts.routes,
             *search.routes,
+            *event.routes,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         exception_handlers={
