@@ -75,3 +75,34 @@ def test_tiles_and_bundles_recompute_the_checkpoint(server: Server) -> None:
     with server.client(server.admin) as c:
         assert c.get("/v1/logs/nope/checkpoint").status_code == 404
         assert c.get("/v1/logs/NOPE!/checkpoint").status_code == 422
+
+
+def test_entry_bundles_are_gzip_on_the_wire_when_accepted(server: Server) -> None:
+    """tlog-tiles: entry bundles SHOULD be compressed when the client accepts it. The wire
+    bytes are read raw (httpx would otherwise decode them)."""
+    import gzip
+
+    key = server.key("gz", "ingest,read")
+    with server.client(key) as c:
+        assert c.post("/v1/events", json=[event(i) for i in range(300)]).status_code == 200
+        path = f"/v1/logs/gz/{entries_path(0, 256)}"
+
+        def raw(accept: str) -> tuple[dict[str, str], bytes]:
+            with c.stream("GET", path, headers={"Accept-Encoding": accept}) as r:
+                assert r.status_code == 200
+                return dict(r.headers), b"".join(r.iter_raw())
+
+        plain_headers, plain = raw("identity")
+        assert "content-encoding" not in plain_headers and len(_split_bundle(plain)) == 256
+        for accept in ("gzip", "br, gzip;q=0.5", "*", "x-gzip", "deflate, GZIP;q=1.0"):
+            headers, wire = raw(accept)
+            assert headers["content-encoding"] == "gzip", accept
+            assert "accept-encoding" in headers["vary"].lower()
+            assert wire[:2] == b"\x1f\x8b" and len(wire) < len(plain) / 2
+            assert gzip.decompress(wire) == plain  # the same bytes, decoded
+        for accept in ("gzip;q=0", "identity, *;q=0", "br", "*;q=0, gzip;q=0"):
+            headers, wire = raw(accept)
+            assert "content-encoding" not in headers and wire == plain, accept
+        # hash tiles are not compressed (random bytes), whatever the client accepts
+        with c.stream("GET", f"/v1/logs/gz/{tile_path(0, 0)}", headers={"Accept-Encoding": "gzip"}) as r:
+            assert "content-encoding" not in r.headers and len(b"".join(r.iter_raw())) == 8192

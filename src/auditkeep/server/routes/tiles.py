@@ -1,12 +1,15 @@
 """C2SP tlog-tiles read endpoints, one log per tenant under ``/v1/logs/{tenant}/``.
 
 Clients of the tlog ecosystem send the same bearer key as every other client (a key with
-the ``read`` or ``verify`` scope). Full tiles and bundles never change, so they may be
+the ``read`` or ``verify`` scope). Entry bundles are gzip-compressed on the wire when the
+client accepts gzip (the spec's SHOULD); hash tiles are random bytes and go as they are. Full tiles and bundles never change, so they may be
 cached for long; partial ones are immutable too for their width but may be replaced by the
 full tile, so they are cached briefly. All are ``private``: they carry a tenant's events.
 """
 
 from __future__ import annotations
+
+import gzip
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -42,13 +45,44 @@ async def tile(request: Request) -> Response:
         level, index, width = parse_tile_path(path)
     except ValueError as exc:
         raise ApiError(404, f"not a tile path: {exc}") from None
+    cache = FULL_CACHE if width == TILE_WIDTH else PARTIAL_CACHE
+    headers = {"Cache-Control": cache}
     if level is None:
-        data = await run_in_threadpool(_bundle, ctx.ledger, caller.tenant, index, width)
+        compress = accepts_gzip(request.headers.get("accept-encoding"))
+        data = await run_in_threadpool(_bundle, ctx.ledger, caller.tenant, index, width, compress)
+        headers["Vary"] = "Accept-Encoding"  # a cache must not serve the gzip form to everyone
+        if compress:
+            headers["Content-Encoding"] = "gzip"
     else:
         data = await run_in_threadpool(_hashes, ctx.ledger, caller.tenant, level, index, width)
     ctx.auditor.tiles(caller.key, caller.tenant, caller.client_ip)
-    cache = FULL_CACHE if width == TILE_WIDTH else PARTIAL_CACHE
-    return Response(data, media_type=OCTETS, headers={"Cache-Control": cache})
+    return Response(data, media_type=OCTETS, headers=headers)
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value (RFC 9110 12.5.3) admits gzip: listed (or as
+    ``x-gzip``), or covered by ``*``, with a q-value above 0."""
+    if not header:
+        return False
+    named: float | None = None
+    star: float | None = None
+    for item in header.split(",")[:32]:  # bounded: a header of thousands of codings is junk
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            k, _, v = param.partition("=")
+            if k.strip().lower() == "q":
+                try:
+                    q = float(v.strip())
+                except ValueError:
+                    q = 0.0
+        if coding in ("gzip", "x-gzip"):
+            named = q if named is None else max(named, q)
+        elif coding == "*":
+            star = q
+    chosen = named if named is not None else star
+    return chosen is not None and chosen > 0
 
 
 def _hashes(ledger: Ledger, tenant: str, level: int, index: int, width: int) -> bytes:
@@ -60,7 +94,7 @@ def _hashes(ledger: Ledger, tenant: str, level: int, index: int, width: int) -> 
     return data[: width * HASH_SIZE]
 
 
-def _bundle(ledger: Ledger, tenant: str, index: int, width: int) -> bytes:
+def _bundle(ledger: Ledger, tenant: str, index: int, width: int, compress: bool = False) -> bytes:
     tid = ledger.tenant_id(tenant)
     start = index * TILE_WIDTH
     entries = list(ledger.store.entries(tid, start, start + width))
@@ -72,7 +106,9 @@ def _bundle(ledger: Ledger, tenant: str, index: int, width: int) -> bytes:
             raise ApiError(422, f"entry {e.index} is too large for a tlog-tiles bundle; fetch it with GET /v1/events")
         parts.append(len(e.leaf).to_bytes(2, "big"))
         parts.append(e.leaf)
-    return b"".join(parts)
+    data = b"".join(parts)
+    # mtime 0: the same bundle compresses to the same bytes every time (ETags, caches)
+    return gzip.compress(data, compresslevel=6, mtime=0) if compress else data
 
 
 routes = [
