@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -123,3 +124,21 @@ def test_jsonl_is_the_record_as_stored() -> None:
     ev = Event(actor=Actor(id="alice"), action="doc.read", metadata={"k": 1})
     line = Formatter("jsonl").page([_rec(ev, 5)])
     assert json.loads(line) == {"index": 5, "tenant": "acme", "event": {"actor": {"id": "alice"}, "action": "doc.read", "metadata": {"k": 1}}, "leaf_hash": "cd" * 32}
+
+
+def test_unfiltered_jsonl_writes_stored_events_as_readers_see_them(tmp_path: Path) -> None:
+    """The fast path (stored canonical JSON as it is) gives the same records as decoding
+    every event, and opens sealed personal fields like the reader does."""
+    import msgspec
+
+    from auditkeep.export import iter_chunks
+    from auditkeep.ledger.ledger import Ledger
+
+    with Ledger.open(tmp_path / "d", background=False) as lg:
+        lg.append([{"actor": {"id": f"u{i}", **({"ip": "10.0.0.9"} if i % 2 else {})}, "action": "a.b", "metadata": {"i": i, "s": "é\"\\"}}
+                   for i in range(30)], "acme")
+        out = b"".join(chunk for _, chunk in iter_chunks(lg, "acme", {}, Formatter("jsonl"), page=7))
+        want = [msgspec.to_builtins(r) for r in lg.records(0, 30, "acme")]
+    got = [json.loads(x) for x in out.splitlines()]
+    assert got == want
+    assert got[1]["event"]["actor"]["ip"] == "10.0.0.9" and "sealed" not in got[1]["event"]

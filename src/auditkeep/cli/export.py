@@ -20,7 +20,7 @@ from rich.progress import (
 
 from auditkeep.cli.common import err, global_options, interactive, reader
 from auditkeep.cli.search import _catch_up_index
-from auditkeep.export import FORMATS, Formatter, iter_pages, planned_total
+from auditkeep.export import FORMATS, Formatter, iter_chunks, planned_total
 from auditkeep.model.event import CATEGORIES, OUTCOMES
 from auditkeep.query.filters import search_kwargs
 
@@ -62,11 +62,10 @@ def export(tenant: str, fmt: str, out_path: str | None, **filters: Any) -> None:
         written = 0
         with Progress(*columns, console=err, disable=not interactive() or (out_path is None and sys.stdout.isatty())) as bar:
             task = bar.add_task("export", total=total)
-            sink.write(formatter.head())
-            for page in iter_pages(lg, tenant, kwargs):
-                sink.write(formatter.page(page))
-                written += len(page)
-                bar.update(task, advance=len(page))
+            for count, chunk in iter_chunks(lg, tenant, kwargs, formatter):
+                sink.write(chunk)
+                written += count
+                bar.update(task, advance=count)
     if out_path is not None:
         err.print(f"{written} event(s) written to {out_path}", highlight=False, markup=False)
 

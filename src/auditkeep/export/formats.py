@@ -56,6 +56,10 @@ class Formatter:
         return self._page([rec]).rstrip(b"\r\n")
 
     @staticmethod
+    def jsonl_one(rec: Record) -> bytes:
+        return _encoder.encode(rec) + b"\n"
+
+    @staticmethod
     def _jsonl(records: Sequence[Record]) -> bytes:
         buf = bytearray()
         for rec in records:

@@ -9,6 +9,7 @@ The activity comes from the action's verb; the auditkeep fields OCSF has no plac
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from typing import Any
@@ -119,33 +120,39 @@ def _verb(ws: list[str], table: dict[str, int]) -> int:
 
 def classify(ev: Event) -> tuple[int, int]:
     """(class_uid, activity_id) of an event."""
-    ws = words(ev.action)
-    last = ws[-1] if ws else ""
     rtype = (ev.resource.type or "").lower() if ev.resource else ""
+    return _classify(ev.action, ev.category, rtype, _pid(ev) is not None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _classify(action: str, category: str | None, rtype: str, has_pid: bool) -> tuple[int, int]:
+    """The class from what decides it (cached: a log holds few distinct actions)."""
+    ws = words(action)
+    last = ws[-1] if ws else ""
     joined = "_".join(ws)
     if "login_profile" in joined:  # AWS CreateLoginProfile, UpdateLoginProfile: a password
         return ACCOUNT_CHANGE, {1: 1, 3: 3, 4: 6}.get(_verb(ws, _CRUD), 99)
-    authish = ev.category == "authentication" or any(w in _AUTH for w in ws)
-    if authish and not (rtype in _ACCOUNT_RESOURCES and last in _ACCOUNT and ev.category != "authentication"):
+    authish = category == "authentication" or any(w in _AUTH for w in ws)
+    if authish and not (rtype in _ACCOUNT_RESOURCES and last in _ACCOUNT and category != "authentication"):
         return AUTHENTICATION, _verb(ws, _AUTH)
     if rtype in _ACCOUNT_RESOURCES or (any(w in _ACCOUNT_NOUNS for w in ws) and _verb(ws, _ACCOUNT) != 99):
         activity = _verb(ws, _ACCOUNT)
         if activity != 99 or rtype in _ACCOUNT_RESOURCES:
             return ACCOUNT_CHANGE, activity
     # the verb first (a connect names the socket's file for a UNIX socket), then the resource
-    if last in _PROCESS and _pid(ev) is not None:
+    if last in _PROCESS and has_pid:
         return PROCESS_ACTIVITY, _PROCESS[last]
     if last in _NETWORK:
         return NETWORK_ACTIVITY, _NETWORK[last]
     if last in _FILE:
         return FILE_ACTIVITY, _FILE[last]
-    if rtype in ("executable", "process") and _pid(ev) is not None:
+    if rtype in ("executable", "process") and has_pid:
         return PROCESS_ACTIVITY, 99
     if rtype in ("socket", "connection"):
         return NETWORK_ACTIVITY, 99
     if rtype in ("file", "directory"):
         return FILE_ACTIVITY, 99
-    if ev.category in _ENTITY_CATEGORIES:
+    if category in _ENTITY_CATEGORIES:
         return ENTITY_MANAGEMENT, _verb(ws, _ENTITY)
     activity = _verb(ws, _CRUD)
     return API_ACTIVITY, activity if activity <= 4 else 99

@@ -7,10 +7,13 @@ its keyset cursor, oldest event time first.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
+from auditkeep.export.formats import Formatter
 from auditkeep.ledger.reader import LogReader, NotFound, Record
+from auditkeep.store.base import Entry
 
 PAGE = 2000
 
@@ -44,3 +47,40 @@ def iter_pages(reader: LogReader, tenant: str, filters: dict[str, Any], page: in
         cursor = got.next_cursor
         if cursor is None:
             return
+
+
+def iter_chunks(reader: LogReader, tenant: str, filters: dict[str, Any], formatter: Formatter, page: int = PAGE) -> Iterator[tuple[int, bytes]]:
+    """(events, bytes) chunks of an export: the format's head, then one chunk a page. An
+    unfiltered JSON Lines export writes each stored event as it is (its canonical JSON),
+    decoding only events with sealed personal fields to open them."""
+    head = formatter.head()
+    if head:
+        yield 0, head
+    if formatter.name == "jsonl" and not filters:
+        try:
+            tid = reader.tenant_id(tenant)
+            size = reader.head(tenant).size
+        except NotFound:
+            return
+        for start in range(0, size, page):
+            entries = list(reader.store.entries(tid, start, min(size, start + page)))
+            yield len(entries), _jsonl_entries(reader, tenant, entries)
+        return
+    for records in iter_pages(reader, tenant, filters, page):
+        yield len(records), formatter.page(records)
+
+
+def _jsonl_entries(reader: LogReader, tenant: str, entries: list[Entry]) -> bytes:
+    out: list[bytes] = []
+    prefix = b'{"index":'
+    mid = b',"tenant":"' + tenant.encode() + b'","event":'  # a tenant name needs no escaping
+    for e in entries:
+        leaf = e.leaf
+        if not leaf:
+            continue  # payload expired by retention: no event to export
+        if e.sealed is None and b'"sealed"' not in leaf:
+            digest = hashlib.sha256(b"\x00" + leaf).hexdigest().encode()
+            out.append(b"".join((prefix, str(e.index).encode(), mid, leaf, b',"leaf_hash":"', digest, b'"}\n')))
+        else:
+            out.append(Formatter.jsonl_one(reader.view(tenant, e)))
+    return b"".join(out)

@@ -163,6 +163,10 @@ class LogReader:
         tile = self.store.read_tiles(tid, [(0, index // 256)]).get((0, index // 256), b"")
         return tile[32 * (index % 256) : 32 * (index % 256) + 32]
 
+    def view(self, tenant: str, entry: Entry) -> Record:
+        """An entry read straight from the store (``store.entries``) as readers see it."""
+        return self._view(tenant, entry)
+
     def get(self, event_id: str, tenant: str = "default") -> Record:
         tid = self.tenant_id(tenant)
         try:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from auditkeep.export import MEDIA_TYPES, Formatter, iter_pages
+from auditkeep.export import MEDIA_TYPES, Formatter, iter_chunks
 from auditkeep.export.formats import EXTENSIONS
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.server.context import context
@@ -43,11 +43,8 @@ async def export(request: Request) -> Response:
 
 
 def _stream(ledger: Ledger, tenant: str, kwargs: dict[str, object], formatter: Formatter) -> Iterator[bytes]:
-    head = formatter.head()
-    if head:
-        yield head
-    for page in iter_pages(ledger, tenant, kwargs):
-        yield formatter.page(page)
+    for _, chunk in iter_chunks(ledger, tenant, kwargs, formatter):
+        yield chunk
 
 
 routes = [Route("/v1/export", export, methods=["GET"])]
