@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +124,38 @@ def test_the_documented_targets_load(tmp_path: Path) -> None:
     targets = load_settings(cfg, env={}).forward
     check_targets(targets)
     assert [t.type for t in targets] == ["splunk_hec", "syslog", "nats", "file"]
+
+
+def test_on_each_store_exports_and_forwards_resume_and_the_lease_is_exclusive(make_ledger: Any, tmp_path: Path) -> None:
+    """The same consumer on SQLite and PostgreSQL: an export reads every entry, a target
+    resumes at its cursor after a restart, and a second forwarder cannot take the lease."""
+    from auditkeep.export import Formatter, iter_chunks
+    from auditkeep.forward.service import LEASE
+
+    lg = make_ledger(background=False)
+    lg.append(_events(120), "acme")
+    out = b"".join(c for _, c in iter_chunks(lg, "acme", {}, Formatter("jsonl"), page=50))
+    assert [json.loads(x)["index"] for x in out.splitlines()] == list(range(120))
+    ocsf = b"".join(c for _, c in iter_chunks(lg, "acme", {"outcome": "failure"}, Formatter("ocsf"), page=7))
+    assert len(ocsf.splitlines()) == 40
+    path = tmp_path / "fw.jsonl"
+    fs = ForwardSettings(name="pg-or-sqlite", type="file", path=str(path), batch=50)
+    t = Target(fs, lg)
+    try:
+        _drain(t)
+    finally:
+        t.close()
+    lg.append(_events(30, 120), "acme")
+    lease = lg.store.lease(LEASE)
+    assert lease is not None
+    try:
+        again = make_ledger(background=False)  # a restart: another ledger on the same store
+        assert again.store.lease(LEASE) is None  # one forwarder per store
+        t2 = Target(fs, again)
+        try:
+            _drain(t2)
+        finally:
+            t2.close()
+    finally:
+        lease.release()
+    assert [json.loads(x)["event"]["metadata"]["i"] for x in path.read_text().splitlines()] == list(range(150))
