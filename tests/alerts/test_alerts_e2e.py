@@ -97,7 +97,12 @@ def test_sigkill_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> N
     kills = replayed = 0
     next_kill = 8
     try:
-        for n in range(72):
+        # 72 batches at least; more while the kills wanted have not happened (a loaded
+        # machine starts a runner slowly, and a kill before its first delivery proves nothing)
+        n = -1
+        posts_at_start = 0
+        in_flight: set[str] = set()
+        while (n := n + 1) < 72 or ((kills < 4 or replayed == 0) and n < 400):
             ledger.append(batch(n, rng), "acme")
             time.sleep(rng.uniform(0.02, 0.12))
             # Kill shortly after a delivery, so alerts are likely stored past the last saved
@@ -105,16 +110,26 @@ def test_sigkill_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> N
             # runner's "delivered" mark (a few ms) would send that alert again after the
             # restart, since delivery is at least once (docs/alerts.md).
             quiet = time.time() - receiver.posts[-1][2] if receiver.posts else 1.0
-            due = n >= next_kill and (quiet < 0.6 or n >= next_kill + 5)
-            if kills < 4 and due and quiet > 0.05:
+            # only once this runner has delivered something of its own since it started
+            fresh = len(receiver.posts) > posts_at_start
+            due = n >= next_kill and fresh and (quiet < 0.6 or n >= next_kill + 5)
+            # Four kills, and more (closer together) until one has landed while alerts were
+            # stored past the saved cursor: on a loaded machine the first four may all miss.
+            wanted = kills < 4 or (replayed == 0 and kills < 12)
+            if wanted and due and quiet > 0.05:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
+                # delivery is at least once: what arrived in the last seconds before the kill
+                # may not have been marked delivered yet, and may be sent again
+                killed_at = time.time()
+                in_flight |= {str(body["id"]) for _, body, at in list(receiver.posts) if killed_at - at < 3.0}
                 kills += 1
-                next_kill = n + 10
+                next_kill = n + (10 if kills < 4 else 3)
                 # alerts stored past the saved cursor will be raised again by the replay
                 saved = ledger.store.cursor(CURSOR, ledger.tenant_id("acme"))[0]
                 replayed += sum(1 for a in AlertBook(ledger).find(limit=10_000)[0] if a.last_index >= saved)
                 proc = start_runner(tmp_path, config, log)
+                posts_at_start = len(receiver.posts)
         tid = ledger.tenant_id("acme")
 
         def caught_up() -> bool:
@@ -131,7 +146,7 @@ def test_sigkill_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> N
             proc.wait()
         receiver.close()
 
-    assert kills == 4 and replayed > 0  # the restarts did replay alerts already stored
+    assert kills >= 4 and replayed > 0  # the restarts did replay alerts already stored
     output = log.read_text()
     assert "Traceback" not in output, output
     book = AlertBook(ledger)
@@ -143,9 +158,12 @@ def test_sigkill_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> N
     expected = simulate(loaded, stored_events(ledger, "acme", 0, size))
     assert {a.id for a in expected} == set(stored)
     assert {a.rule_id for a in expected} == {"brute", "wide-read", "fail-then-success", "secret-read"}
-    # each in the log once, delivered once
+    # each in the log once; delivered once, or again only when a kill cut its delivery short
     fired = [msgspec.to_builtins(r.event)["metadata"]["alert_id"] for r in ledger.records(0, size, "acme") if r.event.action == FIRED]
     assert sorted(fired) == sorted(stored)
     counts = receiver.ids()
-    assert set(counts) == set(stored) and max(counts.values()) == 1 and receiver.bad_signatures == 0
+    assert set(counts) == set(stored) and receiver.bad_signatures == 0
+    twice = {i for i, c in counts.items() if c > 1}
+    assert twice <= in_flight, f"sent again without a kill during its delivery: {twice - in_flight}"
+    assert max(counts.values()) <= 2
     ledger.close()
