@@ -72,15 +72,24 @@ class _Member:
         # closed by close() or discard(): the member outlives any one block
         self._f: IO[bytes] = tempfile.TemporaryFile() if spool else zf.open(_info(name), "w", force_zip64=True)  # noqa: SIM115
         self._spool = spool
+        self._buf = bytearray()
         self._h = hashlib.sha256()
         self._name = name
         self._files = files
 
     def write(self, data: bytes) -> None:
-        self._h.update(data)
-        self._f.write(data)
+        # Gathered into large pieces: zlib and the zip writer cost per call, not per byte.
+        self._buf += data
+        if len(self._buf) >= 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        self._h.update(self._buf)
+        self._f.write(self._buf)
+        self._buf.clear()
 
     def close(self) -> None:
+        self.flush()
         if self._spool:
             self._f.seek(0)
             with self._zf.open(_info(self._name), "w", force_zip64=True) as dst:
@@ -219,7 +228,7 @@ def build_bundle(
                 if kind != "event":
                     continue
                 ev = orjson.loads(e.leaf)
-                stats.add(ev)
+                stats.add(ev, e.received_ns)
                 if reveal is not None and salt is not None and e.subject == reveal_subject and e.sealed is not None:
                     reveal.write(
                         orjson.dumps(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from auditkeep.model.timefmt import format_rfc3339, parse_rfc3339
+from auditkeep.model.timefmt import format_rfc3339
 
 if TYPE_CHECKING:
     from auditkeep.evidence.build import BundleSummary
@@ -31,17 +31,13 @@ class Stats:
         self.outcome: Counter[str] = Counter()
         self.total = 0
 
-    def add(self, ev: dict[str, Any]) -> None:
+    def add(self, ev: dict[str, Any], received_ns: int) -> None:
         self.total += 1
         self.action[str(ev.get("action"))] += 1
         actor = ev.get("actor")
         self.actor[str(actor.get("id")) if isinstance(actor, dict) else "?"] += 1
         self.outcome[str(ev.get("outcome", "unknown"))] += 1
-        try:
-            at = parse_rfc3339(ev["received_at"])
-        except (KeyError, ValueError, TypeError):
-            return
-        self.bins[min(BINS - 1, max(0, (at - self.since_ns) // self.width))] += 1
+        self.bins[min(BINS - 1, max(0, (received_ns - self.since_ns) // self.width))] += 1
 
 
 def _chart(stats: Stats) -> dict[str, Any]:
