@@ -21,7 +21,6 @@ from typing import IO
 from auditkeep.store.base import (
     KEY_SHIFT,
     CheckpointRow,
-    Doc,
     Entry,
     Head,
     ProjectedRow,
@@ -32,7 +31,6 @@ from auditkeep.store.base import (
     entry_key,
 )
 from auditkeep.store.files import open_private, private_dir, private_file, tighten_existing
-from auditkeep.store.sql_filters import doc_filter
 from auditkeep.store.sqlite_append import (
     ENTRY_ROWS_SQL,
     HEAD_SQL,
@@ -42,6 +40,7 @@ from auditkeep.store.sqlite_append import (
     subject_salts,
 )
 from auditkeep.store.sqlite_connect import read_only_uri
+from auditkeep.store.sqlite_docs import SQLiteDocuments
 from auditkeep.store.sqlite_lifecycle import (
     blank_entries,
     erase_subject_rows,
@@ -54,7 +53,7 @@ from auditkeep.store.sqlite_search import COMMON_TEXT, build_search, text_probe
 _EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteDocuments):
     """:class:`auditkeep.store.base.Store` on SQLite."""
 
     dialect = "sqlite"
@@ -285,10 +284,10 @@ class SQLiteStore:
         try:
             yield
         except sqlite3.OperationalError as exc:
-            text = str(exc)
-            if "locked" in text or "busy" in text:
-                raise StoreUnavailable(f"database is busy: {text}") from exc
-            raise StoreError(f"sqlite: {text}") from exc
+            # the primary result code (the low byte): SQLITE_BUSY_SNAPSHOT is still busy
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise StoreUnavailable(f"database is busy: {exc}") from exc
+            raise StoreError(f"sqlite: {exc}") from exc
 
     # reads -------------------------------------------------------------------------------------
 
@@ -499,85 +498,6 @@ class SQLiteStore:
     def analyze(self) -> None:
         with self._project_lock:
             self._p.execute("ANALYZE")
-
-    # documents ---------------------------------------------------------------------------------
-
-    def doc_put(self, doc: Doc) -> None:
-        with self._write_lock, self._guard():
-            self._w.execute(
-                "INSERT OR REPLACE INTO docs(collection, id, tenant, created_ns, status, data) VALUES(?,?,?,?,?,?)",
-                (doc.collection, doc.id, doc.tenant, doc.created_ns, doc.status, doc.data),
-            )
-
-    def doc_insert(self, doc: Doc) -> bool:
-        with self._write_lock, self._guard():
-            cur = self._w.execute(
-                "INSERT OR IGNORE INTO docs(collection, id, tenant, created_ns, status, data) VALUES(?,?,?,?,?,?)",
-                (doc.collection, doc.id, doc.tenant, doc.created_ns, doc.status, doc.data),
-            )
-            return cur.rowcount == 1
-
-    def doc_put_many(self, docs: Sequence[Doc]) -> None:
-        if not docs:
-            return
-        with self._write_lock, self._guard():
-            w = self._w
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                w.executemany(
-                    "INSERT OR REPLACE INTO docs(collection, id, tenant, created_ns, status, data) VALUES(?,?,?,?,?,?)",
-                    [(d.collection, d.id, d.tenant, d.created_ns, d.status, d.data) for d in docs],
-                )
-                w.execute("COMMIT")
-            except BaseException:
-                if w.in_transaction:
-                    w.execute("ROLLBACK")
-                raise
-
-    def doc_delete_many(self, collection: str, doc_ids: Sequence[str]) -> int:
-        if not doc_ids:
-            return 0
-        with self._write_lock, self._guard():
-            w = self._w
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                before = w.total_changes
-                w.executemany("DELETE FROM docs WHERE collection=? AND id=?", [(collection, i) for i in doc_ids])
-                gone = w.total_changes - before
-                w.execute("COMMIT")
-            except BaseException:
-                if w.in_transaction:
-                    w.execute("ROLLBACK")
-                raise
-            return gone
-
-    def doc_get(self, collection: str, doc_id: str) -> Doc | None:
-        r = self._reader().execute(
-            "SELECT collection, id, tenant, created_ns, status, data FROM docs WHERE collection=? AND id=?",
-            (collection, doc_id),
-        ).fetchone()
-        return Doc(*r) if r else None
-
-    def doc_list(
-        self,
-        collection: str,
-        tenant: str | None = None,
-        status: str | None = None,
-        before_ns: int | None = None,
-        limit: int = 100,
-    ) -> list[Doc]:
-        where, params = doc_filter("?", collection, tenant, status, before_ns)
-        sql = f"SELECT collection, id, tenant, created_ns, status, data FROM docs {where} ORDER BY created_ns DESC, id DESC LIMIT ?"
-        return [Doc(*r) for r in self._reader().execute(sql, [*params, limit])]
-
-    def doc_delete(self, collection: str, doc_id: str) -> bool:
-        with self._write_lock, self._guard():
-            cur = self._w.execute("DELETE FROM docs WHERE collection=? AND id=?", (collection, doc_id))
-            return cur.rowcount == 1
-
-    def doc_count(self, collection: str, tenant: str | None = None, status: str | None = None) -> int:
-        where, params = doc_filter("?", collection, tenant, status)
-        return int(self._reader().execute(f"SELECT count(*) FROM docs {where}", params).fetchone()[0])
 
     def subject_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
         return subject_salts(self._reader(), tenant_id, subjects)
