@@ -95,11 +95,11 @@ class ClosedError(AuditkeepError, RuntimeError):
     """The object was used after ``close()``: a programming error in the caller."""
 
 
-class TransportError(AuditkeepError, RuntimeError):
+class TransportError(AuditkeepError):
     """Talking to a server failed."""
 
 
-class APIError(TransportError):
+class APIError(TransportError, RuntimeError):
     """An HTTP error status with a message: raised by routes (the server turns it into the
     JSON refusal) and by the SDK when the server refused a read (``body`` is its answer).
     ``str()`` is ``HTTP <status>: <message>``; ``message`` is the message alone."""

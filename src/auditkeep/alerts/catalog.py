@@ -22,6 +22,7 @@ import yaml
 from auditkeep.alerts.errors import RuleError
 from auditkeep.alerts.loader import RulesWatcher, load_rules_text
 from auditkeep.alerts.rules import Rule
+from auditkeep.errors import UserError
 from auditkeep.ledger.ledger import NotFound
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.store.base import Doc, Store
@@ -60,7 +61,7 @@ class RuleInfo(msgspec.Struct, kw_only=True):
     description: str
 
 
-class RuleSetError(ValueError):
+class RuleSetError(UserError, ValueError):
     """A posted body holds no rule or a rule that does not load (HTTP 422)."""
 
     def __init__(self, message: str, errors: Iterable[RuleError] = ()) -> None:
@@ -68,7 +69,7 @@ class RuleSetError(ValueError):
         self.errors = list(errors)
 
 
-class RuleConflict(Exception):
+class RuleConflict(UserError):
     """A rule id is taken by another rule set or by a rule file (HTTP 409)."""
 
 

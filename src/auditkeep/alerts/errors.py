@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from auditkeep.errors import UserError
 
-class RuleError(ValueError):
+
+class RuleError(UserError, ValueError):
     """A rule (or a whole file) was refused.
 
     ``file`` and ``line`` point at the offending place when known (line numbers are

@@ -20,6 +20,7 @@ from auditkeep.alerts.notify import Notifier
 from auditkeep.alerts.runner import AlertRunner, Notifications
 from auditkeep.alerts.state import AlertBook
 from auditkeep.config import Settings
+from auditkeep.errors import UserError
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.store.base import Lease
 
@@ -29,7 +30,7 @@ LEASE = "alerts-runner"
 STANDBY_RETRY = 5.0  # seconds between a standby's attempts to take the lease
 
 
-class RunnerBusy(RuntimeError):
+class RunnerBusy(UserError, RuntimeError):
     """Another alert runner holds this data directory."""
 
 

@@ -35,6 +35,7 @@ import msgspec
 
 from auditkeep.alerts.model import Alert, AlertStatus
 from auditkeep.alerts.notify.base import DeadLetter
+from auditkeep.errors import UserError
 from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import Ledger, NotFound
 from auditkeep.model.timefmt import format_rfc3339
@@ -115,7 +116,7 @@ class AlertNotFound(NotFound):
     """No such alert (or dead letter) in this tenant."""
 
 
-class TransitionError(Exception):
+class TransitionError(UserError):
     """The alert is not in a state that allows this change (HTTP 409)."""
 
     def __init__(self, alert_id: str, current: str, wanted: str) -> None:

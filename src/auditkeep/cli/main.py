@@ -15,15 +15,10 @@ from auditkeep.cli.ingest import ingest
 from auditkeep.cli.proof import checkpoint, proof, show
 from auditkeep.cli.search import search
 from auditkeep.cli.verify import reindex, verify
-from auditkeep.config import ConfigError
-from auditkeep.crypto.signing import KeyFileError
-from auditkeep.ledger.datadir import DataDirError, check_log_id
-from auditkeep.ledger.ledger import NotFound
-from auditkeep.log.checkpoint import CheckpointError
-from auditkeep.log.note import NoteError
-from auditkeep.model.errors import ConflictError, ValidationError
-from auditkeep.store.base import StoreError
+from auditkeep.errors import IntegrityError, StoreError, UserError
+from auditkeep.ledger.datadir import check_log_id
 
+EXIT_INTEGRITY = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 
@@ -141,8 +136,10 @@ def _usage(exc: click.UsageError) -> str:
 def main() -> None:
     """Entry point: user errors become one line on stderr (exit 2), never a traceback.
 
-    Exit 1 is reserved for integrity failures, which the commands that check integrity
-    (verify, db copy) report themselves; 130 is an interrupt; 70 an internal error."""
+    The branch of :mod:`auditkeep.errors` decides the status: a ``UserError`` (or a
+    ``StoreError``: the database is unreachable) exits 2; an ``IntegrityError`` exits 1, as
+    do the integrity failures that verify and db copy report themselves; 130 is an
+    interrupt; anything else is a bug, 70."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -154,10 +151,10 @@ def main() -> None:
     except click.Abort:
         err.print("aborted")
         sys.exit(130)
-    except (ValidationError, ConflictError) as exc:
+    except (UserError, StoreError) as exc:  # bad input, a missing thing, an unreachable database
         _fail(str(exc))
-    except (NotFound, DataDirError, ConfigError, KeyFileError, NoteError, CheckpointError, StoreError) as exc:
-        _fail(str(exc))
+    except IntegrityError as exc:  # a proof or the store's record of its keys does not hold
+        _fail(str(exc), EXIT_INTEGRITY)
     except OSError as exc:
         _fail(_os_error(exc))
     except KeyboardInterrupt:

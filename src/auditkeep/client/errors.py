@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from auditkeep.errors import (
+    APIError as APIError,  # one class for the server's and the SDK's refusals
+)
+from auditkeep.errors import ClosedError
+
 __all__ = ["APIError", "AuthError", "ClientClosedError", "ServerUnavailableError", "Undelivered", "closed_error"]
-
-
-class APIError(RuntimeError):
-    """The server answered a read with an error; ``status`` and ``body`` say which."""
-
-    def __init__(self, status: int, message: str, body: object = None) -> None:
-        self.status = status
-        self.body = body
-        super().__init__(f"HTTP {status}: {message}")
 
 
 class AuthError(APIError):
@@ -28,7 +24,7 @@ class ServerUnavailableError(APIError):
         super().__init__(status, message)
 
 
-class ClientClosedError(RuntimeError):
+class ClientClosedError(ClosedError):
     """``record()`` after ``close()``, or in a process forked from the one that made the
     client: a programming error, raised in the caller."""
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import msgspec
 
 from auditkeep.client.framing import frame, read_frame
+from auditkeep.errors import AuditkeepError
 
 __all__ = ["Position", "Spool", "SpoolBatch", "SpoolLockedError", "SpoolRecord"]
 
@@ -44,7 +45,7 @@ Position = tuple[int, int, int]
 """(slot rank, segment number, offset): totally ordered in delivery order."""
 
 
-class SpoolLockedError(RuntimeError):
+class SpoolLockedError(AuditkeepError, RuntimeError):
     """No spool slot could be locked (should not happen: slots are created on demand)."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from auditkeep.errors import ConfigError
 from auditkeep.log.note import (
     ALG_ED25519,
     NoteSigner,
@@ -35,7 +36,7 @@ __all__ = [
 _PREFIX = "PRIVATE+KEY+"
 
 
-class KeyFileError(ValueError):
+class KeyFileError(ConfigError):
     """A signing key file or string is missing, malformed or unsafe."""
 
 

@@ -39,6 +39,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
+from auditkeep.errors import UserError
 from auditkeep.ledger.ledger import Ledger, NotFound
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.store.base import Doc, Store
@@ -97,7 +98,7 @@ class ApprovalNotFound(NotFound):
     """No such approval request (in this tenant)."""
 
 
-class ApprovalConflict(Exception):
+class ApprovalConflict(UserError):
     """The request is not pending any more (HTTP 409); ``current`` is its state."""
 
     def __init__(self, approval_id: str, current: str, wanted: str) -> None:
@@ -105,7 +106,7 @@ class ApprovalConflict(Exception):
         self.current = current
 
 
-class SelfApproval(Exception):
+class SelfApproval(UserError):
     """The decider is the requester (or the key that filed the request) (HTTP 403)."""
 
 

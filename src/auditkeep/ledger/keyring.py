@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from auditkeep.errors import IntegrityError
 from auditkeep.log.note import NoteVerifier
 from auditkeep.store.base import Store
 
@@ -38,7 +39,7 @@ _keys = msgspec.json.Decoder(list[LogKey])
 _encode = msgspec.json.Encoder()
 
 
-class KeyringError(ValueError):
+class KeyringError(IntegrityError, ValueError):
     """The store's record of its verifier keys is unreadable."""
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditkeep.errors import ClosedError
 from auditkeep.ledger.append import Pending, Receipt, Sequencer
 from auditkeep.ledger.config import LedgerConfig
 from auditkeep.ledger.datadir import Identity, establish
@@ -172,7 +173,7 @@ class Ledger(LogReader):
         own: bool,
     ) -> Future[list[Receipt]]:
         if self._closed:
-            raise RuntimeError("ledger is closed")
+            raise ClosedError("ledger is closed")
         evs = convert_batch(events)
         if not own:
             for i, ev in enumerate(evs):

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from auditkeep.errors import ClosedError
 from auditkeep.ledger.append import Pending, Sequencer
 from auditkeep.store.base import Store
 
@@ -45,7 +46,7 @@ class Writer:
     def submit(self, p: Pending) -> None:
         with self._cv:
             if self._stop:
-                raise RuntimeError("ledger is closed")
+                raise ClosedError("ledger is closed")
             self._queue.append(p)
             self._cv.notify()
 

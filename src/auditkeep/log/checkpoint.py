@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from auditkeep.errors import UserError
 from auditkeep.log.hashing import HASH_SIZE
 from auditkeep.log.note import NoteSigner, NoteVerifier, open_note, parse_note
 
@@ -30,7 +31,7 @@ MAX_TREE_SIZE = 2**64 - 1
 _SIZE_RE = re.compile(r"0|[1-9][0-9]*")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint is malformed or not the one expected."""
 
 

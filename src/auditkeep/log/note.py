@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from auditkeep.errors import UserError
+
 __all__ = [
     "ALG_ED25519",
     "MAX_SIGNATURES",
@@ -40,7 +42,7 @@ MAX_SIGNATURES = 100
 _SIG_PREFIX = "\u2014 "  # em dash, space
 
 
-class NoteError(ValueError):
+class NoteError(UserError, ValueError):
     """A note is malformed or its signatures do not check out."""
 
 

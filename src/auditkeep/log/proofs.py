@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from threading import Lock
 
+from auditkeep.errors import IntegrityError
 from auditkeep.log.hashing import EMPTY_ROOT, HASH_SIZE
 from auditkeep.log.tiles import TILE_HEIGHT, TILE_WIDTH, TileKey, tile_path
 
@@ -34,7 +35,7 @@ TileReader = Callable[[Sequence[TileKey]], Mapping[TileKey, bytes]]
 _sha256 = hashlib.sha256
 
 
-class ProofError(ValueError):
+class ProofError(IntegrityError, ValueError):
     """A proof did not verify; the message names the check that failed."""
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
+from auditkeep.errors import UserError
 from auditkeep.model.event import ACTOR_TYPES, CATEGORIES, OUTCOMES, SEVERITIES
 
 
-class ValidationError(ValueError):
+class ValidationError(UserError, ValueError):
     """An event (or a batch) was rejected; ``path`` names the field, ``position`` the event."""
 
     def __init__(self, message: str, path: str = "", position: int | None = None, line: int | None = None) -> None:
@@ -28,11 +29,11 @@ class ValidationError(ValueError):
 
     def at(self, position: int) -> ValidationError:
         """The same error, attributed to the event at ``position`` in a batch."""
-        return ValidationError(self.message, self.path, position, self.line)
+        return type(self)(self.message, self.path, position, self.line)
 
     def with_line(self, line: int) -> ValidationError:
         """The same error, attributed to ``line`` of an input file."""
-        return ValidationError(self.message, self.path, self.position, line)
+        return type(self)(self.message, self.path, self.position, line)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"error": self.render(), "field": self.path, "reason": self.message}
@@ -43,7 +44,12 @@ class ValidationError(ValueError):
         return out
 
 
-class ConflictError(ValueError):
+class MalformedJSON(ValidationError):
+    """The input is not JSON (or breaks a rule of JSON such as a duplicate key): the server
+    answers 400 where an event that parses but does not validate gets 422."""
+
+
+class ConflictError(UserError, ValueError):
     """An event id was reused with different content."""
 
     def __init__(self, event_id: str, position: int | None = None) -> None:

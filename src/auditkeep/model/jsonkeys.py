@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from auditkeep.model.errors import ValidationError
+from auditkeep.model.errors import MalformedJSON
 
 _encode = msgspec.json.Encoder()
 
@@ -56,7 +56,7 @@ def check_unique_keys(raw: bytes | str, decoded: Any, array: bool = False) -> No
     if found is not None:
         position, path = found
         key = path.rpartition(".")[2]
-        raise ValidationError(f"malformed JSON: duplicate key {key!r} (a key may appear once in an object)", path, position)
+        raise MalformedJSON(f"malformed JSON: duplicate key {key!r} (a key may appear once in an object)", path, position)
 
 
 def find_duplicate_key(data: bytes, array: bool = False) -> tuple[int | None, str] | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from auditkeep.model.errors import ValidationError, from_msgspec
+from auditkeep.model.errors import MalformedJSON, ValidationError, from_msgspec
 from auditkeep.model.event import Event, TenantName
 from auditkeep.model.jsonkeys import check_unique_keys, keys_unique
 from auditkeep.model.timefmt import RANGE_MESSAGE, in_range, normalize_rfc3339
@@ -45,7 +45,7 @@ def decode_event(data: bytes | str) -> Event:
     except msgspec.ValidationError as exc:
         raise from_msgspec(exc) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"malformed JSON: {_decode_reason(exc)}") from None
+        raise MalformedJSON(f"malformed JSON: {_decode_reason(exc)}") from None
     check_unique_keys(data, ev)
     return ev
 
@@ -59,7 +59,7 @@ def decode_batch(data: bytes) -> list[Event]:
         except msgspec.ValidationError as exc:
             raise from_msgspec(exc, batch=True) from None
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"malformed JSON: {_decode_reason(exc)}") from None
+            raise MalformedJSON(f"malformed JSON: {_decode_reason(exc)}") from None
         check_unique_keys(body, events, array=True)
         return events
     return decode_lines(body.split(b"\n"))
@@ -77,7 +77,7 @@ def decode_lines(lines: Iterable[bytes | str], first_position: int = 0) -> list[
         except msgspec.ValidationError as exc:
             raise from_msgspec(exc).at(i) from None
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"malformed JSON: {_decode_reason(exc)}", "", i) from None
+            raise MalformedJSON(f"malformed JSON: {_decode_reason(exc)}", "", i) from None
         kept.append((i, line))
     # One check over all lines; only when it fails are the lines checked one by one.
     if not keys_unique(kept_text(kept), out):

@@ -30,6 +30,7 @@ from typing import Annotated, Any, Union
 import msgspec
 import orjson
 
+from auditkeep.errors import UserError
 from auditkeep.model import DEFAULT_LIMITS, Limits
 from auditkeep.model.json_text import JSON_TEXT_KEY, NOWHERE, escape_token, lookup
 from auditkeep.policy.types import OMITTED_KEY
@@ -73,7 +74,7 @@ def bounded_decoder(levels: int, limits: Limits = DEFAULT_LIMITS) -> msgspec.jso
     return msgspec.json.Decoder(_bounded(levels, limits))
 
 
-class TooLarge(ValueError):
+class TooLarge(UserError, ValueError):
     """The event cannot be made to fit even after dropping the bodies."""
 
 

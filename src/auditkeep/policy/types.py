@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, TypeAlias
 
+from auditkeep.errors import ConfigError
 from auditkeep.model import Event
 from auditkeep.model.json_text import JSON_TEXT_KEY
 
@@ -26,7 +27,7 @@ OMITTED_KEY = "_omitted"
 BOOKKEEPING_KEYS = frozenset({REDACTED_KEY, DROPPED_KEY, OMITTED_KEY, JSON_TEXT_KEY})
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigError):
     """A policy or redaction configuration that cannot be used; ``where`` names the place
     (``capture.rules[2].level``)."""
 

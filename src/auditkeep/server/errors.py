@@ -12,18 +12,19 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from auditkeep.ledger.ledger import Expired, NotFound
+from auditkeep.errors import APIError, Expired, NotFound
 from auditkeep.log.checkpoint import CheckpointError
 from auditkeep.log.proofs import ProofError
-from auditkeep.model.errors import ConflictError, ValidationError
+from auditkeep.model.errors import ConflictError, MalformedJSON, ValidationError
 from auditkeep.server.ratelimit import retry_after
 from auditkeep.store.base import StoreUnavailable
 
 log = logging.getLogger("auditkeep.server")
 
 
-class ApiError(Exception):
-    """A refusal with an HTTP status and a message for the client."""
+class ApiError(APIError):
+    """A refusal with an HTTP status and a message for the client: :class:`auditkeep.errors.APIError`
+    with the routes' argument order (``headers`` third); ``str()`` is the message alone."""
 
     def __init__(
         self,
@@ -33,12 +34,10 @@ class ApiError(Exception):
         reason: str | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
-        self.reason = reason  # a label for the rejected-events metric
-        self.extra = extra
+        super().__init__(status, message, headers=headers, reason=reason, **extra)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -60,7 +59,7 @@ def to_response(exc: BaseException) -> Response | None:
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.message, exc.headers, **exc.extra)
     if isinstance(exc, ValidationError):
-        if exc.message.startswith("malformed JSON"):
+        if isinstance(exc, MalformedJSON):
             return json_response(validation_body(exc), 400)
         return json_response(validation_body(exc), 422)
     if isinstance(exc, ConflictError):

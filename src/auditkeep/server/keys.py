@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from auditkeep.errors import UserError
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.timefmt import RANGE_MESSAGE, format_rfc3339, in_range
 from auditkeep.query.filters import parse_time
@@ -60,7 +61,7 @@ class ApiKey(msgspec.Struct, kw_only=True):
         return scope in self.scopes or "admin" in self.scopes
 
 
-class AuthFailure(Exception):
+class AuthFailure(UserError):
     """A bearer token was refused; ``reason`` is a short label for metrics."""
 
     def __init__(self, reason: str, message: str) -> None:
@@ -68,7 +69,7 @@ class AuthFailure(Exception):
         self.reason = reason
 
 
-class LastAdminKey(Exception):
+class LastAdminKey(UserError):
     """Revoking this key would leave no usable admin key for all tenants."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from auditkeep.errors import UserError
 
-class SourceError(ValueError):
+
+class SourceError(UserError, ValueError):
     """A record a source could not parse or map.
 
     It is never dropped: the caller keeps ``raw`` (the bytes as received), the ``source``

@@ -18,6 +18,7 @@ from typing import Literal
 
 import msgspec
 
+from auditkeep.errors import UserError
 from auditkeep.model.event import Event
 from auditkeep.model.validate import DEFAULT_LIMITS, decode_event
 from auditkeep.sources.auditd import AuditdDecoder, decode_log
@@ -47,7 +48,7 @@ class Parsed:
     gaps: int = 0  # auditd: serials missing from the file (an excerpt, or lost): not "lost"
 
 
-class RefusedRecords(ValueError):
+class RefusedRecords(UserError, ValueError):
     """Some records of an input could not be read (raised by calling a format directly)."""
 
     def __init__(self, source: str, errors: list[SourceError]) -> None:

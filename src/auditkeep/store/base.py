@@ -12,19 +12,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from auditkeep.errors import StoreError as StoreError  # re-exported: their old home
+from auditkeep.errors import StoreUnavailable as StoreUnavailable
+
 TileKey = tuple[int, int]
-
-
-class StoreError(RuntimeError):
-    """The store failed in a way the caller cannot fix by changing its input."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot be reached right now; retry later (HTTP maps this to 503)."""
-
-    def __init__(self, message: str, retry_after: float = 1.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from auditkeep.errors import UserError
 from auditkeep.store.base import Store
 
 MIN_PREFIX = 6
 MAX_SCAN = 100_000
 
 
-class AmbiguousPrefix(ValueError):
+class AmbiguousPrefix(UserError, ValueError):
     """More than one document's id starts with the prefix."""
 
 

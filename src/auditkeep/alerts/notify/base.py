@@ -14,11 +14,12 @@ from typing import Protocol, runtime_checkable
 import msgspec
 
 from auditkeep.alerts.model import Alert
+from auditkeep.errors import TransportError
 
 log = logging.getLogger(__name__)
 
 
-class DeliveryError(Exception):
+class DeliveryError(TransportError):
     """A delivery failed. ``retryable`` says whether trying again may help (network errors,
     5xx, 429) or not (a 4xx: the request itself is wrong)."""
 

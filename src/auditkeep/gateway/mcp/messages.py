@@ -43,6 +43,8 @@ from mcp_types.jsonrpc import (
 )
 from pydantic import BaseModel, ValidationError
 
+from auditkeep.errors import UserError
+
 Message: TypeAlias = JSONRPCRequest | JSONRPCNotification | JSONRPCResponse | JSONRPCError
 RequestId: TypeAlias = int | str
 
@@ -80,7 +82,7 @@ __all__ = [
 ]
 
 
-class BadMessage(ValueError):
+class BadMessage(UserError, ValueError):
     """A message the gateway cannot read: the JSON-RPC error to answer it with."""
 
     def __init__(self, code: int, message: str, request_id: RequestId | None = None) -> None:

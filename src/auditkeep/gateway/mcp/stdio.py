@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import IO, Any
 
+from auditkeep.errors import TransportError
 from auditkeep.gateway.mcp.framing import DEFAULT_MAX_MESSAGE, Oversize, head_fields, read_message
 from auditkeep.gateway.mcp.messages import (
     INVALID_REQUEST,
@@ -192,7 +193,7 @@ class StdioProxy:
             session.from_server(msg, len(item))
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(TransportError, RuntimeError):
     """The command given for the MCP server could not be run."""
 
 

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from auditkeep.errors import TransportError
 from auditkeep.gateway.postgres import wire
 from auditkeep.gateway.postgres.events import (
     Run,
@@ -59,7 +60,7 @@ CLIENT_READ = frozenset(b"QPBEDCSHXF")
 SERVER_READ = frozenset(b"123tTnCIsEZKSNGHWV")
 
 
-class ProtocolViolation(Exception):
+class ProtocolViolation(TransportError):
     """Bytes that are not the PostgreSQL protocol: the session ends."""
 
 

@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from auditkeep.errors import ClosedError
 from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import Ledger, Record
-from auditkeep.model.errors import ConflictError, ValidationError
+from auditkeep.model.errors import ConflictError, MalformedJSON, ValidationError
 from auditkeep.model.event import Event, Submitter
 from auditkeep.policy.types import GATEWAY_SOURCES
 from auditkeep.server import body
@@ -71,7 +72,7 @@ async def ingest(request: Request) -> Response:
         _rejected(ctx, exc.reason or "other", max(1, len(events)))
         raise
     except ValidationError as exc:
-        reason = "malformed" if exc.message.startswith("malformed JSON") else "invalid"
+        reason = "malformed" if isinstance(exc, MalformedJSON) else "invalid"
         _rejected(ctx, reason, max(1, len(events)))
         raise
     except ConflictError:
@@ -103,7 +104,7 @@ def _submit(ledger: Ledger, events: list[Event], tenant: str, source: str, keyid
     try:
         # capture policy and redaction apply; the leaf names the key, whatever the body says
         return ledger.submit(events, tenant, source=source, submitter=Submitter("key", keyid))
-    except RuntimeError as exc:  # the ledger is closing (shutdown)
+    except ClosedError as exc:  # the ledger is closing (shutdown)
         raise ApiError(503, "server is shutting down; retry", {"Retry-After": "1"}) from exc
 
 

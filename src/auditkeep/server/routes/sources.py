@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from auditkeep.errors import ClosedError
 from auditkeep.ledger.ledger import check_tenant
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import Submitter
@@ -72,9 +73,7 @@ async def _deliver(fn: Callable[..., Delivery], *args: Any) -> Delivery:
     """Run a delivery in a thread; a ledger closing under it (shutdown) is a 503."""
     try:
         return await run_in_threadpool(fn, *args)
-    except RuntimeError as exc:
-        if "closed" not in str(exc):
-            raise
+    except ClosedError as exc:
         raise ApiError(503, "server is shutting down; retry", {"Retry-After": "1"}) from exc
 
 
