@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import re
-import socket
 import ssl
 import subprocess
 import sys
@@ -19,18 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from auditkeep.alerts.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from server_harness import ServeProcess, free_port
 
 SECRET = "s3cret-for-tests"
-KEY_RE = re.compile(r"ak_[a-z2-7]{12}_[A-Za-z0-9_-]{43}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
@@ -171,57 +161,20 @@ def auditkeep(args: list[str], cwd: Path, env: dict[str, str] | None = None, tim
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-class Serve:
+class Serve(ServeProcess):
     """`auditkeep serve` over ``config`` (a TOML file) on a free port; ``admin`` is the key
     printed at first start."""
 
     def __init__(self, cwd: Path, config: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = cwd / f"serve-{self.port}.log"
         full = {**os.environ, "AUDITKEEP_RATE_LIMIT": "0", **(env or {})}
         full.pop("AUDITKEEP_CONFIG", None)
-        self._fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "auditkeep.cli.main", "serve", "--config", str(config), "--port", str(self.port),
-             "--log-level", "warning"],
-            stdout=self._fh, stderr=subprocess.STDOUT, env=full, cwd=cwd,
+        port = free_port()
+        super().__init__(
+            ["--config", str(config), "--log-level", "warning"],
+            log=cwd / f"serve-{port}.log",
+            env=full,
+            cwd=cwd,
+            port=port,
+            name="serve",
         )
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start:\n{self.output()}")
-            time.sleep(0.05)
-        found = KEY_RE.findall(self.output())
-        self.admin = found[0] if found else ""
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def client(self, key: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
-
-    def key(self, tenant: str, scopes: str) -> str:
-        with self.client(self.admin) as c:
-            r = c.post("/v1/keys", json={"tenant": tenant, "scopes": scopes})
-            assert r.status_code == 201, r.text
-            return str(r.json()["key"])
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._fh.close()
-        return int(self.proc.returncode)
+        self.start()

@@ -1,5 +1,7 @@
 """Running the MCP gateway as the agent's server in tests, and reading what it recorded."""
 
+# free_port and wait_port come from tests/server_harness.py (re-exported for the tests here)
+
 from __future__ import annotations
 
 import os
@@ -10,6 +12,7 @@ from typing import Any
 from mcp import StdioServerParameters
 
 from auditkeep.ledger import Ledger
+from server_harness import free_port, wait_port
 
 HERE = Path(__file__).parent
 DEMO_SERVER = str(HERE / "mcp_demo_server.py")
@@ -42,31 +45,6 @@ def recorded(data: Path, tenant: str = TENANT) -> list[dict[str, Any]]:
 
 def actions(events: list[dict[str, Any]]) -> list[str]:
     return [e["action"] for e in events]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: Any, timeout: float = 60.0) -> None:
-    """Until something listens on ``port`` (fails at once if ``proc`` exits)."""
-    import socket
-    import time
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 class Running:

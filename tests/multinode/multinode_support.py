@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,24 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 import pg_support
+from server_harness import KEY_RE, ServeProcess, clean_env
 
 HERE = Path(__file__).resolve().parent
-KEY_RE = re.compile(r"ak_[a-z2-7]{12}_[A-Za-z0-9_-]{43}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITKEEP_")}
-    env.update(extra)
-    return env
 
 
 def cli(
@@ -54,66 +38,25 @@ def cli(
     )
 
 
-class Node:
+class Node(ServeProcess):
     """One ``auditkeep serve --db`` process."""
 
     def __init__(self, cluster: Cluster, name: str) -> None:
         self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         data = cluster.root / name
         data.mkdir(exist_ok=True)
-        self.log = cluster.root / f"{name}.log"
-        self._fh = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "auditkeep.cli.main",
-                "serve",
-                "--db",
-                cluster.url,
-                "--data",
-                str(data),
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            ["--db", cluster.url, "--data", str(data), "--log-level", "warning"],
+            log=cluster.root / f"{name}.log",
             env=cluster.env,
             cwd=cluster.root,
+            ready_timeout=60,
+            name=f"node {name}",
         )
-        self._wait_ready()
+        self.start()
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"node {self.name} exited with {self.proc.returncode}:\n{self.output()}"
-                )
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"node {self.name} did not start:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._fh.close()
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        return super().stop(sig, timeout)
 
 
 @dataclass

@@ -81,6 +81,7 @@ def test_sigkill_of_a_node_mid_batch_loses_nothing(cluster: Cluster) -> None:
 RESTART_ALLOWED = IN_CI or os.environ.get("AUDITKEEP_TEST_PG_RESTART", "") == "1"
 
 
+@pytest.mark.serial  # other tests lose their connections while it runs
 @pytest.mark.skipif(
     not RESTART_ALLOWED,
     reason="restarts the shared PostgreSQL: runs under CI=true or AUDITKEEP_TEST_PG_RESTART=1",

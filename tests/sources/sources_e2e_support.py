@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -15,20 +11,14 @@ from typing import Any
 
 import httpx
 
-KEY_RE = re.compile(r"ak_[a-z2-7]{12}_[A-Za-z0-9_-]{43}")
+from server_harness import KEY_RE, ServeProcess, clean_env, free_port
 
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["KEY_RE", "Server", "cli", "env", "free_port"]
 
 
 def env(**extra: str) -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if not k.startswith("AUDITKEEP_")}
-    out["AUDITKEEP_RATE_LIMIT"] = "0"
-    out.update(extra)
-    return out
+    """The environment without this process's ``AUDITKEEP_*``, rate limits off, plus ``extra``."""
+    return clean_env(**{"AUDITKEEP_RATE_LIMIT": "0", **extra})
 
 
 def cli(*args: str, data: Path, extra_env: dict[str, str] | None = None, stdin: bytes | None = None,
@@ -44,7 +34,7 @@ def cli(*args: str, data: Path, extra_env: dict[str, str] | None = None, stdin: 
     )
 
 
-class Server:
+class Server(ServeProcess):
     """``auditkeep serve`` on 127.0.0.1 (a free port) over ``data``; ``admin`` is its key."""
 
     def __init__(
@@ -56,47 +46,30 @@ class Server:
     ) -> None:
         data.parent.mkdir(parents=True, exist_ok=True)
         self.data = data
-        self.port = free_port()
-        self.verify: ssl.SSLContext | bool = verify or True
-        self.url = f"{'https' if verify else 'http'}://127.0.0.1:{self.port}"
-        self.log = data.parent / f"server-{self.port}.log"
-        self._log_fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "auditkeep.cli.main", "serve", "--data", str(data), "--port", str(self.port),
-             "--body-timeout", "10", "--log-level", "warning", *args],
-            stdout=self._log_fh,
-            stderr=subprocess.STDOUT,
+        port = free_port()
+        super().__init__(
+            ["--data", str(data), "--body-timeout", "10", "--log-level", "warning", *args],
+            log=data.parent / f"server-{port}.log",
             env=env(**(extra_env or {})),
             cwd=data.parent,
+            verify=verify,
+            port=port,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1, verify=self.verify).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{self.output()}")
-            time.sleep(0.05)
-        found = KEY_RE.findall(self.output())
-        self.admin = found[0] if found else ""
+        self.start()
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+    @property
+    def verify(self) -> ssl.SSLContext | None:
+        """How clients trust this server (TLS), or None; tests may swap it for another context."""
+        return self.tls
 
-    def client(self, key: str | None = None) -> httpx.Client:
+    @verify.setter
+    def verify(self, context: ssl.SSLContext | None) -> None:
+        self.tls = context
+
+    def client(self, key: str | None = None, **kw: Any) -> httpx.Client:
         """A client with ``key`` (the admin key by default; ``""``: no Authorization header)."""
-        headers = {"Authorization": f"Bearer {key or self.admin}"} if key != "" else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60, verify=self.verify)
-
-    def key(self, tenant: str, scopes: str) -> str:
-        with self.client() as c:
-            r = c.post("/v1/keys", json={"tenant": tenant, "scopes": scopes})
-            assert r.status_code == 201, r.text
-            return str(r.json()["key"])
+        kw.setdefault("timeout", 60)
+        return super().client(self.admin if key is None else key, **kw)
 
     def search(self, tenant: str, **params: Any) -> list[dict[str, Any]]:
         """Every event of the tenant matching ``params`` (all pages), without the server's
@@ -122,13 +95,3 @@ class Server:
                 return got
             time.sleep(0.2)
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log_fh.close()
-        return int(self.proc.returncode)
