@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO
 
 from auditkeep.store.base import (
     KEY_SHIFT,
@@ -30,7 +29,7 @@ from auditkeep.store.base import (
     TileKey,
     entry_key,
 )
-from auditkeep.store.files import open_private, private_dir, private_file, tighten_existing
+from auditkeep.store.files import private_dir, private_file, tighten_existing
 from auditkeep.store.sqlite_append import (
     ENTRY_ROWS_SQL,
     HEAD_SQL,
@@ -41,6 +40,7 @@ from auditkeep.store.sqlite_append import (
 )
 from auditkeep.store.sqlite_connect import read_only_uri
 from auditkeep.store.sqlite_docs import SQLiteDocuments
+from auditkeep.store.sqlite_lease import FileLease, file_lease
 from auditkeep.store.sqlite_lifecycle import (
     blank_entries,
     erase_subject_rows,
@@ -568,23 +568,9 @@ class SQLiteStore(SQLiteDocuments):
 
     # leases --------------------------------------------------------------------------------------
 
-    def lease(self, name: str) -> _FileLease | None:
-        """An exclusive ``flock`` on ``<data>/<name>.lock``: held by one process of this machine,
-        dropped by the kernel when that process dies."""
-        import fcntl
-
-        if not name.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"lease name {name!r}: letters, digits, - and _ only")
-        fh = os.fdopen(open_private(self.directory / f"{name}.lock", os.O_WRONLY | os.O_APPEND), "ab")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            return None
-        fh.truncate(0)
-        fh.write(f"{os.getpid()}\n".encode())
-        fh.flush()
-        return _FileLease(fh)
+    def lease(self, name: str) -> FileLease | None:
+        """An exclusive ``flock`` on ``<data>/<name>.lock`` (see :func:`file_lease`)."""
+        return file_lease(self.directory, name)
 
     # settings ----------------------------------------------------------------------------------
 
@@ -604,13 +590,3 @@ class SQLiteStore(SQLiteDocuments):
         for p in self.directory.glob("*.db*"):
             out[p.name] = os.path.getsize(p)
         return out
-
-
-class _FileLease:
-    def __init__(self, fh: IO[bytes]) -> None:
-        self._fh: IO[bytes] | None = fh
-
-    def release(self) -> None:
-        if self._fh is not None:
-            self._fh.close()  # closing the descriptor drops the lock
-            self._fh = None
