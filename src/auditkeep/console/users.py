@@ -12,6 +12,7 @@ import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from auditkeep.errors import UserError
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.validate import check_tenant
 from auditkeep.store.base import Doc, Store
@@ -58,7 +59,7 @@ class User(msgspec.Struct, kw_only=True):
         }
 
 
-class LoginRefused(Exception):
+class LoginRefused(UserError):
     """A login failed; ``reason`` is recorded in the audit event, never shown to the user
     (who sees one message for every reason, so accounts cannot be enumerated)."""
 

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auditkeep.console.sessions import Session, SessionStore
 from auditkeep.console.users import RANK, User, UserStore
+from auditkeep.errors import UserError
 from auditkeep.server.context import ServerContext
 
 HERE = Path(__file__).parent
@@ -36,11 +37,11 @@ env = Environment(
 )
 
 
-class LoginNeeded(Exception):
+class LoginNeeded(UserError):
     """No live session: the page redirects to sign-in."""
 
 
-class Refused(Exception):
+class Refused(UserError):
     """A request the console refuses with a status and a message page."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from auditkeep.errors import UserError
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.timefmt import format_rfc3339, parse_rfc3339
 from auditkeep.store.base import Doc, Store
@@ -67,7 +68,7 @@ _dec = msgspec.json.Decoder(Hold)
 _enc = msgspec.json.Encoder()
 
 
-class HoldError(ValueError):
+class HoldError(UserError, ValueError):
     """An erasure or change the active holds forbid (the message names the holds)."""
 
 

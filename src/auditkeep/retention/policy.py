@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from auditkeep.errors import ConfigError
+
 _DURATION = re.compile(r"^([0-9]{1,6})\s*(s|m|h|d|w|y)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _NS = 1_000_000_000
@@ -24,7 +26,7 @@ _KEYS = {"name", "tenant", "category", "action", "archive_after", "delete_after"
 PROTECTED_PREFIXES = ("auditkeep.retention.", "auditkeep.hold.", "auditkeep.subject.")
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigError):
     """A retention policy is invalid (the message names it and the field)."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 
 from auditkeep.crypto.signing import create_signing_key, load_signing_key
+from auditkeep.errors import ConfigError
 from auditkeep.log.checkpoint import Checkpoint
 from auditkeep.log.cosignature import Cosigner
 from auditkeep.log.note import NoteVerifier
@@ -31,7 +32,7 @@ MAX_LOGS = 10_000  # a bound on what one witness directory keeps in memory
 MAX_KEYS_PER_LOG = 16
 
 
-class WitnessDirError(ValueError):
+class WitnessDirError(ConfigError):
     """The witness directory is missing, unreadable or its files are not what they should be."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from auditkeep.errors import AuditkeepError
 from auditkeep.ledger.cosigned import add_cosignature
 from auditkeep.log.cosignature import CosignatureVerifier
 from auditkeep.log.note import NoteError
@@ -60,7 +61,7 @@ class WitnessProgress:
     cosigned_at: float = field(default=0.0)
 
 
-class _Stop(Exception):
+class _Stop(AuditkeepError):
     pass
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from auditkeep.errors import UserError
 from auditkeep.log.checkpoint import CheckpointError, verify_checkpoint
 from auditkeep.log.hashing import EMPTY_ROOT
 from auditkeep.log.note import NoteError, parse_note
@@ -33,7 +34,7 @@ SIZE_CONTENT_TYPE = "text/x.tlog.size"
 
 
 @dataclass
-class Refusal(Exception):
+class Refusal(UserError):
     """Why a checkpoint is not cosigned, as the spec's HTTP status and body."""
 
     status: int
