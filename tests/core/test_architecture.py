@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -128,3 +129,21 @@ def test_the_wire_types_keep_their_old_homes() -> None:
     assert (Record, Page, Receipt, InclusionProof) == (wire.Record, wire.Page, wire.Receipt, wire.InclusionProof)
     assert NotFound is auditkeep.NotFound
     assert issubclass(NotFound, auditkeep.AuditkeepError)
+
+
+def test_the_tests_have_one_free_port_and_one_serve_harness() -> None:
+    """Support modules build on tests/server_harness.py instead of keeping their own copies."""
+    tests = Path(__file__).resolve().parents[1]
+    defining = sorted(
+        str(path.relative_to(tests))
+        for path in tests.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.FunctionDef) and node.name == "free_port"
+    )
+    assert defining == ["server_harness.py"]
+    spawning_serve = sorted(
+        str(path.relative_to(tests))
+        for path in tests.rglob("*_support.py")
+        if re.search(r'"auditkeep\.cli\.main",\s*"serve"', path.read_text())
+    )
+    assert spawning_serve == []

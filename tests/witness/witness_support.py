@@ -8,7 +8,6 @@ import base64
 import hashlib
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from auditkeep.log.checkpoint import Checkpoint
 from auditkeep.log.note import NoteSigner
+from server_harness import free_port
 
 
 def _leaf(data: bytes) -> bytes:
@@ -108,12 +108,6 @@ def spec_check_cosignature(vkey: str, checkpoint_body: str, line: str) -> int:
     message = b"cosignature/v1\n" + b"time " + str(timestamp).encode() + b"\n" + checkpoint_body.encode()
     Ed25519PublicKey.from_public_bytes(pub).verify(blob[12:], message)
     return int(timestamp)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
