@@ -151,6 +151,108 @@ def _as_list(value: Any, op: str, where: Any, key: Any) -> list[Any]:
     return items
 
 
+@dataclass(frozen=True)
+class _OpArgs:
+    """What every operator's builder needs to know of the field test it is part of."""
+
+    path: str
+    spec: Any
+    where: Any
+    key: Any
+    ignore_case: bool
+
+    def at(self, op: str) -> tuple[Any, Any]:
+        """Where an error about ``op`` points: the operator map's key, or the field itself
+        (a bare scalar or list has no operator key of its own)."""
+        return (self.spec, op) if isinstance(self.spec, dict) else (self.where, self.key)
+
+
+_Built = tuple[Callable[[Any], bool], str, "IndexHint | None"]
+
+
+def _build_equals(a: _OpArgs, op: str, arg: Any) -> _Built:
+    values = _as_list(arg, op, *a.at(op))
+    if op == "equals" and isinstance(arg, list):
+        raise _err("'equals' takes one value; use 'in' for a list", a.spec, op)
+    for v in values:
+        if isinstance(v, (dict, list)):
+            raise _err(f"'{op}' values must be scalars", a.at(op)[0], op)
+    eqs = [_eq_factory(v, a.ignore_case) for v in values]
+    hint = None
+    if all(isinstance(v, str) for v in values):
+        hint = IndexHint(a.path, a.ignore_case, frozenset(v.lower() if a.ignore_case else v for v in values))
+    shown = render_value(values[0]) if len(values) == 1 else "[" + ", ".join(render_value(v) for v in values) + "]"
+    text = f"{a.path} {'=' if len(values) == 1 else 'in'} {shown}"
+    return (eqs[0] if len(eqs) == 1 else _any_of(eqs)), text, hint
+
+
+def _build_string(a: _OpArgs, op: str, arg: Any) -> _Built:
+    values = _as_list(arg, op, a.spec, op)
+    if not all(isinstance(v, str) for v in values):
+        raise _err(f"'{op}' values must be strings", a.spec, op)
+    strs = tuple(v.lower() for v in values) if a.ignore_case else tuple(values)
+    hint = IndexHint(a.path, a.ignore_case, frozenset(), strs) if op == "prefix" else None
+    return _string_op(op, strs, a.ignore_case), f"{a.path} {op} {', '.join(repr(v) for v in values)}", hint
+
+
+def _build_regex(a: _OpArgs, op: str, arg: Any) -> _Built:
+    values = _as_list(arg, op, a.spec, op)
+    pats = []
+    for v in values:
+        if not isinstance(v, str):
+            raise _err("'regex' values must be strings", a.spec, op)
+        try:
+            pats.append(re.compile(v, re.IGNORECASE if a.ignore_case else 0))
+        except re.error as exc:
+            raise _err(f"invalid regular expression {v!r}: {exc}", a.spec, op) from None
+    return _regex_op(pats), f"{a.path} matches {', '.join('/' + v + '/' for v in values)}", None
+
+
+def _build_cidr(a: _OpArgs, op: str, arg: Any) -> _Built:
+    nets = []
+    for v in _as_list(arg, op, a.spec, op):
+        try:
+            nets.append(ipaddress.ip_network(str(v), strict=False))
+        except ValueError as exc:
+            raise _err(f"invalid CIDR {v!r}: {exc}", a.spec, op) from None
+
+    def in_nets(v: Any, nets: list[Any] = nets) -> bool:
+        t = to_text(v)
+        ip = _ip(t) if t is not None else None
+        return ip is not None and any(ip.version == n.version and ip in n for n in nets)
+
+    return in_nets, f"{a.path} in {', '.join(str(n) for n in nets)}", None
+
+
+_COMPARISONS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
+    "gt": (">", lambda x, y: x > y),
+    "gte": (">=", lambda x, y: x >= y),
+    "lt": ("<", lambda x, y: x < y),
+    "lte": ("<=", lambda x, y: x <= y),
+}
+
+
+def _build_number(a: _OpArgs, op: str, arg: Any) -> _Built:
+    if isinstance(arg, bool) or not isinstance(arg, (int, float)):
+        raise _err(f"'{op}' needs a number", a.spec, op)
+    sign, cmp = _COMPARISONS[op]
+    return _num_op(cmp, arg), f"{a.path} {sign} {arg}", None
+
+
+# One builder per operator ("exists" and "ignore_case" are handled by the field test itself).
+_BUILDERS: dict[str, Callable[[_OpArgs, str, Any], _Built]] = {
+    "equals": _build_equals,
+    "in": _build_equals,
+    "prefix": _build_string,
+    "suffix": _build_string,
+    "contains": _build_string,
+    "regex": _build_regex,
+    "cidr": _build_cidr,
+    **{op: _build_number for op in _COMPARISONS},
+}
+assert set(_BUILDERS) | {"exists", "ignore_case"} == set(OPERATORS)
+
+
 def _field_test(path: str, spec: Any, where: Any, key: Any) -> Condition:
     """One field's test: a scalar (equals), a list (in) or an operator map."""
     try:
@@ -180,6 +282,7 @@ def _field_test(path: str, spec: Any, where: Any, key: Any) -> Condition:
     texts: list[str] = []
     exists: bool | None = None
     hint: IndexHint | None = None
+    args = _OpArgs(path, spec, where, key, ignore_case)
     for op, arg in ops.items():
         if op == "exists":
             if not isinstance(arg, bool):
@@ -187,73 +290,12 @@ def _field_test(path: str, spec: Any, where: Any, key: Any) -> Condition:
             exists = arg
             texts.append(f"{path} {'exists' if arg else 'is absent'}")
             continue
-        if op in ("equals", "in"):
-            values = _as_list(arg, op, spec if isinstance(spec, dict) else where, op if isinstance(spec, dict) else key)
-            if op == "equals" and isinstance(arg, list):
-                raise _err("'equals' takes one value; use 'in' for a list", spec, op)
-            for v in values:
-                if isinstance(v, (dict, list)):
-                    raise _err(f"'{op}' values must be scalars", spec if isinstance(spec, dict) else where, op)
-            eqs = [_eq_factory(v, ignore_case) for v in values]
-            tests.append(eqs[0] if len(eqs) == 1 else _any_of(eqs))
-            if all(isinstance(v, str) for v in values):
-                vals = frozenset(v.lower() if ignore_case else v for v in values)
-                hint = IndexHint(path, ignore_case, vals)
-            shown = render_value(values[0]) if len(values) == 1 else "[" + ", ".join(render_value(v) for v in values) + "]"
-            texts.append(f"{path} {'=' if len(values) == 1 else 'in'} {shown}")
-            continue
-        if op in ("prefix", "suffix", "contains"):
-            values = _as_list(arg, op, spec, op)
-            if not all(isinstance(v, str) for v in values):
-                raise _err(f"'{op}' values must be strings", spec, op)
-            strs = tuple(v.lower() for v in values) if ignore_case else tuple(values)
-            tests.append(_string_op(op, strs, ignore_case))
-            if op == "prefix" and hint is None:
-                hint = IndexHint(path, ignore_case, frozenset(), strs)
-            texts.append(f"{path} {op} {', '.join(repr(v) for v in values)}")
-            continue
-        if op == "regex":
-            values = _as_list(arg, op, spec, op)
-            pats = []
-            for v in values:
-                if not isinstance(v, str):
-                    raise _err("'regex' values must be strings", spec, op)
-                try:
-                    pats.append(re.compile(v, re.IGNORECASE if ignore_case else 0))
-                except re.error as exc:
-                    raise _err(f"invalid regular expression {v!r}: {exc}", spec, op) from None
-            tests.append(_regex_op(pats))
-            texts.append(f"{path} matches {', '.join('/' + v + '/' for v in values)}")
-            continue
-        if op == "cidr":
-            values = _as_list(arg, op, spec, op)
-            nets = []
-            for v in values:
-                try:
-                    nets.append(ipaddress.ip_network(str(v), strict=False))
-                except ValueError as exc:
-                    raise _err(f"invalid CIDR {v!r}: {exc}", spec, op) from None
-
-            def in_nets(v: Any, nets: list[Any] = nets) -> bool:
-                t = to_text(v)
-                ip = _ip(t) if t is not None else None
-                return ip is not None and any(ip.version == n.version and ip in n for n in nets)
-
-            tests.append(in_nets)
-            texts.append(f"{path} in {', '.join(str(n) for n in nets)}")
-            continue
-        # numeric comparison
-        if isinstance(arg, bool) or not isinstance(arg, (int, float)):
-            raise _err(f"'{op}' needs a number", spec, op)
-        num = arg
-        cmp: Callable[[float, float], bool] = {
-            "gt": lambda a, b: a > b,
-            "gte": lambda a, b: a >= b,
-            "lt": lambda a, b: a < b,
-            "lte": lambda a, b: a <= b,
-        }[op]
-        tests.append(_num_op(cmp, num))
-        texts.append(f"{path} {({'gt': '>', 'gte': '>=', 'lt': '<', 'lte': '<='})[op]} {num}")
+        op_test, text, op_hint = _BUILDERS[op](args, op, arg)
+        tests.append(op_test)
+        texts.append(text)
+        # equality narrows the candidates most: it wins over a prefix seen before it
+        if op_hint is not None and (op in ("equals", "in") or hint is None):
+            hint = op_hint
 
     def test(ev: Any, getter: Callable[[Any], Any] = getter, tests: list[Callable[[Any], bool]] = tests, exists: bool | None = exists) -> bool:
         value = getter(ev)
