@@ -7,9 +7,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from auditkeep.ledger import Ledger, LedgerConfig
 from auditkeep.ledger.datadir import establish
+
+# Tests never assert on time, and hypothesis's per-example deadline (200 ms) is one: on a
+# loaded machine, or with the suite running in parallel, it failed examples that were only slow.
+hypothesis_settings.register_profile("auditkeep", deadline=None)
+hypothesis_settings.load_profile("auditkeep")
 
 STORES = ["sqlite", "postgres"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
