@@ -17,6 +17,11 @@ from auditkeep.ledger.datadir import establish
 hypothesis_settings.register_profile("auditkeep", deadline=None)
 hypothesis_settings.load_profile("auditkeep")
 
+# pytest-xdist's workers inherit COLUMNS=80 and LINES=24 from their terminal set-up; the CLI
+# (and every subprocess) would then wrap tables at 80 columns where a plain run does not.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 STORES = ["sqlite", "postgres"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
