@@ -53,8 +53,9 @@ class HttpReceiver:
     """``/hec``: Splunk HEC (checks ``Authorization: Splunk <token>``); ``/hook``: JSON Lines
     with an HMAC signature it checks. Collects event ids (with repeats) per path."""
 
-    def __init__(self, token: str, secret: str) -> None:
+    def __init__(self, token: str, secret: str, tls: tuple[Path, Path] | None = None) -> None:
         self.port = free_port()
+        self.tls = tls  # (certificate, key): serve HTTPS
         self.token = token
         self.secret = secret.encode()
         self.ids: dict[str, list[str]] = {"/hec": [], "/hook": []}
@@ -93,6 +94,10 @@ class HttpReceiver:
                 return  # a forwarder that hung up mid-answer (it sends the batch again)
 
         self._server = Quiet(("127.0.0.1", self.port), Handler)
+        if self.tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 

@@ -1,5 +1,5 @@
 """``auditkeep serve`` forwarding to real receivers started here — Splunk HEC and a signed
-webhook (HTTP), syslog over TLS, NATS JetStream (a private nats-server) — while they are
+webhook (HTTPS, checked against the receiver's CA), syslog over TLS, NATS JetStream (a private nats-server) — while they are
 stopped and started again mid-stream and the server itself is killed with SIGKILL and
 restarted: every event arrives at every receiver (at least once), and a dead target holds up
 nobody."""
@@ -25,14 +25,16 @@ def _config(tmp: Path, http: HttpReceiver, syslog: SyslogReceiver, nats: NatsSer
 [[forward]]
 name = "hec"
 type = "splunk_hec"
-url = "http://127.0.0.1:{http.port}/hec"
+url = "https://127.0.0.1:{http.port}/hec"
+ca_file = "{ca}"
 token_env = "FW_HEC_TOKEN"
 format = "ocsf"
 {common}
 [[forward]]
 name = "hook"
 type = "webhook"
-url = "http://127.0.0.1:{http.port}/hook"
+url = "https://127.0.0.1:{http.port}/hook"
+ca_file = "{ca}"
 secret_env = "FW_HOOK_SECRET"
 {common}
 [[forward]]
@@ -85,7 +87,7 @@ def _metric(text: str, name: str, target: str) -> float:
 @pytest.mark.skipif(not NatsServer.available(), reason="nats-server is not installed (.ci/run installs it)")
 def test_every_event_reaches_every_receiver_through_outages_and_kill_9(tmp_path: Path) -> None:
     cert, key_file = self_signed(tmp_path)
-    http = HttpReceiver(TOKEN, SECRET)
+    http = HttpReceiver(TOKEN, SECRET, tls=(cert, key_file))
     syslog = SyslogReceiver(cert, key_file)
     nats = NatsServer(tmp_path / "nats")
     http.start()
