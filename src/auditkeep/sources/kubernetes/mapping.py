@@ -56,38 +56,19 @@ def _check_kind(obj: dict[str, Any]) -> str | None:
 def _map(
     obj: dict[str, Any], cluster: str | None, wrapper: dict[str, Any] | None, fits: bool
 ) -> Event:
+    """The mapping, step by step: who (user, groups, source IP), what (verb and object
+    reference), how it went (response status), when, and the event's id."""
     if not isinstance(obj, dict):
         raise _fail(f"expected a JSON object, got {type(obj).__name__}", obj)
     bad = _check_kind(obj)
     if bad:
         raise _fail(bad, obj)
-    user = obj.get("user")
-    username = user.get("username") if type(user) is dict else None
     status = obj.get("responseStatus")
     code = status.get("code") if isinstance(status, dict) else None
-    if type(username) is not str or not username:
-        if code != 401:
-            raise _fail("user.username is missing", obj)
-        # A failed authentication: the API server records it with `"user": {}` because no
-        # one was authenticated. The caller is named explicitly rather than refused.
-        username = ""
-    if len(username) > 1024:
-        raise _fail("user.username is longer than 1024 characters", obj)
+    username, groups = _user(obj, code)
     verb = obj.get("verb")
     if type(verb) is not str or not verb:
         raise _fail("verb is missing", obj)
-    groups = user.get("groups") if type(user) is dict else None
-    if type(groups) is not list:
-        groups = []
-
-    ref = obj.get("objectRef")
-    resource_name = sub = None
-    if type(ref) is dict:
-        resource_name = _str(ref.get("resource"))
-        sub = _str(ref.get("subresource"))
-    else:
-        ref = None
-    action, category = _classify(verb, resource_name, sub)
 
     meta: dict[str, Any] = {"k8s": obj}
     if groups:
@@ -95,53 +76,16 @@ def _map(
     imp = obj.get("impersonatedUser")
     if isinstance(imp, dict):
         meta["impersonated_user"] = imp
-
-    ips = obj.get("sourceIPs")
-    ip: str | None = None
-    if isinstance(ips, list) and ips:
-        meta["source_ips"] = ips
-        first = ips[0]
-        if isinstance(first, str) and is_ip(first):
-            ip = first
-
-    resource: Resource | None
-    if ref is not None and resource_name:
-        ns = _str(ref.get("namespace"))
-        name = _str(ref.get("name"))
-        rid = f"{ns}/{name}" if ns and name else name
-        resource = Resource(type=resource_name, id=rid, name=name)
-        if ns:
-            meta["namespace"] = ns
-        group = ref.get("apiGroup")
-        if isinstance(group, str):
-            meta["api_group"] = group
-    else:
-        uri = _str(obj.get("requestURI"))
-        path = uri.split("?", 1)[0] if uri else None
-        resource = Resource(type="url", id=path, name=path) if path else None
+    ip = _source_ip(obj, meta)
+    resource, resource_name, sub = _resource(obj, meta)
+    action, category = _classify(verb, resource_name, sub)
 
     stage = _str(obj.get("stage"))
     outcome = k8s_outcome(code, stage)
     if code == 401:
         category = "authentication"
-    reason: str | None = None
-    if outcome in ("denied", "failure", "error") and isinstance(status, dict):
-        reason = _str(status.get("message")) or _str(status.get("reason"))
-    if reason is None and outcome == "denied":
-        ann = obj.get("annotations")
-        if isinstance(ann, dict):
-            reason = _str(ann.get("authorization.k8s.io/reason")) or None
-
-    when: str | None = None
-    for key in ("stageTimestamp", "requestReceivedTimestamp", "timestamp"):
-        t = obj.get(key)
-        if isinstance(t, str) and t:
-            try:
-                when = k8s_time(t)
-            except ValueError as exc:
-                raise _fail(f"{key}: {exc}", obj) from None
-            break
-
+    reason = _reason(obj, status, outcome)
+    when = _when(obj)  # before the size check: a bad time is the error reported
     audit_id = _str(obj.get("auditID"))
     if audit_id:
         eid = derived_id(
@@ -183,6 +127,78 @@ def _map(
         source=Source(service="kube-apiserver", host=cluster, request_id=audit_id),
         metadata=meta,
     )
+
+
+def _user(obj: dict[str, Any], code: Any) -> tuple[str, list[Any]]:
+    """The username ("" for a failed authentication) and the groups of the request."""
+    user = obj.get("user")
+    username = user.get("username") if type(user) is dict else None
+    if type(username) is not str or not username:
+        if code != 401:
+            raise _fail("user.username is missing", obj)
+        # A failed authentication: the API server records it with `"user": {}` because no
+        # one was authenticated. The caller is named explicitly rather than refused.
+        username = ""
+    if len(username) > 1024:
+        raise _fail("user.username is longer than 1024 characters", obj)
+    groups = user.get("groups") if type(user) is dict else None
+    return username, groups if type(groups) is list else []
+
+
+def _source_ip(obj: dict[str, Any], meta: dict[str, Any]) -> str | None:
+    """The first source IP (all of them kept in ``meta``), when it is an address."""
+    ips = obj.get("sourceIPs")
+    if not isinstance(ips, list) or not ips:
+        return None
+    meta["source_ips"] = ips
+    first = ips[0]
+    return first if isinstance(first, str) and is_ip(first) else None
+
+
+def _resource(obj: dict[str, Any], meta: dict[str, Any]) -> tuple[Resource | None, str | None, str | None]:
+    """The resource (from ``objectRef``, else the request URI's path), its type and subresource."""
+    ref = obj.get("objectRef")
+    resource_name = sub = None
+    if type(ref) is dict:
+        resource_name = _str(ref.get("resource"))
+        sub = _str(ref.get("subresource"))
+    if type(ref) is dict and resource_name:
+        ns = _str(ref.get("namespace"))
+        name = _str(ref.get("name"))
+        rid = f"{ns}/{name}" if ns and name else name
+        if ns:
+            meta["namespace"] = ns
+        group = ref.get("apiGroup")
+        if isinstance(group, str):
+            meta["api_group"] = group
+        return Resource(type=resource_name, id=rid, name=name), resource_name, sub
+    uri = _str(obj.get("requestURI"))
+    path = uri.split("?", 1)[0] if uri else None
+    return (Resource(type="url", id=path, name=path) if path else None), resource_name, sub
+
+
+def _reason(obj: dict[str, Any], status: Any, outcome: str) -> str | None:
+    """Why a request was denied or failed: the status message, else the authorizer's reason."""
+    reason: str | None = None
+    if outcome in ("denied", "failure", "error") and isinstance(status, dict):
+        reason = _str(status.get("message")) or _str(status.get("reason"))
+    if reason is None and outcome == "denied":
+        ann = obj.get("annotations")
+        if isinstance(ann, dict):
+            reason = _str(ann.get("authorization.k8s.io/reason")) or None
+    return reason
+
+
+def _when(obj: dict[str, Any]) -> str | None:
+    """The event's time: the stage's timestamp, else when the request was received."""
+    for key in ("stageTimestamp", "requestReceivedTimestamp", "timestamp"):
+        t = obj.get(key)
+        if isinstance(t, str) and t:
+            try:
+                return k8s_time(t)
+            except ValueError as exc:
+                raise _fail(f"{key}: {exc}", obj) from None
+    return None
 
 
 def _content(obj: Any) -> str:
