@@ -10,13 +10,20 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from auditkeep.errors import TransportError
+
 PROTOCOL_3 = 196608  # 3 << 16
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
 MAX_STARTUP = 10_000  # the server's own limit on a startup packet
 
+MAX_MESSAGE = 64 * 1024 * 1024  # a message the gateway must read whole (a query, a masked row)
 _I32 = struct.Struct("!i")
+
+
+class ProtocolViolation(TransportError):
+    """Bytes that are not the PostgreSQL protocol: the session ends."""
 _I16 = struct.Struct("!h")
 _HEADER = struct.Struct("!ci")
 
@@ -224,3 +231,13 @@ def execute_msg(portal: str = "", max_rows: int = 0) -> bytes:
 SYNC = message(b"S")
 I32 = _I32
 HEADER = _HEADER
+
+
+def refusal_sql(message: str) -> str:
+    """A statement that makes the server refuse with ``message`` (SQLSTATE 42501): a denied
+    statement is replaced by it, so the server answers and the client sees an ordinary error."""
+    quoted = message.replace("'", "''")
+    return (
+        "DO LANGUAGE plpgsql $auditkeep$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', "
+        f"MESSAGE = '{quoted}'; END$auditkeep$"
+    )
