@@ -7,6 +7,8 @@ either is written ``\\n`` / ``\\r`` so one event stays one line.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from auditkeep import __version__
@@ -16,16 +18,22 @@ from auditkeep.model.timefmt import parse_rfc3339
 CEF_SEVERITY = {"debug": "0", "info": "1", "low": "3", "medium": "5", "high": "8", "critical": "10"}
 _json = msgspec.json.Encoder()
 
-_HEADER = str.maketrans({"\\": "\\\\", "|": "\\|", "\n": "\\n", "\r": "\\r"})
-_VALUE = str.maketrans({"\\": "\\\\", "=": "\\=", "\n": "\\n", "\r": "\\r"})
+_HEADER_SPECIAL = re.compile(r"[\\|\n\r]")
+_VALUE_SPECIAL = re.compile(r"[\\=\n\r]")
+
+
+def _escape(text: str, special: str) -> str:
+    # backslash first, so the escapes added after it are not escaped again
+    text = text.replace("\\", "\\\\").replace(special, "\\" + special)
+    return text.replace("\n", "\\n").replace("\r", "\\r")
 
 
 def escape_header(text: str) -> str:
-    return text.translate(_HEADER)
+    return _escape(text, "|") if _HEADER_SPECIAL.search(text) else text
 
 
 def escape_value(text: str) -> str:
-    return text.translate(_VALUE)
+    return _escape(text, "=") if _VALUE_SPECIAL.search(text) else text
 
 
 def cef_line(header: list[str], extension: list[tuple[str, str]]) -> str:
