@@ -64,7 +64,51 @@ def _text_attr(attrs: dict[str, Any], key: str) -> str | None:
 def _map_record(
     rec: _Record, resource: dict[str, Any], scope: dict[str, Any] | None, id_seed: bytes
 ) -> Event:
-    attrs = rec.attributes
+    """The record's convention attributes checked and placed in the event; everything else
+    of the record kept below ``metadata.otel``."""
+    fields, consumed = _convention_fields(rec.attributes)
+    _check_fields(fields)
+    ns = rec.time or rec.observed
+    if not 0 <= ns <= MAX_NS:
+        raise _Bad("timeUnixNano is outside the years 1970 to 2261")
+    meta = _otel_metadata(rec, consumed, resource, scope)
+    service = resource.get("service.name")
+    host = resource.get("host.name")
+    resource_fields = {
+        k: fields[f"resource.{k}"] for k in ("type", "id", "name") if f"resource.{k}" in fields
+    }
+    eid = fields.get("id")
+    return Event(
+        actor=Actor(
+            id=fields["actor.id"],
+            type=fields.get("actor.type"),  # type: ignore[arg-type]
+            name=fields.get("actor.name"),
+            ip=fields.get("actor.ip"),
+            user_agent=fields.get("actor.user_agent"),
+            session_id=fields.get("actor.session_id"),
+        ),
+        action=fields["action"],
+        id=eid.lower() if eid else _derived_id(id_seed),
+        time=format_rfc3339(ns) if ns > 0 else None,
+        tenant=fields.get("tenant"),
+        category=fields.get("category"),  # type: ignore[arg-type]
+        resource=Resource(**resource_fields) if resource_fields else None,
+        outcome=fields.get("outcome"),  # type: ignore[arg-type]
+        reason=fields.get("reason"),
+        source=Source(
+            service=service[:8192] if isinstance(service, str) and service else None,
+            host=host[:8192] if isinstance(host, str) and host else None,
+            request_id=fields.get("source.request_id"),
+            trace_id=rec.trace_id,
+        ),
+        severity=fields.get("severity"),  # type: ignore[arg-type]
+        metadata=meta,
+    )
+
+
+def _convention_fields(attrs: dict[str, Any]) -> tuple[dict[str, str], set[str]]:
+    """The event fields the ``audit.*`` attributes (or their semantic-convention fallbacks)
+    give, and the attributes consumed (the fallbacks stay in the metadata too)."""
     fields: dict[str, str] = {}
     consumed: set[str] = set()
     for key, field in _STRING_FIELDS.items():
@@ -79,6 +123,12 @@ def _map_record(
                 if v is not None:
                     fields[field] = v
                     break
+    return fields, consumed
+
+
+def _check_fields(fields: dict[str, str]) -> None:
+    """Refuse the record (``_Bad``, the reason) when a convention attribute is missing or
+    not of its form."""
     action = fields.get("action")
     if action is None:
         raise _Bad(f"attribute {ATTR_ACTION} is missing")
@@ -106,15 +156,16 @@ def _map_record(
     if tenant is not None and not _TENANT.fullmatch(tenant):
         raise _Bad(f"attribute audit.tenant {tenant[:40]!r} is not a tenant name")
 
-    ns = rec.time or rec.observed
-    if not 0 <= ns <= MAX_NS:
-        raise _Bad("timeUnixNano is outside the years 1970 to 2261")
-    when = format_rfc3339(ns) if ns > 0 else None
 
+def _otel_metadata(
+    rec: _Record, consumed: set[str], resource: dict[str, Any], scope: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """What the event's fields do not hold, under ``otel`` (None when there is nothing),
+    fitted to the size limits (the body goes first)."""
     otel: dict[str, Any] = {}
     if rec.body is not None:
         otel["body"] = rec.body
-    rest = {k: v for k, v in attrs.items() if k not in consumed}
+    rest = {k: v for k, v in rec.attributes.items() if k not in consumed}
     if rest:
         otel["attributes"] = rest
     res_rest = {k: v for k, v in resource.items() if k not in ("service.name", "host.name")}
@@ -122,57 +173,23 @@ def _map_record(
         otel["resource"] = res_rest
     if scope:
         otel["scope"] = scope
-    if rec.severity_text:
-        otel["severity_text"] = rec.severity_text
-    if rec.severity_number:
-        otel["severity_number"] = rec.severity_number
-    if rec.span_id:
-        otel["span_id"] = rec.span_id
-    if rec.flags:
-        otel["flags"] = rec.flags
-    if rec.event_name:
-        otel["event_name"] = rec.event_name
-    if rec.dropped:
-        otel["dropped_attributes_count"] = rec.dropped
-    meta: dict[str, Any] | None = None
-    if otel:
-        meta = {"otel": otel}
-        try:
-            fit_metadata(meta, drop_first=BODY_PATHS)
-        except TooLarge as exc:
-            raise _Bad(str(exc)) from None
-
-    service = resource.get("service.name")
-    host = resource.get("host.name")
-    resource_fields = {
-        k: fields[f"resource.{k}"] for k in ("type", "id", "name") if f"resource.{k}" in fields
-    }
-    return Event(
-        actor=Actor(
-            id=actor_id,
-            type=fields.get("actor.type"),  # type: ignore[arg-type]
-            name=fields.get("actor.name"),
-            ip=ip,
-            user_agent=fields.get("actor.user_agent"),
-            session_id=fields.get("actor.session_id"),
-        ),
-        action=action,
-        id=eid.lower() if eid else _derived_id(id_seed),
-        time=when,
-        tenant=tenant,
-        category=fields.get("category"),  # type: ignore[arg-type]
-        resource=Resource(**resource_fields) if resource_fields else None,
-        outcome=fields.get("outcome"),  # type: ignore[arg-type]
-        reason=fields.get("reason"),
-        source=Source(
-            service=service[:8192] if isinstance(service, str) and service else None,
-            host=host[:8192] if isinstance(host, str) and host else None,
-            request_id=fields.get("source.request_id"),
-            trace_id=rec.trace_id,
-        ),
-        severity=fields.get("severity"),  # type: ignore[arg-type]
-        metadata=meta,
+    optional = (
+        ("severity_text", rec.severity_text),
+        ("severity_number", rec.severity_number),
+        ("span_id", rec.span_id),
+        ("flags", rec.flags),
+        ("event_name", rec.event_name),
+        ("dropped_attributes_count", rec.dropped),
     )
+    otel.update((key, value) for key, value in optional if value)
+    if not otel:
+        return None
+    meta: dict[str, Any] = {"otel": otel}
+    try:
+        fit_metadata(meta, drop_first=BODY_PATHS)
+    except TooLarge as exc:
+        raise _Bad(str(exc)) from None
+    return meta
 
 
 def _derived_id(seed: bytes) -> str:
