@@ -175,46 +175,61 @@ def _error(doc: SigmaDoc, exc: RuleError, rid: str | None) -> RuleError:
 def compile_sigma(docs: Iterable[SigmaDoc]) -> tuple[list[Rule], list[RuleError]]:
     """Compile Sigma documents (detections and correlations together, so references
     resolve); the rules that alert and the refusals, each with its reason."""
-    from auditkeep.alerts.sigma.correlation import compile_correlation
-
     errors: list[RuleError] = []
     detections: dict[str, _Compiled] = {}
     names: dict[str, str] = {}
     correlations: list[SigmaDoc] = []
     for d in docs:
         rid = _rule_id(d)
-        doc = d.doc
-        if "correlation" in doc:
+        if "correlation" in d.doc:
             correlations.append(d)
             continue
         try:
-            if "filter" in doc and "detection" not in doc:
-                raise RuleError("Sigma filters (meta filters) are not supported")
-            if "detection" not in doc:
-                raise RuleError("not a Sigma rule: no 'detection' or 'correlation'")
-            title = doc.get("title")
-            if not isinstance(title, str) or not title:
-                raise RuleError("a Sigma rule needs a 'title'", line=line_of(doc, "title"))
-            if "logsource" not in doc:
-                raise RuleError("a Sigma rule needs a 'logsource'")
-            try:
-                mapping = resolve_logsource(doc["logsource"])
-            except RuleError as exc:
-                raise RuleError(exc.reason, line=line_of(doc, "logsource")) from None
-            detection = compile_detection(doc["detection"], mapping)
-            name = doc.get("name") if isinstance(doc.get("name"), str) else None
-            spec = SigmaDetectionSpec(title, mapping, detection, name)
-            parse_severity(doc.get("level", "medium"), doc, "level")
+            spec = _detection_spec(d.doc)
         except RuleError as exc:
             errors.append(_error(d, exc, rid))
             continue
         if rid in detections:
             errors.append(RuleError(f"duplicate rule id {rid!r}", file=d.file, line=d.line, rule_id=rid))
             continue
-        c = _Compiled(d, rid, spec, fingerprint=fingerprint_of(d.doc))
-        detections[rid] = c
-        if name:
-            names[name] = rid
+        detections[rid] = _Compiled(d, rid, spec, fingerprint=fingerprint_of(d.doc))
+        if spec.name:
+            names[spec.name] = rid
+    compiled_corr = _compile_correlations(correlations, detections, names, errors)
+    # a correlation's detections alert through it, not on their own (unless it generates them)
+    referenced = {r.rule_id for c in compiled_corr.values() if not c.generate for r in c.refs}
+    rules = [_rule(c) for c in [*detections.values(), *compiled_corr.values()] if c.rule_id not in referenced]
+    return rules, errors
+
+
+def _detection_spec(doc: dict[str, Any]) -> SigmaDetectionSpec:
+    """A Sigma detection rule's spec, or a RuleError saying why it is refused."""
+    if "filter" in doc and "detection" not in doc:
+        raise RuleError("Sigma filters (meta filters) are not supported")
+    if "detection" not in doc:
+        raise RuleError("not a Sigma rule: no 'detection' or 'correlation'")
+    title = doc.get("title")
+    if not isinstance(title, str) or not title:
+        raise RuleError("a Sigma rule needs a 'title'", line=line_of(doc, "title"))
+    if "logsource" not in doc:
+        raise RuleError("a Sigma rule needs a 'logsource'")
+    try:
+        mapping = resolve_logsource(doc["logsource"])
+    except RuleError as exc:
+        raise RuleError(exc.reason, line=line_of(doc, "logsource")) from None
+    detection = compile_detection(doc["detection"], mapping)
+    name = doc.get("name") if isinstance(doc.get("name"), str) else None
+    spec = SigmaDetectionSpec(title, mapping, detection, name)
+    parse_severity(doc.get("level", "medium"), doc, "level")
+    return spec
+
+
+def _compile_correlations(
+    correlations: list[SigmaDoc], detections: dict[str, _Compiled], names: dict[str, str], errors: list[RuleError]
+) -> dict[str, _Compiled]:
+    """Every correlation that compiles (refusals appended to ``errors``); a correlation may
+    reference detections and other correlations, by id or by name, but not in a cycle."""
+    from auditkeep.alerts.sigma.correlation import compile_correlation
 
     corr_docs = {_rule_id(d): d for d in correlations}
     for d in correlations:
@@ -260,35 +275,26 @@ def compile_sigma(docs: Iterable[SigmaDoc]) -> tuple[list[Rule], list[RuleError]
             if rid not in failed:
                 failed[rid] = exc.reason
             errors.append(_error(d, exc, rid))
+    return compiled_corr
 
-    referenced: set[str] = set()
-    for c in compiled_corr.values():
-        for r in c.refs:
-            if not c.generate:
-                referenced.add(r.rule_id)
-    rules: list[Rule] = []
-    for c in [*detections.values(), *compiled_corr.values()]:
-        if c.rule_id in referenced:
-            continue
-        doc = c.doc.doc
-        tags = doc.get("tags") if isinstance(doc.get("tags"), list) else []
-        desc = doc.get("description")
-        rules.append(
-            Rule(
-                id=c.rule_id,
-                name=str(doc.get("title") or c.rule_id),
-                kind="sigma" if isinstance(c.spec, SigmaDetectionSpec) else "sigma_correlation",
-                spec=c.spec,
-                description=desc if isinstance(desc, str) else "",
-                severity=parse_severity(doc.get("level", "medium"), doc, "level"),
-                tags=tuple(str(t) for t in (tags or [])),
-                file=c.doc.file,
-                line=c.doc.line,
-                definition=plain(doc),
-                fingerprint=c.fingerprint or fingerprint_of(doc),
-            )
-        )
-    return rules, errors
+
+def _rule(c: _Compiled) -> Rule:
+    doc = c.doc.doc
+    tags = doc.get("tags") if isinstance(doc.get("tags"), list) else []
+    desc = doc.get("description")
+    return Rule(
+        id=c.rule_id,
+        name=str(doc.get("title") or c.rule_id),
+        kind="sigma" if isinstance(c.spec, SigmaDetectionSpec) else "sigma_correlation",
+        spec=c.spec,
+        description=desc if isinstance(desc, str) else "",
+        severity=parse_severity(doc.get("level", "medium"), doc, "level"),
+        tags=tuple(str(t) for t in (tags or [])),
+        file=c.doc.file,
+        line=c.doc.line,
+        definition=plain(doc),
+        fingerprint=c.fingerprint or fingerprint_of(doc),
+    )
 
 
 def sigma_timespan(value: Any) -> int:
