@@ -89,6 +89,7 @@ class ForwardSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     categories: list[str] = msgspec.field(default_factory=list)
     outcomes: list[str] = msgspec.field(default_factory=list)
     batch: int = 500  # log entries read (and at most sent) at a time
+    max_request_bytes: int = 4 * 1024 * 1024  # a batch is split into requests/writes of at most this
     retry_max_delay: float = 30.0  # seconds; retries back off up to this, and never give up
     # file
     path: str | None = None

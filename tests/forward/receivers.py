@@ -60,6 +60,7 @@ class HttpReceiver:
         self.secret = secret.encode()
         self.ids: dict[str, list[str]] = {"/hec": [], "/hook": []}
         self.bad: list[str] = []
+        self.sizes: list[int] = []  # body bytes of each request taken
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -80,6 +81,7 @@ class HttpReceiver:
                     return
                 with outer.lock:
                     outer.ids[self.path].extend(ids)
+                    outer.sizes.append(len(body))
                 out = b'{"text":"Success","code":0}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

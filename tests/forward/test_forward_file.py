@@ -159,3 +159,31 @@ def test_on_each_store_exports_and_forwards_resume_and_the_lease_is_exclusive(ma
     finally:
         lease.release()
     assert [json.loads(x)["event"]["metadata"]["i"] for x in path.read_text().splitlines()] == list(range(150))
+
+
+def test_a_batch_is_split_by_size_and_a_missing_secret_stops_the_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from receivers import HttpReceiver
+
+    from auditkeep.config import ConfigError, Settings
+    from auditkeep.forward.service import ForwardService
+
+    monkeypatch.setenv("AUDITKEEP_TEST_HOOK_SECRET", "s3cret")
+    http = HttpReceiver("unused", "s3cret")
+    http.start()
+    try:
+        with Ledger.open(tmp_path / "data", background=False) as lg:
+            lg.append([{"actor": {"id": "a"}, "action": "x.y", "metadata": {"pad": "p" * 900}} for _ in range(40)], "acme")
+            hook = ForwardSettings(name="s", type="webhook", url=f"http://127.0.0.1:{http.port}/hook",
+                                   secret_env="AUDITKEEP_TEST_HOOK_SECRET", max_request_bytes=4096)
+            t = Target(hook, lg)
+            try:
+                _drain(t)
+            finally:
+                t.close()
+            assert t.stats.sent == 40 and len(http.ids["/hook"]) == 40
+            assert len(http.sizes) > 8 and max(http.sizes) <= 4096
+            hec = ForwardSettings(name="h", type="splunk_hec", url="https://127.0.0.1:1/x", token_env="AUDITKEEP_TEST_UNSET_TOKEN")
+            with pytest.raises(ConfigError, match="AUDITKEEP_TEST_UNSET_TOKEN"):
+                ForwardService(lg, Settings(forward=[hec]))
+    finally:
+        http.stop()

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from auditkeep.config import ForwardSettings
@@ -56,8 +56,41 @@ def check_targets(targets: list[ForwardSettings]) -> None:
             raise ValueError(f"{where}: unknown category {bad!r}")
         for bad in set(t.outcomes) - set(OUTCOMES):
             raise ValueError(f"{where}: unknown outcome {bad!r}")
+        if t.max_request_bytes < 1024:
+            raise ValueError(f"{where}: max_request_bytes must be at least 1024")
+        if t.url and t.url.startswith("http://") and not _loopback_url(t.url):
+            log.warning("%s: %s sends events (and its token or signature) without TLS", where, t.url)
         if t.max_bytes < 1024 or t.keep < 0 or t.timeout <= 0 or t.retry_max_delay <= 0 or t.confirm_after < 0:
             raise ValueError(f"{where}: max_bytes >= 1024, keep >= 0, timeout, retry_max_delay > 0, confirm_after >= 0")
+
+
+def _split(items: list[Item], limit: int) -> Iterator[list[Item]]:
+    """Consecutive parts of ``items`` whose bodies add up to at most ``limit`` bytes (an
+    event larger than that goes alone)."""
+    part: list[Item] = []
+    size = 0
+    for item in items:
+        n = len(item[1]) + 1
+        if part and size + n > limit:
+            yield part
+            part, size = [], 0
+        part.append(item)
+        size += n
+    if part:
+        yield part
+
+
+def _loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Matcher:
@@ -214,9 +247,9 @@ class Target:
                 end = min(head.size, pos + self.settings.batch)
                 records = self.reader.records(pos, end, head.tenant)
                 items: list[Item] = [(r, self.formatter.one(r)) for r in records if self.match(r)]
-                if items:
-                    sink.send(items)
-                    self.stats.sent += len(items)
+                for part in _split(items, self.settings.max_request_bytes):
+                    sink.send(part)
+                    self.stats.sent += len(part)
                 self._sent[head.tenant_id] = end
                 moved += end - pos
                 if sink.deferred:
