@@ -52,16 +52,24 @@ def init(log_id: str | None) -> None:
 
 @cli.command()
 @click.option("--tenant", "-t", default=None, help="The key as that tenant's checkpoints name it (their origin).")
+@click.option("--all", "all_keys", is_flag=True,
+              help="Every key the log has had, oldest first, each after a # line with when it was added and the size "
+                   "each tenant's log had when it started signing (a key file `verify --key` reads).")
 @global_options
-def pubkey(tenant: str | None) -> None:
+def pubkey(tenant: str | None, all_keys: bool) -> None:
     """Print the verifier key (note format: name+keyid+base64) that checks checkpoints.
 
     Without --tenant: the log-wide key (named auditkeep.local/<log id>), which auditkeep
     verify and the SDK accept for every tenant. With --tenant: the same public key under
     that tenant's checkpoint origin, the name its checkpoints are signed under, for other
-    tools of the transparency ecosystem (and witnesses)."""
+    tools of the transparency ecosystem (and witnesses). The key printed is the current one
+    (the newest after `auditkeep signing-key rotate`); --all prints the history."""
     with reader() as lg:
-        click.echo(lg.pubkey(tenant))
+        if not all_keys:
+            click.echo(lg.pubkey(tenant))
+            return
+        for line in lg.key_history(tenant):
+            click.echo(line)
 
 
 @cli.command()
@@ -93,6 +101,7 @@ def _register_optional() -> None:
     for module, name in (
         ("auditkeep.cli.serve", "serve"),
         ("auditkeep.cli.keys", "keys"),
+        ("auditkeep.cli.signing", "signing_key"),
         ("auditkeep.cli.users", "users"),
         ("auditkeep.cli.db", "db"),
         ("auditkeep.cli.alerts", "alerts"),

@@ -3,6 +3,7 @@
     auditkeep-data/
       signing.key            Ed25519 key in the note private-key format, mode 0600
       signing.key.previous   the key before the last rotation; it co-signs until the next
+      signing.key.new        only while a rotation runs (see auditkeep.ledger.rotation)
       log.db                 the log (SQLite)
       index.db               the query projection (rebuildable)
 
@@ -22,11 +23,10 @@ from pathlib import Path
 from auditkeep.crypto.signing import create_signing_key, load_signing_key, parse_signing_key
 from auditkeep.errors import DataDirError as DataDirError  # re-exported: its old home
 from auditkeep.ledger.keyring import LogKey, load_keys, save_keys
+from auditkeep.ledger.rotation import KEY_FILE, PREVIOUS_KEY_FILE, finish_rotation
 from auditkeep.log.note import NoteSigner
 from auditkeep.store.base import Store
 
-KEY_FILE = "signing.key"
-PREVIOUS_KEY_FILE = "signing.key.previous"
 LOG_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -94,6 +94,8 @@ def establish(
         signer = parse_signing_key(signing_key)
     else:
         path = directory / KEY_FILE
+        if path.exists():
+            finish_rotation(store, directory)  # a rotation killed half-way: complete it
         if path.exists():
             signer = load_signing_key(path)
         elif create:

@@ -38,6 +38,7 @@ from auditkeep.model.event import Event, parse_submitter_filter
 from auditkeep.model.ids import id_bytes
 from auditkeep.model.paths import set_path
 from auditkeep.model.timeargs import optional_time_arg
+from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.model.validate import check_tenant as check_tenant  # re-exported: its old home
 from auditkeep.model.wire import ConsistencyProof as ConsistencyProof  # re-exported: old homes
 from auditkeep.model.wire import InclusionProof as InclusionProof
@@ -111,6 +112,27 @@ class LogReader:
             return verifier.vkey()
         check_tenant(tenant)
         return NoteVerifier(self.origin(tenant), verifier.public_key).vkey()
+
+    def key_history(self, tenant: str | None = None) -> list[str]:
+        """Every verifier key of the log, oldest first, as a key file: each key after a
+        ``#`` line saying when it was added and, for a rotated-in key, the size each tenant's
+        log had when it started signing (entries from that index on are signed by it)."""
+        keys = self.stored_keys()
+        if not keys:
+            raise NotFound("this store records no verifier key yet")
+        if tenant is not None:
+            check_tenant(tenant)
+        lines: list[str] = []
+        for n, k in enumerate(keys):
+            when = format_rfc3339(k.added_ns) if k.added_ns else "when the log was created"
+            state = "current" if n == len(keys) - 1 else "retired"
+            sizes = {tenant: k.first_size(tenant)} if tenant is not None else k.first_sizes
+            since = ", ".join(f"{t} from size {size}" for t, size in sorted(sizes.items()))
+            signs = f"; signs {since}" if n and since else ("; signs from size 0" if not n else "")
+            lines.append(f"# key {n + 1} of {len(keys)} ({state}), added {when}{signs}")
+            v = k.verifier()
+            lines.append(v.vkey() if tenant is None else NoteVerifier(self.origin(tenant), v.public_key).vkey())
+        return lines
 
     def stored_trust(self, trusted: Sequence[str] = (), *, require_signed: bool = False) -> Trust:
         """Trust in the keys recorded in the store (what verify relies on without ``--key``)."""

@@ -144,7 +144,10 @@ def verify_log(
         try:
             cp = verify_checkpoint(row.note, keys, origin)
         except (NoteError, CheckpointError) as exc:
-            rep.problems.append(Problem("checkpoint", f"checkpoint at size {row.size}: {exc}"))
+            # e.g. signed only by a key rotated in since (or out before) the keys trusted here
+            untrusted = "is not signed by a trusted key: " if "no signature from a known key" in str(exc) else ""
+            rep.problems.append(Problem("checkpoint", f"checkpoint at size {row.size} {untrusted}{exc}" if untrusted
+                                        else f"checkpoint at size {row.size}: {exc}"))
             continue
         if cp.size != row.size or cp.root != row.root:
             rep.problems.append(Problem("checkpoint", f"checkpoint at size {row.size}: row differs from its signed note"))
