@@ -212,7 +212,7 @@ def run_retention(
         for chunk in _scan(store, head, policies, book.active(head.tenant), at, plan, want_texts, chunk_size):
             if chunk.due:
                 events = _records(chunk, at)
-                ledger.append(events, head.tenant)
+                ledger.append_own(events, head.tenant, ledger.submitter)  # auditkeep.retention.*
                 plan.records += len(events)
                 store.expire(head.tenant_id, chunk.due, chunk.texts)
             store.set_cursor(CURSOR, head.tenant_id, chunk.low)

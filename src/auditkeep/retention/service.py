@@ -25,7 +25,7 @@ def _event(action: str, hold: Hold, actor: dict[str, str], reason: str) -> dict[
 def add_hold(ledger: Ledger, hold: Hold, actor: dict[str, str]) -> Hold:
     """Store ``hold`` and record ``auditkeep.hold.added`` in its tenant's log. The record is
     durable first: a hold nobody can see in the log is never in force."""
-    ledger.append([_event("auditkeep.hold.added", hold, actor, hold.reason)], hold.tenant)
+    ledger.append_own([_event("auditkeep.hold.added", hold, actor, hold.reason)], hold.tenant, ledger.submitter)
     HoldBook(ledger.store).put(hold)
     return hold
 
@@ -39,7 +39,7 @@ def release_hold(ledger: Ledger, hold_id: str, actor: dict[str, str], reason: st
     if not hold.active:
         raise NotFound(f"hold {hold_id} was already released at {hold.released_at}")
     why = _text(reason, "reason", MAX_REASON) or ""
-    ledger.append([_event("auditkeep.hold.released", hold, actor, why)], hold.tenant)
+    ledger.append_own([_event("auditkeep.hold.released", hold, actor, why)], hold.tenant, ledger.submitter)
     hold.released_at = format_rfc3339(now_ns())
     hold.released_by = actor["id"]
     hold.release_reason = why
