@@ -14,6 +14,7 @@ from rich.table import Table
 from auditkeep.cli.common import err, global_options, interactive, ledger, out, print_json, reader
 from auditkeep.ledger.trust import Trust
 from auditkeep.ledger.verify import Problem, VerifyReport
+from auditkeep.ledger.witnessed import WitnessPolicy, check_witnessed, witness_keys
 from auditkeep.log.note import NoteVerifier
 
 
@@ -28,9 +29,22 @@ from auditkeep.log.note import NoteVerifier
               help="A file holding a checkpoint note saved earlier (repeatable): the log must still contain it.")
 @click.option("--require-signed", is_flag=True,
               help="Fail when entries follow the newest signed checkpoint (by default a warning).")
+@click.option("--witness", "witness_keys", multiple=True, metavar="VKEY",
+              help="A witness's verifier key (repeatable): the newest checkpoints must carry --quorum valid "
+                   "cosignatures by these witnesses, over roots the events still produce.")
+@click.option("--quorum", type=click.IntRange(1, 100), default=None,
+              help="Cosignatures a checkpoint needs from the --witness keys [default 1].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @global_options
-def verify(tenant: str | None, keys: tuple[Path, ...], trusted: tuple[Path, ...], require_signed: bool, as_json: bool) -> None:
+def verify(
+    tenant: str | None,
+    keys: tuple[Path, ...],
+    trusted: tuple[Path, ...],
+    require_signed: bool,
+    witness_keys: tuple[str, ...],
+    quorum: int | None,
+    as_json: bool,
+) -> None:
     """Recompute every leaf, tile and root, check every checkpoint and personal field.
 
     Entries whose payload a retention policy deleted are reported as expired (their leaf
@@ -43,6 +57,8 @@ def verify(tenant: str | None, keys: tuple[Path, ...], trusted: tuple[Path, ...]
     """
     notes = [p.read_text() for p in trusted]
     given = [_read_key(p) for p in keys]
+    policy = _witness_policy(witness_keys, quorum, require_signed)
+    witnessed: dict[str, int] = {}
     with reader() as lg:
         trust = (
             Trust.given([v for vs in given for v in vs], notes, require_signed=require_signed)
@@ -57,12 +73,35 @@ def verify(tenant: str | None, keys: tuple[Path, ...], trusted: tuple[Path, ...]
         ) as bar:
             task = bar.add_task("verify", total=total)
             report = lg.verify(tenant, trust=trust, progress=lambda n: bar.update(task, advance=n))
+        if policy is not None:
+            for t in report.tenants:
+                witnessed[t.tenant] = check_witnessed(lg.store, lg.head(t.tenant), lg.origin(t.tenant), policy, t)
     if as_json:
-        print_json(_as_json(report, trust))
+        doc = _as_json(report, trust)
+        if policy is not None:
+            doc["witnesses"] = {"keys": [w.vkey() for w in policy.witnesses], "quorum": policy.quorum}
+            for t in doc["tenants"]:
+                t["witnessed_size"] = witnessed.get(t["tenant"], 0)
+        print_json(doc)
     else:
         _print_text(report, trust)
+        if policy is not None:
+            names = ", ".join(w.name for w in policy.witnesses)
+            for name, size in witnessed.items():
+                out.print(f"{name}: witnessed up to size {size} ({policy.quorum} of {names})", highlight=False)
     if not report.ok:
         sys.exit(1)
+
+
+def _witness_policy(texts: tuple[str, ...], quorum: int | None, require_signed: bool) -> WitnessPolicy | None:
+    if not texts:
+        if quorum is not None:
+            raise click.UsageError("--quorum needs --witness")
+        return None
+    try:
+        return WitnessPolicy(witness_keys(texts), quorum or 1, require_signed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--witness") from None
 
 
 def _read_key(path: Path) -> list[NoteVerifier]:
@@ -133,7 +172,7 @@ def _print_text(report: VerifyReport, trust: Trust) -> None:
         for p in t.warnings:
             err.print(f"[yellow]warning:[/yellow] {escape(p.render(t.tenant))}", highlight=False)
         for p in t.problems:
-            label = "unsigned" if p.kind == "unsigned" else "tampering"
+            label = p.kind if p.kind in ("unsigned", "unwitnessed") else "tampering"
             err.print(f"[red]{label}:[/red] {escape(p.render(t.tenant))}", highlight=False)
 
 

@@ -87,3 +87,58 @@ def serve(wdir: str, host: str, port: int) -> None:
         uvicorn.Server(config).run()
     finally:
         lock.release()
+
+
+@witness.command("check")
+@_wdir_option
+@click.option("--log", "log_url", required=True, metavar="URL", help="The log server, e.g. https://audit.example.com.")
+@click.option("--key", "api_key", envvar="AUDITKEEP_KEY", metavar="KEY", default=None,
+              help="An API key of the log with the read or verify scope (names the tenant) [env AUDITKEEP_KEY].")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CA bundle that signed the log server's certificate.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check(wdir: str, log_url: str, api_key: str | None, ca_file: str | None, as_json: bool) -> None:
+    """Ask a running log for its latest checkpoint and a consistency proof from the size this
+    witness cosigned last; exit 1 on a rollback or a fork. Cosigns and changes nothing."""
+    import sys
+
+    import httpx
+
+    from auditkeep.cli.common import print_json
+    from auditkeep.witness.check import check_log
+
+    w = _open(wdir)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    verify: str | bool = ca_file or True
+    try:
+        with httpx.Client(base_url=log_url.rstrip("/"), headers=headers, timeout=30, verify=verify) as c:
+            r = c.get("/v1/checkpoints/latest")
+            _ok(r, "latest checkpoint")
+
+            def fetch_proof(old: int, new: int) -> list[bytes]:
+                p = c.get("/v1/proofs/consistency", params={"from": old, "to": new})
+                _ok(p, "consistency proof")
+                try:
+                    return [bytes.fromhex(h) for h in p.json()["hashes"]][:64]
+                except (ValueError, KeyError, TypeError):
+                    raise WitnessUsage("the log's consistency proof is malformed") from None
+
+            result = check_log(w, r.text, fetch_proof)
+    except httpx.HTTPError as exc:
+        raise WitnessUsage(f"cannot reach the log at {log_url}: {exc}") from None
+    except ValueError as exc:
+        raise WitnessUsage(str(exc)) from None
+    if as_json:
+        print_json({"origin": result.origin, "verdict": result.verdict, "cosigned_size": result.cosigned_size,
+                    "log_size": result.log_size, "message": result.message})  # fmt: skip
+    else:
+        color = "green" if result.ok else "red"
+        out.print(f"[{color}]{result.verdict}[/{color}] {result.origin}: {result.message}", highlight=False)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _ok(r: Any, what: str) -> None:
+    if r.status_code != 200:
+        text = " ".join(r.text.split())[:200]
+        raise WitnessUsage(f"the log refused the {what}: HTTP {r.status_code} {text}")
