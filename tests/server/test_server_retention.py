@@ -72,3 +72,30 @@ def test_background_retention_holds_and_expired_status(make_server: Callable[...
         assert sorted(actions) == ["auditkeep.hold.added", "auditkeep.hold.released"]
     with srv.client() as c:
         assert c.get("/v1/holds").status_code == 401
+
+
+def test_erase_over_http(make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    admin = srv.key("acme", "admin,ingest,read")
+    reader = srv.key("acme", "read")
+    with srv.client(admin) as c:
+        for i in range(3):
+            ev = {"actor": {"id": "u-7", "name": "Erase Me", "ip": "10.1.2.3"}, "action": "user.login",
+                  "resource": {"type": "doc", "id": f"d{i}"}}
+            assert c.post("/v1/events", json=ev).status_code == 200
+        hold = c.post("/v1/holds", json={"resource_type": "doc", "resource_id": "d1", "reason": "case"}).json()
+        r = c.post("/v1/subjects/u-7/erase", json={"reason": "GDPR"})
+        assert r.status_code == 409 and hold["id"] in r.json()["error"]
+        assert c.post(f"/v1/holds/{hold['id']}/release", json={"reason": "done"}).status_code == 200
+        r = c.post("/v1/subjects/u-7/erase", json={"reason": "GDPR"})
+        assert r.status_code == 200, r.text
+        assert r.json()["events"] == 3 and sum(b - a for a, b in r.json()["ranges"]) == 3
+        items = c.get("/v1/events", params={"actor": "u-7"}).json()["events"]
+        assert [i["event"]["actor"]["name"] for i in items] == ["[erased]"] * 3
+        assert c.post("/v1/subjects/u-7/erase", json={"reason": "again"}).status_code == 404
+        assert c.post("/v1/subjects/u-7/erase", json={}).status_code == 422
+        assert c.post("/v1/subjects/" + "x" * 1100 + "/erase", json={"reason": "r"}).status_code == 422
+        records = c.get("/v1/events", params={"action": "auditkeep.subject.erased"}).json()["events"]
+        assert len(records) == 1 and "u-7" not in str(records[0]["event"])
+    with srv.client(reader) as c:
+        assert c.post("/v1/subjects/u-7/erase", json={"reason": "x"}).status_code == 403

@@ -115,6 +115,7 @@ def _register_optional() -> None:
         ("auditkeep.cli.evidence", "verify_bundle_command"),
         ("auditkeep.cli.retention", "retention"),
         ("auditkeep.cli.retention", "hold"),
+        ("auditkeep.cli.retention", "erase"),
     ):
         try:
             mod = importlib.import_module(module)

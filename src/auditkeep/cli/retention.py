@@ -180,3 +180,25 @@ def hold_release(hold_id: str, reason: str) -> None:
     with ledger() as lg:
         h = release_hold(lg, hold_id, cli_actor(), reason)
     out.print(f"hold {h.id} on tenant {h.tenant} released", highlight=False)
+
+
+@click.command()
+@click.option("--tenant", "-t", required=True, help="The tenant whose log holds the subject's events.")
+@click.option("--subject", "-s", required=True, help="The data subject (the value of subject_field, default actor.id).")
+@click.option("--reason", required=True, help="Why (recorded in the log; write no personal data here).")
+@click.option("--json", "as_json", is_flag=True, help="Print the erasure id, counts and ranges as JSON.")
+@global_options
+def erase(tenant: str, subject: str, reason: str, as_json: bool) -> None:
+    """Erase a data subject's personal fields (crypto-shredding): the salt and the plaintext
+    are destroyed in every store file, the leaves and every proof stay valid; recorded as
+    auditkeep.subject.erased (without naming the subject). Active holds block it (exit 2)."""
+    from auditkeep.retention.erase import erase_subject
+
+    check_tenant(tenant)
+    with ledger() as lg:
+        done = erase_subject(lg, tenant, subject, reason, cli_actor())
+    if as_json:
+        print_json({"erasure_id": done.erasure_id, "tenant": done.tenant, "events": done.events,
+                    "ranges": [[a, b] for a, b in done.ranges]})
+        return
+    out.print(f"erased the personal fields of {done.events} events in tenant {tenant} ({done.erasure_id})", highlight=False)

@@ -71,6 +71,7 @@ class Sequencer:
         self.sealer = Sealer(cfg.personal_fields, cfg.subject_field)
         self._salt_cache: dict[tuple[int, str], HmacKey] = {}
         self._txn_salts: dict[tuple[int, str], HmacKey] = {}
+        self._erasures = 0  # the store's erasure count the salt cache was filled under
 
     def frontier(self, txn: AppendTxn, head: Head) -> Frontier:
         cached = self.frontiers.get(head.tenant_id)
@@ -207,6 +208,10 @@ class Sequencer:
         wanted = {s for s in subjects if s is not None}
         if not wanted:
             return values, subjects, {}
+        erasures = txn.erasures()  # read under the append lock: an erasure commits before or after
+        if erasures != self._erasures:
+            self._salt_cache.clear()
+            self._erasures = erasures
         cache, pending = self._salt_cache, self._txn_salts
         missing = sorted(s for s in wanted if (tid, s) not in cache and (tid, s) not in pending)
         if missing:

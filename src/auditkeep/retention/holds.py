@@ -69,7 +69,7 @@ _enc = msgspec.json.Encoder()
 
 
 class HoldError(UserError, ValueError):
-    """An erasure or change the active holds forbid (the message names the holds)."""
+    """An erasure the active holds forbid (the message names the holds)."""
 
 
 def _text(value: str | None, name: str, limit: int = MAX_FIELD) -> str | None:

@@ -30,6 +30,7 @@ from auditkeep.server.routes import (
     proofs,
     sources,
     stream,
+    subjects,
     tiles,
 )
 
@@ -96,6 +97,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
             *alerts.routes,
             *approvals.routes,
             *holds.routes,
+            *subjects.routes,
             *sources.routes,
             Route("/v1/stream", stream.stream, methods=["GET"]),
             *ops.routes,

@@ -16,6 +16,7 @@ from auditkeep.errors import APIError, Expired, NotFound
 from auditkeep.log.checkpoint import CheckpointError
 from auditkeep.log.proofs import ProofError
 from auditkeep.model.errors import ConflictError, MalformedJSON, ValidationError
+from auditkeep.retention.holds import HoldError
 from auditkeep.server.ratelimit import retry_after
 from auditkeep.store.base import StoreUnavailable
 
@@ -62,6 +63,8 @@ def to_response(exc: BaseException) -> Response | None:
         if isinstance(exc, MalformedJSON):
             return json_response(validation_body(exc), 400)
         return json_response(validation_body(exc), 422)
+    if isinstance(exc, HoldError):
+        return error_response(409, str(exc), reason="held")
     if isinstance(exc, ConflictError):
         return error_response(409, str(exc), position=exc.position, id=exc.event_id)
     if isinstance(exc, Expired):
@@ -93,6 +96,7 @@ HANDLED: tuple[type[Exception], ...] = (
     ApiError,
     ValidationError,
     ConflictError,
+    HoldError,
     NotFound,
     ProofError,
     CheckpointError,

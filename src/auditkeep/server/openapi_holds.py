@@ -9,6 +9,7 @@ import msgspec
 
 from auditkeep.server.openapi_alerts import _AUTH, _TENANT, _json, _param
 from auditkeep.server.routes.holds import HoldList, HoldRelease, HoldRequest
+from auditkeep.server.routes.subjects import EraseRequest, ErasureResult
 
 HOLD_OPERATIONS: list[dict[str, Any]] = [
     {"method": "get", "path": "/v1/holds", "summary": "List legal holds",
@@ -31,11 +32,20 @@ HOLD_OPERATIONS: list[dict[str, Any]] = [
      "auth": "admin", "params": [_param("hold_id", "path", "Hold id.", required=True), _TENANT],
      "body": {"required": True, "content": _json("HoldRelease")}, "ok_content": _json("Hold"),
      "errors": (400, 404, 408, 413, 422, *_AUTH, 503)},
+    {"method": "post", "path": "/v1/subjects/{subject_id}/erase", "summary": "Erase a data subject",
+     "description": "Crypto-shredding: destroys the subject's salt and the plaintext of its personal fields in "
+                    "the tenant's log (the leaves and every proof stay valid; readers see `[erased]`). Recorded as "
+                    "`auditkeep.subject.erased` (erasure id, counts, ranges, reason; not the subject). 409 when "
+                    "active legal holds cover the subject's events (nothing is erased); 404 when the subject has "
+                    "no personal data (unknown, or erased already).",
+     "auth": "admin", "params": [_param("subject_id", "path", "The subject (value of subject_field).", required=True), _TENANT],
+     "body": {"required": True, "content": _json("EraseRequest")}, "ok_content": _json("ErasureResult"),
+     "errors": (400, 404, 408, 409, 413, 422, *_AUTH, 503)},
 ]
 
 
 def hold_schemas() -> dict[str, Any]:
     _, schemas = msgspec.json.schema_components(
-        [HoldList, HoldRequest, HoldRelease], ref_template="#/components/schemas/{name}"
+        [HoldList, HoldRequest, HoldRelease, EraseRequest, ErasureResult], ref_template="#/components/schemas/{name}"
     )
     return schemas

@@ -134,6 +134,11 @@ class AppendTxn(Protocol):
         """Per-subject salts, created (and stored) for subjects that have none."""
         ...
 
+    def erasures(self) -> int:
+        """How many subject erasures the store has seen: a writer that cached salts under
+        another count forgets them (an erased subject's salt is gone)."""
+        ...
+
     def write(
         self,
         tenant_id: int,

@@ -67,6 +67,11 @@ class PgAppend:
     def head(self, tenant_id: int) -> Head:
         return self._heads[tenant_id]
 
+    def erasures(self) -> int:
+        from auditkeep.store.postgres_lifecycle import erasures
+
+        return erasures(self._c)
+
     def existing(self, tenant_id: int, ids: Sequence[bytes]) -> dict[bytes, Entry]:
         if not ids:
             return {}

@@ -44,12 +44,20 @@ def erase_subject(conn: psycopg.Connection[Any], tenant_id: int, subject: str, k
     caller projects them again without the plaintext)."""
     mask = (1 << KEY_SHIFT) - 1
     with conn.transaction():
+        # The head row's lock: an append to this log (which holds it) commits entirely before
+        # or after, so none of its entries keeps plaintext under the destroyed salt.
+        conn.execute("SELECT 1 FROM logs WHERE tenant_id = %s FOR UPDATE", (tenant_id,))
         conn.execute("DELETE FROM ev WHERE k = ANY(%s)", (list(keys),))
         rows = conn.execute(
             "UPDATE entries SET sealed = NULL WHERE tenant_id = %s AND subject = %s AND sealed IS NOT NULL RETURNING k",
             (tenant_id, subject.encode()),
         ).fetchall()
         conn.execute("UPDATE subjects SET salt = NULL WHERE tenant_id = %s AND subject = %s", (tenant_id, subject.encode()))
+        # Writers cache salts: a new count tells every one of them (on every node) to forget theirs.
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('erasures', '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text"
+        )
     return sorted(int(r[0]) & mask for r in rows)
 
 
@@ -58,3 +66,9 @@ def vacuum(conn: psycopg.Connection[Any]) -> None:
     pace. ``conn`` is in autocommit mode (VACUUM cannot run in a transaction)."""
     for table in ("entries", "subjects", "ev"):
         conn.execute(sql.SQL("VACUUM {}").format(sql.Identifier(table)))
+
+
+def erasures(conn: psycopg.Connection[Any]) -> int:
+    """How many erasures the store has seen (writers compare it with their salt cache's)."""
+    r = conn.execute("SELECT value FROM meta WHERE key = 'erasures'").fetchone()
+    return int(r[0]) if r else 0

@@ -74,6 +74,11 @@ class SQLiteAppend:
     def read_tiles(self, tenant_id: int, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
         return read_tiles(self._c, tenant_id, keys)
 
+    def erasures(self) -> int:
+        from auditkeep.store.sqlite_lifecycle import erasures
+
+        return erasures(self._c)
+
     def salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
         out = subject_salts(self._c, tenant_id, subjects)
         fresh = [s for s in subjects if s not in out]

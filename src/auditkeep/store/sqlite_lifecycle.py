@@ -55,6 +55,11 @@ def erase_subject_rows(w: sqlite3.Connection, tenant_id: int, subject: str) -> l
     ]
     w.execute("UPDATE entries SET sealed=NULL WHERE tenant_id=? AND subject=? AND sealed IS NOT NULL", (tenant_id, subject))
     w.execute("UPDATE subjects SET salt=NULL WHERE tenant_id=? AND subject=?", (tenant_id, subject))
+    # Writers cache salts: a new count tells every one of them to forget theirs.
+    w.execute(
+        "INSERT INTO meta(key, value) VALUES('erasures', '1') "
+        "ON CONFLICT(key) DO UPDATE SET value=CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+    )
     mask = (1 << 40) - 1
     return [k & mask for k in keys]
 
@@ -68,3 +73,9 @@ def shred_files(w: sqlite3.Connection, p: sqlite3.Connection | None) -> None:
         p.execute("INSERT INTO ev_fts(ev_fts) VALUES('optimize')")
         p.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def erasures(conn: sqlite3.Connection) -> int:
+    """How many erasures the store has seen (writers compare it with their salt cache's)."""
+    r = conn.execute("SELECT value FROM meta WHERE key='erasures'").fetchone()
+    return int(r[0]) if r else 0
