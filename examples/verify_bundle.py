@@ -34,7 +34,7 @@ MAX_BUNDLE_BYTES = 8 * 2**30  # uncompressed, all members together
 MAX_SMALL_FILE = 16 * 2**20  # manifest, notes, proofs, keys, README, report
 ALG_ED25519 = 0x01
 ALG_COSIGNATURE_V1 = 0x04
-KINDS = ("before", "event", "hashed", "after")
+KINDS = ("before", "event", "hashed", "after", "expired")
 FULL_KINDS = ("before", "event", "after")
 
 _sha256 = hashlib.sha256
@@ -522,7 +522,7 @@ def _verify(b: _Bundle, keys: list[Key], witnesses: list[Key], progress: Callabl
     first = -1
     events = b.lines("events.jsonl")
     reveal = _load_reveal(b)
-    counted = {"event": 0, "hashed": 0}
+    counted = {"event": 0, "hashed": 0, "expired": 0}
     last_received = -1
     for n, row in enumerate(b.lines("leaves.tsv")):
         if progress is not None and n % 65536 == 0 and n:
@@ -543,8 +543,8 @@ def _verify(b: _Bundle, keys: list[Key], witnesses: list[Key], progress: Callabl
             return
         leaves.append(listed)
         kinds.append(kind)
-        if kind == "hashed":
-            counted["hashed"] += 1
+        if kind in ("hashed", "expired"):  # expired: retention deleted the event, its hash remains
+            counted[kind] += 1
             continue
         data = next(events, None)
         if data is None:
@@ -599,6 +599,8 @@ def _verify(b: _Bundle, keys: list[Key], witnesses: list[Key], progress: Callabl
     if end > size:
         r.fail(f"the range ends at index {end - 1}, beyond the checkpoint's {size} entries")
         return
+    if counted["expired"]:
+        r.notes.append(f"{counted['expired']} entries of the range expired under a retention policy: only their leaf hashes are given")
     if not filters and counted["hashed"]:
         r.fail("entries of the window are given as hashes only, but the bundle has no filters")
     # 5. The range's leaves and the proof give the checkpoint's root.

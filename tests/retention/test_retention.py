@@ -171,3 +171,24 @@ def test_cursor_skips_the_expired_prefix(make_ledger: Callable[..., Ledger]) -> 
     lg.append([{"actor": {"id": "a"}, "action": "user.login"} for _ in range(5)], "default")
     plan = plan_retention(lg, POLICIES, lg.head("default").received_ns + 2 * DAY, "default")[0]
     assert plan.already_expired == 0 and plan.due == 5
+
+
+def test_an_evidence_bundle_over_expired_entries_still_verifies(make_ledger: Callable[..., Ledger]) -> None:
+    import io
+
+    from auditkeep.evidence.build import build_bundle
+    from auditkeep.evidence.bundlecheck import verify_bundle
+
+    lg = make_ledger()
+    lg.append(_events(40), "default")
+    lg.checkpoint("default", new=True)
+    head = lg.head("default")
+    run_retention(lg, POLICIES, head.received_ns + 2 * DAY, "default")
+    lg.checkpoint("default", new=True)
+    buf = io.BytesIO()
+    summary = build_bundle(lg, buf, "default", 0, head.received_ns + 1)
+    result = verify_bundle(buf.getvalue(), [lg.pubkey()])
+    assert result.ok, result.failures
+    expired = sum(1 for i in range(40) if i % 4 in (0, 1) and i % 10 != 0)
+    assert any(f"{expired} entries of the range expired" in n for n in result.notes), result.notes
+    assert summary is not None

@@ -208,8 +208,13 @@ def build_bundle(
                 if e.index != pos:
                     raise NotFound(f"entry {pos} is missing from the store")
                 pos += 1
-                lh = leaf_hash(e.leaf).hex()
-                if e.index < start:
+                lh = leaf_hash(e.leaf).hex() if e.leaf else ""
+                if not e.leaf:
+                    # Expired by retention: only its leaf hash, kept in the tile, remains.
+                    tile = store.read_tiles(tid, [(0, e.index // 256)]).get((0, e.index // 256), b"")
+                    lh = tile[32 * (e.index % 256) : 32 * (e.index % 256) + 32].hex()
+                    kind = "expired"
+                elif e.index < start:
                     kind = "before"
                 elif e.index >= stop:
                     kind = "after"
@@ -222,7 +227,7 @@ def build_bundle(
                     progress(4096)
                 if kind in counts:
                     counts[kind] += 1
-                if kind == "hashed":
+                if kind in ("hashed", "expired"):
                     continue
                 events.write(e.leaf + b"\n")
                 if kind != "event":

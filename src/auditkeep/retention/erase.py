@@ -24,6 +24,7 @@ from auditkeep.errors import NotFound
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.ledger.projector import project_entry
 from auditkeep.model.errors import ValidationError
+from auditkeep.model.event import Submitter
 from auditkeep.model.timefmt import parse_rfc3339
 from auditkeep.retention.holds import MAX_REASON, HoldBook, HoldError, _text, covering
 from auditkeep.retention.run import to_ranges
@@ -60,7 +61,9 @@ class Erasure:
     ranges: list[tuple[int, int]] = field(default_factory=list)
 
 
-def erase_subject(ledger: Ledger, tenant: str, subject: str, reason: str, actor: dict[str, str]) -> Erasure:
+def erase_subject(
+    ledger: Ledger, tenant: str, subject: str, reason: str, actor: dict[str, str], submitter: Submitter | None = None
+) -> Erasure:
     """Erase ``subject``'s personal fields in ``tenant``'s log (see the module docstring)."""
     if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT or "\x00" in subject:
         raise ValidationError(f"must be 1-{MAX_SUBJECT} characters without NUL", "subject")
@@ -81,7 +84,7 @@ def erase_subject(ledger: Ledger, tenant: str, subject: str, reason: str, actor:
         rows.append(project_entry(tid, Entry(e.index, e.id, e.received_ns, e.leaf, e.subject, None)))
     ranges = to_ranges([e.index for e in entries])
     erasure = Erasure("er_" + secrets.token_hex(8), tenant, len(entries), ranges)
-    ledger.append([_record(erasure, why, actor)], tenant)
+    ledger.append_own([_record(erasure, why, actor)], tenant, submitter or ledger.submitter)
     store.erase_subject(tid, subject, old_texts, rows)
     return erasure
 

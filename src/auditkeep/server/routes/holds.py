@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from auditkeep.model.errors import ValidationError
+from auditkeep.model.event import Submitter
 from auditkeep.model.timeargs import parse_time_arg
 from auditkeep.retention.holds import Hold, HoldBook, new_hold
 from auditkeep.retention.service import add_hold, release_hold
@@ -85,7 +86,7 @@ async def create_hold(request: Request) -> Response:
         since_ns=parse_time_arg(req.since, "since") if req.since is not None else None,
         until_ns=parse_time_arg(req.until, "until") if req.until is not None else None,
     )
-    await run_in_threadpool(add_hold, ctx.ledger, hold, _actor(caller.key.keyid))
+    await run_in_threadpool(add_hold, ctx.ledger, hold, _actor(caller.key.keyid), Submitter("server", caller.key.keyid))
     return json_response(msgspec.to_builtins(hold), 201)
 
 
@@ -96,7 +97,10 @@ async def release(request: Request) -> Response:
     hold_id: str = request.path_params["hold_id"]
     if len(hold_id) > 64:
         raise ValidationError("not a hold id", "hold_id")
-    hold = await run_in_threadpool(release_hold, ctx.ledger, hold_id, _actor(caller.key.keyid), req.reason, caller.tenant)
+    hold = await run_in_threadpool(
+        release_hold, ctx.ledger, hold_id, _actor(caller.key.keyid), req.reason, caller.tenant,
+        Submitter("server", caller.key.keyid),
+    )
     return json_response(msgspec.to_builtins(hold))
 
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from auditkeep.model.errors import ValidationError
+from auditkeep.model.event import Submitter
 from auditkeep.retention.erase import MAX_SUBJECT, erase_subject
 from auditkeep.server.context import context
 from auditkeep.server.errors import json_response
@@ -40,7 +41,9 @@ async def erase(request: Request) -> Response:
     if not subject or len(subject) > MAX_SUBJECT:
         raise ValidationError(f"must be 1-{MAX_SUBJECT} characters", "subject_id")
     actor = {"id": f"apikey:{caller.key.keyid}", "type": "service"}
-    done = await run_in_threadpool(erase_subject, ctx.ledger, caller.tenant, subject, req.reason, actor)
+    done = await run_in_threadpool(
+        erase_subject, ctx.ledger, caller.tenant, subject, req.reason, actor, Submitter("server", caller.key.keyid)
+    )
     return json_response(msgspec.to_builtins(ErasureResult(done.erasure_id, done.tenant, done.events, done.ranges)))
 
 
