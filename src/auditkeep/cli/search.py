@@ -12,7 +12,7 @@ from rich.table import Table
 from auditkeep.cli.common import err, global_options, interactive, out, print_json, reader
 from auditkeep.ledger.reader import LogReader, NotFound, Record
 from auditkeep.model.event import CATEGORIES, OUTCOMES
-from auditkeep.query.filters import search_kwargs
+from auditkeep.query.filters import Filters
 
 
 @click.command()
@@ -43,14 +43,14 @@ def search(tenant: str, order: str, limit: int, cursor: str | None, all_pages: b
     directory's search index (index.db) is missing or behind the log, what it lacks is
     indexed into a temporary copy outside the data directory first; on PostgreSQL the index
     is searched as it is and the entries it has not reached are counted on stderr."""
-    kwargs = search_kwargs(filters)
+    parsed = Filters.parse(filters)
     table = _table() if not as_json else None
     shown = 0
     unindexed = 0
     with reader() as lg:
         _catch_up_index(lg, tenant)
         while True:
-            page = lg.search(tenant, order=order, cursor=cursor, limit=limit, **kwargs)
+            page = lg.search(tenant, order=order, cursor=cursor, limit=limit, filters=parsed)
             unindexed = max(unindexed, page.unindexed)
             for rec in page.items:
                 if table is None:

@@ -44,6 +44,7 @@ from auditkeep.model.wire import ConsistencyProof as ConsistencyProof  # re-expo
 from auditkeep.model.wire import InclusionProof as InclusionProof
 from auditkeep.model.wire import Page as Page
 from auditkeep.model.wire import Record as Record
+from auditkeep.query.filters import Filters
 from auditkeep.store.base import Entry, Head, Query, Store
 
 _leaf = msgspec.json.Decoder(Event)
@@ -249,6 +250,7 @@ class LogReader:
         order: str = "newest",
         cursor: str | None = None,
         limit: int = 100,
+        filters: Filters | None = None,
     ) -> Page:
         """Search one tenant's events. Filters combine with AND; ``action`` ending in ``*`` is
         a prefix (``user.*``); ``metadata`` holds equalities on paths below ``metadata``;
@@ -258,6 +260,8 @@ class LogReader:
         The projection is brought up to the log's head first when the store allows it;
         otherwise (a read-only store with a projection of its own) the page says how many
         of the newest entries the search did not see (``unindexed``)."""
+        if filters is not None:  # parsed once by the face (CLI, HTTP): it replaces the keywords
+            return self.search(tenant, order=order, cursor=cursor, limit=limit, **filters.kwargs())
         if order not in ("newest", "oldest"):
             raise ValidationError("must be 'newest' or 'oldest'", "order")
         if not 1 <= limit <= 10_000:

@@ -1,13 +1,19 @@
-"""Search filters as people type them (CLI options, HTTP query parameters)."""
+"""Search filters: parsed once from what people type (CLI options, HTTP query parameters)
+into :class:`Filters`, which the ledger's search takes and which matches an event in memory
+(the live tail)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any
 
 from auditkeep.model.errors import ValidationError
-from auditkeep.model.event import parse_submitter_filter
+from auditkeep.model.event import Event, parse_submitter_filter
 from auditkeep.model.timeargs import parse_time_arg
+from auditkeep.model.timefmt import parse_rfc3339
+from auditkeep.query.match import meta_value, scalar_equal, text_matches
 
 SEARCH_FIELDS = (
     "since",
@@ -66,3 +72,94 @@ def search_kwargs(values: dict[str, Any], now_ns: int | None = None) -> dict[str
     if meta:
         out["metadata"] = parse_metadata(meta)
     return out
+
+
+@dataclass(frozen=True)
+class Filters:
+    """One search's filters, combined with AND; None (or empty) means unset. Times are
+    nanoseconds since the epoch; ``action`` ending in ``*`` is a prefix; ``metadata`` holds
+    ``(path below metadata, value)`` equalities."""
+
+    since: int | None = None
+    until: int | None = None
+    received_since: int | None = None
+    received_until: int | None = None
+    actor: str | None = None
+    action: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    outcome: str | None = None
+    category: str | None = None
+    text: str | None = None
+    submitter: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any], now_ns: int | None = None) -> Filters:
+        """From raw strings as typed (``--since 15m``, ``?metadata=a.b=1``); ValidationError
+        names the field that does not parse."""
+        return cls.from_kwargs(search_kwargs(dict(values), now_ns))
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Filters:
+        """From keyword arguments of :meth:`LogReader.search` (already parsed)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValidationError(f"unknown filter {unknown[0]!r}", unknown[0])
+        values = {k: v for k, v in kwargs.items() if v is not None and v != ""}
+        if "metadata" in values:
+            meta = values["metadata"]
+            values["metadata"] = tuple((str(p), str(v)) for p, v in (meta.items() if isinstance(meta, Mapping) else meta))
+        return cls(**values)
+
+    def kwargs(self) -> dict[str, Any]:
+        """The set filters as keyword arguments of :meth:`LogReader.search`."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, ())}
+        if self.metadata:
+            out["metadata"] = list(self.metadata)
+        return out
+
+    @cached_property
+    def _submitter(self) -> tuple[str, str | None] | None:
+        return None if self.submitter is None else parse_submitter_filter(self.submitter)
+
+    def matches(self, ev: Event) -> bool:
+        """Whether ``ev`` passes every filter, with the meaning the stores' search gives them."""
+        if self.actor is not None and ev.actor.id != self.actor:
+            return False
+        if self.action is not None:
+            if self.action.endswith("*"):
+                if not ev.action.startswith(self.action[:-1]):
+                    return False
+            elif ev.action != self.action:
+                return False
+        r = ev.resource
+        if self.resource_type is not None and (r is None or r.type != self.resource_type):
+            return False
+        if self.resource_id is not None and (r is None or r.id != self.resource_id):
+            return False
+        if self.outcome is not None and ev.outcome != self.outcome:
+            return False
+        if self.category is not None and ev.category != self.category:
+            return False
+        if not _within(ev.time or ev.received_at, self.since, self.until):
+            return False
+        if not _within(ev.received_at, self.received_since, self.received_until):
+            return False
+        if self._submitter is not None:
+            kind, who = self._submitter
+            sub = ev.submitter
+            if sub is None or sub.kind != kind or (who is not None and sub.id != who):
+                return False
+        for path, value in self.metadata:
+            if not scalar_equal(meta_value(ev.metadata, path), value):
+                return False
+        return not (self.text and not text_matches(self.text, ev))
+
+
+def _within(stamp: str | None, since: int | None, until: int | None) -> bool:
+    if since is None and until is None:
+        return True
+    t = parse_rfc3339(stamp or "")
+    return not ((since is not None and t < since) or (until is not None and t >= until))
