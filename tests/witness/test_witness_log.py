@@ -120,6 +120,8 @@ def test_ingest_goes_on_while_a_witness_is_down_and_it_catches_up(
         assert _cosigners(tiles_note, vkeys) == {vkeys[0]: total, vkeys[1]: total}
         metrics = admin.get("/metrics").text
         assert _metric(metrics, "auditkeep_witness_lag_entries", "witness.test/w2") == 0
+        witnessed = re.search(r'^auditkeep_witnessed_size\{tenant="acme"\} (\S+)$', metrics, re.M)
+        assert witnessed and float(witnessed.group(1)) == total  # quorum 1
 
 
 def test_the_submitter_stores_cosignatures_in_each_store(

@@ -162,3 +162,35 @@ def test_any_growth_sequence_is_cosigned(tmp_path_factory: pytest.TempPathFactor
         lines = w.add_checkpoint(log.request(old))
         spec_check_cosignature(w.cosigner.verifier().vkey(), Checkpoint(log.origin, len(log.hashes), log.root()).body(), lines)
         old = len(log.hashes)
+
+
+def test_concurrent_requests_from_one_old_size_cosign_exactly_one(tmp_path: Path) -> None:
+    """The race the spec warns about: requests checked against the same old size must not
+    both be cosigned, or the later write would roll the record back."""
+    import threading
+
+    log = SimLog("log.test/race")
+    w = _setup(tmp_path, log)
+    log.grow(10)
+    w.add_checkpoint(log.request(0))
+    log.grow(30)
+    bodies = [log.request(10, size=s) for s in range(11, 41)]
+    results: list[int] = []
+    start = threading.Barrier(len(bodies))
+
+    def send(body: bytes) -> None:
+        start.wait()
+        try:
+            w.add_checkpoint(body)
+            results.append(200)
+        except Refusal as exc:
+            results.append(exc.status)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200] + [409] * (len(bodies) - 1)
+    size = WitnessDir(tmp_path / "w").state()[log.origin].size
+    assert 11 <= size <= 40 and w.latest(log.origin).size == size  # type: ignore[union-attr]

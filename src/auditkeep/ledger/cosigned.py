@@ -39,10 +39,11 @@ def cosignature_lines(store: Store, row: CheckpointRow) -> dict[str, str]:
         return {}
 
 
-def add_cosignature(store: Store, tenant: str, row: CheckpointRow, witness: CosignatureVerifier, line: str) -> None:
+def add_cosignature(store: Store, tenant: str, row: CheckpointRow, witness: CosignatureVerifier, line: str) -> int:
     """Keep ``witness``'s cosignature ``line`` of ``row`` (checked here: a line that does not
     verify over the stored note is never stored). One writer at a time (the submitter holds
-    a store lease), so read-modify-write is safe."""
+    a store lease), so read-modify-write is safe. Returns how many witnesses have now
+    cosigned ``row``."""
     if not verify_cosignatures(row.note + line, [witness]):
         raise NoteError(f"not a cosignature by {witness.name} of the checkpoint at size {row.size}")
     lines = cosignature_lines(store, row)
@@ -50,6 +51,7 @@ def add_cosignature(store: Store, tenant: str, row: CheckpointRow, witness: Cosi
     if len(lines) > MAX_WITNESS_LINES:
         raise NoteError(f"more than {MAX_WITNESS_LINES} cosignatures for one checkpoint")
     store.doc_put(Doc(COLLECTION, _doc_id(row), tenant, time.time_ns(), None, msgspec.json.encode(lines)))
+    return len(lines)
 
 
 def cosigned_note(store: Store, row: CheckpointRow) -> str:

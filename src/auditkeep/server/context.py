@@ -59,7 +59,7 @@ class ServerContext:
         # witnesses cosign each new checkpoint, asked by a thread started by the lifespan
         self.witnesses = witness_submitter(settings, ledger)
         if self.witnesses is not None:
-            self.metrics.watch_witnesses(self.witnesses.progress)
+            self.metrics.watch_witnesses(self.witnesses.progress, self.witnesses.witnessed)
         # [[forward]] targets, started by the lifespan under the store's forwarder lease; a bad
         # target (or a missing secret) stops `serve` here, before it listens
         self.forward = ForwardService(ledger, settings)
@@ -70,7 +70,9 @@ def witness_submitter(s: Settings, ledger: Ledger) -> WitnessSubmitter | None:
     if not s.witness:
         return None
     endpoints = [WitnessEndpoint(w.url, CosignatureVerifier.from_vkey(w.key)) for w in s.witness]
-    return WitnessSubmitter(ledger.store, endpoints, timeout=s.witness_timeout, retry_max=s.witness_retry_max)
+    return WitnessSubmitter(
+        ledger.store, endpoints, timeout=s.witness_timeout, retry_max=s.witness_retry_max, quorum=s.witness_quorum
+    )
 
 
 def source_options(s: Settings) -> SourceOptions:

@@ -81,10 +81,19 @@ class _WitnessProgress(Collector):
     """Per witness and tenant: the size it cosigned last and how far the log's newest
     checkpoint is ahead of it, read from the witness submitter at scrape time."""
 
-    def __init__(self, progress: Callable[[], list[tuple[str, str, Any]]]) -> None:
+    def __init__(
+        self, progress: Callable[[], list[tuple[str, str, Any]]], witnessed: Callable[[], dict[str, int]]
+    ) -> None:
         self._progress = progress
+        self._witnessed = witnessed
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        quorum = GaugeMetricFamily(
+            "auditkeep_witnessed_size", "Size of the newest checkpoint with witness_quorum cosignatures", labels=["tenant"]
+        )
+        for tenant, n in sorted(self._witnessed().items()):
+            quorum.add_metric([tenant], float(n))
+        yield quorum
         labels = ["witness", "tenant"]
         size = GaugeMetricFamily("auditkeep_witness_cosigned_size", "Tree size the witness cosigned last", labels=labels)
         lag = GaugeMetricFamily(
@@ -174,9 +183,12 @@ class Metrics:
         """Report the syslog listeners' losses, by cause, at scrape time."""
         self.registry.register(_SyslogLost(lost))
 
-    def watch_witnesses(self, progress: Callable[[], list[tuple[str, str, Any]]]) -> None:
-        """Report each witness's cosigned size and lag, by tenant, at scrape time."""
-        self.registry.register(_WitnessProgress(progress))
+    def watch_witnesses(
+        self, progress: Callable[[], list[tuple[str, str, Any]]], witnessed: Callable[[], dict[str, int]]
+    ) -> None:
+        """Report each witness's cosigned size and lag, by tenant, and the size witnessed by
+        the quorum, at scrape time."""
+        self.registry.register(_WitnessProgress(progress, witnessed))
 
     def audit_result(self, action: str, ok: bool) -> None:
         self.audit_events.labels(action, "ok" if ok else "failed").inc()

@@ -65,6 +65,11 @@ class _Stop(AuditkeepError):
     pass
 
 
+class _UnknownLog(RuntimeError):
+    """The witness does not know this tenant's log (no `witness add-log` for it): asked
+    again only every retry_max seconds."""
+
+
 class WitnessSubmitter:
     def __init__(
         self,
@@ -75,8 +80,10 @@ class WitnessSubmitter:
         retry_base: float = 0.5,
         retry_max: float = 60.0,
         poll_interval: float = 0.5,
+        quorum: int = 1,
     ) -> None:
         self.store = store
+        self.quorum = quorum
         self.witnesses = list(witnesses)
         self.timeout = timeout
         self.retry_base = retry_base
@@ -84,6 +91,7 @@ class WitnessSubmitter:
         self.poll_interval = poll_interval
         self._progress: dict[tuple[str, int], WitnessProgress] = {}
         self._tenants: dict[int, str] = {}
+        self._witnessed: dict[str, int] = {}  # tenant -> newest checkpoint with the quorum stored
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -116,6 +124,12 @@ class WitnessSubmitter:
                 (w, self._tenants.get(tid, str(tid)), WitnessProgress(**vars(p)))
                 for (w, tid), p in sorted(self._progress.items())
             ]
+
+    def witnessed(self) -> dict[str, int]:
+        """Per tenant: the size of the newest checkpoint whose stored cosignatures reached the
+        quorum since this submitter started (a checkpoint counts as witnessed from then)."""
+        with self._lock:
+            return dict(self._witnessed)
 
     # the loop ----------------------------------------------------------------------------
 
@@ -158,14 +172,19 @@ class WitnessSubmitter:
                     continue
                 try:
                     self._submit(client, w, h.tenant, row, p)
+                except _UnknownLog as exc:
+                    self._failed(w, h.tenant, p, str(exc), self.retry_max)
                 except Exception as exc:
                     self._failed(w, h.tenant, p, str(exc))
 
-    def _failed(self, w: WitnessEndpoint, tenant: str, p: WitnessProgress, reason: str) -> None:
+    def _failed(
+        self, w: WitnessEndpoint, tenant: str, p: WitnessProgress, reason: str, delay: float | None = None
+    ) -> None:
         with self._lock:
             p.failures += 1
             p.last_error = reason
-            delay = min(self.retry_max, self.retry_base * 2 ** min(p.failures - 1, 30))
+            if delay is None:
+                delay = min(self.retry_max, self.retry_base * 2 ** min(p.failures - 1, 30))
             p.retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
         log.warning("witness %s (tenant %s): %s; retry in %.1fs", w.name, tenant, reason, delay)
 
@@ -193,15 +212,19 @@ class WitnessSubmitter:
                 with self._lock:
                     p.cosigned_size = size  # then again from there (the same size: no proof)
                 continue
+            if r.status_code == 404:
+                raise _UnknownLog(f"HTTP 404: {' '.join(text.split())[:200]} (witness add-log on the witness?)")
             if r.status_code != 200:
                 raise RuntimeError(f"HTTP {r.status_code}: {' '.join(text.split())[:200]}")
             lines = [ln + "\n" for ln in text.split("\n") if ln.startswith("\u2014 ")]
             for line in lines:
                 try:
-                    add_cosignature(self.store, tenant, row, w.verifier, line)
+                    count = add_cosignature(self.store, tenant, row, w.verifier, line)
                 except NoteError:
                     continue  # other keys of the same witness, or not ours: ignored per spec
                 with self._lock:
+                    if count >= self.quorum and row.size > self._witnessed.get(tenant, 0):
+                        self._witnessed[tenant] = row.size
                     p.cosigned_size = row.size
                     p.failures = 0
                     p.last_error = None
