@@ -10,11 +10,17 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from test_cli import run  # type: ignore[import-not-found]
 
 from auditkeep.crypto.signing import create_signing_key, load_signing_key
+from auditkeep.errors import DataDirError
+from auditkeep.ledger import Ledger
+from auditkeep.ledger.rotation import LEASE, rotate
+from auditkeep.ledger.trust import Trust
 from auditkeep.log.note import NoteVerifier, parse_note
 
 DATA = "auditkeep-data"
@@ -164,3 +170,29 @@ def test_rotate_refuses_a_key_from_the_configuration(tmp_path: Path) -> None:
     r = run("signing-key", "rotate", cwd=tmp_path, env={"AUDITKEEP_SIGNING_KEY": text})
     assert r.returncode == 2 and "configuration" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "PRIVATE+KEY" not in r.stderr
+
+
+def test_rotation_on_both_stores(make_ledger: Callable[..., Ledger], tmp_path: Path) -> None:
+    """The keyring lives in the store (SQLite or PostgreSQL), the key files in the data
+    directory: a ledger opened after a rotation signs with both keys."""
+    lg = make_ledger(background=False)
+    lg.append([{"actor": {"id": f"u{i}"}, "action": "doc.read"} for i in range(7)], "acme")
+    first = lg.checkpoint("acme", new=True)
+    old_vkey = lg.pubkey()
+    old, new = rotate(lg.store, tmp_path / "data", lg.identity.log_id)
+    assert old.vkey == old_vkey and new.first_sizes == {"acme": 7}
+    lease = lg.store.lease(LEASE)  # released after the rotation; held, it stops another one
+    assert lease is not None
+    with pytest.raises(DataDirError, match="another signing-key rotation"):
+        rotate(lg.store, tmp_path / "data", lg.identity.log_id)
+    lease.release()
+    lg.close()
+    lg2 = make_ledger(background=False)
+    assert lg2.identity.previous is not None and lg2.pubkey() == new.vkey
+    lg2.append([{"actor": {"id": "u9"}, "action": "doc.read"}], "acme")
+    note = lg2.checkpoint("acme", new=True)
+    assert len(parse_note(note)[1]) == 2 and len(parse_note(first)[1]) == 1
+    keys = [NoteVerifier.from_vkey(v) for v in (old.vkey, new.vkey)]
+    assert lg2.verify("acme", trust=Trust.given(keys)).ok
+    assert not lg2.verify("acme", trust=Trust.given(keys[1:])).ok  # size 7 has the old key only
+    assert lg2.verify("acme", trust=Trust.given(keys[:1])).ok  # the old key co-signs size 8
