@@ -143,3 +143,13 @@ def test_report_is_self_contained_html_with_counts(five_batches: EvidenceLog) ->
     # 20 events: per batch of 10, i % 4 == 0 (0, 4, 8) are denied.
     assert ">denied</td><td class=\"n\">6<" in html and ">success</td><td class=\"n\">14<" in html
     assert "indices 9 to 30" in readme and "verify-bundle" in readme
+
+
+def test_the_earliest_checkpoint_holding_the_range_is_found_in_the_store(five_batches: EvidenceLog) -> None:
+    store = five_batches.ledger.store
+    tid = five_batches.ledger.tenant_id("default")
+    sizes = [c.size for c in store.checkpoints(tid)]
+    for need in range(0, 52):
+        got = store.checkpoint_from(tid, need)
+        expected = min((s for s in sizes if s >= need), default=None)
+        assert (got.size if got else None) == expected

@@ -147,6 +147,8 @@ def test_write_then_read_everything_back(store: Store) -> None:
     assert store.checkpoint_at(h.tenant_id, 10) == cp
     assert store.checkpoint_at(h.tenant_id, 9) is None
     assert list(store.checkpoints(h.tenant_id)) == [cp]
+    assert store.checkpoint_from(h.tenant_id, 0) == store.checkpoint_from(h.tenant_id, 10) == cp
+    assert store.checkpoint_from(h.tenant_id, 11) is None
     raw = getattr(store, "entries_raw", None)
     if raw is not None:
         chunks = list(raw(h.tenant_id, 0, 10, 4))

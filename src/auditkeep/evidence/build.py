@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -33,7 +33,6 @@ from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.proofs import consistency_proof, subtree_hash
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.timefmt import format_rfc3339
-from auditkeep.store.base import CheckpointRow
 
 FILTER_NAMES = ("actor", "action", "resource_type", "resource_id", "outcome", "category", "text", "metadata")
 _PAGE = 10_000
@@ -114,14 +113,6 @@ def _first_at_or_after(reader: LogReader, tenant: str, received_ns: int, size: i
     return lo
 
 
-def _covering(rows: Iterator[CheckpointRow], need: int) -> CheckpointRow | None:
-    """The smallest checkpoint that holds ``need`` entries (the earliest that proves them)."""
-    for row in rows:
-        if row.size >= need:
-            return row
-    return None
-
-
 def _matching(reader: LogReader, tenant: str, since_ns: int, until_ns: int, filters: dict[str, Any]) -> set[int]:
     """Indices of the window's entries that match ``filters`` (through search)."""
     out: set[int] = set()
@@ -175,7 +166,7 @@ def build_bundle(
     start = _first_at_or_after(reader, tenant, since_ns, latest.size)
     stop = _first_at_or_after(reader, tenant, until_ns, latest.size)
     need = stop + 1 if stop < latest.size else latest.size
-    cp = _covering(store.checkpoints(tid), need) or latest
+    cp = store.checkpoint_from(tid, need) or latest  # the earliest that proves the range
     size = cp.size
     first = start - 1 if start > 0 else 0
     end = stop + 1 if stop < size else size

@@ -396,6 +396,14 @@ class SQLiteStore(SQLiteDocuments):
         ).fetchone()
         return CheckpointRow(*r) if r else None
 
+    def checkpoint_from(self, tenant_id: int, size: int) -> CheckpointRow | None:
+        r = self._reader().execute(
+            "SELECT tenant_id, size, root, note, signed_ns FROM checkpoints WHERE tenant_id=? AND size>=? "
+            "ORDER BY size LIMIT 1",
+            (tenant_id, size),
+        ).fetchone()
+        return CheckpointRow(*r) if r else None
+
     def latest_checkpoint(self, tenant_id: int) -> CheckpointRow | None:
         r = self._reader().execute(
             "SELECT tenant_id, size, root, note, signed_ns FROM checkpoints WHERE tenant_id=? "

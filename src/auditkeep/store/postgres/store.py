@@ -262,6 +262,15 @@ class PostgresStore(PgSchema, PgDocuments):
             ).fetchone()
         return CheckpointRow(r[0], r[1], bytes(r[2]), r[3], r[4]) if r else None
 
+    def checkpoint_from(self, tenant_id: int, size: int) -> CheckpointRow | None:
+        with self._conn() as conn:
+            r = conn.execute(
+                "SELECT tenant_id, size, root, note, signed_ns FROM checkpoints WHERE tenant_id = %s AND size >= %s "
+                "ORDER BY size LIMIT 1",
+                (tenant_id, size),
+            ).fetchone()
+        return CheckpointRow(r[0], r[1], bytes(r[2]), r[3], r[4]) if r else None
+
     def latest_checkpoint(self, tenant_id: int) -> CheckpointRow | None:
         with self._conn() as conn:
             r = conn.execute(
