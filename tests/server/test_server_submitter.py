@@ -76,3 +76,16 @@ def test_webhook_deliveries_name_their_key(server: Server) -> None:
         assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
         evs = [e["event"] for e in c.get("/v1/events", params={"action": "k8s.*"}).json()["events"]]
     assert [e["submitter"] for e in evs] == [{"kind": "key", "id": _keyid(key)}]
+
+
+def test_the_sdk_sends_no_submitter_and_filters_by_it(server: Server) -> None:
+    """The SDK's events are recorded under its key; it cannot send the reserved namespace."""
+    from auditkeep.client import Client
+
+    key = server.key("subsdk", "ingest,read")
+    with Client(server.url, key) as client:
+        client.record(actor={"id": "alice"}, action="invoice.approve")
+        assert client.flush(30)
+        page = client.search(submitter=f"key:{_keyid(key)}", action="invoice.approve")
+        assert [r.event.submitter.label() for r in page.items if r.event.submitter] == [f"key:{_keyid(key)}"]
+        assert client.search(submitter="server", action="invoice.approve").items == []

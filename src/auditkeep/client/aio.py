@@ -193,6 +193,7 @@ class AsyncClient:
         category: str | None = None,
         text: str | None = None,
         metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        submitter: str | None = None,
         order: str = "newest",
         cursor: str | None = None,
         limit: int = 100,
@@ -201,7 +202,7 @@ class AsyncClient:
             tenant or self.tenant, since=since, until=until, received_since=received_since,
             received_until=received_until, actor=actor, action=action,
             resource_type=resource_type, resource_id=resource_id, outcome=outcome,
-            category=category, text=text, metadata=metadata, order=order, cursor=cursor, limit=limit,
+            category=category, text=text, metadata=metadata, submitter=submitter, order=order, cursor=cursor, limit=limit,
         )  # fmt: skip
         return decode_page((await self._get("/v1/events", params)).content)
 

@@ -194,6 +194,7 @@ class Client:
         category: str | None = None,
         text: str | None = None,
         metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        submitter: str | None = None,
         order: str = "newest",
         cursor: str | None = None,
         limit: int = 100,
@@ -203,7 +204,7 @@ class Client:
             tenant or self.tenant, since=since, until=until, received_since=received_since,
             received_until=received_until, actor=actor, action=action,
             resource_type=resource_type, resource_id=resource_id, outcome=outcome,
-            category=category, text=text, metadata=metadata, order=order, cursor=cursor, limit=limit,
+            category=category, text=text, metadata=metadata, submitter=submitter, order=order, cursor=cursor, limit=limit,
         )  # fmt: skip
         return decode_page(self._get("/v1/events", params).content)
 
