@@ -58,4 +58,5 @@ def record(
         event["reason"] = reason
     if resource:
         event["resource"] = dict(resource)
-    ctx.auditor.submit(event, target(ctx, tenant))
+    # the leaf's submitter: the server, on behalf of this console account
+    ctx.auditor.submit(event, target(ctx, tenant), f"console:{tenant}/{username}"[:1024])
