@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from auditkeep.console import accounts, event, search
+from auditkeep.console import accounts, alerts, event, integrity, live, search
 from auditkeep.console.web import (
     HERE,
     PREFIX,
@@ -63,6 +63,9 @@ def console_app(ctx: ServerContext) -> ASGIApp:
             *accounts.routes,
             *search.routes,
             *event.routes,
+            *live.routes,
+            *integrity.routes,
+            *alerts.routes,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         exception_handlers={

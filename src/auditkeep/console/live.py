@@ -1,0 +1,78 @@
+"""Live tail: a page whose script follows ``/ui/live/stream`` (Server-Sent Events, the
+server's own live-tail stream behind the console's session) with filters, pause and resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from auditkeep.console.audit import record
+from auditkeep.console.web import console, person, render
+from auditkeep.model.errors import ValidationError
+from auditkeep.model.event import CATEGORIES, OUTCOMES
+from auditkeep.query.filters import search_kwargs
+from auditkeep.server.matcher import matcher
+from auditkeep.server.params import MAX_INDEX, int_value
+from auditkeep.server.stream import EventStream
+
+FIELDS = ("actor", "action", "resource_type", "resource_id", "outcome", "category", "text")
+MAX_VALUE = 1000
+
+
+def _filters(request: Request) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in FIELDS:
+        v = request.query_params.get(name, "").strip()
+        if len(v) > MAX_VALUE:
+            raise ValidationError(f"longer than {MAX_VALUE} characters", name)
+        if v:
+            out[name] = v
+    if out.get("outcome") and out["outcome"] not in OUTCOMES:
+        raise ValidationError(f"must be one of {', '.join(OUTCOMES)}", "outcome")
+    if out.get("category") and out["category"] not in CATEGORIES:
+        raise ValidationError(f"must be one of {', '.join(CATEGORIES)}", "category")
+    return out
+
+
+async def live_page(request: Request) -> Response:
+    p = await person(request)
+    return render(request, "live.html", me=p, values=_filters(request), outcomes=OUTCOMES, categories=CATEGORIES)
+
+
+class _Stream:
+    """An ASGI endpoint: the stream owns the connection."""
+
+    __name__ = "console_stream"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await _open(request)
+        await response(scope, receive, send)
+
+
+async def _open(request: Request) -> EventStream | Response:
+    ctx = console(request)
+    p = await person(request)
+    raw = _filters(request)
+    kwargs: dict[str, Any] = search_kwargs(raw)
+    start: int | None = None
+    given = request.headers.get("last-event-id") or request.query_params.get("from_index")
+    if given:
+        start = int_value(given, "from_index", 0, MAX_INDEX - 1)
+    await run_in_threadpool(
+        record, ctx, request, p.tenant, p.user.username, "auditkeep.console.live.open", category="data_access",
+        resource={"type": "stream"}, metadata={"filters": raw, "from_index": start},
+    )  # fmt: skip
+    o = ctx.options
+    return EventStream(ctx.ledger, ctx.hub, ctx.metrics, p.tenant, start, matcher(kwargs), o.heartbeat, o.send_timeout)
+
+
+routes = [
+    Route("/live", live_page, methods=["GET"]),
+    Route("/live/stream", _Stream(), methods=["GET"]),
+]
