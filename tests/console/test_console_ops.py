@@ -27,8 +27,8 @@ def _ingest(srv: Server, events: list[dict[str, Any]]) -> None:
         assert r.status_code == 200, r.text
 
 
-def _until(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + 30
+def _until(check: Callable[[], Any], what: str, wait: float = 30) -> Any:
+    deadline = time.monotonic() + wait
     while True:
         got = check()
         if got:
@@ -73,13 +73,21 @@ def test_an_auditor_acknowledges_and_resolves_an_alert_with_a_comment(console_se
     with console_server.client(console_server.admin) as c:
         r = c.post("/v1/rules", params={"tenant": "acme"}, content=RULE, headers={"Content-Type": "application/yaml"})
         assert r.status_code in (200, 201), r.text
-    _ingest(console_server, [{"actor": {"id": "mole"}, "action": "secrets.read", "resource": {"type": "secret", "id": "prod/db"}}])
 
     def alert() -> list[dict[str, Any]]:
         with console_server.client(console_server.admin) as c:
             return list(c.get("/v1/alerts", params={"tenant": "acme", "rule": "secret-read"}).json()["alerts"])
 
-    aid = _until(alert, "the alert")[0]["id"]
+    def raised() -> list[dict[str, Any]]:
+        # a posted rule applies from the runner's next rules check (rules_interval) on:
+        # events read before it do not fire, so read the secret until one does
+        found = alert()
+        if not found:
+            _ingest(console_server, [{"actor": {"id": "mole"}, "action": "secrets.read"}])
+            time.sleep(0.5)
+        return found
+
+    aid = _until(raised, "the alert", 120)[0]["id"]
     # a viewer sees it but has no buttons, and a forged post is refused
     sign_in(page, console_server.url, "vic")
     page.goto(console_server.url + "/ui/alerts")
@@ -99,7 +107,7 @@ def test_an_auditor_acknowledges_and_resolves_an_alert_with_a_comment(console_se
     expect(card).to_contain_text("looking into it")
     card.get_by_label("Comment").fill("rotated the key")
     card.get_by_role("button", name="Resolve").click()
-    assert alert()[0]["status"] == "resolved"
+    assert next(a for a in alert() if a["id"] == aid)["status"] == "resolved"
     acked = _until(lambda: _events(console_server, "auditkeep.alert.acknowledged", actor="olga"), "the ack event")
     assert acked[0]["metadata"]["note"] == "looking into it" and acked[0]["resource"]["id"] == aid
     assert _events(console_server, "auditkeep.alert.resolved", actor="olga")[0]["metadata"]["note"] == "rotated the key"
