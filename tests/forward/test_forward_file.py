@@ -187,3 +187,31 @@ def test_a_batch_is_split_by_size_and_a_missing_secret_stops_the_service(tmp_pat
                 ForwardService(lg, Settings(forward=[hec]))
     finally:
         http.stop()
+
+
+def test_forward_status_command(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "auditkeep.toml").write_text(
+        f'[[forward]]\nname = "arch"\ntype = "file"\npath = "{tmp_path / "f.jsonl"}"\ntenants = ["acme"]\n'
+    )
+    with Ledger.open(tmp_path / "data", background=False) as lg:
+        lg.append(_events(30), "acme")
+        lg.append(_events(5), "other")
+        t = Target(ForwardSettings(name="arch", type="file", path=str(tmp_path / "f.jsonl"), batch=20, tenants=["acme"]), lg)
+        try:
+            assert t.step() == 20  # one batch: the cursor is at 20
+        finally:
+            t.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITKEEP_")}
+    r = subprocess.run([sys.executable, "-m", "auditkeep.cli.main", "forward", "status", "--json", "--data", str(tmp_path / "data")],
+                       cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert rows == [{"target": "arch", "type": "file", "tenant": "acme", "position": 20, "size": 30, "lag": 10}]
+    (tmp_path / "auditkeep.toml").write_text("")
+    r = subprocess.run([sys.executable, "-m", "auditkeep.cli.main", "forward", "status", "--data", str(tmp_path / "data")],
+                       cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert r.returncode == 2 and b"no [[forward]] targets" in r.stderr and b"Traceback" not in r.stderr

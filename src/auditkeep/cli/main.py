@@ -111,6 +111,7 @@ def _register_optional() -> None:
         ("auditkeep.cli.gateway", "gateway"),
         ("auditkeep.cli.witness", "witness"),
         ("auditkeep.cli.export", "export"),
+        ("auditkeep.cli.forward", "forward"),
         ("auditkeep.cli.evidence", "evidence"),
         ("auditkeep.cli.evidence", "verify_bundle_command"),
         ("auditkeep.cli.retention", "retention"),
