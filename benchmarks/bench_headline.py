@@ -17,7 +17,10 @@ and closing are not). Rows:
   configuration, second row: the projection then catches up on the first search);
 - tamperlog 0.1.0 ``AppendOnlyLog().append_json`` (in memory, no fsync, unsigned), if installed.
 
-The rounds alternate the paths so a loaded machine's noise falls on all of them.
+The rounds alternate the paths so a loaded machine's noise falls on all of them. Beside the
+rates, the CPU time an event costs (``process_time``; for the default path plus all the
+CPU of its projection child, catch-up included): on a shared, loaded machine the rates
+swing with the load, the CPU cost much less.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import sqlite3
 import sys
@@ -65,7 +69,7 @@ _AGENTS = [
 ]
 
 
-def baseline_sqlite(batches: Batches, path: Path) -> float:
+def baseline_sqlite(batches: Batches, path: Path) -> tuple[float, float]:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -78,6 +82,7 @@ def baseline_sqlite(batches: Batches, path: Path) -> float:
     conn.execute("CREATE INDEX e_action ON events(tenant, action, time)")
     sql = "INSERT INTO events(tenant, time, actor, action, resource_type, resource_id, outcome, body) VALUES(?,?,?,?,?,?,?,?)"
     n = 0
+    c = time.process_time()
     t = time.perf_counter()
     for b in batches:
         rows = [
@@ -89,50 +94,63 @@ def baseline_sqlite(batches: Batches, path: Path) -> float:
         conn.execute("COMMIT")
         n += len(rows)
     dt = time.perf_counter() - t
+    cpu = time.process_time() - c
     conn.close()
-    return n / dt
+    return n / dt, cpu / n * 1e6
 
 
-def default_path(batches: Batches, data: Path) -> tuple[float, float]:
-    """(events/s, seconds from the last append until the projection had caught up)."""
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def default_path(batches: Batches, data: Path) -> tuple[float, float, float]:
+    """(events/s, CPU µs an event of this process during the appends plus all of the
+    projection child's, seconds from the last append until the projection had caught up)."""
     lg = auditkeep.open(data)
+    child0 = _children_cpu()
     n = 0
+    c = time.process_time()
     t = time.perf_counter()
     for b in batches:
         n += len(lg.record_many(b, tenant=TENANT))
     dt = time.perf_counter() - t
+    cpu = time.process_time() - c
     t2 = time.perf_counter()
     while lg.projection_lag(TENANT) > 0 and time.perf_counter() - t2 < 120:
         time.sleep(0.01)
     lag = time.perf_counter() - t2
     lg.close()
-    return n / dt, lag
+    return n / dt, (cpu + _children_cpu() - child0) / n * 1e6, lag
 
 
-def no_projection(batches: Batches, data: Path) -> float:
+def no_projection(batches: Batches, data: Path) -> tuple[float, float]:
     lg = Ledger.open(data, background=False)
     n = 0
+    c = time.process_time()
     t = time.perf_counter()
     for b in batches:
         n += len(lg.record_many(b, tenant=TENANT))
     dt = time.perf_counter() - t
+    cpu = time.process_time() - c
     lg.close()
-    return n / dt
+    return n / dt, cpu / n * 1e6
 
 
-def tamperlog_path(batches: Batches) -> float | None:
+def tamperlog_path(batches: Batches) -> tuple[float, float] | None:
     try:
         from tamperlog import AppendOnlyLog  # type: ignore[import-not-found]
     except ImportError:
         return None
     log = AppendOnlyLog()
     n = 0
+    c = time.process_time()
     t = time.perf_counter()
     for b in batches:
         for e in b:
             log.append_json(e)
         n += len(b)
-    return n / (time.perf_counter() - t)
+    return n / (time.perf_counter() - t), (time.process_time() - c) / n * 1e6
 
 
 def cpu_model() -> str:
@@ -158,41 +176,46 @@ def main() -> None:
         )
         batches, size = make_batches(args.events)
         console.print(f"{args.events:,} events, {size:.0f} bytes each as JSON, batches of {BATCH}")
-        rows: dict[str, list[float]] = {"base": [], "default": [], "lag": [], "noproj": [], "tamperlog": []}
+        rows: dict[str, list[float]] = {k: [] for k in ("base", "default", "noproj", "tamperlog")}
+        cpus: dict[str, list[float]] = {k: [] for k in rows}
+        lags: list[float] = []
         for r in range(args.rounds):
-            rows["base"].append(baseline_sqlite(batches, tmp / f"base{r}.db"))
-            rate, lag = default_path(batches, tmp / f"default{r}")
+            rate, cpu = baseline_sqlite(batches, tmp / f"base{r}.db")
+            rows["base"].append(rate)
+            cpus["base"].append(cpu)
+            rate, cpu, lag = default_path(batches, tmp / f"default{r}")
             rows["default"].append(rate)
-            rows["lag"].append(lag)
-            rows["noproj"].append(no_projection(batches, tmp / f"noproj{r}"))
+            cpus["default"].append(cpu)
+            lags.append(lag)
+            rate, cpu = no_projection(batches, tmp / f"noproj{r}")
+            rows["noproj"].append(rate)
+            cpus["noproj"].append(cpu)
             tl = tamperlog_path(batches)
             if tl is not None:
-                rows["tamperlog"].append(tl)
-            for k in ("base", "default", "noproj", "tamperlog"):
+                rows["tamperlog"].append(tl[0])
+                cpus["tamperlog"].append(tl[1])
+            for k in rows:
                 if rows[k]:
-                    console.print(f"round {r + 1}: {k} {rows[k][-1]:,.0f}/s", highlight=False)
+                    console.print(f"round {r + 1}: {k} {rows[k][-1]:,.0f}/s, {cpus[k][-1]:.1f} CPU µs/event", highlight=False)
         base = max(rows["base"])
         t = Table(title=f"Append of {args.events:,} events, batches of {BATCH} (best of {args.rounds} rounds; all rounds listed)")
-        for c in ("path", "events/s", "x sqlite baseline", "x tamperlog", "rounds", "projection caught up after"):
+        for c in ("path", "events/s", "x sqlite baseline", "x tamperlog", "rounds", "CPU µs/event (min)", "projection caught up after"):
             t.add_column(c, justify="left" if c == "path" else "right")
         tl_best = max(rows["tamperlog"]) if rows["tamperlog"] else None
 
-        def add(name: str, xs: list[float], lag: str = "-") -> None:
+        def add(name: str, key: str, lag: str = "-") -> None:
+            xs = rows[key]
             best = max(xs)
             vs_tl = f"{best / tl_best:.2f}" if tl_best else "-"
-            t.add_row(name, f"{best:,.0f}", f"{best / base:.2f}", vs_tl, " / ".join(f"{x:,.0f}" for x in xs), lag)
+            t.add_row(name, f"{best:,.0f}", f"{best / base:.2f}", vs_tl, " / ".join(f"{x:,.0f}" for x in xs), f"{min(cpus[key]):.1f}", lag)
 
-        add("baseline: raw sqlite3, json.dumps, executemany 1,000, 3 indexes, WAL, FULL", rows["base"])
-        add(
-            'auditkeep.open(dir).record_many(batch, tenant="acme") — defaults',
-            rows["default"],
-            " / ".join(f"{x:.2f} s" for x in rows["lag"]),
-        )
-        add("Ledger.open(dir, background=False): no projection during the run", rows["noproj"], "on first search")
+        add("baseline: raw sqlite3, json.dumps, executemany 1,000, 3 indexes, WAL, FULL", "base")
+        add('auditkeep.open(dir).record_many(batch, tenant="acme") — defaults', "default", " / ".join(f"{x:.2f} s" for x in lags))
+        add("Ledger.open(dir, background=False): no projection during the run", "noproj", "on first search")
         if rows["tamperlog"]:
-            add("tamperlog 0.1.0 append_json (memory, no fsync, unsigned)", rows["tamperlog"])
+            add("tamperlog 0.1.0 append_json (memory, no fsync, unsigned)", "tamperlog")
         else:
-            t.add_row("tamperlog 0.1.0", "not installed", "-", "-", "-", "-")
+            t.add_row("tamperlog 0.1.0", "not installed", "-", "-", "-", "-", "-")
         console.print(t)
         load = os.getloadavg()
         console.print(f"load average {load[0]:.2f} {load[1]:.2f} at end")

@@ -66,6 +66,27 @@ def commitment(key: bytes | HmacKey, path: str, value: Any) -> str:
     return k.digest(path.encode() + b"\x00" + value_bytes(value)).hex()
 
 
+def commitments(salt: HmacKey, event_id: str, values: dict[str, Any]) -> dict[str, str]:
+    """``{path: commitment}`` of every value of one event: :func:`event_key` and
+    :func:`commitment` in one loop (the append path seals every event; function layers were
+    a fifth of the cost)."""
+    padded = salt.digest(_EVENT_LABEL + event_id.encode()).ljust(64, b"\0")
+    inner0 = _sha256(padded.translate(_IPAD))
+    outer0 = _sha256(padded.translate(_OPAD))
+    out: dict[str, str] = {}
+    for path, value in values.items():
+        if type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            vb = b'"' + value.encode() + b'"'
+        else:
+            vb = rfc8785.dumps(value)
+        inner = inner0.copy()
+        inner.update(path.encode() + b"\x00" + vb)
+        outer = outer0.copy()
+        outer.update(inner.digest())
+        out[path] = outer.hexdigest()
+    return out
+
+
 def open_commitment(key: bytes, path: str, value: Any, expected: str) -> bool:
     """Whether ``value`` is what was committed at ``path`` under ``key``."""
     return hmac.compare_digest(commitment(key, path, value), expected)

@@ -120,7 +120,8 @@ class Ledger(LogReader):
     # tenants ---------------------------------------------------------------------------------
 
     def on_commit(self, listener: Callable[[set[int]], None]) -> None:
-        """Call ``listener`` (in the writer thread; keep it short) with the tenant ids that grew."""
+        """Call ``listener`` (in the thread that committed: the writer thread or a caller of
+        :meth:`append`; keep it short) with the tenant ids that grew."""
         self._writer.add_listener(listener)
 
     # appending -------------------------------------------------------------------------------
@@ -148,20 +149,20 @@ class Ledger(LogReader):
         receipt, so the receipts cover the kept events, in order. Error positions still
         count every event given.
         """
-        return self._submit(events, tenant, source, submitter or self.submitter, own=False)
+        return self._submit(events, tenant, source, submitter or self.submitter, own=False, inline=False)
 
     def submit_own(
         self, events: Sequence[Event | Mapping[str, Any]], tenant: str, submitter: Submitter
     ) -> Future[list[Receipt]]:
         """Queue auditkeep's own events (``auditkeep.`` actions allowed, no capture policy):
         key changes, read audits, alerts, approvals. Never reachable from a client's input."""
-        return self._submit(events, tenant, None, submitter, own=True)
+        return self._submit(events, tenant, None, submitter, own=True, inline=False)
 
     def append_own(
         self, events: Sequence[Event | Mapping[str, Any]], tenant: str, submitter: Submitter, timeout: float | None = None
     ) -> list[Receipt]:
         """:meth:`submit_own`, returning once durable."""
-        return self.submit_own(events, tenant, submitter).result(timeout)
+        return self._submit(events, tenant, None, submitter, own=True, inline=True).result(timeout)
 
     def _submit(
         self,
@@ -171,6 +172,7 @@ class Ledger(LogReader):
         submitter: Submitter,
         *,
         own: bool,
+        inline: bool,
     ) -> Future[list[Receipt]]:
         if self._closed:
             raise ClosedError("ledger is closed")
@@ -205,7 +207,7 @@ class Ledger(LogReader):
         if not evs:
             pending.future.set_result([])
             return pending.future
-        self._writer.submit(pending)
+        self._writer.submit(pending, inline)
         if positions is None:
             return pending.future
         return _renumbered(pending.future, positions)
@@ -234,7 +236,8 @@ class Ledger(LogReader):
     ) -> list[Receipt]:
         """Append a batch, all or nothing; returns one receipt per kept event once durable
         (every event, unless ``source`` names a source whose policy drops some)."""
-        return self.submit(events, tenant, source=source, submitter=submitter).result(timeout)
+        # The caller blocks anyway, so it commits the batch itself when the writer is idle.
+        return self._submit(events, tenant, source, submitter or self.submitter, own=False, inline=True).result(timeout)
 
     def record(self, tenant: str = "default", **fields: Any) -> Receipt:
         """Append one event given as keyword arguments (``actor=``, ``action=``, ...),

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from auditkeep.crypto.commit import HmacKey, commitment, event_key
+from auditkeep.crypto.commit import HmacKey, commitments
 from auditkeep.model.event import Event
 
 _STRUCT_GROUPS = ("actor", "resource", "source")
@@ -82,8 +82,7 @@ class Sealer:
                 if path in values:
                     meta = _without(meta, keys)
             changes["metadata"] = meta or None
-        key = HmacKey(event_key(salt, ev.id or ""))
-        changes["sealed"] = {path: commitment(key, path, v) for path, v in values.items()}
+        changes["sealed"] = commitments(salt, ev.id or "", values)
         return msgspec.structs.replace(ev, **changes)
 
 

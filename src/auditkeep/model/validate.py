@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from msgspec.structs import astuple
 
 from auditkeep.model.errors import MalformedJSON, ValidationError, from_msgspec
 from auditkeep.model.event import Event, TenantName
@@ -171,6 +172,20 @@ def validate_event(ev: Event, limits: Limits = DEFAULT_LIMITS, tenant: str | Non
 def check_strings(ev: Event, limits: Limits) -> None:
     """The per-string limit over the top-level fields (metadata is checked by the walk)."""
     m = limits.max_string
+    # A quick pass over the values (no field names); the walk below runs only to name the
+    # field when one is too long (or a part built in Python holds something not a string).
+    fits = ev.reason is None or len(ev.reason) <= m
+    try:
+        for part in (ev.actor, ev.resource, ev.source):
+            if fits and part is not None:
+                for v in astuple(part):
+                    if v is not None and len(v) > m:
+                        fits = False
+                        break
+    except TypeError:
+        fits = False
+    if fits:
+        return
     for group in ("actor", "resource", "source"):
         part = getattr(ev, group)
         if part is None:
