@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from auditkeep.client.client import DEFAULT_MAX_BATCH_BYTES, DEFAULT_SPOOL_MAX_BYTES, http_headers
-from auditkeep.client.errors import Undelivered, closed_error
-from auditkeep.client.pipeline import OnFull, Pipeline, Stats
-from auditkeep.client.prepare import prepare, prepare_many, tenant_name
+from auditkeep.client.base import BaseClient
 from auditkeep.client.reads import (
     TimeArg,
     check_leaf,
@@ -40,65 +36,18 @@ from auditkeep.client.worker import Item
 from auditkeep.log.checkpoint import Checkpoint, verify_checkpoint
 from auditkeep.log.note import NoteVerifier
 from auditkeep.model.event import Event
-from auditkeep.model.validate import DEFAULT_LIMITS, Limits
 from auditkeep.model.wire import InclusionProof, Page, Record
 
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient:
-    """The async twin of :class:`auditkeep.Client`; same options, awaitable methods."""
+class AsyncClient(BaseClient):
+    """The async twin of :class:`auditkeep.Client`; same options (:class:`~auditkeep.client.base.BaseClient`),
+    awaitable methods."""
 
-    def __init__(
-        self,
-        url: str,
-        api_key: str,
-        tenant: str | None = None,
-        *,
-        spool_dir: str | Path | None = None,
-        batch_size: int = 500,
-        flush_interval: float = 0.2,
-        max_queue: int = 10_000,
-        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
-        on_full: OnFull = "block",
-        block_timeout: float = 1.0,
-        on_drop: Callable[[Undelivered], None] | None = None,
-        on_reject: Callable[[Undelivered], None] | None = None,
-        timeout: float = 10.0,
-        close_timeout: float = 5.0,
-        verify_key: str | None = None,
-        limits: Limits = DEFAULT_LIMITS,
-        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-        tls_verify: bool | str = True,
-        source: str | None = None,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.tenant = tenant_name(tenant)
-        self.limits = limits
-        self._verifier = parse_vkey(verify_key) if verify_key else None
-        headers = http_headers(api_key)
-        # The worker thread's connection pool; reads use the loop's own client below.
-        self._sync_http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=tls_verify)
+    def _open_reads(self, headers: dict[str, str], timeout: float, tls_verify: bool | str) -> None:
+        # Reads use the loop's own client; delivery stays on the worker thread's.
         self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout, verify=tls_verify)
-        try:
-            self._pipe = Pipeline(
-                self._sync_http,
-                spool_dir=spool_dir,
-                spool_max_bytes=spool_max_bytes,
-                batch_size=batch_size,
-                max_batch_bytes=max_batch_bytes,
-                flush_interval=flush_interval,
-                max_queue=max_queue,
-                on_full=on_full,
-                block_timeout=block_timeout,
-                on_drop=on_drop,
-                on_reject=on_reject,
-                close_timeout=close_timeout,
-                source=source,
-            )
-        except BaseException:
-            self._sync_http.close()
-            raise
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -117,20 +66,14 @@ class AsyncClient:
 
     async def record(self, tenant: str | None = None, **fields: Any) -> str:
         """Queue one event and return its id (see :meth:`auditkeep.Client.record`)."""
-        if self._pipe.closed:
-            raise closed_error(self._pipe.forked)
-        t = tenant_name(tenant or self.tenant)
-        eid, data = prepare(fields, t, self.limits)
-        await self._put(eid, data if t is None else (t, data))
+        eid, item = self._prepared(fields, tenant)
+        await self._put(eid, item)
         return eid
 
     async def record_many(self, events: Iterable[Mapping[str, Any] | Event], tenant: str | None = None) -> list[str]:
-        if self._pipe.closed:
-            raise closed_error(self._pipe.forked)
-        t = tenant_name(tenant or self.tenant)
-        prepared = prepare_many(list(events), t, self.limits)
-        for eid, data in prepared:
-            await self._put(eid, data if t is None else (t, data))
+        prepared = self._prepared_many(events, tenant)
+        for eid, item in prepared:
+            await self._put(eid, item)
         return [eid for eid, _ in prepared]
 
     async def flush(self, timeout: float | None = None) -> bool:
@@ -152,9 +95,6 @@ class AsyncClient:
         self._sync_http.close()
         await self._http.aclose()
 
-    def stats(self) -> Stats:
-        return self._pipe.stats()
-
     async def __aenter__(self) -> AsyncClient:
         return self
 
@@ -172,10 +112,6 @@ class AsyncClient:
         r = await self._http.get(path, params=list(params) if params else None)
         raise_for_status(r.status_code, r.content, r.headers.get("retry-after"))
         return r
-
-    def _tenant_param(self, tenant: str | None) -> list[tuple[str, str]]:
-        t = tenant or self.tenant
-        return [("tenant", t)] if t else []
 
     async def search(
         self,

@@ -9,18 +9,19 @@ thread delivers in batches, spooling to disk while the server cannot be reached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from auditkeep import __version__
-from auditkeep.client.errors import Undelivered, closed_error
-from auditkeep.client.pipeline import OnFull, Pipeline, Stats
-from auditkeep.client.prepare import prepare, prepare_many, tenant_name
+from auditkeep.client.base import (
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_SPOOL_MAX_BYTES,
+    BaseClient,
+    http_headers,
+)
 from auditkeep.client.reads import (
     TimeArg,
     check_leaf,
@@ -38,105 +39,32 @@ from auditkeep.client.reads import (
 from auditkeep.log.checkpoint import Checkpoint, verify_checkpoint
 from auditkeep.log.note import NoteVerifier
 from auditkeep.model.event import Event
-from auditkeep.model.validate import DEFAULT_LIMITS, Limits
 from auditkeep.model.wire import InclusionProof, Page, Record
 
-__all__ = ["Client", "http_headers"]
-
-DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
-DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024  # well under the server's 10 MiB request limit
+__all__ = ["DEFAULT_MAX_BATCH_BYTES", "DEFAULT_SPOOL_MAX_BYTES", "Client", "http_headers"]
 
 
-def http_headers(api_key: str) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {api_key}",
-        "Content-Type": "application/json",
-        "User-Agent": f"auditkeep-python/{__version__}",
-    }
+class Client(BaseClient):
+    """A remote auditkeep log. See the module docstring and ``docs/sdk.md``; the options are
+    :class:`~auditkeep.client.base.BaseClient`'s."""
 
-
-class Client:
-    """A remote auditkeep log. See the module docstring and ``docs/sdk.md``.
-
-    ``tenant`` is the tenant events go to (None: the API key's own tenant). ``verify_key``
-    (the server's verifier key text, ``auditkeep pubkey``) makes every proof fetched be
-    checked offline; without it, :meth:`verify_checkpoint` trusts the key the server
-    publishes. ``source`` is for the gateways (``postgres-gateway``, ``mcp-gateway``): the
-    server then applies that source's capture policy instead of ``api``'s.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        api_key: str,
-        tenant: str | None = None,
-        *,
-        spool_dir: str | Path | None = None,
-        batch_size: int = 500,
-        flush_interval: float = 0.2,
-        max_queue: int = 10_000,
-        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
-        on_full: OnFull = "block",
-        block_timeout: float = 1.0,
-        on_drop: Callable[[Undelivered], None] | None = None,
-        on_reject: Callable[[Undelivered], None] | None = None,
-        timeout: float = 10.0,
-        close_timeout: float = 5.0,
-        verify_key: str | None = None,
-        limits: Limits = DEFAULT_LIMITS,
-        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-        tls_verify: bool | str = True,
-        source: str | None = None,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.tenant = tenant_name(tenant)
-        self.limits = limits
-        self._verifier = parse_vkey(verify_key) if verify_key else None
-        self._http = httpx.Client(
-            base_url=self.url, headers=http_headers(api_key), timeout=timeout, verify=tls_verify
-        )
-        try:
-            self._pipe = Pipeline(
-                self._http,
-                spool_dir=spool_dir,
-                spool_max_bytes=spool_max_bytes,
-                batch_size=batch_size,
-                max_batch_bytes=max_batch_bytes,
-                flush_interval=flush_interval,
-                max_queue=max_queue,
-                on_full=on_full,
-                block_timeout=block_timeout,
-                on_drop=on_drop,
-                on_reject=on_reject,
-                close_timeout=close_timeout,
-                source=source,
-            )
-        except BaseException:
-            self._http.close()
-            raise
+    def _open_reads(self, headers: dict[str, str], timeout: float, tls_verify: bool | str) -> None:
+        self._http = self._sync_http
 
     # -- recording -----------------------------------------------------------------------------
 
     def record(self, tenant: str | None = None, **fields: Any) -> str:
         """Queue one event (``actor=``, ``action=``, ``resource=``, ``outcome=``, ...) and
         return its id. Raises ValidationError for a bad event; never for delivery."""
-        pipe = self._pipe
-        if pipe.closed:
-            raise closed_error(pipe.forked)
-        t = tenant_name(tenant or self.tenant)
-        eid, data = prepare(fields, t, self.limits)
-        pipe.put(eid, data if t is None else (t, data))
+        eid, item = self._prepared(fields, tenant)
+        self._pipe.put(eid, item)
         return eid
 
     def record_many(self, events: Iterable[Mapping[str, Any] | Event], tenant: str | None = None) -> list[str]:
         """Queue several events, all or nothing: an invalid one raises and none is queued."""
-        pipe = self._pipe
-        if pipe.closed:
-            raise closed_error(pipe.forked)
-        t = tenant_name(tenant or self.tenant)
-        prepared = prepare_many(list(events), t, self.limits)
-        for eid, data in prepared:
-            pipe.put(eid, data if t is None else (t, data))
+        prepared = self._prepared_many(events, tenant)
+        for eid, item in prepared:
+            self._pipe.put(eid, item)
         return [eid for eid, _ in prepared]
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -152,9 +80,6 @@ class Client:
             return  # the connections are the parent's
         self._pipe.close(self._pipe.close_timeout if timeout is None else timeout)
         self._http.close()
-
-    def stats(self) -> Stats:
-        return self._pipe.stats()
 
     def __enter__(self) -> Client:
         return self
@@ -173,10 +98,6 @@ class Client:
         r = self._http.get(path, params=list(params) if params else None)
         raise_for_status(r.status_code, r.content, r.headers.get("retry-after"))
         return r
-
-    def _tenant_param(self, tenant: str | None) -> list[tuple[str, str]]:
-        t = tenant or self.tenant
-        return [("tenant", t)] if t else []
 
     def search(
         self,
