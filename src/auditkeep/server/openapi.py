@@ -71,13 +71,17 @@ _FILTERS = [
     Param("category", "query", "Category.", {"type": "string", "enum": list(CATEGORIES)}),
     Param("text", "query", "Full text: every word must occur; `word*` is a prefix."),
     Param("metadata", "query", "`path=value` equality below `metadata` (repeatable).", repeat=True),
+    Param("submitter", "query", "Who appended, as the leaf records it: `KIND` or `KIND:ID` "
+          "(`key:<keyid>`, `cert:<subject>`, `collector:<source>`, `cli`, `embedded`, `server`)."),
 ]
 _AUTH_ERRORS = (400, 401, 403, 429)  # 400: a key for all tenants without `tenant`
 
 OPERATIONS: list[Op] = [
     Op("post", "/v1/events", "Append events", "One event object, a JSON array of events, or NDJSON "
        "(one event per line); `Content-Encoding: gzip` accepted. All or nothing: one invalid event "
-       "rejects the request (422 names its position and field). Answers once the batch is durable.",
+       "rejects the request (422 names its position and field). Answers once the batch is durable. "
+       "Actions in the `auditkeep.` namespace are the server's own and refused (422); the leaf records "
+       "the key that appended it (`submitter`), which a client may not send.",
        "ingest", [_TENANT],
        body={"required": True, "content": {
            "application/json": {"schema": {"oneOf": [_ref("Event"), {"type": "array", "items": _ref("Event")}]}},
