@@ -28,6 +28,14 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+try:  # within auditkeep, a bundle that cannot be checked is an integrity failure (CLI exit 1)
+    from auditkeep.errors import IntegrityError
+except ImportError:  # run alone as examples/verify_bundle.py, with no auditkeep installed
+
+    class IntegrityError(Exception):  # type: ignore[no-redef]
+        """Stands in for auditkeep's base class of integrity failures."""
+
+
 FORMAT = "auditkeep-evidence/1"
 MANIFEST = "manifest.json"
 MAX_BUNDLE_BYTES = 8 * 2**30  # uncompressed, all members together
@@ -42,7 +50,7 @@ _decode = json.JSONDecoder().raw_decode  # one leaf is one canonical object: no 
 _TIME_RE = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
 
 
-class BundleError(ValueError):
+class BundleError(IntegrityError, ValueError):
     """The bundle cannot be read at all (not a zip, no manifest, unsupported format)."""
 
 

@@ -28,7 +28,13 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from auditkeep.errors import IntegrityError
+try:  # within auditkeep, a bundle that cannot be checked is an integrity failure (CLI exit 1)
+    from auditkeep.errors import IntegrityError
+except ImportError:  # run alone as examples/verify_bundle.py, with no auditkeep installed
+
+    class IntegrityError(Exception):  # type: ignore[no-redef]
+        """Stands in for auditkeep's base class of integrity failures."""
+
 
 FORMAT = "auditkeep-evidence/1"
 MANIFEST = "manifest.json"
