@@ -34,7 +34,10 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_example_is_the_checker_auditkeep_uses() -> None:
     # One implementation: `auditkeep verify-bundle` runs the very code auditors get.
-    assert EXAMPLE.read_bytes() == MODULE.read_bytes()
+    assert EXAMPLE.read_bytes() == MODULE.read_bytes(), (
+        "examples/verify_bundle.py must be src/auditkeep/evidence/bundlecheck.py byte for byte (and import "
+        "nothing of auditkeep unguarded): cp src/auditkeep/evidence/bundlecheck.py examples/verify_bundle.py"
+    )
 
 
 def _run(python: Path, bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
