@@ -38,6 +38,30 @@ def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
         log.warning("entry %d of tenant %d: time %s is out of range; indexed at %s",
                     e.index, tenant_id, ev.time, format_rfc3339(clamp(time_ns)))
         time_ns = clamp(time_ns)
+    r = ev.resource
+    return ProjectedRow(
+        key=entry_key(tenant_id, e.index),
+        tenant_id=tenant_id,
+        index=e.index,
+        time_ns=time_ns,
+        received_ns=e.received_ns,
+        actor=ev.actor.id,
+        action=ev.action,
+        resource_type=r.type if r else None,
+        resource_id=r.id if r else None,
+        outcome=ev.outcome or "unknown",
+        category=ev.category,
+        text=_text(ev, e.sealed),
+        metadata=_meta_encoder.encode(ev.metadata) if ev.metadata else None,
+    )
+
+
+def projected_text(e: Entry) -> str:
+    """What full-text search indexed for an entry (to remove it from a contentless index)."""
+    return _text(_leaf_decoder.decode(e.leaf), e.sealed)
+
+
+def _text(ev: Event, sealed: bytes | None) -> str:
     parts: list[str] = [ev.actor.id, ev.action]
     a = ev.actor
     for v in (a.name, a.ip, a.session_id):
@@ -53,28 +77,12 @@ def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
         parts += [v for v in (s.service, s.host, s.request_id) if v]
     if ev.metadata:
         _strings(ev.metadata, parts, [sum(len(p) for p in parts)])
-    if e.sealed:
-        for v in _sealed_decoder.decode(e.sealed).values():
+    if sealed:
+        for v in _sealed_decoder.decode(sealed).values():
             if isinstance(v, str):
                 parts.append(v)
     text = " ".join(parts)
-    if len(text) > TEXT_LIMIT:
-        text = text[:TEXT_LIMIT]
-    return ProjectedRow(
-        key=entry_key(tenant_id, e.index),
-        tenant_id=tenant_id,
-        index=e.index,
-        time_ns=time_ns,
-        received_ns=e.received_ns,
-        actor=ev.actor.id,
-        action=ev.action,
-        resource_type=r.type if r else None,
-        resource_id=r.id if r else None,
-        outcome=ev.outcome or "unknown",
-        category=ev.category,
-        text=text,
-        metadata=_meta_encoder.encode(ev.metadata) if ev.metadata else None,
-    )
+    return text[:TEXT_LIMIT] if len(text) > TEXT_LIMIT else text
 
 
 def _project_or_skip(tenant_id: int, e: Entry) -> ProjectedRow | None:

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from auditkeep.ledger.ledger import Ledger
-from auditkeep.ledger.projector import project_entry
+from auditkeep.ledger.projector import projected_text
 from auditkeep.ledger.reader import LogReader
 from auditkeep.model.timefmt import format_rfc3339, parse_rfc3339
 from auditkeep.retention.holds import Hold, HoldBook, covering
@@ -159,7 +159,7 @@ def _scan(
             plan.by_policy[pol.name] += 1
             plan.add_range(e.index)
             if want_texts and e.index < projected:
-                texts[entry_key(tid, e.index)] = project_entry(tid, e).text
+                texts[entry_key(tid, e.index)] = projected_text(e)
             if contiguous:
                 low = e.index + 1
         else:

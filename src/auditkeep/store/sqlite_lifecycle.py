@@ -34,26 +34,33 @@ def forget_projected(p: sqlite3.Connection, keys: Sequence[int], texts: Mapping[
 
 
 def blank_entries(w: sqlite3.Connection, tenant_id: int, indexes: Sequence[int]) -> int:
-    """Delete the payload of entries (in a transaction the caller opened); returns how many
-    still had one."""
+    """Delete the payload of entries (in a transaction the caller opened), one statement per
+    run of consecutive indexes; returns how many still had one."""
     before = w.total_changes
+    runs: list[tuple[int, int]] = []
+    for i in indexes:
+        k = entry_key(tenant_id, i)
+        if runs and runs[-1][1] == k:
+            runs[-1] = (runs[-1][0], k + 1)
+        else:
+            runs.append((k, k + 1))
     w.executemany(
-        "UPDATE entries SET leaf=X'', subject=NULL, sealed=NULL WHERE k=? AND length(leaf) > 0",
-        [(entry_key(tenant_id, i),) for i in indexes],
+        "UPDATE entries SET leaf=X'', subject=NULL, sealed=NULL WHERE k >= ? AND k < ? AND length(leaf) > 0", runs
     )
     return w.total_changes - before
 
 
 def erase_subject_rows(w: sqlite3.Connection, tenant_id: int, subject: str) -> list[int]:
     """Destroy a subject's salt and the personal plaintext of its entries (in a transaction the
-    caller opened); returns the indexes of the entries that had plaintext."""
+    caller opened, so that no append slips in between); returns the indexes of the entries
+    that had plaintext."""
     keys = [
         r[0]
         for r in w.execute(
-            "SELECT k FROM entries WHERE tenant_id=? AND subject=? AND sealed IS NOT NULL", (tenant_id, subject)
-        )
+            "UPDATE entries SET sealed=NULL WHERE tenant_id=? AND subject=? AND sealed IS NOT NULL RETURNING k",
+            (tenant_id, subject),
+        ).fetchall()
     ]
-    w.execute("UPDATE entries SET sealed=NULL WHERE tenant_id=? AND subject=? AND sealed IS NOT NULL", (tenant_id, subject))
     w.execute("UPDATE subjects SET salt=NULL WHERE tenant_id=? AND subject=?", (tenant_id, subject))
     # Writers cache salts: a new count tells every one of them to forget theirs.
     w.execute(
@@ -61,7 +68,7 @@ def erase_subject_rows(w: sqlite3.Connection, tenant_id: int, subject: str) -> l
         "ON CONFLICT(key) DO UPDATE SET value=CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
     )
     mask = (1 << 40) - 1
-    return [k & mask for k in keys]
+    return sorted(k & mask for k in keys)
 
 
 def shred_files(w: sqlite3.Connection, p: sqlite3.Connection | None) -> None:
