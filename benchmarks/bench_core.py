@@ -1,6 +1,11 @@
 """Core benchmarks: ingest, verify, proofs, search, memory — with baselines in the same run.
 
     python benchmarks/bench_core.py [--events 1000000] [--proof-leaves 10000000] [--out DIR]
+                                    [--headline-events 100000] [--headline-only]
+
+First the headline (``bench_headline.py``, issue 12): ``auditkeep.open(dir).record_many`` of
+1,000-event batches with default settings against the issue's raw ``sqlite3`` baseline and
+tamperlog, in the same run. Then the figures below.
 
 Ingest goes through ``Ledger.append`` in batches of 1,000, durable (synchronous=FULL), one
 batch at a time; a second figure keeps two batches in flight (``submit``), as a server with
@@ -275,7 +280,15 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--proof-leaves", type=int, default=10_000_000)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--headline-events", type=int, default=100_000)
+    ap.add_argument("--headline-only", action="store_true")
     args = ap.parse_args()
+    import bench_headline
+
+    sys.argv = [sys.argv[0], "--events", str(args.headline_events)] + (["--out", str(args.out)] if args.out else [])
+    bench_headline.main()
+    if args.headline_only:
+        return
     tmp = Path(tempfile.mkdtemp(prefix="auditkeep-bench-", dir=args.out))
     try:
         console.print(f"machine: {os.cpu_count()} cpus, {platform.processor() or platform.machine()}, python {platform.python_version()}")
