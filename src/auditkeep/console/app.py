@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from auditkeep.console import accounts, alerts, event, integrity, live, search
+from auditkeep.console import accounts, alerts, event, integrity, live, reviews, search, timeline
 from auditkeep.console.web import (
     HERE,
     PREFIX,
@@ -66,6 +66,8 @@ def console_app(ctx: ServerContext) -> ASGIApp:
             *live.routes,
             *integrity.routes,
             *alerts.routes,
+            *reviews.routes,
+            *timeline.routes,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         exception_handlers={

@@ -25,8 +25,7 @@ def target(ctx: ServerContext, tenant: str) -> str:
     return tenant
 
 
-def record(
-    ctx: ServerContext,
+def event_for(
     request: Request,
     tenant: str,
     username: str,
@@ -37,9 +36,8 @@ def record(
     reason: str | None = None,
     resource: Mapping[str, str] | None = None,
     metadata: Mapping[str, Any] | None = None,
-) -> None:
-    """Submit one event (not waiting for durability; failures are counted and logged by the
-    server's auditor). Runs the store read of :func:`target`: call it off the event loop."""
+) -> dict[str, Any]:
+    """The event of a console action by ``username`` (the request gives address and agent)."""
     actor: dict[str, Any] = {"id": _clip(username) or "-", "type": "user"}
     if request.client:
         actor["ip"] = request.client.host
@@ -58,5 +56,25 @@ def record(
         event["reason"] = reason
     if resource:
         event["resource"] = dict(resource)
+    return event
+
+
+def record(
+    ctx: ServerContext,
+    request: Request,
+    tenant: str,
+    username: str,
+    action: str,
+    *,
+    category: str,
+    outcome: str = "success",
+    reason: str | None = None,
+    resource: Mapping[str, str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """Submit one event (not waiting for durability; failures are counted and logged by the
+    server's auditor). Runs the store read of :func:`target`: call it off the event loop."""
+    event = event_for(request, tenant, username, action, category=category, outcome=outcome, reason=reason,
+                      resource=resource, metadata=metadata)  # fmt: skip
     # the leaf's submitter: the server, on behalf of this console account
     ctx.auditor.submit(event, target(ctx, tenant), f"console:{tenant}/{username}"[:1024])

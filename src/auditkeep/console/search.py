@@ -127,6 +127,20 @@ class SearchForm:
         return {k: v for k, v in out.items() if v is not None}
 
 
+def count_matches(ledger: Ledger, tenant: str, kwargs: dict[str, Any], cap: int = 1_000_000) -> tuple[int, bool]:
+    """How many events match (up to ``cap``), and whether that is all of them."""
+    n = 0
+    cursor: str | None = None
+    while True:
+        page = ledger.search(tenant, order="newest", cursor=cursor, limit=_SCAN, **kwargs)
+        n += len(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return n, True
+        if n >= cap:
+            return n, False
+
+
 def histogram_of(ledger: Ledger, tenant: str, kwargs: dict[str, Any], since: int | None, until: int | None) -> histogram.Histogram | None:
     """Scan the matches (newest first, at most HIST_CAP) and count them into buckets."""
     points: list[tuple[int, str]] = []

@@ -27,7 +27,7 @@ MAX_FORM_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 100
 PREFIX = "/ui"
 # the pages of the main navigation (path below PREFIX, label)
-PAGES: list[tuple[str, str]] = [("/search", "Search"), ("/live", "Live tail"), ("/alerts", "Alerts"), ("/integrity", "Integrity")]
+PAGES: list[tuple[str, str]] = [("/search", "Search"), ("/live", "Live tail"), ("/alerts", "Alerts"), ("/integrity", "Integrity"), ("/reviews", "Reviews")]
 
 env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
