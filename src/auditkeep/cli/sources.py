@@ -25,6 +25,8 @@ import msgspec
 
 from auditkeep import __version__
 from auditkeep.cli.common import err, global_options, ledger, out, print_json, reader, settings
+from auditkeep.client.backoff import Backoff
+from auditkeep.client.transport import Kind, classify
 from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.ledger.reader import LogReader
@@ -286,29 +288,31 @@ class _Sender:
         yield _body(chunk_e, chunk_x, batch.lost, batch_id)
 
     def _send(self, body: bytes) -> bool:
-        delay = 0.5
+        """The SDK's reading of an answer (``classify``) and its backoff: retry what may
+        succeed later (network, 408, 429, 5xx), give up on what cannot."""
+        backoff = Backoff(base=0.5, cap=30.0)
         params = {"tenant": self.tenant} if self.tenant else None
         headers = {"Content-Type": "application/json"}
         if len(body) > 64 * 1024:
             body = gzip.compress(body, 5)
             headers["Content-Encoding"] = "gzip"
         while not self.stop.requested:
+            retry_after: float | None = None
             try:
                 r = self.http.post("/v1/sources/auditd", content=body, params=params, headers=headers)
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
-                if 200 <= r.status_code < 300:
+                answer = classify(r.status_code, r.headers, r.content, 1)
+                if answer.kind is Kind.OK:
                     return True
-                problem = f"HTTP {r.status_code}: {r.text[:300]}"
-                if r.status_code in (401, 403, 404, 405, 415, 400, 413, 422):
+                problem = f"HTTP {r.status_code}: {(answer.detail or r.text)[:300]}"
+                if answer.kind is not Kind.RETRY:
                     raise click.ClickException(f"the server refused the batch ({problem}); nothing was acknowledged")
-                after = r.headers.get("retry-after")
-                if after and after.isdigit():
-                    delay = max(delay, float(after))
+                retry_after = answer.retry_after
+            delay = backoff.next_delay(retry_after)
             err.print(f"collect: delivery failed ({problem}); retrying in {delay:.1f}s", highlight=False, markup=False)
             self._sleep(delay)
-            delay = min(delay * 2, 30.0)
         return False
 
     def _sleep(self, seconds: float) -> None:
