@@ -192,3 +192,18 @@ def test_an_evidence_bundle_over_expired_entries_still_verifies(make_ledger: Cal
     expired = sum(1 for i in range(40) if i % 4 in (0, 1) and i % 10 != 0)
     assert any(f"{expired} entries of the range expired" in n for n in result.notes), result.notes
     assert summary is not None
+
+
+def test_followers_step_over_expired_entries(make_ledger: Callable[..., Ledger]) -> None:
+    """A consumer that reaches entries after retention expired them (a backtest, a lagging
+    runner or forwarder) steps over them instead of stopping or failing."""
+    from auditkeep.alerts.backtest import stored_events
+
+    lg = make_ledger()
+    lg.append([{"actor": {"id": "a"}, "action": "user.login" if i < 30 else "db.read"} for i in range(40)], "default")
+    run_retention(lg, POLICIES, lg.head("default").received_ns + 2 * DAY, "default")
+    seen: list[int] = []
+    got = [index for _, index, _ev in stored_events(lg, "default", 0, 40, chunk=8, progress=seen.append)]
+    assert got == list(range(30, 40))  # the first chunks are wholly expired
+    assert sum(seen) == 40
+    assert [r.index for r in lg.records(0, 40, "default")] == list(range(30, 40))

@@ -388,6 +388,8 @@ class AlertRunner:
         for entry in self.store.entries(head.tenant_id, st.position, end):
             read += 1
             last = entry.index
+            if not entry.leaf:  # expired under retention before the runner reached it
+                continue
             event = open_leaf(entry)
             if is_own_event(str(event.get("action", ""))):
                 continue
