@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from auditkeep.errors import AuditkeepError
+from auditkeep.errors import AuditkeepError, TransportError
 from auditkeep.ledger.cosigned import add_cosignature
 from auditkeep.log.cosignature import CosignatureVerifier
 from auditkeep.log.note import NoteError
@@ -65,7 +65,7 @@ class _Stop(AuditkeepError):
     pass
 
 
-class _UnknownLog(RuntimeError):
+class _UnknownLog(TransportError, RuntimeError):
     """The witness does not know this tenant's log (no `witness add-log` for it): asked
     again only every retry_max seconds."""
 
