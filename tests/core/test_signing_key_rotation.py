@@ -87,6 +87,8 @@ def test_rotation_signs_with_both_and_verify_takes_both_ranges(tmp_path: Path) -
     code, rep = _verify(tmp_path, new)  # the checkpoint before the rotation has only the old key
     assert code == 1 and _problems(rep) == [_problems(rep)[0]]
     assert "checkpoint at size 20 is not signed by a trusted key" in _problems(rep)[0]
+    text = run("verify", "--tenant", "acme", "--key", str(new), cwd=tmp_path)
+    assert text.returncode == 1 and "hint: acme: the checkpoint at size 20 is signed by key 1 of 2 the store lists" in text.stderr
     assert _verify(tmp_path, old)[0] == 0  # the old key co-signs until the next rotation
     assert _verify(tmp_path)[0] == 0  # the store's keyring holds both
 

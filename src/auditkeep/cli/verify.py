@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from auditkeep.cli.common import err, global_options, interactive, ledger, out, print_json, reader
+from auditkeep.ledger.reader import LogReader
 from auditkeep.ledger.trust import Trust
 from auditkeep.ledger.verify import Problem, VerifyReport
 from auditkeep.ledger.witnessed import WitnessPolicy, check_witnessed, witness_keys
-from auditkeep.log.note import NoteVerifier
+from auditkeep.log.note import NoteError, NoteVerifier, parse_note
 
 
 @click.command()
@@ -76,6 +78,7 @@ def verify(
         if policy is not None:
             for t in report.tenants:
                 witnessed[t.tenant] = check_witnessed(lg.store, lg.head(t.tenant), lg.origin(t.tenant), policy, t)
+        hints = _rotation_hints(lg, report) if given and not as_json else []
     if as_json:
         doc = _as_json(report, trust)
         if policy is not None:
@@ -85,12 +88,48 @@ def verify(
         print_json(doc)
     else:
         _print_text(report, trust)
+        for hint in hints:
+            err.print(f"[yellow]hint:[/yellow] {escape(hint)}", highlight=False)
         if policy is not None:
             names = ", ".join(w.name for w in policy.witnesses)
             for name, size in witnessed.items():
                 out.print(f"{name}: witnessed up to size {size} ({policy.quorum} of {names})", highlight=False)
     if not report.ok:
         sys.exit(1)
+
+
+_UNTRUSTED = re.compile(r"^checkpoint at size (\d+) is not signed by a trusted key")
+
+
+def _rotation_hints(lg: LogReader, report: VerifyReport) -> list[str]:
+    """For each checkpoint no --key signed: which of the keys the store lists signed it (a key
+    rotated in or out that the checker may hold elsewhere). Only a hint: the store's list
+    is not trusted, which is why the check itself ignores it."""
+    stored = lg.stored_keys()
+    out: list[str] = []
+    for t in report.tenants:
+        origin = lg.origin(t.tenant)
+        ids: dict[bytes, int] = {}
+        for n, k in enumerate(stored):
+            v = k.verifier()
+            ids[v.key_id] = ids[NoteVerifier(origin, v.public_key).key_id] = n + 1
+        for p in t.problems:
+            m = _UNTRUSTED.match(p.message) if p.kind == "checkpoint" else None
+            row = lg.store.checkpoint_at(lg.tenant_id(t.tenant), int(m.group(1))) if m else None
+            if row is None:
+                continue
+            try:
+                signers = sorted({ids[s.key_id] for s in parse_note(row.note)[1] if s.key_id in ids})
+            except NoteError:
+                continue
+            if signers:
+                which = " and ".join(f"key {n} of {len(stored)}" for n in signers)
+                them = "that key" if len(signers) == 1 else "one of them"
+                out.append(
+                    f"{t.tenant}: the checkpoint at size {m.group(1)} is signed by {which} the store lists "  # type: ignore[union-attr]
+                    f"(`auditkeep pubkey --all`); if you hold {them} from elsewhere, add it with --key"
+                )
+    return out
 
 
 def _witness_policy(texts: tuple[str, ...], quorum: int | None, require_signed: bool) -> WitnessPolicy | None:
