@@ -193,3 +193,37 @@ def test_users_cli_refuses_bad_input_in_one_line(console_server: Server) -> None
         assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     listed = auditkeep(data, "users", "list", "--json")
     assert "password" not in listed.stdout and "$argon2id$" not in listed.stdout
+
+
+def test_two_factor_sign_in_needs_a_fresh_code(console_server: Server, page: Page) -> None:
+    import pyotp
+
+    add_user(console_server.data, "acme", "tom", "viewer")
+    r = auditkeep(console_server.data, "users", "totp", "-t", "acme", "-u", "tom")
+    assert r.returncode == 0, r.stderr
+    secret, uri = r.stdout.split()
+    assert uri.startswith("otpauth://totp/") and f"secret={secret}" in uri
+    # the password alone is not enough
+    sign_in(page, console_server.url, "tom")
+    expect(page.get_by_role("alert")).to_contain_text("Sign-in failed")
+    # nor a wrong code
+    wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
+    with httpx.Client(base_url=console_server.url, follow_redirects=False) as c:
+        csrf = c.get("/ui/login").cookies["ak_login"]
+        r = c.post("/ui/login", data={"csrf": csrf, "tenant": "acme", "username": "tom", "password": PASSWORD, "code": wrong})
+        assert r.status_code == 401
+    code = pyotp.TOTP(secret).now()
+    page.goto(console_server.url + "/ui/login")
+    page.get_by_label("Tenant").fill("acme")
+    page.get_by_label("Username").fill("tom")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Code from your authenticator app (if two-factor sign-in is on)").fill(code)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("tom · acme · viewer")).to_be_visible()
+    # the same code again is refused (no replay)
+    with httpx.Client(base_url=console_server.url, follow_redirects=False) as c:
+        csrf = c.get("/ui/login").cookies["ak_login"]
+        r = c.post("/ui/login", data={"csrf": csrf, "tenant": "acme", "username": "tom", "password": PASSWORD, "code": code})
+        assert r.status_code == 401
+    reasons = [e.get("reason") for e in _events(console_server, "acme", "auditkeep.console.login", 1) if e["actor"]["id"] == "tom"]
+    assert "wrong code" in reasons and "code used already" in reasons

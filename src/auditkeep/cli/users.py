@@ -123,3 +123,23 @@ def reset(tenant: str, username: str, role: str | None, password_stdin: bool) ->
         user = UserStore(lg.store).reset(tenant, username, password, role)
         _record(lg, "auditkeep.console.user.reset", tenant, username, {"role": user.role})
     err.print(f"reset {username} in tenant {tenant}", highlight=False)
+
+
+@users.command()
+@_tenant
+@_username
+@click.option("--disable", "off", is_flag=True, help="Turn two-factor sign-in off.")
+@global_options
+def totp(tenant: str, username: str, off: bool) -> None:
+    """Turn two-factor sign-in (TOTP, RFC 6238) on and print the secret once, or off."""
+    import pyotp
+
+    with ledger() as lg:
+        secret = UserStore(lg.store).set_totp(tenant, username, not off)
+        _record(lg, "auditkeep.console.user.totp", tenant, username, {"totp": not off})
+    if secret is None:
+        err.print(f"two-factor sign-in is off for {username} in tenant {tenant}", highlight=False)
+        return
+    err.print("add this to the user's authenticator app (shown only this once):", highlight=False)
+    click.echo(secret)
+    click.echo(pyotp.TOTP(secret).provisioning_uri(name=f"{username}@{tenant}", issuer_name="auditkeep"))

@@ -58,12 +58,13 @@ async def login(request: Request) -> Response:
     tenant = field(form, "tenant", 63).strip()
     username = field(form, "username", 64).strip()
     password = field(form, "password", 1024)
+    code = field(form, "code", 20)
     nxt = safe_next(field(form, "next", 2000))
     users = UserStore(ctx.ledger.store)
 
     def attempt() -> str | None:
         try:
-            users.authenticate(tenant, username, password)
+            users.authenticate(tenant, username, password, code)
         except LoginRefused as exc:
             record(ctx, request, tenant, username, "auditkeep.console.login", category="authentication",
                    outcome="failure", reason=exc.reason)

@@ -44,6 +44,8 @@ class User(msgspec.Struct, kw_only=True):
     disabled_ns: int | None = None
     failed: int = 0  # consecutive failed logins
     locked_until_ns: int = 0
+    totp_secret: str | None = None  # base32 (RFC 6238, 30 s, 6 digits); None: password only
+    totp_last_step: int = 0  # the newest time step a code was accepted for (no replay)
 
     def public(self) -> dict[str, object]:
         from auditkeep.model.timefmt import format_rfc3339
@@ -56,6 +58,7 @@ class User(msgspec.Struct, kw_only=True):
             "disabled": format_rfc3339(self.disabled_ns) if self.disabled_ns else None,
             "locked": self.locked_until_ns > time.time_ns(),
             "failed_logins": self.failed,
+            "totp": self.totp_secret is not None,
         }
 
 
@@ -145,9 +148,20 @@ class UserStore:
         self._put(user)
         return user
 
-    def authenticate(self, tenant: str, username: str, password: str) -> User:
-        """The user, when the password is right and the account usable; LoginRefused otherwise.
-        A wrong password counts towards the lockout; a locked account refuses even the right one."""
+    def set_totp(self, tenant: str, username: str, enable: bool) -> str | None:
+        """Turn two-factor sign-in on (a new secret, returned to show once) or off."""
+        import pyotp
+
+        user = self._existing(tenant, username)
+        user.totp_secret = pyotp.random_base32() if enable else None
+        user.totp_last_step = 0
+        self._put(user)
+        return user.totp_secret
+
+    def authenticate(self, tenant: str, username: str, password: str, code: str = "") -> User:
+        """The user, when the password (and, with two-factor on, the code) is right and the
+        account usable; LoginRefused otherwise. A wrong password or code counts towards the
+        lockout; a locked account refuses even the right one."""
         if len(password) > MAX_PASSWORD or not _USERNAME.match(username):
             raise LoginRefused("malformed")
         user = self.get(tenant, username)
@@ -157,15 +171,25 @@ class UserStore:
         now = time.time_ns()
         if user.locked_until_ns > now:
             raise LoginRefused("locked")
-        if not _verify(user.password_hash, password):
+        wrong = None if _verify(user.password_hash, password) else "wrong password"
+        if wrong is None and user.totp_secret is not None:
+            step = _totp_step(user.totp_secret, code, now)
+            if step is None:
+                wrong = "wrong code"
+            elif step <= user.totp_last_step:
+                wrong = "code used already"
+            else:
+                user.totp_last_step = step
+                self._put(user)
+        if wrong is not None:
             user.failed += 1
             if user.failed >= MAX_FAILURES:
                 user.locked_until_ns = now + LOCK_SECONDS * 1_000_000_000
                 user.failed = 0
                 self._put(user)
-                raise LoginRefused("wrong password; account locked")
+                raise LoginRefused(f"{wrong}; account locked")
             self._put(user)
-            raise LoginRefused("wrong password")
+            raise LoginRefused(wrong)
         if user.disabled_ns is not None:
             raise LoginRefused("disabled")
         if user.failed or user.locked_until_ns or _hasher.check_needs_rehash(user.password_hash):
@@ -182,6 +206,25 @@ class UserStore:
     def _doc(self, user: User) -> Doc:
         status = "disabled" if user.disabled_ns is not None else "active"
         return Doc(COLLECTION, _id(user.tenant, user.username), user.tenant, user.created_ns, status, _encode.encode(user))
+
+
+def _totp_step(secret: str, code: str, now_ns: int) -> int | None:
+    """The time step a 6-digit code is valid for (now, or one step either side for clock
+    skew), or None."""
+    import hmac
+
+    import pyotp
+
+    code = code.strip().replace(" ", "")
+    if len(code) != 6 or not code.isdigit():
+        return None
+    totp = pyotp.TOTP(secret)
+    now = now_ns // 1_000_000_000
+    for drift in (0, -1, 1):
+        at = now + drift * totp.interval
+        if hmac.compare_digest(totp.at(at), code):
+            return int(at // totp.interval)
+    return None
 
 
 def _verify(stored: str, password: str) -> bool:
