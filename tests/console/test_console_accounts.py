@@ -227,3 +227,31 @@ def test_two_factor_sign_in_needs_a_fresh_code(console_server: Server, page: Pag
         assert r.status_code == 401
     reasons = [e.get("reason") for e in _events(console_server, "acme", "auditkeep.console.login", 1) if e["actor"]["id"] == "tom"]
     assert "wrong code" in reasons and "code used already" in reasons
+
+
+def test_sign_in_and_search_with_the_keyboard_alone(console_server: Server, page: Page) -> None:
+    page.goto(console_server.url + "/ui/login")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    for _ in range(5):  # past the header's links to the first field
+        if page.evaluate("document.activeElement.id") == "tenant":
+            break
+        page.keyboard.press("Tab")
+    expect(page.get_by_label("Tenant")).to_be_focused()
+    page.keyboard.type("acme")
+    page.keyboard.press("Tab")
+    page.keyboard.type("vic")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Search")).to_be_visible()
+    # every form control of the search page has a label
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('main input:not([type=hidden]), main select, main textarea')]
+              .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map((e) => e.name)"""
+    )
+    assert unlabelled == []
+    page.get_by_label("Actor").focus()
+    page.keyboard.type("nobody-at-all")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("No events match.")).to_be_visible()
