@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sdk_support import all_events, serve_asgi
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -16,7 +17,6 @@ from starlette.routing import Route as StarletteRoute
 from auditkeep.client import bind, current
 from auditkeep.integrations import AuditMiddleware, Route
 from auditkeep.ledger import Ledger
-from conftest import all_events, serve_asgi
 
 
 async def whoami(request: Request) -> Response:

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import all_events
+from sdk_support import all_events
 
 django = pytest.importorskip("django")
 

@@ -6,11 +6,11 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from sdk_support import all_events
 
 from auditkeep.client import context
 from auditkeep.integrations import AuditHandler
 from auditkeep.ledger import Ledger
-from conftest import all_events
 
 
 @pytest.fixture

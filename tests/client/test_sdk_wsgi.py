@@ -8,11 +8,11 @@ from typing import Any
 import flask
 import pytest
 from flask.testing import FlaskClient
+from sdk_support import all_events
 
 from auditkeep.client import bind, current
 from auditkeep.integrations import AuditWSGIMiddleware, Route
 from auditkeep.ledger import Ledger
-from conftest import all_events
 
 
 def make_app(log: Ledger) -> flask.Flask:
