@@ -3,6 +3,8 @@ server's own live-tail stream behind the console's session) with filters, pause 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -12,16 +14,24 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from auditkeep.console.audit import record
-from auditkeep.console.web import console, person, render
+from auditkeep.console.sessions import SessionStore
+from auditkeep.console.users import UserStore
+from auditkeep.console.web import Person, console, person, render
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import CATEGORIES, OUTCOMES
 from auditkeep.query.filters import search_kwargs
+from auditkeep.server.context import ServerContext
 from auditkeep.server.matcher import matcher
 from auditkeep.server.params import MAX_INDEX, int_value
 from auditkeep.server.stream import EventStream
 
+log = logging.getLogger("auditkeep.console.live")
+
 FIELDS = ("actor", "action", "resource_type", "resource_id", "outcome", "category", "text")
 MAX_VALUE = 1000
+# Seconds between checks of an open tail's session and account: a tail whose session was
+# signed out or expired, or whose account was disabled, ends within this (plus one store read).
+SESSION_CHECK_INTERVAL = 0.5
 
 
 def _filters(request: Request) -> dict[str, str]:
@@ -51,11 +61,44 @@ class _Stream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        response = await _open(request)
-        await response(scope, receive, send)
+        stream, p = await _open(request)
+        guard = asyncio.create_task(_guard(console(request), stream, p))
+        try:
+            await stream(scope, receive, send)
+        finally:
+            guard.cancel()
 
 
-async def _open(request: Request) -> EventStream | Response:
+def _invalid(ctx: ServerContext, p: Person) -> str | None:
+    """Why the tail of ``p`` must end, or None. A disabled account's session is ended too,
+    as the next page request would do."""
+    sessions = SessionStore(ctx.ledger.store)
+    reason = sessions.check(p.token)
+    if reason is not None:
+        return reason
+    user = UserStore(ctx.ledger.store).get(p.tenant, p.user.username)
+    if user is None or user.disabled_ns is not None:
+        sessions.end(p.token)
+        return "the account is disabled"
+    return None
+
+
+async def _guard(ctx: ServerContext, stream: EventStream, p: Person) -> None:
+    """Re-check the session and the account every SESSION_CHECK_INTERVAL; end the stream
+    (it sends the reason as an ``error`` event) once they are no longer valid."""
+    while not stream.done():
+        await asyncio.sleep(SESSION_CHECK_INTERVAL)
+        try:
+            reason = await run_in_threadpool(_invalid, ctx, p)
+        except Exception as exc:  # the store is unreachable: keep the stream, retry
+            log.warning("live tail: cannot check the session: %s", exc)
+            continue
+        if reason is not None:
+            stream.end(reason)
+            return
+
+
+async def _open(request: Request) -> tuple[EventStream, Person]:
     ctx = console(request)
     p = await person(request)
     raw = _filters(request)
@@ -69,7 +112,8 @@ async def _open(request: Request) -> EventStream | Response:
         resource={"type": "stream"}, metadata={"filters": raw, "from_index": start},
     )  # fmt: skip
     o = ctx.options
-    return EventStream(ctx.ledger, ctx.hub, ctx.metrics, p.tenant, start, matcher(kwargs), o.heartbeat, o.send_timeout)
+    stream = EventStream(ctx.ledger, ctx.hub, ctx.metrics, p.tenant, start, matcher(kwargs), o.heartbeat, o.send_timeout)
+    return stream, p
 
 
 routes = [

@@ -73,6 +73,20 @@ class SessionStore:
             self.store.doc_put(Doc(COLLECTION, key, session.tenant, session.created_ns, "active", _encode.encode(session)))
         return session
 
+    def check(self, token: str) -> str | None:
+        """Why the session of ``token`` is no longer valid (None while it is), without
+        counting as a use: an open live tail does not keep its session from idling out."""
+        doc = self.store.doc_get(COLLECTION, _key(token)) if token and len(token) <= 128 else None
+        if doc is None:
+            return "the session ended (signed out)"
+        session = _decode.decode(doc.data)
+        now = time.time_ns()
+        if now >= session.expires_ns:
+            return "the session expired"
+        if now - session.last_ns >= IDLE_S * 1_000_000_000:
+            return "the session expired (idle)"
+        return None
+
     def end(self, token: str) -> None:
         if token and len(token) <= 128:
             self.store.doc_delete(COLLECTION, _key(token))

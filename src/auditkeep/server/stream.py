@@ -169,7 +169,7 @@ class EventStream:
                 self.next = 0  # the log does not exist yet: everything it will hold is new
             self.hub.add(tid, self.wake)
             await self._send(send, b"retry: 2000\n\n")
-            while not self._done():
+            while not self.done():
                 self.wake.clear()
                 if tid is None:
                     tid = await self._tenant_id()
@@ -179,7 +179,7 @@ class EventStream:
                 if tid is not None and not await self._catch_up(send):
                     await self._drop(scope)
                     return
-                if self._done():
+                if self.done():
                     break
                 try:
                     await asyncio.wait_for(self.wake.wait(), self.heartbeat)
@@ -197,7 +197,7 @@ class EventStream:
             self.metrics.sse_clients.dec()
             watcher.cancel()
 
-    def _done(self) -> bool:
+    def done(self) -> bool:
         return self.stopped or self.ended is not None or self.hub.closing
 
     def end(self, reason: str) -> None:
@@ -218,7 +218,7 @@ class EventStream:
         size = (await run_in_threadpool(self.ledger.head, self.tenant)).size
         if self.next is None:
             self.next = size  # no resume point: only what is committed from now on
-        while self.next < size and not self._done():
+        while self.next < size and not self.done():
             end = min(size, self.next + CHUNK)
             records: list[Record] = await run_in_threadpool(self.ledger.records, self.next, end, self.tenant)
             if not records:
