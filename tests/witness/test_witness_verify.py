@@ -110,13 +110,8 @@ def test_truncated_tail_is_caught_by_the_cosignatures_left_behind(witnessed: tup
     assert rep.ok and size == N - STEP
 
 
-@pytest.fixture
-def sqlite_only(store_kind: str) -> None:
-    if store_kind != "sqlite":
-        pytest.skip("the CLI test runs on the data directory")
-
-
-def test_verify_cli_with_witnesses(sqlite_only: None, witnessed: tuple[Ledger, list[str]]) -> None:
+@pytest.mark.parametrize("store_kind", ["sqlite"])  # the CLI reads the data directory
+def test_verify_cli_with_witnesses(witnessed: tuple[Ledger, list[str]]) -> None:
     lg, vkeys = witnessed
     data = str(lg.store.directory)  # type: ignore[attr-defined]
     ok = cli("verify", "--data", data, "--witness", vkeys[0], "--witness", vkeys[1], "--quorum", "2", "--json", check=False)

@@ -3,6 +3,7 @@ projection, leases and settings (connections, schema and documents are its bases
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -469,6 +470,10 @@ class _AdvisoryLease:
     def release(self) -> None:
         if self._conn is not None:
             try:
-                self._conn.close()  # ending the session releases its advisory locks
+                # Unlock before closing: a closed session's locks go only when its backend
+                # notices the end, so a holder that released could still block the next one.
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.execute("SELECT pg_advisory_unlock_all()")
+                self._conn.close()
             finally:
                 self._conn = None
