@@ -50,13 +50,19 @@ def step_for(span_ns: int, target: int = 48) -> int:
     return _NICE_S[-1] * SEC * max(1, -(-span_ns // (_NICE_S[-1] * SEC * target)))
 
 
-def build(points: Iterable[tuple[int, str]], since_ns: int, until_ns: int, complete: bool = True, target: int = 48) -> Histogram:
-    """Count ``(time_ns, outcome)`` points in [since, until) into round buckets aligned to the
-    step (an event without an outcome counts as ``unknown``)."""
+def layout(since_ns: int, until_ns: int, target: int = 48) -> tuple[int, int, int]:
+    """``(first, step, n)``: ``n`` buckets of a round width ``step`` starting at ``first`` (a
+    multiple of the step) that cover [since, until)."""
     until_ns = max(until_ns, since_ns + 1)
     step = step_for(until_ns - since_ns, target)
     first = since_ns - since_ns % step
-    n = -(-(until_ns - first) // step)
+    return first, step, -(-(until_ns - first) // step)
+
+
+def build(points: Iterable[tuple[int, str]], since_ns: int, until_ns: int, complete: bool = True, target: int = 48) -> Histogram:
+    """Count ``(time_ns, outcome)`` points in [since, until) into round buckets aligned to the
+    step (an event without an outcome counts as ``unknown``)."""
+    first, step, n = layout(since_ns, until_ns, target)
     buckets = [Bucket(first + i * step, first + (i + 1) * step) for i in range(n)]
     counted = 0
     for t, outcome in points:
@@ -67,6 +73,21 @@ def build(points: Iterable[tuple[int, str]], since_ns: int, until_ns: int, compl
         b.counts[key] = b.counts.get(key, 0) + 1
         counted += 1
     return Histogram(buckets, step, counted, complete)
+
+
+def from_counts(counts: Iterable[tuple[int, str, int]], first: int, step: int, n: int) -> Histogram:
+    """The histogram of ``(bucket, outcome, count)`` rows counted over the buckets of
+    :func:`layout` (rows outside them are ignored; an unknown outcome counts as ``unknown``)."""
+    buckets = [Bucket(first + i * step, first + (i + 1) * step) for i in range(n)]
+    counted = 0
+    for i, outcome, c in counts:
+        if not 0 <= i < n:
+            continue
+        key = outcome if outcome in COLOURS else "unknown"
+        b = buckets[i]
+        b.counts[key] = b.counts.get(key, 0) + c
+        counted += c
+    return Histogram(buckets, step, counted, True)
 
 
 def svg(h: Histogram, width: int = 960, height: int = 180) -> Markup:

@@ -18,7 +18,7 @@ from auditkeep.console.web import console, person, render
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import CATEGORIES, OUTCOMES
-from auditkeep.model.timefmt import now_ns, parse_rfc3339
+from auditkeep.model.timefmt import now_ns
 from auditkeep.query.filters import parse_metadata, parse_time
 
 PRESETS: dict[str, int | None] = {"15m": 900, "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "all": None, "custom": None}
@@ -26,7 +26,6 @@ PRESET_LABELS = {"15m": "Last 15 minutes", "1h": "Last hour", "24h": "Last 24 ho
                  "30d": "Last 30 days", "all": "All time", "custom": "Custom range"}  # fmt: skip
 TEXT_FIELDS = ("actor", "action", "resource_type", "resource_id", "text")
 PAGE_SIZE = 50
-HIST_CAP = 20_000  # events the histogram counts at most (it scans the matches)
 _SCAN = 5_000
 MAX_VALUE = 1000
 MAX_META = 20
@@ -142,29 +141,19 @@ def count_matches(ledger: Ledger, tenant: str, kwargs: dict[str, Any], cap: int 
 
 
 def histogram_of(ledger: Ledger, tenant: str, kwargs: dict[str, Any], since: int | None, until: int | None) -> histogram.Histogram | None:
-    """Scan the matches (newest first, at most HIST_CAP) and count them into buckets."""
-    points: list[tuple[int, str]] = []
-    cursor: str | None = None
-    complete = True
-    while True:
-        page = ledger.search(tenant, order="newest", cursor=cursor, limit=_SCAN, **kwargs)
-        for rec in page.items:
-            t = rec.event.time
-            if t is not None:
-                points.append((parse_rfc3339(t), rec.event.outcome or "unknown"))
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-        if len(points) >= HIST_CAP:
-            complete = False
-            break
-    if not points and (since is None or until is None):
-        return None
-    lo = since if since is not None else min(t for t, _ in points)
-    hi = until if until is not None else max(t for t, _ in points) + 1
-    if not complete:  # only the newest HIST_CAP matches: draw the span they cover
-        lo = max(lo, min(t for t, _ in points))
-    return histogram.build(points, lo, hi, complete)
+    """Every match counted into buckets by the store (an aggregate query: no event is read);
+    an open bound is the earliest or latest match. None when a bound is open and nothing matches."""
+    lo, hi = since, until
+    if lo is None or hi is None:
+        span = ledger.time_span(tenant, **kwargs)
+        if span is None:
+            return None
+        lo = span[0] if lo is None else lo
+        hi = span[1] + 1 if hi is None else hi
+    first, step, n = histogram.layout(lo, hi)
+    bounded = {**kwargs, "since": lo, "until": hi}  # exactly the span the buckets draw
+    counts = ledger.count_by_time(tenant, origin_ns=first, step_ns=step, **bounded)
+    return histogram.from_counts(counts, first, step, n)
 
 
 async def search_page(request: Request) -> Response:

@@ -262,6 +262,44 @@ class LogReader:
         of the newest entries the search did not see (``unindexed``)."""
         if filters is not None:  # parsed once by the face (CLI, HTTP): it replaces the keywords
             return self.search(tenant, order=order, cursor=cursor, limit=limit, **filters.kwargs())
+        built = self._query(
+            tenant, since=since, until=until, received_since=received_since, received_until=received_until,
+            actor=actor, action=action, resource_type=resource_type, resource_id=resource_id, outcome=outcome,
+            category=category, text=text, metadata=metadata, submitter=submitter, order=order, cursor=cursor,
+            limit=limit,
+        )  # fmt: skip
+        if built is None:
+            return Page([], None)
+        q, unindexed = built
+        hits = self.store.search(q)
+        entries = self.store.entries_by_key([k for _, k in hits])
+        items = [self._view(tenant, entries[k]) for _, k in hits if k in entries and entries[k].leaf]
+        next_cursor = encode_cursor(hits[-1]) if len(hits) == limit else None
+        return Page(items, next_cursor, unindexed)
+
+    def _query(
+        self,
+        tenant: str,
+        *,
+        since: int | str | datetime | None = None,
+        until: int | str | datetime | None = None,
+        received_since: int | str | datetime | None = None,
+        received_until: int | str | datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        outcome: str | None = None,
+        category: str | None = None,
+        text: str | None = None,
+        metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        submitter: str | None = None,
+        order: str = "newest",
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[Query, int] | None:
+        """The store query of a search's filters (validated), with how many of the newest
+        entries the projection has not seen; None when the tenant does not exist."""
         if order not in ("newest", "oldest"):
             raise ValidationError("must be 'newest' or 'oldest'", "order")
         if not 1 <= limit <= 10_000:
@@ -288,7 +326,7 @@ class LogReader:
         try:
             tid = self.tenant_id(tenant)
         except NotFound:
-            return Page([], None)
+            return None
         unindexed = 0
         if self.store.projection_writable:
             self.sync_projection(tenant)
@@ -314,11 +352,26 @@ class LogReader:
             after=after,
             limit=limit,
         )
-        hits = self.store.search(q)
-        entries = self.store.entries_by_key([k for _, k in hits])
-        items = [self._view(tenant, entries[k]) for _, k in hits if k in entries and entries[k].leaf]
-        next_cursor = encode_cursor(hits[-1]) if len(hits) == limit else None
-        return Page(items, next_cursor, unindexed)
+        return q, unindexed
+
+    def time_span(self, tenant: str = "default", **filters: Any) -> tuple[int, int] | None:
+        """Earliest and latest event time (ns) of the events matching ``filters`` (the keywords
+        of :meth:`search`), or None when none match."""
+        built = self._query(tenant, **filters)
+        return None if built is None else self.store.time_span(built[0])
+
+    def count_by_time(
+        self, tenant: str = "default", *, origin_ns: int, step_ns: int, **filters: Any
+    ) -> list[tuple[int, str, int]]:
+        """Exact counts of the events matching ``filters`` (the keywords of :meth:`search`) per
+        time bucket and outcome, counted by the store without reading the events:
+        ``(bucket, outcome, count)`` where bucket ``i`` is
+        ``[origin_ns + i*step_ns, origin_ns + (i+1)*step_ns)``; empty buckets are left out, and
+        so are events before ``origin_ns``."""
+        if step_ns <= 0:
+            raise ValidationError("must be positive", "step")
+        built = self._query(tenant, **filters)
+        return [] if built is None else self.store.count_by_time(built[0], origin_ns, step_ns)
 
     # checkpoints and proofs ------------------------------------------------------------------
 

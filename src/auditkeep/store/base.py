@@ -202,6 +202,16 @@ class Store(Protocol):
         """(time_ns, key) of matching entries, in the requested order, at most ``q.limit``."""
         ...
 
+    def time_span(self, q: Query) -> tuple[int, int] | None:
+        """Earliest and latest event time of the matches (cursor and limit ignored), or None."""
+        ...
+
+    def count_by_time(self, q: Query, origin_ns: int, step_ns: int) -> list[tuple[int, str, int]]:
+        """``(bucket, outcome, count)`` of the matches (cursor and limit ignored) per time bucket
+        ``[origin + bucket*step, origin + (bucket+1)*step)`` and outcome, empty ones left out;
+        matches before ``origin_ns`` are not counted."""
+        ...
+
     # retention and erasure: payloads go, leaf hashes and tiles stay (so do every proof)
     def expire(self, tenant_id: int, indexes: Sequence[int], texts: Mapping[int, str]) -> int:
         """Delete the payload (leaf bytes, subject, personal plaintext) of entries, keeping each

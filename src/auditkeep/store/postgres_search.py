@@ -135,8 +135,10 @@ def pg_text(value: str) -> str:
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
-def build_search(q: Query) -> tuple[str, list[Any]] | None:
-    """SQL and parameters of a search, or None when it cannot match anything."""
+def search_where(q: Query) -> tuple[list[str], list[Any]] | None:
+    """Conditions (to AND together) on ``ev`` and their parameters: every filter of ``q``
+    except the keyset cursor, shared by the search and its aggregates; None when the search
+    cannot match anything."""
     where, params = column_filters(q, "%s", pg_text)
     if q.text:
         tsq = tsquery(q.text)
@@ -171,6 +173,15 @@ def build_search(q: Query) -> tuple[str, list[Any]] | None:
             f"AND {leaf} @> %s)"
         )
         params.append(Jsonb({"submitter": wanted}))
+    return where, params
+
+
+def build_search(q: Query) -> tuple[str, list[Any]] | None:
+    """SQL and parameters of a search, or None when it cannot match anything."""
+    built = search_where(q)
+    if built is None:
+        return None
+    where, params = built
     if q.after is not None:
         op = "<" if q.newest_first else ">"
         where.append(f"(ev.time_ns, ev.k) {op} (%s, %s)")
@@ -183,3 +194,30 @@ def build_search(q: Query) -> tuple[str, list[Any]] | None:
     )
     params.append(q.limit)
     return sql, params
+
+
+def build_time_span(q: Query) -> tuple[str, list[Any]] | None:
+    """SQL of the earliest and latest event time of the matches, or None when nothing can match."""
+    built = search_where(q)
+    if built is None:
+        return None
+    where, params = built
+    return "SELECT min(ev.time_ns), max(ev.time_ns) FROM ev WHERE " + " AND ".join(where), params
+
+
+def build_count_by_time(q: Query, origin_ns: int, step_ns: int) -> tuple[str, list[Any]] | None:
+    """SQL counting the matches per (time bucket, outcome): bucket ``i`` is
+    [origin + i*step, origin + (i+1)*step); matches before ``origin_ns`` are left out. None
+    when nothing can match."""
+    built = search_where(q)
+    if built is None:
+        return None
+    where, params = built
+    where.append("ev.time_ns >= %s")
+    params.append(origin_ns)
+    sql = (
+        "SELECT (ev.time_ns - %s::bigint) / %s::bigint, ev.outcome, count(*) FROM ev WHERE "
+        + " AND ".join(where)
+        + " GROUP BY 1, 2"
+    )
+    return sql, [origin_ns, step_ns, *params]

@@ -48,7 +48,13 @@ from auditkeep.store.sqlite_lifecycle import (
     shred_files,
 )
 from auditkeep.store.sqlite_schema import INDEX_SCHEMA, LOG_MIGRATIONS
-from auditkeep.store.sqlite_search import COMMON_TEXT, build_search, text_probe
+from auditkeep.store.sqlite_search import (
+    COMMON_TEXT,
+    build_count_by_time,
+    build_search,
+    build_time_span,
+    text_probe,
+)
 
 _EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
@@ -498,6 +504,14 @@ class SQLiteStore(SQLiteDocuments):
             common = conn.execute(probe, probe_params).fetchone()[0] > COMMON_TEXT
         sql, params = build_search(q, common)
         return [(t, k) for t, k in conn.execute(sql, params)]
+
+    def time_span(self, q: Query) -> tuple[int, int] | None:
+        lo, hi = self._reader().execute(*build_time_span(q)).fetchone()
+        return None if lo is None else (int(lo), int(hi))
+
+    def count_by_time(self, q: Query, origin_ns: int, step_ns: int) -> list[tuple[int, str, int]]:
+        sql, params = build_count_by_time(q, origin_ns, step_ns)
+        return [(int(b), str(o), int(n)) for b, o, n in self._reader().execute(sql, params)]
 
     def explain(self, q: Query) -> list[str]:
         sql, params = build_search(q)

@@ -57,10 +57,9 @@ def text_probe(q: Query) -> tuple[str, list[Any]]:
     ]
 
 
-def build_search(q: Query, common_text: bool = False) -> tuple[str, list[Any]]:
-    """The search SQL. ``common_text``: the text query matches many entries (see
-    :func:`text_probe`), so walk the time index instead of sorting every match — the
-    planner cannot know this, and sorting 100k matches costs seconds."""
+def search_where(q: Query) -> tuple[list[str], list[Any]]:
+    """Conditions (to AND together) on ``ix.ev AS ev`` and their parameters: every filter of
+    ``q`` except the keyset cursor, shared by the search and its aggregates."""
     where, params = column_filters(q, "?")
     if q.text:
         where.append("ev.k IN (SELECT rowid FROM ix.ev_fts WHERE ev_fts MATCH ?)")
@@ -88,6 +87,14 @@ def build_search(q: Query, common_text: bool = False) -> tuple[str, list[Any]]:
             cond += " AND json_extract(CAST(e.leaf AS TEXT), '$.submitter.id') = ?"
             params.append(ident)
         where.append(f"EXISTS (SELECT 1 FROM main.entries e WHERE e.k = ev.k AND {cond})")
+    return where, params
+
+
+def build_search(q: Query, common_text: bool = False) -> tuple[str, list[Any]]:
+    """The search SQL. ``common_text``: the text query matches many entries (see
+    :func:`text_probe`), so walk the time index instead of sorting every match — the
+    planner cannot know this, and sorting 100k matches costs seconds."""
+    where, params = search_where(q)
     if q.after is not None:
         op = "<" if q.newest_first else ">"
         where.append(f"(ev.time_ns, ev.k) {op} (?, ?)")
@@ -102,3 +109,24 @@ def build_search(q: Query, common_text: bool = False) -> tuple[str, list[Any]]:
     )
     params.append(q.limit)
     return sql, params
+
+
+def build_time_span(q: Query) -> tuple[str, list[Any]]:
+    """SQL of the earliest and latest event time of the matches (NULLs when none)."""
+    where, params = search_where(q)
+    return "SELECT min(ev.time_ns), max(ev.time_ns) FROM ix.ev AS ev WHERE " + " AND ".join(where), params
+
+
+def build_count_by_time(q: Query, origin_ns: int, step_ns: int) -> tuple[str, list[Any]]:
+    """SQL counting the matches per (time bucket, outcome): bucket ``i`` is
+    [origin + i*step, origin + (i+1)*step). Matches before ``origin_ns`` are left out (SQLite's
+    integer division truncates toward zero, so they would land in bucket 0)."""
+    where, params = search_where(q)
+    where.append("ev.time_ns >= ?")
+    params.append(origin_ns)
+    sql = (
+        "SELECT (ev.time_ns - ?) / ?, ev.outcome, count(*) FROM ix.ev AS ev WHERE "
+        + " AND ".join(where)
+        + " GROUP BY 1, 2"
+    )
+    return sql, [origin_ns, step_ns, *params]

@@ -35,7 +35,13 @@ from auditkeep.store.postgres_append import (
     head_of,
     read_tiles,
 )
-from auditkeep.store.postgres_search import build_search, pg_text, tsvector_binary
+from auditkeep.store.postgres_search import (
+    build_count_by_time,
+    build_search,
+    build_time_span,
+    pg_text,
+    tsvector_binary,
+)
 
 log = logging.getLogger("auditkeep.store.postgres")
 
@@ -351,6 +357,21 @@ class PostgresStore(PgSchema, PgDocuments):
         query, params = built
         with self._conn() as conn:
             return [(int(t), int(k)) for t, k in conn.execute(query, params).fetchall()]
+
+    def time_span(self, q: Query) -> tuple[int, int] | None:
+        built = build_time_span(q)
+        if built is None:
+            return None
+        with self._conn() as conn:
+            row = conn.execute(*built).fetchone()
+        return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+
+    def count_by_time(self, q: Query, origin_ns: int, step_ns: int) -> list[tuple[int, str, int]]:
+        built = build_count_by_time(q, origin_ns, step_ns)
+        if built is None:
+            return []
+        with self._conn() as conn:
+            return [(int(b), str(o), int(n)) for b, o, n in conn.execute(*built).fetchall()]
 
     def explain(self, q: Query, analyze: bool = False) -> list[str]:
         """The plan PostgreSQL chooses for a search (for benchmarks and diagnosis)."""
