@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -122,14 +123,14 @@ def sign_in(url: str) -> httpx.Client:
     return c
 
 
-def scan_histogram(lg: Ledger, kwargs: dict[str, object], since: int | None, until: int | None) -> histogram.Histogram | None:
+def scan_histogram(lg: Ledger, tenant: str, kwargs: dict[str, Any], since: int | None, until: int | None) -> histogram.Histogram | None:
     """The histogram as the console drew it before the aggregate (the same-run baseline):
     the newest matches, 5,000 a page, decoded one by one, at most 20,000."""
     points: list[tuple[int, str]] = []
     cursor: str | None = None
     complete = True
     while True:
-        page = lg.search(TENANT, order="newest", cursor=cursor, limit=5000, **kwargs)  # type: ignore[arg-type]
+        page = lg.search(tenant, order="newest", cursor=cursor, limit=5000, **kwargs)
         points += [(parse_rfc3339(r.event.time), r.event.outcome or "unknown") for r in page.items if r.event.time]
         cursor = page.next_cursor
         if cursor is None:

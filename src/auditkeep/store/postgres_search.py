@@ -20,6 +20,7 @@ import re
 import struct
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -209,12 +210,11 @@ def build_count_by_time(q: Query, origin_ns: int, step_ns: int) -> tuple[str, li
     """SQL counting the matches per (time bucket, outcome): bucket ``i`` is
     [origin + i*step, origin + (i+1)*step); matches before ``origin_ns`` are left out. None
     when nothing can match."""
-    built = search_where(q)
+    since = origin_ns if q.since_ns is None else max(q.since_ns, origin_ns)
+    built = search_where(replace(q, since_ns=since))  # the origin is the lower time bound
     if built is None:
         return None
     where, params = built
-    where.append("ev.time_ns >= %s")
-    params.append(origin_ns)
     sql = (
         "SELECT (ev.time_ns - %s::bigint) / %s::bigint, ev.outcome, count(*) FROM ev WHERE "
         + " AND ".join(where)
