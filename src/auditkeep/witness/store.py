@@ -82,11 +82,14 @@ class WitnessDir:
         except ValueError as exc:
             raise WitnessDirError(f"{self.path / LOGS_FILE}: {exc}") from None
 
-    def logs_mtime(self) -> int:
+    def logs_version(self) -> tuple[int, int, int]:
+        """What changes whenever the trusted logs file is rewritten: every write is a new file
+        renamed into place (a new inode), which two writes within one clock tick also show."""
         try:
-            return (self.path / LOGS_FILE).stat().st_mtime_ns
+            st = (self.path / LOGS_FILE).stat()
         except FileNotFoundError:
-            return 0
+            return (0, 0, 0)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def add_log(self, origin: str, vkey: str) -> NoteVerifier:
         """Trust ``vkey`` for checkpoints of ``origin`` (more than one key: rotation)."""

@@ -85,14 +85,14 @@ class Witness:
         self._lock = threading.Lock()
         self._state = wdir.state()
         self._logs = wdir.logs()
-        self._logs_mtime = wdir.logs_mtime()
+        self._logs_version = wdir.logs_version()
 
     def _reload_logs(self) -> None:
         # `witness add-log` may run while the witness serves: pick its change up.
-        mtime = self.wdir.logs_mtime()
-        if mtime != self._logs_mtime:
+        version = self.wdir.logs_version()
+        if version != self._logs_version:
             self._logs = self.wdir.logs()
-            self._logs_mtime = mtime
+            self._logs_version = version
 
     def latest(self, origin: str) -> LoggedState | None:
         with self._lock:
