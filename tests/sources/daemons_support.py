@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from server_harness import free_port, wait_port
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_CONF = ROOT / "deploy" / "syslog" / "rsyslog-auditkeep.conf"
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
@@ -28,7 +30,36 @@ def deploy_rsyslog_parts() -> tuple[str, str]:
     return template.group(0), action.group(0)
 
 
-class Rsyslog:
+class _Daemon:
+    """A daemon run by a test: its output in ``log``, ready once it listens on ``input_port``."""
+
+    input_port: int
+
+    def _start(self, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self._log_fh = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT, env=env)
+        try:
+            wait_port(self.input_port, self.proc, timeout=20)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            raise RuntimeError(f"{Path(cmd[0]).name}: {exc}: {self.output()}") from None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_fh.close()
+
+
+class Rsyslog(_Daemon):
     """``rsyslogd -n`` with a config of its own: an imtcp input on ``input_port`` whose
     messages go through the deploy file's template and action to auditkeep at
     ``target_port`` (over TLS when ``ca`` is given)."""
@@ -36,7 +67,7 @@ class Rsyslog:
     def __init__(self, workdir: Path, target_port: int, ca: Path | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
-        self.input_port = _free_port()
+        self.input_port = free_port()
         template, action = deploy_rsyslog_parts()
         action = action.replace('target="auditkeep.example.internal"', 'target="127.0.0.1"')
         action = re.sub(r'port="\d+"', f'port="{target_port}"', action, count=1)
@@ -54,36 +85,7 @@ class Rsyslog:
             f'ruleset(name="to-auditkeep") {{\n{action}\n}}\n'
             f'input(type="imtcp" address="127.0.0.1" port="{self.input_port}" ruleset="to-auditkeep")\n'
         )
-        self.log = workdir / "rsyslogd.log"
-        self._log_fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(workdir / "rsyslogd.pid")],
-            stdout=self._log_fh, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rsyslogd exited: {self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.input_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"rsyslogd did not listen: {self.output()}") from None
-                time.sleep(0.05)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log_fh.close()
+        self._start([RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(workdir / "rsyslogd.pid")], workdir / "rsyslogd.log")
 
 
 class SteadySender(threading.Thread):
@@ -107,12 +109,6 @@ class SteadySender(threading.Thread):
                 self.sent += 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 SYSLOG_NG_DEPLOY_CONF = ROOT / "deploy" / "syslog" / "syslog-ng-auditkeep.conf"
 # Debian's syslog-ng conflicts with rsyslog as a package, so CI unpacks it here (.ci/run)
 # and runs it from its own directory; a syslog-ng on PATH is used when there is one.
@@ -130,7 +126,7 @@ def syslog_ng_binary() -> tuple[str, dict[str, str], str] | None:
     return (found, {}, "") if found else None
 
 
-class SyslogNg:
+class SyslogNg(_Daemon):
     """``syslog-ng -F`` with a config of its own: a TCP source on ``input_port`` named
     ``s_src`` (the name the deploy file's ``log`` statement uses) and the deploy file's
     destination, pointed at auditkeep on ``target_port`` (over TLS when ``ca`` is given)."""
@@ -140,7 +136,7 @@ class SyslogNg:
         assert found is not None, "syslog-ng is not available"
         binary, extra_env, modules = found
         workdir.mkdir(parents=True, exist_ok=True)
-        self.input_port = _free_port()
+        self.input_port = free_port()
         text = SYSLOG_NG_DEPLOY_CONF.read_text()
         if ca is not None:  # the deploy file's commented TLS alternative, switched on
             text = re.sub(r'^  syslog\("auditkeep.example.internal" transport\("tcp"\) port\(\d+\)\);\n', "", text, flags=re.M)
@@ -158,34 +154,8 @@ class SyslogNg:
             f'source s_src {{ network(transport("tcp") ip("127.0.0.1") port({self.input_port})); }};\n'
             f"{text}\n"
         )
-        self.log = workdir / "syslog-ng.log"
-        self._log_fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         cmd = [binary, "-F", "-f", str(self.conf), f"--persist-file={workdir / 'persist'}",
                f"--pidfile={workdir / 'pid'}", f"--control={workdir / 'ctl'}", "--stderr"]
         if modules:
             cmd.append(f"--module-path={modules}")
-        self.proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT, env={**os.environ, **extra_env})
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"syslog-ng exited: {self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.input_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"syslog-ng did not listen: {self.output()}") from None
-                time.sleep(0.05)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log_fh.close()
+        self._start(cmd, workdir / "syslog-ng.log", {**os.environ, **extra_env})
