@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from auditkeep.log.note import NoteError, _b64decode_canonical, check_key_name, key_id, parse_note
+from auditkeep.log.note import NoteError, check_key_name, key_id, parse_note, parse_vkey
 
 __all__ = [
     "ALG_COSIGNATURE_V1",
@@ -47,6 +47,14 @@ def cosigned_message(body: str, timestamp: int) -> bytes:
     return f"cosignature/v1\ntime {timestamp}\n{body}".encode()
 
 
+def _wrong_witness_alg(found: int | None) -> str:
+    shown = f"0x{found:02x}" if found is not None else "none"
+    return (
+        f"witness key algorithm is {shown}, want 0x04 (Ed25519 cosignature/v1); "
+        "a log's own key (0x01) is not a witness key"
+    )
+
+
 class CosignatureVerifier:
     """A witness's public key with its name, as a ``name+hexid+base64(0x04 || key)`` vkey."""
 
@@ -61,25 +69,7 @@ class CosignatureVerifier:
 
     @classmethod
     def from_vkey(cls, vkey: str) -> CosignatureVerifier:
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise ValueError("witness key must be <name>+<hex key id>+<base64 key>")
-        name, id_hex, key_b64 = parts
-        check_key_name(name)
-        if len(id_hex) != 8 or any(c not in "0123456789abcdef" for c in id_hex):
-            raise ValueError(f"witness key id must be 8 lowercase hex digits, got {id_hex!r}")
-        raw = _b64decode_canonical(key_b64, "witness key")
-        if not raw or raw[0] != ALG_COSIGNATURE_V1:
-            found = f"0x{raw[0]:02x}" if raw else "none"
-            raise ValueError(
-                f"witness key algorithm is {found}, want 0x04 (Ed25519 cosignature/v1); "
-                "a log's own key (0x01) is not a witness key"
-            )
-        if len(raw) != 33:
-            raise ValueError(f"Ed25519 witness key must be 32 bytes, got {len(raw) - 1}")
-        if key_id(name, raw[1:], ALG_COSIGNATURE_V1).hex() != id_hex:
-            raise ValueError(f"witness key id {id_hex} does not match the key and name")
-        return cls(name, Ed25519PublicKey.from_public_bytes(raw[1:]))
+        return cls(*parse_vkey(vkey.strip(), ALG_COSIGNATURE_V1, "witness key", _wrong_witness_alg))
 
     @property
     def name(self) -> str:

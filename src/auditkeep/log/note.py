@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -71,6 +71,35 @@ def key_id(name: str, public_key: bytes, alg: int = ALG_ED25519) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + public_key).digest()[:4]
 
 
+def parse_vkey(
+    vkey: str, alg: int, label: str, wrong_alg: Callable[[int | None], str]
+) -> tuple[str, Ed25519PublicKey]:
+    """(name, public key) of an Ed25519 key ``<name>+<8 hex key ID>+<base64(alg || key)>``
+    (a log's verifier key, alg 0x01, or a witness's cosignature key, alg 0x04); ValueError
+    naming ``label``, with ``wrong_alg(first byte or None)`` for a key of another algorithm."""
+    parts = vkey.split("+", 2)
+    if len(parts) != 3:
+        raise ValueError(f"{label} must be <name>+<hex key id>+<base64 key>")
+    name, id_hex, key_b64 = parts
+    check_key_name(name)
+    if len(id_hex) != 8 or any(c not in "0123456789abcdef" for c in id_hex):
+        raise ValueError(f"{label} id must be 8 lowercase hex digits, got {id_hex!r}")
+    raw = _b64decode_canonical(key_b64, label)
+    if not raw or raw[0] != alg:
+        raise ValueError(wrong_alg(raw[0] if raw else None))
+    if len(raw) != 33:
+        raise ValueError(f"Ed25519 {label} must be 32 bytes, got {len(raw) - 1}")
+    if key_id(name, raw[1:], alg).hex() != id_hex:
+        raise ValueError(f"{label} id {id_hex} does not match the key and name")
+    return name, Ed25519PublicKey.from_public_bytes(raw[1:])
+
+
+def _wrong_note_alg(found: int | None) -> str:
+    if found is None:
+        return "verifier key is empty"
+    return f"unsupported verifier key algorithm 0x{found:02x} (want Ed25519, 0x01)"
+
+
 def _b64decode_canonical(text: str, what: str) -> bytes:
     # Standard base64 with padding, and only its canonical form: a second
     # spelling of the same bytes would let one signature line take two shapes.
@@ -102,25 +131,7 @@ class NoteVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
         """Parse a verifier key ``<name>+<8 hex key ID>+<base64(0x01 || public key)>``."""
-        parts = vkey.split("+", 2)
-        if len(parts) != 3:
-            raise ValueError("verifier key must be <name>+<hex key id>+<base64 key>")
-        name, id_hex, key_b64 = parts
-        check_key_name(name)
-        if len(id_hex) != 8 or any(c not in "0123456789abcdef" for c in id_hex):
-            raise ValueError(f"verifier key id must be 8 lowercase hex digits, got {id_hex!r}")
-        raw = _b64decode_canonical(key_b64, "verifier key")
-        if not raw:
-            raise ValueError("verifier key is empty")
-        if raw[0] != ALG_ED25519:
-            raise ValueError(
-                f"unsupported verifier key algorithm 0x{raw[0]:02x} (want Ed25519, 0x01)"
-            )
-        if len(raw) != 33:
-            raise ValueError(f"Ed25519 verifier key must be 32 bytes, got {len(raw) - 1}")
-        if key_id(name, raw[1:]).hex() != id_hex:
-            raise ValueError(f"verifier key id {id_hex} does not match the key and name")
-        return cls(name, Ed25519PublicKey.from_public_bytes(raw[1:]))
+        return cls(*parse_vkey(vkey, ALG_ED25519, "verifier key", _wrong_note_alg))
 
     @property
     def name(self) -> str:
