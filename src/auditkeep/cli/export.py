@@ -19,9 +19,8 @@ from rich.progress import (
 )
 
 from auditkeep.cli.common import err, global_options, interactive, reader
-from auditkeep.cli.search import _catch_up_index
+from auditkeep.cli.search import _catch_up_index, filter_options
 from auditkeep.export import FORMATS, Formatter, iter_chunks, planned_total
-from auditkeep.model.event import CATEGORIES, OUTCOMES
 from auditkeep.query.filters import search_kwargs
 
 
@@ -31,19 +30,7 @@ from auditkeep.query.filters import search_kwargs
               help="jsonl (records as stored), csv, ocsf (OCSF 1.8.0 JSON Lines) or cef.")
 @click.option("--out", "-o", "out_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write to FILE (replaced only when the export is complete) instead of stdout.")
-@click.option("--since", help="Event time from (RFC 3339, 'now', or ago: 15m, 2h, 7d).")
-@click.option("--until", help="Event time before (same forms as --since).")
-@click.option("--received-since", help="Received from (same forms).")
-@click.option("--received-until", help="Received before (same forms).")
-@click.option("--actor", help="Actor id.")
-@click.option("--action", help="Action, exact or a prefix ending in * (user.*).")
-@click.option("--resource-type")
-@click.option("--resource-id")
-@click.option("--outcome", type=click.Choice(OUTCOMES))
-@click.option("--category", type=click.Choice(CATEGORIES))
-@click.option("--text", "-q", help="Full-text query: every word must occur; word* is a prefix.")
-@click.option("--submitter", help="Who appended: KIND or KIND:ID (key:ID, cert, collector:NAME, cli, embedded, server).")
-@click.option("--meta", "metadata", multiple=True, metavar="PATH=VALUE", help="Equality on a metadata path (repeatable).")
+@filter_options
 @global_options
 def export(tenant: str, fmt: str, out_path: str | None, **filters: Any) -> None:
     """Export a tenant's events, page by page in constant memory.

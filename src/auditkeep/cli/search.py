@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 import msgspec
@@ -14,22 +15,36 @@ from auditkeep.ledger.reader import LogReader, NotFound, Record
 from auditkeep.model.event import CATEGORIES, OUTCOMES
 from auditkeep.query.filters import Filters
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+_FILTER_OPTIONS = (
+    click.option("--since", help="Event time from (RFC 3339, 'now', or ago: 15m, 2h, 7d)."),
+    click.option("--until", help="Event time before (same forms as --since)."),
+    click.option("--received-since", help="Received from (same forms)."),
+    click.option("--received-until", help="Received before (same forms)."),
+    click.option("--actor", help="Actor id."),
+    click.option("--action", help="Action, exact or a prefix ending in * (user.*)."),
+    click.option("--resource-type"),
+    click.option("--resource-id"),
+    click.option("--outcome", type=click.Choice(OUTCOMES)),
+    click.option("--category", type=click.Choice(CATEGORIES)),
+    click.option("--text", "-q", help="Full-text query: every word must occur; word* is a prefix."),
+    click.option("--submitter", help="Who appended: KIND or KIND:ID (key:ID, cert, collector:NAME, cli, embedded, server)."),
+    click.option("--meta", "metadata", multiple=True, metavar="PATH=VALUE", help="Equality on a metadata path (repeatable)."),
+)
+
+
+def filter_options(command: F) -> F:
+    """The search filters as options (search, export): one list, so the two agree."""
+    for option in reversed(_FILTER_OPTIONS):
+        command = option(command)
+    return command
+
 
 @click.command()
 @click.option("--tenant", "-t", default="default", show_default=True)
-@click.option("--since", help="Event time from (RFC 3339, 'now', or ago: 15m, 2h, 7d).")
-@click.option("--until", help="Event time before (same forms as --since).")
-@click.option("--received-since", help="Received from (same forms).")
-@click.option("--received-until", help="Received before (same forms).")
-@click.option("--actor", help="Actor id.")
-@click.option("--action", help="Action, exact or a prefix ending in * (user.*).")
-@click.option("--resource-type")
-@click.option("--resource-id")
-@click.option("--outcome", type=click.Choice(OUTCOMES))
-@click.option("--category", type=click.Choice(CATEGORIES))
-@click.option("--text", "-q", help="Full-text query: every word must occur; word* is a prefix.")
-@click.option("--submitter", help="Who appended: KIND or KIND:ID (key:ID, cert, collector:NAME, cli, embedded, server).")
-@click.option("--meta", "metadata", multiple=True, metavar="PATH=VALUE", help="Equality on a metadata path (repeatable).")
+@filter_options
 @click.option("--order", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--cursor", help="Continue from a previous page's cursor.")
