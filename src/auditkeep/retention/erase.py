@@ -27,7 +27,7 @@ from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import Submitter
 from auditkeep.model.timefmt import parse_rfc3339
 from auditkeep.retention.holds import MAX_REASON, HoldBook, HoldError, _text, covering
-from auditkeep.retention.run import to_ranges
+from auditkeep.retention.run import SlimActor, SlimResource, to_ranges
 from auditkeep.store.base import Entry, ProjectedRow, entry_key
 
 ACTION = "auditkeep.subject.erased"
@@ -35,19 +35,10 @@ MAX_SUBJECT = 1024
 RANGES_KEPT = 500  # the record lists at most this many ranges (and says how many there were)
 
 
-class _Actor(msgspec.Struct):
-    id: str
-
-
-class _Resource(msgspec.Struct):
-    type: str | None = None
-    id: str | None = None
-
-
 class _Slim(msgspec.Struct):
-    actor: _Actor
+    actor: SlimActor
     time: str | None = None
-    resource: _Resource | None = None
+    resource: SlimResource | None = None
 
 
 _slim = msgspec.json.Decoder(_Slim)

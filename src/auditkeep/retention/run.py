@@ -38,11 +38,13 @@ CHUNK = 20_000
 RANGES_PER_EVENT = 400  # keeps one record well inside the event size and array limits
 
 
-class _Actor(msgspec.Struct):
+class SlimActor(msgspec.Struct):
+    """The part of an event's actor retention and erasure decide on."""
+
     id: str
 
 
-class _Resource(msgspec.Struct):
+class SlimResource(msgspec.Struct):
     type: str | None = None
     id: str | None = None
 
@@ -50,11 +52,11 @@ class _Resource(msgspec.Struct):
 class _Slim(msgspec.Struct):
     """The fields retention decides on."""
 
-    actor: _Actor
+    actor: SlimActor
     action: str
     time: str | None = None
     category: str | None = None
-    resource: _Resource | None = None
+    resource: SlimResource | None = None
 
 
 _slim = msgspec.json.Decoder(_Slim)
