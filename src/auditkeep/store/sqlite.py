@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from auditkeep.store.base import (
     KEY_SHIFT,
@@ -299,51 +300,32 @@ class SQLiteStore(SQLiteDocuments):
 
     def entries(self, tenant_id: int, start: int, end: int) -> Iterator[Entry]:
         """Entries with start <= index < end in index order, read in chunks."""
-        conn = self._reader()
-        lo = entry_key(tenant_id, start)
-        hi = entry_key(tenant_id, end)
-        chunk = 4096
-        while lo < hi:
-            rows = conn.execute(
-                "SELECT k, id, received_ns, leaf, subject, sealed FROM entries "
-                "WHERE k >= ? AND k < ? ORDER BY k LIMIT ?",
-                (lo, hi, chunk),
-            ).fetchall()
-            if not rows:
-                return
-            mask = (1 << KEY_SHIFT) - 1
+        mask = (1 << KEY_SHIFT) - 1
+        for rows in self._key_chunks(ENTRY_ROWS_SQL, tenant_id, start, end, 4096):
             for k, i, r, leaf, subject, sealed in rows:
                 yield Entry(k & mask, i, r, leaf, subject, sealed)
-            lo = rows[-1][0] + 1
-            if len(rows) < chunk:
-                return
 
     def entries_raw(self, tenant_id: int, start: int, end: int, chunk: int = 8192) -> Iterator[list[tuple[int, bytes, int, bytes]]]:
         """Chunks of (key, id, received_ns, leaf), for verification's hot loop."""
-        conn = self._reader()
-        lo = entry_key(tenant_id, start)
-        hi = entry_key(tenant_id, end)
-        while lo < hi:
-            rows = conn.execute(
-                "SELECT k, id, received_ns, leaf FROM entries WHERE k >= ? AND k < ? ORDER BY k LIMIT ?",
-                (lo, hi, chunk),
-            ).fetchall()
-            if not rows:
-                return
-            yield rows
-            lo = rows[-1][0] + 1
-            if len(rows) < chunk:
-                return
+        yield from self._key_chunks(
+            "SELECT k, id, received_ns, leaf FROM entries WHERE k >= ? AND k < ? ORDER BY k LIMIT ?",
+            tenant_id, start, end, chunk,
+        )
 
     def entry_rows(
         self, tenant_id: int, start: int, end: int, chunk: int = 8192
     ) -> Iterator[list[tuple[int, bytes, int, bytes, str | None, bytes | None]]]:
         """Chunks of (key, id, received_ns, leaf, subject, sealed plaintext), for verify."""
+        yield from self._key_chunks(ENTRY_ROWS_SQL, tenant_id, start, end, chunk)
+
+    def _key_chunks(self, sql: str, tenant_id: int, start: int, end: int, chunk: int) -> Iterator[list[Any]]:
+        """Chunks of the rows ``sql`` (key first; placeholders lo, hi, limit) gives for
+        start <= index < end, in key order: each chunk resumes after the last key."""
         conn = self._reader()
         lo = entry_key(tenant_id, start)
         hi = entry_key(tenant_id, end)
         while lo < hi:
-            rows = conn.execute(ENTRY_ROWS_SQL, (lo, hi, chunk)).fetchall()
+            rows = conn.execute(sql, (lo, hi, chunk)).fetchall()
             if not rows:
                 return
             yield rows
