@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from auditkeep.client.reads import search_params
 from auditkeep.ledger import Ledger
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.timefmt import parse_rfc3339
-from auditkeep.query.filters import Filters, search_kwargs
+from auditkeep.query.filters import FILTER_NAMES, Filters, search_kwargs
 
 ACTORS = ["alice", "bob", "carol"]
 ACTIONS = ["user.login", "user.logout", "doc.read", "doc.write"]
@@ -95,3 +97,26 @@ def test_parse_checks_each_field_once_and_round_trips() -> None:
     with pytest.raises(ValidationError) as info:
         Filters.from_kwargs({"colour": "red"})
     assert info.value.path == "colour"
+
+
+def test_keywords_and_filters_are_one_spelling(ledger: Ledger) -> None:
+    # FilterArgs (the keywords of every search) and Filters (what they parse into) name the same
+    # filters in the same order; the SDK's query parameters are the ones the server parses.
+    assert tuple(f.name for f in fields(Filters)) == FILTER_NAMES
+    kw = {"action": "user.*", "since": "2024-05-01T10:00:00Z", "metadata": {"team": "red"}}
+    by_keywords = ledger.search("acme", order="oldest", limit=10_000, **kw)  # type: ignore[arg-type]
+    by_filters = ledger.search("acme", order="oldest", limit=10_000, filters=Filters.from_kwargs(kw))
+    assert [r.index for r in by_keywords.items] == [r.index for r in by_filters.items] != []
+    params = search_params("acme", kw, order="oldest")
+    wire: dict[str, object] = {k: v for k, v in params if k in FILTER_NAMES}
+    wire["metadata"] = [v for k, v in params if k == "metadata"]
+    assert Filters.parse(wire) == Filters.from_kwargs(kw)
+
+
+def test_an_unknown_keyword_is_a_type_error_as_in_a_signature(ledger: Ledger) -> None:
+    with pytest.raises(TypeError, match="'colour'"):
+        ledger.search("acme", colour="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="'colour'"):
+        search_params("acme", {"colour": "red"})
+    with pytest.raises(TypeError, match="not both"):
+        ledger.search("acme", filters=Filters(actor="alice"), action="user.*")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -23,7 +23,6 @@ from auditkeep.client.base import (
     http_headers,
 )
 from auditkeep.client.reads import (
-    TimeArg,
     check_leaf,
     check_proof,
     decode_event_proof,
@@ -40,6 +39,7 @@ from auditkeep.log.checkpoint import Checkpoint, verify_checkpoint
 from auditkeep.log.note import NoteVerifier
 from auditkeep.model.event import Event
 from auditkeep.model.wire import InclusionProof, Page, Record
+from auditkeep.query.filters import FilterArgs
 
 __all__ = ["DEFAULT_MAX_BATCH_BYTES", "DEFAULT_SPOOL_MAX_BYTES", "Client", "http_headers"]
 
@@ -103,30 +103,13 @@ class Client(BaseClient):
         self,
         tenant: str | None = None,
         *,
-        since: TimeArg = None,
-        until: TimeArg = None,
-        received_since: TimeArg = None,
-        received_until: TimeArg = None,
-        actor: str | None = None,
-        action: str | None = None,
-        resource_type: str | None = None,
-        resource_id: str | None = None,
-        outcome: str | None = None,
-        category: str | None = None,
-        text: str | None = None,
-        metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-        submitter: str | None = None,
         order: str = "newest",
         cursor: str | None = None,
         limit: int = 100,
+        **filters: Unpack[FilterArgs],
     ) -> Page:
         """Search events, as :meth:`auditkeep.Ledger.search`; ``cursor`` continues a page."""
-        params = search_params(
-            tenant or self.tenant, since=since, until=until, received_since=received_since,
-            received_until=received_until, actor=actor, action=action,
-            resource_type=resource_type, resource_id=resource_id, outcome=outcome,
-            category=category, text=text, metadata=metadata, submitter=submitter, order=order, cursor=cursor, limit=limit,
-        )  # fmt: skip
+        params = search_params(tenant or self.tenant, filters, order=order, cursor=cursor, limit=limit)
         return decode_page(self._get("/v1/events", params).content)
 
     def get(self, event_id: str, tenant: str | None = None) -> Record:

@@ -10,11 +10,12 @@ comes later, from the server). :func:`event_id` reads the id from either.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Unpack, runtime_checkable
 
 from auditkeep.log.checkpoint import Checkpoint
 from auditkeep.model.event import Event
 from auditkeep.model.wire import InclusionProof, Page, Receipt
+from auditkeep.query.filters import FilterArgs
 
 __all__ = ["AsyncAuditLog", "AuditLog", "Recorded", "event_id"]
 
@@ -34,21 +35,10 @@ class AuditLog(Protocol):
         self,
         tenant: str = ...,
         *,
-        since: Any = ...,
-        until: Any = ...,
-        received_since: Any = ...,
-        received_until: Any = ...,
-        actor: str | None = ...,
-        action: str | None = ...,
-        resource_type: str | None = ...,
-        resource_id: str | None = ...,
-        outcome: str | None = ...,
-        category: str | None = ...,
-        text: str | None = ...,
-        metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = ...,
         order: str = ...,
         cursor: str | None = ...,
         limit: int = ...,
+        **filters: Unpack[FilterArgs],
     ) -> Page: ...
 
     def prove_inclusion(
@@ -77,21 +67,10 @@ class AsyncAuditLog(Protocol):
         self,
         tenant: str | None = ...,
         *,
-        since: Any = ...,
-        until: Any = ...,
-        received_since: Any = ...,
-        received_until: Any = ...,
-        actor: str | None = ...,
-        action: str | None = ...,
-        resource_type: str | None = ...,
-        resource_id: str | None = ...,
-        outcome: str | None = ...,
-        category: str | None = ...,
-        text: str | None = ...,
-        metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = ...,
         order: str = ...,
         cursor: str | None = ...,
         limit: int = ...,
+        **filters: Unpack[FilterArgs],
     ) -> Page: ...
 
     async def prove_inclusion(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from auditkeep.log.proofs import ProofError, verify_inclusion
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.model.wire import InclusionProof, Page, Record
+from auditkeep.query.filters import SEARCH_FIELDS, TIME_FIELDS, filter_args
 
 __all__ = [
     "TimeArg",
@@ -80,44 +81,27 @@ def time_param(value: TimeArg, name: str) -> str | None:
 
 def search_params(
     tenant: str | None,
+    filters: Mapping[str, Any],
     *,
-    since: TimeArg = None,
-    until: TimeArg = None,
-    received_since: TimeArg = None,
-    received_until: TimeArg = None,
-    actor: str | None = None,
-    action: str | None = None,
-    resource_type: str | None = None,
-    resource_id: str | None = None,
-    outcome: str | None = None,
-    category: str | None = None,
-    text: str | None = None,
-    metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-    submitter: str | None = None,
     order: str = "newest",
     cursor: str | None = None,
     limit: int = 100,
 ) -> list[tuple[str, str]]:
-    """Query parameters of ``GET /v1/events``."""
-    pairs: list[tuple[str, str | None]] = [
-        ("tenant", tenant),
-        ("since", time_param(since, "since")),
-        ("until", time_param(until, "until")),
-        ("received_since", time_param(received_since, "received_since")),
-        ("received_until", time_param(received_until, "received_until")),
-        ("actor", actor),
-        ("action", action),
-        ("resource_type", resource_type),
-        ("resource_id", resource_id),
-        ("outcome", outcome),
-        ("category", category),
-        ("text", text),
-        ("submitter", submitter),
-        ("order", order),
-        ("cursor", cursor),
-        ("limit", str(limit)),
-    ]
-    out = [(k, v) for k, v in pairs if v is not None]
+    """Query parameters of ``GET /v1/events`` for ``search(**filters)``: the filter keywords
+    (:class:`~auditkeep.query.filters.FilterArgs`, checked here for the SDK clients) as the
+    server parses them, times as given (text is resolved by the server)."""
+    filter_args(filters, "search")
+    out = [("tenant", tenant)] if tenant is not None else []
+    for name in SEARCH_FIELDS:
+        value = filters.get(name)
+        text = time_param(value, name) if name in TIME_FIELDS else value
+        if text is not None:
+            out.append((name, text))
+    out.append(("order", order))
+    if cursor is not None:
+        out.append(("cursor", cursor))
+    out.append(("limit", str(limit)))
+    metadata = filters.get("metadata")
     items = metadata.items() if isinstance(metadata, Mapping) else (metadata or [])
     out.extend(("metadata", f"{path}={value}") for path, value in items)
     return out

@@ -14,9 +14,8 @@ import base64
 import binascii
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import msgspec
 
@@ -37,14 +36,13 @@ from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import Event, parse_submitter_filter
 from auditkeep.model.ids import id_bytes
 from auditkeep.model.paths import set_path
-from auditkeep.model.timeargs import optional_time_arg
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.model.validate import check_tenant as check_tenant  # re-exported: its old home
 from auditkeep.model.wire import ConsistencyProof as ConsistencyProof  # re-exported: old homes
 from auditkeep.model.wire import InclusionProof as InclusionProof
 from auditkeep.model.wire import Page as Page
 from auditkeep.model.wire import Record as Record
-from auditkeep.query.filters import Filters
+from auditkeep.query.filters import FilterArgs, Filters
 from auditkeep.store.base import Entry, Head, Query, Store
 
 _leaf = msgspec.json.Decoder(Event)
@@ -234,40 +232,23 @@ class LogReader:
         self,
         tenant: str = "default",
         *,
-        since: int | str | datetime | None = None,
-        until: int | str | datetime | None = None,
-        received_since: int | str | datetime | None = None,
-        received_until: int | str | datetime | None = None,
-        actor: str | None = None,
-        action: str | None = None,
-        resource_type: str | None = None,
-        resource_id: str | None = None,
-        outcome: str | None = None,
-        category: str | None = None,
-        text: str | None = None,
-        metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-        submitter: str | None = None,
         order: str = "newest",
         cursor: str | None = None,
         limit: int = 100,
         filters: Filters | None = None,
+        **by: Unpack[FilterArgs],
     ) -> Page:
-        """Search one tenant's events. Filters combine with AND; ``action`` ending in ``*`` is
-        a prefix (``user.*``); ``metadata`` holds equalities on paths below ``metadata``;
-        ``submitter`` is ``KIND`` or ``KIND:ID`` (who appended, as recorded in the leaf).
-        Results are ordered by event time (then log index); ``cursor`` continues a page.
+        """Search one tenant's events, by ``filters`` parsed once by a face (CLI, HTTP) or by
+        filter keywords (:class:`~auditkeep.query.filters.FilterArgs`). Filters combine with
+        AND; ``action`` ending in ``*`` is a prefix (``user.*``); ``metadata`` holds
+        equalities on paths below ``metadata``; ``submitter`` is ``KIND`` or ``KIND:ID`` (who
+        appended, as recorded in the leaf). Results are ordered by event time (then log
+        index); ``cursor`` continues a page.
 
         The projection is brought up to the log's head first when the store allows it;
         otherwise (a read-only store with a projection of its own) the page says how many
         of the newest entries the search did not see (``unindexed``)."""
-        if filters is not None:  # parsed once by the face (CLI, HTTP): it replaces the keywords
-            return self.search(tenant, order=order, cursor=cursor, limit=limit, **filters.kwargs())
-        built = self._query(
-            tenant, since=since, until=until, received_since=received_since, received_until=received_until,
-            actor=actor, action=action, resource_type=resource_type, resource_id=resource_id, outcome=outcome,
-            category=category, text=text, metadata=metadata, submitter=submitter, order=order, cursor=cursor,
-            limit=limit,
-        )  # fmt: skip
+        built = self._query(tenant, Filters.of(filters, by, "search"), order, cursor, limit)
         if built is None:
             return Page([], None)
         q, unindexed = built
@@ -278,25 +259,7 @@ class LogReader:
         return Page(items, next_cursor, unindexed)
 
     def _query(
-        self,
-        tenant: str,
-        *,
-        since: int | str | datetime | None = None,
-        until: int | str | datetime | None = None,
-        received_since: int | str | datetime | None = None,
-        received_until: int | str | datetime | None = None,
-        actor: str | None = None,
-        action: str | None = None,
-        resource_type: str | None = None,
-        resource_id: str | None = None,
-        outcome: str | None = None,
-        category: str | None = None,
-        text: str | None = None,
-        metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-        submitter: str | None = None,
-        order: str = "newest",
-        cursor: str | None = None,
-        limit: int = 100,
+        self, tenant: str, f: Filters, order: str = "newest", cursor: str | None = None, limit: int = 100
     ) -> tuple[Query, int] | None:
         """The store query of a search's filters (validated), with how many of the newest
         entries the projection has not seen; None when the tenant does not exist."""
@@ -304,24 +267,17 @@ class LogReader:
             raise ValidationError("must be 'newest' or 'oldest'", "order")
         if not 1 <= limit <= 10_000:
             raise ValidationError("must be between 1 and 10000", "limit")
-        pairs = list(metadata.items()) if isinstance(metadata, Mapping) else list(metadata or [])
         # NUL ends a string in SQLite's JSON paths and FTS queries and cannot be in PostgreSQL text.
-        if text is not None and "\x00" in text:
+        if f.text is not None and "\x00" in f.text:
             raise ValidationError("contains a NUL character", "text")
-        if any("\x00" in path for path, _ in pairs):
+        if any("\x00" in path for path, _ in f.metadata):
             raise ValidationError("a metadata path contains a NUL character", "metadata")
         wanted_submitter = None
-        if submitter is not None:
+        if f.submitter is not None:
             try:
-                wanted_submitter = parse_submitter_filter(submitter)
+                wanted_submitter = parse_submitter_filter(f.submitter)
             except ValueError as exc:
                 raise ValidationError(str(exc), "submitter") from None
-        bounds = {
-            name: _time_arg(value, name)
-            for name, value in (
-                ("since", since), ("until", until), ("received_since", received_since), ("received_until", received_until)
-            )
-        }  # fmt: skip
         after = decode_cursor(cursor) if cursor else None
         try:
             tid = self.tenant_id(tenant)
@@ -334,18 +290,18 @@ class LogReader:
             unindexed = max(0, self.projection_lag(tenant))
         q = Query(
             tenant_id=tid,
-            since_ns=bounds["since"],
-            until_ns=bounds["until"],
-            received_since_ns=bounds["received_since"],
-            received_until_ns=bounds["received_until"],
-            actor=actor,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            outcome=outcome,
-            category=category,
-            text=text,
-            metadata=pairs,
+            since_ns=f.since,
+            until_ns=f.until,
+            received_since_ns=f.received_since,
+            received_until_ns=f.received_until,
+            actor=f.actor,
+            action=f.action,
+            resource_type=f.resource_type,
+            resource_id=f.resource_id,
+            outcome=f.outcome,
+            category=f.category,
+            text=f.text,
+            metadata=list(f.metadata),
             submitter=wanted_submitter,
             sealed_paths=frozenset(self.config.personal_fields),
             newest_first=order == "newest",
@@ -354,23 +310,31 @@ class LogReader:
         )
         return q, unindexed
 
-    def time_span(self, tenant: str = "default", **filters: Any) -> tuple[int, int] | None:
-        """Earliest and latest event time (ns) of the events matching ``filters`` (the keywords
-        of :meth:`search`), or None when none match."""
-        built = self._query(tenant, **filters)
+    def time_span(
+        self, tenant: str = "default", filters: Filters | None = None, **by: Unpack[FilterArgs]
+    ) -> tuple[int, int] | None:
+        """Earliest and latest event time (ns) of the events matching the filters (as
+        :meth:`search` takes them), or None when none match."""
+        built = self._query(tenant, Filters.of(filters, by, "time_span"))
         return None if built is None else self.store.time_span(built[0])
 
     def count_by_time(
-        self, tenant: str = "default", *, origin_ns: int, step_ns: int, **filters: Any
+        self,
+        tenant: str = "default",
+        filters: Filters | None = None,
+        *,
+        origin_ns: int,
+        step_ns: int,
+        **by: Unpack[FilterArgs],
     ) -> list[tuple[int, str, int]]:
-        """Exact counts of the events matching ``filters`` (the keywords of :meth:`search`) per
+        """Exact counts of the events matching the filters (as :meth:`search` takes them) per
         time bucket and outcome, counted by the store without reading the events:
         ``(bucket, outcome, count)`` where bucket ``i`` is
         ``[origin_ns + i*step_ns, origin_ns + (i+1)*step_ns)``; empty buckets are left out, and
         so are events before ``origin_ns``."""
         if step_ns <= 0:
             raise ValidationError("must be positive", "step")
-        built = self._query(tenant, **filters)
+        built = self._query(tenant, Filters.of(filters, by, "count_by_time"))
         return [] if built is None else self.store.count_by_time(built[0], origin_ns, step_ns)
 
     # checkpoints and proofs ------------------------------------------------------------------
@@ -496,11 +460,6 @@ class LogReader:
             for h in heads
         ]
         return VerifyReport(reports, trust)
-
-
-def _time_arg(value: int | str | datetime | None, name: str) -> int | None:
-    """The one parser of time arguments (``1h``, ``now``, RFC 3339, ns, datetime) of every face."""
-    return optional_time_arg(value, name)
 
 
 def encode_cursor(hit: tuple[int, int]) -> str:

@@ -1,34 +1,56 @@
 """Search filters: parsed once from what people type (CLI options, HTTP query parameters)
-into :class:`Filters`, which the ledger's search takes and which matches an event in memory
-(the live tail)."""
+or from the keyword arguments of ``search`` (:class:`FilterArgs`) into :class:`Filters`,
+which the ledger's search takes and which matches an event in memory (the live tail)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import Event, parse_submitter_filter
-from auditkeep.model.timeargs import parse_time_arg
+from auditkeep.model.timeargs import TimeArg, optional_time_arg, parse_time_arg
 from auditkeep.model.timefmt import parse_rfc3339
 from auditkeep.query.match import meta_value, scalar_equal, text_matches
 
-SEARCH_FIELDS = (
-    "since",
-    "until",
-    "received_since",
-    "received_until",
-    "actor",
-    "action",
-    "resource_type",
-    "resource_id",
-    "outcome",
-    "category",
-    "text",
-    "submitter",
-)
+
+class FilterArgs(TypedDict, total=False):
+    """The search filters as keyword arguments (``search(action="user.*", since="1h")``): the
+    one spelling of them that the embedded ledger's and the SDK clients' ``search`` take
+    (``**filters: Unpack[FilterArgs]``). Times are nanoseconds since the epoch, an aware
+    datetime, or text (RFC 3339, ``now``, ``15m``/``2h``/``7d`` ago)."""
+
+    since: TimeArg
+    until: TimeArg
+    received_since: TimeArg
+    received_until: TimeArg
+    actor: str | None
+    action: str | None
+    resource_type: str | None
+    resource_id: str | None
+    outcome: str | None
+    category: str | None
+    text: str | None
+    submitter: str | None
+    metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None
+
+
+FILTER_NAMES = tuple(FilterArgs.__annotations__)
+"""Every filter's name, in the order of :class:`FilterArgs` (and of :class:`Filters`)."""
+TIME_FIELDS = ("since", "until", "received_since", "received_until")
+SEARCH_FIELDS = tuple(name for name in FILTER_NAMES if name != "metadata")
+"""The filters given as one string each (``metadata`` is repeated ``path=value`` pairs)."""
+
+
+def filter_args(given: Mapping[str, Any], func: str) -> FilterArgs:
+    """``given`` keyword arguments checked to be filters, as Python checks a signature: an
+    unknown name is a TypeError naming ``func``."""
+    for name in given:
+        if name not in FILTER_NAMES:
+            raise TypeError(f"{func}() got an unexpected keyword argument {name!r}")
+    return cast(FilterArgs, given)
 
 
 def parse_time(value: str, field: str, now_ns: int | None = None) -> int:
@@ -58,7 +80,7 @@ def search_kwargs(values: dict[str, Any], now_ns: int | None = None) -> dict[str
         value = values.get(name)
         if value is None or value == "":
             continue
-        if name in ("since", "until", "received_since", "received_until"):
+        if name in TIME_FIELDS:
             out[name] = parse_time(str(value), name, now_ns)
         elif name == "submitter":
             try:
@@ -76,7 +98,7 @@ def search_kwargs(values: dict[str, Any], now_ns: int | None = None) -> dict[str
 
 @dataclass(frozen=True)
 class Filters:
-    """One search's filters, combined with AND; None (or empty) means unset. Times are
+    """One search's filters, combined with AND; None means unset. Times are
     nanoseconds since the epoch; ``action`` ending in ``*`` is a prefix; ``metadata`` holds
     ``(path below metadata, value)`` equalities."""
 
@@ -102,16 +124,29 @@ class Filters:
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Filters:
-        """From keyword arguments of :meth:`LogReader.search` (already parsed)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
+        """From keyword arguments of ``search`` (:class:`FilterArgs`); times in any form of
+        :mod:`auditkeep.model.timeargs`. None (and an empty time) means unset."""
+        unknown = sorted(set(kwargs) - set(FILTER_NAMES))
         if unknown:
             raise ValidationError(f"unknown filter {unknown[0]!r}", unknown[0])
-        values = {k: v for k, v in kwargs.items() if v is not None and v != ""}
+        values = {k: v for k, v in kwargs.items() if v is not None}
+        for name in TIME_FIELDS:
+            if name in values:
+                values[name] = optional_time_arg(values[name], name)
         if "metadata" in values:
             meta = values["metadata"]
             values["metadata"] = tuple((str(p), str(v)) for p, v in (meta.items() if isinstance(meta, Mapping) else meta))
-        return cls(**values)
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+    @classmethod
+    def of(cls, filters: Filters | None, given: Mapping[str, Any], func: str) -> Filters:
+        """What a ``search``-like method ``func`` was given: a parsed :class:`Filters`, or
+        filter keywords (:class:`FilterArgs`) — not both."""
+        if filters is None:
+            return cls.from_kwargs(filter_args(given, func))
+        if given:
+            raise TypeError(f"{func}() takes filters= or filter keywords, not both")
+        return filters
 
     def kwargs(self) -> dict[str, Any]:
         """The set filters as keyword arguments of :meth:`LogReader.search`."""
