@@ -35,6 +35,17 @@ def test_ids_are_uuidv7_and_strictly_increasing() -> None:
         assert str(u) == text
 
 
+def test_id_batches_continue_the_single_ids() -> None:
+    gen = IdGenerator()
+    ids = [gen(), *gen.batch(3000), gen(), *gen.batch(1), *gen.batch(0), *gen.batch(5000)]
+    assert len(ids) == 8003
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    for text in ids[:50] + ids[-50:]:
+        u = uuid.UUID(text)
+        assert (u.version, u.variant, str(u)) == (7, uuid.RFC_4122, text)
+
+
 def test_id_time_is_now() -> None:
     before = time.time_ns() // 1_000_000
     ms = uuid.UUID(new_id()).int >> 80

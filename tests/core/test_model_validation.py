@@ -49,6 +49,9 @@ def test_valid_event_is_normalised() -> None:
         (json.dumps({"actor": {"id": "a", "ip": "10.0.0.300"}, "action": "x"}), "actor.ip", "not an IP"),
         (ev(metadata={"n": 2**60}), "metadata.n", "2^53"),
         (ev(metadata={"a": {"b": "x" * 9000}}), "metadata.a.b", "longer than 8192"),
+        (ev(metadata={"a": [1, "ok", None, True, -(2**53)]}), "metadata.a[4]", "2^53"),
+        (ev(metadata={"a": [{"b": [0, 2**53]}]}), "metadata.a[0].b[1]", "2^53"),
+        (ev(metadata={"a": ["ok", "x" * 9000]}), "metadata.a[1]", "longer than 8192"),
         (ev(reason="x" * 9000), "reason", "longer than 8192"),
     ],
 )

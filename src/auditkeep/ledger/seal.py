@@ -20,6 +20,8 @@ class Sealer:
     def __init__(self, paths: Sequence[str], subject_field: str) -> None:
         self.paths = tuple(paths)
         self.groups: dict[str, list[str]] = {}
+        # (group, [(field, path)]): the paths formatted once, not per event
+        self._fields: list[tuple[str, list[tuple[str, str]]]] = []
         self.meta: list[tuple[str, list[str]]] = []
         for path in self.paths:
             head, _, rest = path.partition(".")
@@ -29,21 +31,24 @@ class Sealer:
                 self.meta.append((path, rest.split(".")))
             else:
                 raise ValueError(f"personal field {path!r} is not a sealable path")
+        self._fields = [(g, [(f, f"{g}.{f}") for f in fs]) for g, fs in self.groups.items()]
         self.subject_field = subject_field
+        head, _, rest = subject_field.partition(".")
+        self._subject_path = (head, rest.split(".") if rest else [])
 
     def extract(self, ev: Event) -> dict[str, Any] | None:
         """The personal values present in ``ev``, by path (None when there are none)."""
         out: dict[str, Any] | None = None
-        for group, fields in self.groups.items():
+        for group, fields in self._fields:
             part = getattr(ev, group)
             if part is None:
                 continue
-            for f in fields:
+            for f, path in fields:
                 v = getattr(part, f)
                 if v is not None:
                     if out is None:
                         out = {}
-                    out[f"{group}.{f}"] = v
+                    out[path] = v
         if self.meta and ev.metadata:
             for path, keys in self.meta:
                 node: Any = ev.metadata
@@ -59,9 +64,9 @@ class Sealer:
         return out
 
     def subject(self, ev: Event) -> str:
-        head, _, rest = self.subject_field.partition(".")
+        head, rest = self._subject_path
         node: Any = getattr(ev, head, None)
-        for k in rest.split(".") if rest else []:
+        for k in rest:
             if node is None:
                 break
             node = node.get(k) if isinstance(node, dict) else getattr(node, k, None)
@@ -70,10 +75,10 @@ class Sealer:
     def seal(self, ev: Event, values: dict[str, Any], salt: HmacKey, **changes: Any) -> Event:
         """A copy of ``ev`` with ``values`` removed, their commitments under ``sealed`` and
         ``changes`` applied (``ev`` itself, the caller's object, is left as it was)."""
-        for group, fields in self.groups.items():
+        for group, fields in self._fields:
             part = getattr(ev, group)
             if part is not None:
-                cleared = {f: None for f in fields if f"{group}.{f}" in values}
+                cleared = {f: None for f, path in fields if path in values}
                 if cleared:
                     changes[group] = msgspec.structs.replace(part, **cleared)
         if self.meta and ev.metadata:

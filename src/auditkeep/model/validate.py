@@ -37,6 +37,7 @@ DEFAULT_LIMITS = Limits()
 _one = msgspec.json.Decoder(Event)
 _many = msgspec.json.Decoder(list[Event])
 _raw = msgspec.json.Decoder()
+_EventList = list[Event]
 
 
 def decode_event(data: bytes | str) -> Event:
@@ -105,6 +106,13 @@ def convert_event(fields: Mapping[str, Any] | Event) -> Event:
 
 
 def convert_batch(items: Sequence[Mapping[str, Any] | Event | bytes | str]) -> list[Event]:
+    if items and all(type(x) is dict for x in items):
+        # One conversion of the whole batch (what record_many hands over); on an error the
+        # loop below runs to name the position.
+        try:
+            return msgspec.convert(items, _EventList)
+        except msgspec.ValidationError:
+            pass
     out: list[Event] = []
     for i, item in enumerate(items):
         try:
@@ -215,13 +223,19 @@ def _walk(value: Any, path: str, depth: int, limits: Limits) -> bool:
                 _check_text(k, path)
                 if any(ord(c) > 0xFFFF for c in k):
                     exact = True
-            if type(v) is str:
+            # Strings and integers, most values, are checked here: a call and a path string
+            # for each was most of the walk's cost; the path is built only to name an error.
+            t = type(v)
+            if t is str:
                 if len(v) > limits.max_string:
                     raise ValidationError(f"string longer than {limits.max_string}", f"{path}.{k}")
                 if not v.isascii():
                     _check_text(v, f"{path}.{k}")
-            elif v is None or type(v) is bool:
+            elif v is None or t is bool:
                 continue
+            elif t is int:
+                if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+                    raise ValidationError("integer outside ±(2^53-1), which JSON cannot carry exactly", f"{path}.{k}")
             elif _walk(v, f"{path}.{k}", depth + 1, limits):
                 exact = True
         return exact
@@ -231,6 +245,11 @@ def _walk(value: Any, path: str, depth: int, limits: Limits) -> bool:
         if len(value) > limits.max_array:
             raise ValidationError(f"array has {len(value)} items, more than {limits.max_array}", path)
         for i, v in enumerate(value):
+            t = type(v)
+            if t is str and len(v) <= limits.max_string and v.isascii():
+                continue
+            if v is None or t is bool or (t is int and -MAX_SAFE_INT <= v <= MAX_SAFE_INT):
+                continue
             if _walk(v, f"{path}[{i}]", depth + 1, limits):
                 exact = True
         return exact
