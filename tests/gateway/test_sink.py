@@ -51,3 +51,35 @@ def test_failed_batches_wait_in_the_spool_and_are_sent_once(tmp_path: Path) -> N
     recs = lg.records(0, lg.head("acme").size, "acme")
     assert [r.event.metadata["i"] for r in recs if r.event.metadata] == list(range(50))
     lg.close()
+
+
+def test_the_child_process_sink_delivers_in_order_and_survives_its_child(tmp_path: Path) -> None:
+    """ProcessSink (what `auditkeep gateway postgres --data` uses): the ledger's work in a
+    child process over the same store; the policy applies there; a killed child is replaced."""
+    from auditkeep.config import Settings
+    from auditkeep.gateway.sink_process import ProcessSink
+
+    data = tmp_path / "data"
+    Ledger.open(data).close()  # the signing key and store exist before the child opens them
+    sink = ProcessSink(Settings(data=str(data)), "acme", "postgres-gateway")
+    try:
+        for i in range(1500):
+            sink.emit(_ev(i, "SELECT 'password=hunter2'" if i == 7 else "SELECT 1"))
+        assert sink.flush(60)
+        assert sink.pending() == 0
+        first = sink._proc
+        assert first is not None
+        first.kill()
+        first.wait()
+        for i in range(1500, 1600):
+            sink.emit(_ev(i))
+        assert sink.flush(60)
+        assert sink.restarts == 1 and sink._proc is not first
+    finally:
+        sink.close()
+    assert sink._proc is not None and sink._proc.returncode == 0  # it ended on its own, after the flush
+    with Ledger.open(data, create=False, background=False) as lg:
+        recs = lg.records(0, lg.head("acme").size, "acme")
+        got = [r.event.metadata["i"] for r in recs if r.event.metadata]
+        assert not [r for r in recs if "hunter2" in str(r.event.metadata)]
+    assert got == list(range(1600))

@@ -78,7 +78,7 @@ def postgres(
             raise Refused(f"TLS: {exc}") from None
         from auditkeep.gateway.postgres.server import new_event_loop
 
-        # The ledger's thread (hashing, sealing, SQLite) would otherwise hold the interpreter
+        # The client sink's and the approvals' threads would otherwise hold the interpreter
         # lock for 5 ms at a time while clients wait on the event loop.
         sys.setswitchinterval(0.0005)
 
@@ -92,7 +92,8 @@ def postgres(
 
 def _backends(server: str | None, api_key: str | None, ca_file: str | None, tenant: str, spool_dir: str | None,
               closers: list[Any]) -> tuple[Any, Any]:  # fmt: skip
-    from auditkeep.gateway.sink import ClientSink, LedgerSink
+    from auditkeep.gateway.sink import ClientSink
+    from auditkeep.gateway.sink_process import ProcessSink
 
     if server:
         from auditkeep.gateway.remote import RemoteApprovals
@@ -113,9 +114,11 @@ def _backends(server: str | None, api_key: str | None, ca_file: str | None, tena
     lg.submitter = Submitter("collector", "postgres-gateway")  # its approval events
     closers.append(lg.close)
     spool = Path(spool_dir) if spool_dir else (Path(s.data) / "gateway-spool" if not s.db else Path("auditkeep-gateway-spool"))
-    lsink = LedgerSink(lg, tenant, "postgres-gateway", spool_dir=spool)
-    closers.append(lsink.close)
-    return lsink, ApprovalBook(lg)
+    # The ledger's work per event runs in a child process (a sink of its own over the same
+    # store), so it never holds this interpreter while clients wait on the event loop.
+    psink = ProcessSink(s, tenant, "postgres-gateway", spool_dir=spool, submitter=lg.submitter)
+    closers.append(psink.close)
+    return psink, ApprovalBook(lg)
 
 
 async def _serve(gw: Any, metrics: tuple[str, int] | None) -> None:
