@@ -68,7 +68,7 @@ def test_user_errors_exit_2_in_one_line(workdir: Path) -> None:
         (("evidence", "--since", "yesterday-ish", "--out", "x.zip"), "since"),
         (("evidence", "--since", "1h", "--tenant", "nobody", "--out", "x.zip"), "no log for tenant 'nobody'"),
         (("evidence", "--since", "1h", "--out", "no/such/dir/x.zip"), "is not a directory"),
-        (("verify-bundle", "t.zip", "--key", "garbage"), "verifier key"),
+        (("verify-bundle", "events.jsonl", "--key", "garbage"), "verifier key"),  # the keys are read first
         (("verify-bundle", "missing.zip", "--key", "k"), "does not exist"),
     ]
     for args, fragment in cases:

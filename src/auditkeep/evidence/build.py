@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,19 +24,26 @@ from typing import IO, Any
 
 import orjson
 
+try:
+    from isal import isal_zlib as _isal
+except ImportError:  # an optional speed-up: the bundle is the same format without it
+    _isal = None  # type: ignore[assignment]
+
 from auditkeep import __version__
 from auditkeep.crypto.commit import HmacKey, event_key
 from auditkeep.evidence.bundlecheck import FORMAT, MANIFEST, range_proof_nodes
 from auditkeep.evidence.readme import readme_text
 from auditkeep.evidence.report import Stats, render_report
 from auditkeep.ledger.reader import LogReader, NotFound
-from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.proofs import consistency_proof, subtree_hash
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.timefmt import format_rfc3339
+from auditkeep.store.base import KEY_SHIFT, Store, row_chunks
 
 FILTER_NAMES = ("actor", "action", "resource_type", "resource_id", "outcome", "category", "text", "metadata")
 _PAGE = 10_000
+_MASK = (1 << KEY_SHIFT) - 1
+_sha256 = hashlib.sha256
 
 
 @dataclass
@@ -62,6 +70,18 @@ def _info(name: str) -> zipfile.ZipInfo:
     return info
 
 
+def _open_member(zf: zipfile.ZipFile, name: str) -> IO[bytes]:
+    """A deflated member open for writing, deflated by ISA-L when it is installed: the same
+    raw deflate stream zlib writes (any unzip reads it), made about four times faster at a
+    smaller size than zlib's level 1, which was half of a bundle's build time."""
+    dst = zf.open(_info(name), "w", force_zip64=True)
+    # The zip writer keeps its compressor in this attribute (CPython 3.6 to 3.13); where it
+    # does not, zlib's stays in place.
+    if _isal is not None and hasattr(dst, "_compressor"):
+        dst._compressor = _isal.compressobj(1, zlib.DEFLATED, -15)
+    return dst
+
+
 class _Member:
     """A file written in pieces, with its SHA-256 for the manifest: straight into the zip,
     or (``spool``) into a temporary file copied in later, as a zip takes one writer at a time."""
@@ -69,7 +89,7 @@ class _Member:
     def __init__(self, zf: zipfile.ZipFile, name: str, files: dict[str, str], *, spool: bool = False) -> None:
         self._zf = zf
         # closed by close() or discard(): the member outlives any one block
-        self._f: IO[bytes] = tempfile.TemporaryFile() if spool else zf.open(_info(name), "w", force_zip64=True)  # noqa: SIM115
+        self._f: IO[bytes] = tempfile.TemporaryFile() if spool else _open_member(zf, name)  # noqa: SIM115
         self._spool = spool
         self._buf = bytearray()
         self._h = hashlib.sha256()
@@ -91,7 +111,7 @@ class _Member:
         self.flush()
         if self._spool:
             self._f.seek(0)
-            with self._zf.open(_info(self._name), "w", force_zip64=True) as dst:
+            with _open_member(self._zf, self._name) as dst:
                 shutil.copyfileobj(self._f, dst, 1 << 20)
         self._f.close()
         self._files[self._name] = self._h.hexdigest()
@@ -131,6 +151,64 @@ def _matching(reader: LogReader, tenant: str, since_ns: int, until_ns: int, filt
         cursor = page.next_cursor
         if cursor is None:
             return out
+
+
+def _write_range(
+    store: Store,
+    tid: int,
+    bounds: tuple[int, int, int, int],
+    matching: set[int] | None,
+    leaves: _Member,
+    events: _Member,
+    stats: Stats,
+    reveal: tuple[str, Callable[[int, bytes, bytes], None]] | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int, int]:
+    """Write leaves.tsv and events.jsonl for entries ``first`` to ``end`` (``bounds`` is
+    first, start, stop, end: the window is ``[start, stop)``), a chunk of raw store rows at a
+    time (no object per entry; leaves counted for the report in one decode per chunk).
+    Returns the index reached and the counts of events and hashed entries."""
+    first, start, stop, end = bounds
+    pos, n_events, n_hashed = first, 0, 0
+    tile: tuple[int, bytes] = (-1, b"")
+    for rows in row_chunks(store, tid, first, end):
+        if (rows[0][0] & _MASK) != pos or (rows[-1][0] & _MASK) != pos + len(rows) - 1:
+            raise NotFound(f"entries from {pos} are missing from the store")  # keys are unique and ordered
+        lines: list[str] = []
+        full: list[bytes] = []
+        counted: list[bytes] = []
+        received: list[int] = []
+        for index, (_k, _id, received_ns, leaf, subject, sealed) in enumerate(rows, pos):
+            if not leaf:
+                # Expired by retention: only its leaf hash, kept in the tile, remains.
+                if tile[0] != index // 256:
+                    tile = (index // 256, store.read_tiles(tid, [(0, index // 256)]).get((0, index // 256), b""))
+                lines.append(f"{index}\t{tile[1][32 * (index % 256) : 32 * (index % 256) + 32].hex()}\texpired\n")
+                continue
+            lh = _sha256(b"\x00" + leaf).hexdigest()
+            if start <= index < stop:
+                if matching is not None and index not in matching:
+                    lines.append(f"{index}\t{lh}\thashed\n")
+                    n_hashed += 1
+                    continue
+                lines.append(f"{index}\t{lh}\tevent\n")
+                counted.append(leaf)
+                received.append(received_ns)
+                if reveal is not None and subject == reveal[0] and sealed is not None:
+                    reveal[1](index, leaf, sealed)
+            else:
+                lines.append(f"{index}\t{lh}\t{'before' if index < start else 'after'}\n")
+            full.append(leaf)
+        leaves.write("".join(lines).encode())
+        if full:
+            full.append(b"")
+            events.write(b"\n".join(full))
+        stats.add_leaves(counted, received)
+        n_events += len(counted)
+        pos += len(rows)
+        if progress is not None:
+            progress(len(rows))
+    return pos, n_events, n_hashed
 
 
 def build_bundle(
@@ -194,52 +272,20 @@ def build_bundle(
         reveal = _Member(zf, "reveal.jsonl", files, spool=True) if reveal_subject is not None else None
         events = _Member(zf, "events.jsonl", files)
         try:
-            pos = first
-            for e in store.entries(tid, first, end):
-                if e.index != pos:
-                    raise NotFound(f"entry {pos} is missing from the store")
-                pos += 1
-                lh = leaf_hash(e.leaf).hex() if e.leaf else ""
-                if not e.leaf:
-                    # Expired by retention: only its leaf hash, kept in the tile, remains.
-                    tile = store.read_tiles(tid, [(0, e.index // 256)]).get((0, e.index // 256), b"")
-                    lh = tile[32 * (e.index % 256) : 32 * (e.index % 256) + 32].hex()
-                    kind = "expired"
-                elif e.index < start:
-                    kind = "before"
-                elif e.index >= stop:
-                    kind = "after"
-                elif matching is None or e.index in matching:
-                    kind = "event"
-                else:
-                    kind = "hashed"
-                leaves.write(f"{e.index}\t{lh}\t{kind}\n".encode())
-                if progress is not None and not (pos - first) % 4096:
-                    progress(4096)
-                if kind in counts:
-                    counts[kind] += 1
-                if kind in ("hashed", "expired"):
-                    continue
-                events.write(e.leaf + b"\n")
-                if kind != "event":
-                    continue
-                ev = orjson.loads(e.leaf)
-                stats.add(ev, e.received_ns)
-                if reveal is not None and salt is not None and e.subject == reveal_subject and e.sealed is not None:
-                    reveal.write(
-                        orjson.dumps(
-                            {
-                                "index": e.index,
-                                "id": ev["id"],
-                                "event_key": event_key(salt, ev["id"]).hex(),
-                                "values": orjson.loads(e.sealed),
-                            }
-                        )
-                        + b"\n"
-                    )
-                    counts["revealed"] += 1
-            if progress is not None:
-                progress((pos - first) % 4096)
+
+            def opened(index: int, leaf: bytes, sealed: bytes) -> None:
+                assert reveal is not None and salt is not None
+                ev_id = orjson.loads(leaf)["id"]
+                item = {"index": index, "id": ev_id, "event_key": event_key(salt, ev_id).hex(), "values": orjson.loads(sealed)}
+                reveal.write(orjson.dumps(item) + b"\n")
+                counts["revealed"] += 1
+
+            got = _write_range(
+                store, tid, (first, start, stop, end), matching, leaves, events, stats,
+                (reveal_subject, opened) if reveal_subject is not None and reveal is not None and salt is not None else None,
+                progress,
+            )  # fmt: skip
+            pos, counts["event"], counts["hashed"] = got
             if pos != end:
                 raise NotFound(f"entries {pos} to {end - 1} are missing from the store")
         except BaseException:

@@ -3,9 +3,12 @@ nothing fetched from elsewhere) and the integrity summary."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from auditkeep.model.timefmt import format_rfc3339
@@ -16,6 +19,17 @@ if TYPE_CHECKING:
 BINS = 48
 TOP = 15
 _env = Environment(loader=PackageLoader("auditkeep.evidence", "templates"), autoescape=select_autoescape(["html", "j2"]))
+
+
+class _Counted(msgspec.Struct):
+    """The fields of a leaf the report counts (the rest is skipped, not decoded)."""
+
+    action: Any = None
+    actor: Any = None
+    outcome: Any = "unknown"
+
+
+_counted = msgspec.json.Decoder(list[_Counted])
 
 
 class Stats:
@@ -38,6 +52,24 @@ class Stats:
         self.actor[str(actor.get("id")) if isinstance(actor, dict) else "?"] += 1
         self.outcome[str(ev.get("outcome", "unknown"))] += 1
         self.bins[min(BINS - 1, max(0, (received_ns - self.since_ns) // self.width))] += 1
+
+    def add_leaves(self, leaves: Sequence[bytes], received_ns: list[int]) -> None:
+        """Count many leaves at once (as :meth:`add` would one by one): one decode of the
+        fields counted for the lot, C-level counting, and the time bins by bisection."""
+        if not leaves:
+            return
+        evs = _counted.decode(b"[" + b",".join(leaves) + b"]")
+        self.total += len(evs)
+        self.action.update([str(e.action) for e in evs])
+        self.actor.update([str(e.actor.get("id")) if isinstance(e.actor, dict) else "?" for e in evs])
+        self.outcome.update([str(e.outcome) for e in evs])
+        ns = sorted(received_ns)
+        lo = 0
+        for i in range(BINS - 1):  # bin i ends at since + (i + 1) * width; earlier times fall in bin 0
+            hi = bisect_left(ns, self.since_ns + (i + 1) * self.width, lo)
+            self.bins[i] += hi - lo
+            lo = hi
+        self.bins[BINS - 1] += len(ns) - lo
 
 
 def _chart(stats: Stats) -> dict[str, Any]:

@@ -35,11 +35,10 @@ from auditkeep.log.note import NoteError
 from auditkeep.log.proofs import ProofError, consistency_proof, verify_consistency
 from auditkeep.log.tiles import TILE_WIDTH, Frontier
 from auditkeep.model.timefmt import format_rfc3339
-from auditkeep.store.base import KEY_SHIFT, Head, Store, entry_key
+from auditkeep.store.base import KEY_SHIFT, Head, Row, Store, entry_key, row_chunks
 from auditkeep.store.sqlite_append import ENTRY_ROWS_SQL, subject_salts
 
 _MASK = (1 << KEY_SHIFT) - 1
-Row = tuple[int, bytes, int, bytes, str | None, bytes | None]  # key, id, received_ns, leaf, subject, sealed
 
 
 class _Stamp(msgspec.Struct):
@@ -411,7 +410,7 @@ def _checked_here(store: Store, tid: int, tenant: str, size: int, sealed: bool) 
     done = 0
     seals = SealChecker(lambda subjects: store.subject_salts(tid, subjects)) if sealed else None
     tile_hash = _tile_hashes(lambda idx: store.read_tiles(tid, [(0, idx)]).get((0, idx), b""))
-    for rows in _chunks(store, tid, size):
+    for rows in row_chunks(store, tid, 0, size):
         checked = _check_rows(rows, done, tenant, seals, tile_hash)
         done += len(checked.hashes)
         yield checked
@@ -501,21 +500,6 @@ def _uncovered(expired: list[tuple[int, int]], recorded: list[tuple[int, int]]) 
         if merged[j][1] < b:
             return (merged[j][1], b)
     return None
-
-
-def _chunks(store: Store, tid: int, size: int) -> Iterator[list[Row]]:
-    rows = getattr(store, "entry_rows", None)
-    if rows is not None:
-        yield from rows(tid, 0, size)
-        return
-    batch: list[Row] = []
-    for e in store.entries(tid, 0, size):
-        batch.append((entry_key(tid, e.index), e.id, e.received_ns, e.leaf, e.subject, e.sealed))
-        if len(batch) >= 8192:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _compare_tiles(store: Store, tid: int, changed: dict[tuple[int, int], bytes]) -> Problem | None:

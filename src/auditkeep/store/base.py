@@ -277,3 +277,24 @@ class Store(Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+Row = tuple[int, bytes, int, bytes, str | None, bytes | None]  # key, id, received_ns, leaf, subject, sealed
+
+
+def row_chunks(store: Store, tenant_id: int, start: int, end: int, chunk: int = 8192) -> Iterator[list[Row]]:
+    """Chunks of raw rows of entries ``start`` to ``end`` (exclusive) in index order: the
+    store's ``entry_rows`` (plain tuples, no object per row) where it has one, else built
+    from ``entries``. For the hot loops that read a whole range (verify, evidence, export)."""
+    rows = getattr(store, "entry_rows", None)
+    if rows is not None:
+        yield from rows(tenant_id, start, end, chunk)
+        return
+    batch: list[Row] = []
+    for e in store.entries(tenant_id, start, end):
+        batch.append((entry_key(tenant_id, e.index), e.id, e.received_ns, e.leaf, e.subject, e.sealed))
+        if len(batch) >= chunk:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
