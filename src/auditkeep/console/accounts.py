@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from starlette.routing import Route
 
 from auditkeep.console.audit import record
 from auditkeep.console.sessions import LIFETIME_S, SessionStore
+from auditkeep.console.throttle import PER_MINUTE, LoginThrottle
 from auditkeep.console.users import ROLES, LoginRefused, UserStore
 from auditkeep.console.web import (
     LOGIN_COOKIE,
@@ -20,6 +22,7 @@ from auditkeep.console.web import (
     Refused,
     check_csrf,
     check_origin,
+    client_ip,
     console,
     field,
     person,
@@ -32,6 +35,8 @@ from auditkeep.console.web import (
 from auditkeep.model.errors import ValidationError
 
 FAILED = "Sign-in failed: wrong tenant, username or password, or the account is locked or disabled."
+THROTTLED = "Too many failed sign-ins from your address: wait a minute and try again."
+SWEEP_EVERY_S = 60.0
 
 
 def _login_page(request: Request, token: str, status: int = 200, error: str | None = None, **values: str) -> Response:
@@ -61,11 +66,16 @@ async def login(request: Request) -> Response:
     code = field(form, "code", 20)
     nxt = safe_next(field(form, "next", 2000))
     users = UserStore(ctx.ledger.store)
+    throttle: LoginThrottle = request.app.state.throttle
+    address = client_ip(request) or "-"
 
     def attempt() -> str | None:
         try:
+            if not throttle.allowed(address):
+                raise LoginRefused("too many failed sign-ins from this address")
             users.authenticate(tenant, username, password, code)
         except LoginRefused as exc:
+            throttle.failed(address)
             record(ctx, request, tenant, username, "auditkeep.console.login", category="authentication",
                    outcome="failure", reason=exc.reason)
             return exc.reason
@@ -73,6 +83,10 @@ async def login(request: Request) -> Response:
 
     refused = await run_in_threadpool(attempt)
     if refused is not None:
+        if refused.startswith("too many"):
+            resp = _login_page(request, secrets.token_urlsafe(32), 429, THROTTLED, tenant=tenant, username=username)
+            resp.headers["Retry-After"] = str(int(60 / PER_MINUTE) + 1)
+            return resp
         return _login_page(request, secrets.token_urlsafe(32), 401, FAILED, tenant=tenant, username=username)
     sessions = SessionStore(ctx.ledger.store)
 
@@ -81,6 +95,11 @@ async def login(request: Request) -> Response:
         old = request.cookies.get(SESSION_COOKIE)
         if old:
             sessions.end(old)
+        # ended sessions whose browser never came back are swept here, at most once a minute
+        now = time.monotonic()
+        if now - request.app.state.swept >= SWEEP_EVERY_S:
+            request.app.state.swept = now
+            sessions.sweep()
         token, _ = sessions.create(tenant, username)
         record(ctx, request, tenant, username, "auditkeep.console.login", category="authentication")
         return token

@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from auditkeep.console import accounts, alerts, event, integrity, live, reviews, search, timeline
+from auditkeep.console.throttle import LoginThrottle
 from auditkeep.console.web import (
     HERE,
     PREFIX,
@@ -79,4 +80,6 @@ def console_app(ctx: ServerContext) -> ASGIApp:
         },
     )
     app.state.ctx = ctx
+    app.state.throttle = LoginThrottle()  # failed sign-ins per client address
+    app.state.swept = float("-inf")  # when ended sessions were last swept (monotonic)
     return SecurityHeaders(app)

@@ -87,6 +87,31 @@ class SessionStore:
             return "the session expired (idle)"
         return None
 
+    def sweep(self, now_ns: int | None = None, page: int = 500, pages: int = 20) -> int:
+        """Delete ended sessions (expired, or idle past IDLE_S), which nothing else removes
+        when their browser never comes back; at most ``pages`` x ``page`` are read per call
+        (a later sweep carries on). Returns how many were deleted."""
+        now = time.time_ns() if now_ns is None else now_ns
+        idle = IDLE_S * 1_000_000_000
+        before: int | None = None
+        gone = 0
+        for _ in range(pages):
+            docs = self.store.doc_list(COLLECTION, before_ns=before, limit=page)
+            ended = []
+            for d in docs:
+                try:
+                    s = _decode.decode(d.data)
+                except msgspec.DecodeError:
+                    ended.append(d.id)
+                    continue
+                if now >= s.expires_ns or now - s.last_ns >= idle:
+                    ended.append(d.id)
+            gone += self.store.doc_delete_many(COLLECTION, ended)
+            if len(docs) < page:
+                break
+            before = docs[-1].created_ns
+        return gone
+
     def end(self, token: str) -> None:
         if token and len(token) <= 128:
             self.store.doc_delete(COLLECTION, _key(token))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Literal
 
 import msgspec
@@ -161,44 +162,83 @@ class UserStore:
     def authenticate(self, tenant: str, username: str, password: str, code: str = "") -> User:
         """The user, when the password (and, with two-factor on, the code) is right and the
         account usable; LoginRefused otherwise. A wrong password or code counts towards the
-        lockout; a locked account refuses even the right one."""
+        lockout; a locked account refuses even the right one.
+
+        The attempt is counted *before* the password is checked, by a compare-and-swap on
+        the account's record, so concurrent guesses cannot read the same count and together
+        get more than MAX_FAILURES checks between lockouts; a right answer then clears it."""
         if len(password) > MAX_PASSWORD or not _USERNAME.match(username):
             raise LoginRefused("malformed")
-        user = self.get(tenant, username)
+        now = time.time_ns()
+        taken: list[int] = []
+
+        def take(user: User) -> User | None:
+            if user.locked_until_ns > now:
+                raise LoginRefused("locked")
+            if user.failed >= MAX_FAILURES:  # the other attempts in flight used the allowance
+                raise LoginRefused("locked")
+            user.failed += 1
+            taken[:] = [user.failed]
+            return user
+
+        user = self._update(tenant, username, take)
         if user is None:
             _verify(_DUMMY, password)
             raise LoginRefused("unknown user")
-        now = time.time_ns()
-        if user.locked_until_ns > now:
-            raise LoginRefused("locked")
         wrong = None if _verify(user.password_hash, password) else "wrong password"
+        step: int | None = None
         if wrong is None and user.totp_secret is not None:
             step = _totp_step(user.totp_secret, code, now)
             if step is None:
                 wrong = "wrong code"
             elif step <= user.totp_last_step:
                 wrong = "code used already"
-            else:
-                user.totp_last_step = step
-                self._put(user)
         if wrong is not None:
-            user.failed += 1
-            if user.failed >= MAX_FAILURES:
-                user.locked_until_ns = now + LOCK_SECONDS * 1_000_000_000
-                user.failed = 0
-                self._put(user)
-                raise LoginRefused(f"{wrong}; account locked")
-            self._put(user)
-            raise LoginRefused(wrong)
-        if user.disabled_ns is not None:
+            if taken[0] < MAX_FAILURES:
+                raise LoginRefused(wrong)  # already counted
+
+            def lock(u: User) -> User:
+                u.locked_until_ns = now + LOCK_SECONDS * 1_000_000_000
+                u.failed = 0
+                return u
+
+            self._update(tenant, username, lock)
+            raise LoginRefused(f"{wrong}; account locked")
+
+        def succeed(u: User) -> User:
+            if u.locked_until_ns > now:  # locked by a concurrent wrong guess meanwhile
+                raise LoginRefused("locked")
+            if step is not None:
+                if step <= u.totp_last_step:  # the same code used by a concurrent sign-in
+                    raise LoginRefused("code used already")
+                u.totp_last_step = step
+            u.failed = 0
+            u.locked_until_ns = 0
+            if _hasher.check_needs_rehash(u.password_hash):
+                u.password_hash = _hasher.hash(password)
+            return u
+
+        done = self._update(tenant, username, succeed)
+        if done is None:
+            raise LoginRefused("unknown user")
+        if done.disabled_ns is not None:
             raise LoginRefused("disabled")
-        if user.failed or user.locked_until_ns or _hasher.check_needs_rehash(user.password_hash):
-            user.failed = 0
-            user.locked_until_ns = 0
-            if _hasher.check_needs_rehash(user.password_hash):
-                user.password_hash = _hasher.hash(password)
-            self._put(user)
-        return user
+        return done
+
+    def _update(self, tenant: str, username: str, change: Callable[[User], User | None]) -> User | None:
+        """Read the account, apply ``change`` and write it back only if nobody wrote it in
+        between (else read again); the changed user, or None when there is no such account.
+        ``change`` may raise to give up, and returns None to write nothing."""
+        for _ in range(100):
+            doc = self.store.doc_get(COLLECTION, _id(tenant, username))
+            if doc is None:
+                return None
+            user = change(_decode.decode(doc.data))
+            if user is None:
+                return _decode.decode(doc.data)
+            if self.store.doc_swap(self._doc(user), doc.data):
+                return user
+        raise LoginRefused("busy")  # 100 lost races in a row: refuse rather than spin
 
     def _put(self, user: User) -> None:
         self.store.doc_put(self._doc(user))

@@ -241,6 +241,12 @@ class Store(Protocol):
         """Insert unless (collection, id) exists; True when inserted."""
         ...
 
+    def doc_swap(self, doc: Doc, expected: bytes) -> bool:
+        """Replace (collection, id) only while its data is still ``expected``, in one SQL
+        statement (a compare-and-swap: of concurrent read-modify-writes, one wins and the others
+        read again); True when replaced."""
+        ...
+
     def doc_put_many(self, docs: Sequence[Doc]) -> None:
         """Insert or replace several documents in one durable transaction."""
         ...

@@ -43,6 +43,14 @@ class SQLiteDocuments:
             )
             return cur.rowcount == 1
 
+    def doc_swap(self, doc: Doc, expected: bytes) -> bool:
+        with self._write_lock, self._guard():
+            cur = self._w.execute(
+                "UPDATE docs SET tenant=?, created_ns=?, status=?, data=? WHERE collection=? AND id=? AND data=?",
+                (doc.tenant, doc.created_ns, doc.status, doc.data, doc.collection, doc.id, expected),
+            )
+            return cur.rowcount == 1
+
     def doc_put_many(self, docs: Sequence[Doc]) -> None:
         if not docs:
             return

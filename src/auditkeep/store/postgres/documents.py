@@ -46,6 +46,15 @@ class PgDocuments(PgConnections):
             )
             return cur.rowcount == 1
 
+    def doc_swap(self, doc: Doc, expected: bytes) -> bool:
+        with self._conn() as conn:
+            cur = conn.execute(
+                "UPDATE docs SET tenant = %s, created_ns = %s, status = %s, data = %s "
+                "WHERE collection = %s AND id = %s AND data = %s",
+                (doc.tenant, doc.created_ns, doc.status, doc.data, doc.collection, doc.id, expected),
+            )
+            return cur.rowcount == 1
+
     def doc_get(self, collection: str, doc_id: str) -> Doc | None:
         with self._conn() as conn:
             r = conn.execute(
