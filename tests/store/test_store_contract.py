@@ -297,6 +297,14 @@ def test_documents(store: Store) -> None:
     assert store.doc_count("keys", tenant="t", status="open") == 3
     store.doc_put(doc("a", 7, status="closed"))
     assert store.doc_get("keys", "a") == doc("a", 7, status="closed")
+    # compare-and-swap: replaced only while the data is what the caller read
+    assert not store.doc_swap(Doc("keys", "a", "t", 8, "open", b"new"), b"stale data")
+    assert store.doc_get("keys", "a") == doc("a", 7, status="closed")
+    assert store.doc_swap(Doc("keys", "a", "t", 8, "open", b"new"), b"data a")
+    assert store.doc_get("keys", "a") == Doc("keys", "a", "t", 8, "open", b"new")
+    assert not store.doc_swap(Doc("keys", "a", "t", 9, "open", b"newer"), b"data a")  # lost the race
+    assert not store.doc_swap(Doc("keys", "zz", "t", 9, "open", b"x"), b"data zz")  # never inserts
+    assert store.doc_get("keys", "zz") is None
     assert store.doc_delete("keys", "a")
     assert not store.doc_delete("keys", "a")
     assert store.doc_count("keys") == 3
