@@ -101,10 +101,14 @@ def pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(p / 100 * len(s)))]
 
 
+PHASES: dict[str, dict[str, list[float]]] = {}  # url -> Server-Timing phase -> ms per run
+
+
 def timed(c: httpx.Client, url: str, runs: int, check: str) -> tuple[list[float], int]:
     c.get(url)  # warm up
     out = []
     size = 0
+    phases = PHASES.setdefault(url, {})
     for _ in range(runs):
         t = time.perf_counter()
         r = c.get(url)
@@ -112,6 +116,9 @@ def timed(c: httpx.Client, url: str, runs: int, check: str) -> tuple[list[float]
         assert r.status_code == 200, r.text[:300]
         assert check in r.text
         size = len(r.content)
+        for part in filter(None, r.headers.get("server-timing", "").split(",")):
+            name, _, dur = part.strip().partition(";dur=")
+            phases.setdefault(name, []).append(float(dur))
     return out, size
 
 
@@ -221,6 +228,15 @@ def main() -> None:
     for label, t, size in rows:
         table.add_row(label, f"{pct(t, 50):.1f}", f"{pct(t, 95):.1f}", f"{pct(t, 50) / base:.2f}", f"{size:,}")
     con.print(table)
+    st = Table(title="where the console's time went, from its Server-Timing header: p50 / p95 ms per phase")
+    st.add_column("request")
+    names = sorted({n for ph in PHASES.values() for n in ph})
+    for n in names:
+        st.add_column(n, justify="right")
+    for url, ph in PHASES.items():
+        if ph:
+            st.add_row(url, *(f"{pct(ph[n], 50):.1f} / {pct(ph[n], 95):.1f}" if n in ph else "-" for n in names))
+    con.print(st)
     ht = Table(title="histogram query alone, in process: histogram_of (aggregate) and the old scan (at most 20,000)")
     for col in ("search", "p50 ms", "p95 ms", "events counted"):
         ht.add_column(col, justify="left" if col == "search" else "right")

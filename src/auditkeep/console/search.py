@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -20,6 +23,27 @@ from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import CATEGORIES, OUTCOMES
 from auditkeep.model.timefmt import now_ns
 from auditkeep.query.filters import parse_metadata, parse_time
+
+
+class Timing:
+    """Where a page's time went, as a ``Server-Timing`` header (shown by a browser's developer
+    tools and read by benchmarks/bench_console.py): the store's queries, the audit event and
+    the template, each in milliseconds."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent[name] = self.spent.get(name, 0.0) + (time.perf_counter() - t) * 1000
+
+    def header(self) -> str:
+        return ", ".join(f"{k};dur={v:.1f}" for k, v in self.spent.items())
+
 
 PRESETS: dict[str, int | None] = {"15m": 900, "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "all": None, "custom": None}
 PRESET_LABELS = {"15m": "Last 15 minutes", "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days",
@@ -163,6 +187,7 @@ async def search_page(request: Request) -> Response:
     form = SearchForm()
     page = None
     hist = None
+    timing = Timing()
     try:
         form = SearchForm.from_query(request.query_params)
         now = now_ns()
@@ -170,23 +195,29 @@ async def search_page(request: Request) -> Response:
         since, until = form.bounds(now)
 
         def run() -> tuple[Any, histogram.Histogram | None]:
-            found = ctx.ledger.search(p.tenant, order="newest", cursor=form.cursor or None, limit=PAGE_SIZE, **kwargs)
-            h = histogram_of(ctx.ledger, p.tenant, kwargs, since, until)
-            record(ctx, request, p.tenant, p.user.username, "auditkeep.console.search", category="data_access",
-                   resource={"type": "events"},
-                   metadata={"filters": form.recorded(), "cursor": form.cursor or None, "results": len(found.items)})
+            with timing.phase("page"):
+                found = ctx.ledger.search(p.tenant, order="newest", cursor=form.cursor or None, limit=PAGE_SIZE, **kwargs)
+            with timing.phase("histogram"):
+                h = histogram_of(ctx.ledger, p.tenant, kwargs, since, until)
+            with timing.phase("audit"):
+                record(ctx, request, p.tenant, p.user.username, "auditkeep.console.search", category="data_access",
+                       resource={"type": "events"},
+                       metadata={"filters": form.recorded(), "cursor": form.cursor or None, "results": len(found.items)})
             return found, h
 
         page, hist = await run_in_threadpool(run)
     except ValidationError as exc:
         error = str(exc)
-    return render(
-        request, "search.html", 400 if error else 200,
-        me=p, form=form, page=page, hist=hist, chart=histogram.svg(hist) if hist else None,
-        colours=histogram.COLOURS, presets=PRESET_LABELS, outcomes=OUTCOMES, categories=CATEGORIES, error=error,
-        text_fields=(("actor", "Actor"), ("action", "Action (user.* for a prefix)"), ("resource_type", "Resource type"),
-                     ("resource_id", "Resource id"), ("text", "Text (every word)")),
-    )  # fmt: skip
+    with timing.phase("render"):
+        resp = render(
+            request, "search.html", 400 if error else 200,
+            me=p, form=form, page=page, hist=hist, chart=histogram.svg(hist) if hist else None,
+            colours=histogram.COLOURS, presets=PRESET_LABELS, outcomes=OUTCOMES, categories=CATEGORIES, error=error,
+            text_fields=(("actor", "Actor"), ("action", "Action (user.* for a prefix)"), ("resource_type", "Resource type"),
+                         ("resource_id", "Resource id"), ("text", "Text (every word)")),
+        )  # fmt: skip
+    resp.headers["Server-Timing"] = timing.header()
+    return resp
 
 
 routes = [Route("/search", search_page, methods=["GET"])]

@@ -79,9 +79,17 @@ CREATE TABLE IF NOT EXISTS ev(
     rid TEXT,
     outcome TEXT NOT NULL,
     category TEXT);
-CREATE INDEX IF NOT EXISTS ev_time ON ev(tenant_id, time_ns);
-CREATE INDEX IF NOT EXISTS ev_actor ON ev(tenant_id, actor, time_ns);
-CREATE INDEX IF NOT EXISTS ev_action ON ev(tenant_id, action, time_ns);
+-- Each index carries the key (so it keeps the search's (time_ns, k) order) and the outcome,
+-- so the console's histogram (count per time bucket and outcome) reads the index alone, not
+-- a table row per event: at 1M events, 7 days of an action prefix went from ~700 ms to ~75 ms.
+-- They replace ev_time, ev_actor and ev_action (tenant, column, time) of older index files,
+-- which are dropped once the new ones exist (a one-off rebuild: ~30 s per 1M events).
+CREATE INDEX IF NOT EXISTS ev_when ON ev(tenant_id, time_ns, k, outcome);
+CREATE INDEX IF NOT EXISTS ev_who ON ev(tenant_id, actor, time_ns, k, outcome);
+CREATE INDEX IF NOT EXISTS ev_act ON ev(tenant_id, action, time_ns, k, outcome);
+DROP INDEX IF EXISTS ev_time;
+DROP INDEX IF EXISTS ev_actor;
+DROP INDEX IF EXISTS ev_action;
 CREATE INDEX IF NOT EXISTS ev_resource ON ev(tenant_id, rtype, rid, time_ns);
 CREATE VIRTUAL TABLE IF NOT EXISTS ev_fts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
 """

@@ -102,7 +102,7 @@ def build_search(q: Query, common_text: bool = False) -> tuple[str, list[Any]]:
         params += [q.after[0], q.after[1]]
     order = "DESC" if q.newest_first else "ASC"
     narrower = q.actor is not None or q.action is not None or q.resource_type is not None
-    hint = " INDEXED BY ev_time" if common_text and not narrower else ""
+    hint = " INDEXED BY ev_when" if common_text and not narrower else ""
     sql = (
         f"SELECT ev.time_ns, ev.k FROM ix.ev AS ev{hint} WHERE "
         + " AND ".join(where)
@@ -123,7 +123,7 @@ def build_count_by_time(q: Query, origin_ns: int, step_ns: int) -> tuple[str, li
     [origin + i*step, origin + (i+1)*step). Matches before ``origin_ns`` are left out (SQLite's
     integer division truncates toward zero, so they would land in bucket 0)."""
     # the origin becomes the lower time bound (not a second condition on time_ns, which
-    # led SQLite's planner to the time index over a narrower one such as ev_actor)
+    # led SQLite's planner to the time index over a narrower one such as ev_who)
     since = origin_ns if q.since_ns is None else max(q.since_ns, origin_ns)
     where, params = search_where(replace(q, since_ns=since))
     sql = (
