@@ -404,15 +404,37 @@ class _Bundle:
         return self.zf.read(name)
 
     def lines(self, name: str) -> Iterator[bytes]:
-        """The member's lines, read in large pieces (a zip member's readline is slow)."""
+        """The member's lines (for the small ones)."""
+        for chunk in _Stream(self.zf, name).chunks():
+            yield from chunk
+
+
+class _Stream:
+    """A large member read once, in large pieces (a zip member's readline is slow): its
+    lines a piece at a time, and its SHA-256 taken on the way, so the member is inflated
+    once rather than once to hash it and again to check it. ``hexdigest`` reads whatever
+    the checks left unread."""
+
+    def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
+        self._f = zf.open(name)
+        self._h = _sha256()
+
+    def chunks(self) -> Iterator[list[bytes]]:
         rest = b""
-        with self.zf.open(name) as raw:
-            while chunk := raw.read(1 << 22):
-                parts = (rest + chunk).split(b"\n")
-                rest = parts.pop()
-                yield from parts
+        while chunk := self._f.read(1 << 22):
+            self._h.update(chunk)
+            parts = (rest + chunk).split(b"\n")
+            rest = parts.pop()
+            if parts:
+                yield parts
         if rest:
-            yield rest
+            yield [rest]
+
+    def hexdigest(self) -> str:
+        while chunk := self._f.read(1 << 22):
+            self._h.update(chunk)
+        self._f.close()
+        return self._h.hexdigest()
 
 
 def _hash_member(zf: zipfile.ZipFile, name: str) -> str:
@@ -463,17 +485,34 @@ def _verify(b: _Bundle, keys: list[Key], witnesses: list[Key], progress: Callabl
     files = m.get("files")
     if not isinstance(files, dict):
         raise BundleError("manifest.json lists no files")
-    # 1. Every file listed, with its hash; nothing more, nothing less.
+    # 1. Every file listed, with its hash; nothing more, nothing less. The two large
+    # members are hashed as step 3 reads them (and their hashes compared after it).
     for name in sorted(b.names - set(files) - {MANIFEST}):
         r.fail(f"{name} is in the bundle but not in the manifest (added)")
-    for name, digest in sorted(files.items()):
-        if name not in b.names:
-            r.fail(f"{name} is listed in the manifest but missing (removed)")
-        elif _hash_member(b.zf, name) != digest:
-            r.fail(f"{name} does not have the SHA-256 the manifest lists (changed)")
     for required in ("checkpoint.txt", "latest-checkpoint.txt", "proof.json", "leaves.tsv", "events.jsonl"):
         if required not in b.names:
             raise BundleError(f"the bundle has no {required}")
+    streams = {name: _Stream(b.zf, name) for name in ("leaves.tsv", "events.jsonl") if name in files}
+    for name, digest in sorted(files.items()):
+        if name not in b.names:
+            r.fail(f"{name} is listed in the manifest but missing (removed)")
+        elif name not in streams and _hash_member(b.zf, name) != digest:
+            r.fail(f"{name} does not have the SHA-256 the manifest lists (changed)")
+    _verify_range(b, m, keys, witnesses, progress, streams)
+    for name, stream in sorted(streams.items()):
+        if stream.hexdigest() != files[name]:
+            r.fail(f"{name} does not have the SHA-256 the manifest lists (changed)")
+
+
+def _verify_range(
+    b: _Bundle,
+    m: dict[str, Any],
+    keys: list[Key],
+    witnesses: list[Key],
+    progress: Callable[[int], None] | None,
+    streams: dict[str, _Stream],
+) -> None:
+    r = b.result
     try:
         tenant, origin = str(m["tenant"]), str(m["origin"])
         since, until = time_ns(m["window"]["since"]), time_ns(m["window"]["until"])
@@ -528,66 +567,71 @@ def _verify(b: _Bundle, keys: list[Key], witnesses: list[Key], progress: Callabl
     leaves: list[bytes] = []
     kinds: list[str] = []
     first = -1
-    events = b.lines("events.jsonl")
+    events = (line for chunk in (streams.get("events.jsonl") or _Stream(b.zf, "events.jsonl")).chunks() for line in chunk)
     reveal = _load_reveal(b)
     counted = {"event": 0, "hashed": 0, "expired": 0}
     last_received = -1
-    for n, row in enumerate(b.lines("leaves.tsv")):
-        if progress is not None and n % 65536 == 0 and n:
-            progress(65536)
-        try:
-            idx_text, hash_hex, kind = row.decode().split("\t")
-            index, listed = int(idx_text), bytes.fromhex(hash_hex)
-        except ValueError:
-            r.fail(f"leaves.tsv line {n + 1} is malformed")
-            return
-        if first < 0:
-            first = index
-        if index != first + n:
-            r.fail(f"leaves.tsv line {n + 1} is index {index}, expected {first + n} (entries removed, added or reordered)")
-            return
-        if kind not in KINDS or len(listed) != 32:
-            r.fail(f"leaves.tsv line {n + 1} has kind {kind!r} or a hash of the wrong length")
-            return
-        leaves.append(listed)
-        kinds.append(kind)
-        if kind in ("hashed", "expired"):  # expired: retention deleted the event, its hash remains
-            counted[kind] += 1
-            continue
-        data = next(events, None)
-        if data is None:
-            r.fail(f"events.jsonl ends before the leaf of index {index}")
-            return
-        if leaf_hash(data) != listed:
-            r.fail(f"the event at index {index} does not hash to its listed leaf hash (event changed)")
-            continue
-        try:
-            text = data.decode()
-            ev, stop = _decode(text)
-            if stop != len(text) or not isinstance(ev, dict):
-                raise ValueError("not one JSON object")
-            received = time_ns(ev["received_at"])
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            r.fail(f"the leaf at index {index} is not an event with a received_at")
-            continue
-        if ev.get("tenant") != tenant:
-            r.fail(f"the event at index {index} belongs to tenant {ev.get('tenant')!r}, not {tenant!r}")
-        if received < last_received:
-            r.fail(f"the event at index {index} was received before the one listed ahead of it (reordered)")
-        last_received = received
-        if kind == "before" and received >= since:
-            r.fail(f"the entry before the range (index {index}) is inside the window: the bundle is cut at the start")
-        elif kind == "after" and received < until:
-            r.fail(f"the entry after the range (index {index}) is inside the window: the bundle is cut at the end")
-        elif kind == "event":
-            counted["event"] += 1
-            if not since <= received < until:
-                r.fail(f"the event at index {index} ({ev['received_at']}) is outside the window (stretched or added)")
-            if filters and matches(ev, filters) is False:
-                r.fail(f"the event at index {index} does not match the bundle's filters")
-            opened = reveal.pop(index, None)
-            if opened is not None:
-                _check_reveal(r, index, ev, opened)
+    n = -1
+    full_kinds = set(FULL_KINDS)
+    for rows in (streams.get("leaves.tsv") or _Stream(b.zf, "leaves.tsv")).chunks():
+        if progress is not None:
+            progress(len(rows))
+        for row in rows:
+            n += 1
+            try:
+                idx_text, hash_hex, kind = row.decode().split("\t")
+                index, listed = int(idx_text), bytes.fromhex(hash_hex)
+            except ValueError:
+                r.fail(f"leaves.tsv line {n + 1} is malformed")
+                return
+            if first < 0:
+                first = index
+            if index != first + n:
+                r.fail(f"leaves.tsv line {n + 1} is index {index}, expected {first + n} (entries removed, added or reordered)")
+                return
+            if kind not in KINDS or len(listed) != 32:
+                r.fail(f"leaves.tsv line {n + 1} has kind {kind!r} or a hash of the wrong length")
+                return
+            leaves.append(listed)
+            kinds.append(kind)
+            if kind not in full_kinds:  # hashed, or expired: retention deleted the event, its hash remains
+                counted[kind] += 1
+                continue
+            data = next(events, None)
+            if data is None:
+                r.fail(f"events.jsonl ends before the leaf of index {index}")
+                return
+            if _sha256(b"\x00" + data).digest() != listed:
+                r.fail(f"the event at index {index} does not hash to its listed leaf hash (event changed)")
+                continue
+            try:
+                text = data.decode()
+                ev, stop = _decode(text)
+                if stop != len(text) or not isinstance(ev, dict):
+                    raise ValueError("not one JSON object")
+                received = time_ns(ev["received_at"])
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                r.fail(f"the leaf at index {index} is not an event with a received_at")
+                continue
+            if ev.get("tenant") != tenant:
+                r.fail(f"the event at index {index} belongs to tenant {ev.get('tenant')!r}, not {tenant!r}")
+            if received < last_received:
+                r.fail(f"the event at index {index} was received before the one listed ahead of it (reordered)")
+            last_received = received
+            if kind == "event":
+                counted["event"] += 1
+                if not since <= received < until:
+                    r.fail(f"the event at index {index} ({ev['received_at']}) is outside the window (stretched or added)")
+                if filters and matches(ev, filters) is False:
+                    r.fail(f"the event at index {index} does not match the bundle's filters")
+                if reveal:
+                    opened = reveal.pop(index, None)
+                    if opened is not None:
+                        _check_reveal(r, index, ev, opened)
+            elif kind == "before" and received >= since:
+                r.fail(f"the entry before the range (index {index}) is inside the window: the bundle is cut at the start")
+            elif kind == "after" and received < until:
+                r.fail(f"the entry after the range (index {index}) is inside the window: the bundle is cut at the end")
     if next(events, None) is not None:
         r.fail("events.jsonl holds more events than leaves.tsv lists (added)")
     for index in sorted(reveal):
