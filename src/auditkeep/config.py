@@ -77,6 +77,24 @@ class RetentionSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
             return load_policies(self.policy)
         except PolicyError as exc:
             raise ConfigError(str(exc)) from None
+class ArchiveSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The ``[archive]`` table: where WORM archive segments go (see docs/archive.md). Object
+    storage credentials come from boto3's usual sources (environment, profile), never from here."""
+
+    dir: str | None = None  # a directory target
+    s3_bucket: str | None = None  # or an S3-compatible bucket
+    s3_endpoint: str | None = None  # e.g. https://minio.example:9000 (default: AWS)
+    s3_region: str | None = None
+    s3_prefix: str = ""  # key prefix, e.g. "auditkeep/"
+    lock_days: int = 0  # S3 Object Lock retention (retain-until = upload + lock_days); 0: no lock
+    lock_mode: str = "COMPLIANCE"  # or GOVERNANCE
+    segment_entries: int = 65536  # entries per segment at most (segments align to multiples)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.dir or self.s3_bucket)
+
+
 class ForwardSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """One ``[[forward]]`` table: a target the forwarder sends the committed log to (see
     docs/forwarding.md). Secrets are named by environment variable, never written here."""
@@ -152,6 +170,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     witness_timeout: float = 10.0  # seconds one add-checkpoint request may take
     witness_retry_max: float = 60.0  # longest pause between retries to a failing witness
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    archive: ArchiveSettings = msgspec.field(default_factory=ArchiveSettings)
     forward: list[ForwardSettings] = msgspec.field(default_factory=list)  # [[forward]] targets
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -185,7 +204,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             out.setdefault("limits", {})[name[7:]] = _coerce(value, int)
         elif name.startswith("alerts_") and name[7:] in alert_fields:
             out.setdefault("alerts", {})[name[7:]] = _coerce(value, alert_fields[name[7:]])
-        elif name in fields and name not in ("limits", "alerts", "retention", "forward", "extra", "client_cert_tenants", "witness"):
+        elif name in fields and name not in ("limits", "alerts", "retention", "archive", "forward", "extra", "client_cert_tenants", "witness"):
             out[name] = _coerce(value, fields[name])
     return out
 
@@ -259,8 +278,29 @@ def load_settings(
     _check_witnesses(settings)
     if not 1.0 <= settings.retention.interval <= 7 * 86400:
         raise ConfigError("retention.interval must be between 1 and 604800 seconds")
-    settings.retention.policies()  # a bad policy stops here, naming it
+    policies = settings.retention.policies()  # a bad policy stops here, naming it
+    _check_archive(settings, policies)
     return settings
+
+
+def _check_archive(settings: Settings, policies: list[Any]) -> None:
+    a = settings.archive
+    if a.dir and a.s3_bucket:
+        raise ConfigError("archive: set either archive.dir or archive.s3_bucket, not both")
+    if not 0 <= a.lock_days <= 36500:
+        raise ConfigError("archive.lock_days must be between 0 and 36500")
+    if a.lock_mode not in ("COMPLIANCE", "GOVERNANCE"):
+        raise ConfigError("archive.lock_mode must be 'COMPLIANCE' or 'GOVERNANCE'")
+    if not 256 <= a.segment_entries <= 1_048_576:
+        raise ConfigError("archive.segment_entries must be between 256 and 1048576")
+    if a.lock_days and not a.s3_bucket:
+        raise ConfigError("archive.lock_days needs archive.s3_bucket (Object Lock is an S3 feature)")
+    for p in policies:
+        if p.archive_after_ns is not None and not a.configured:
+            raise ConfigError(
+                f"retention.policy {p.name!r} has archive_after but no archive target is configured "
+                "(archive.dir or archive.s3_bucket); its events could never be deleted"
+            )
 
 
 def _check_witnesses(settings: Settings) -> None:

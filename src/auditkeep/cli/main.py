@@ -117,6 +117,7 @@ def _register_optional() -> None:
         ("auditkeep.cli.retention", "retention"),
         ("auditkeep.cli.retention", "hold"),
         ("auditkeep.cli.retention", "erase"),
+        ("auditkeep.cli.archive", "archive"),
     ):
         try:
             mod = importlib.import_module(module)

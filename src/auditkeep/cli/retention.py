@@ -52,7 +52,7 @@ def _plan_json(plans: list[TenantPlan], at_ns: int) -> dict[str, Any]:
         "at": format_rfc3339(at_ns),
         "tenants": [
             {"tenant": p.tenant, "size": p.size, "scanned": p.scanned, "due": p.due, "held": p.held,
-             "already_expired": p.already_expired, "ranges": [[a, b] for a, b in p.ranges],
+             "already_expired": p.already_expired, "unarchived": p.unarchived, "ranges": [[a, b] for a, b in p.ranges],
              "policies": dict(p.by_policy), "holds": dict(p.holds), "records": p.records}
             for p in plans
         ],
@@ -104,14 +104,19 @@ def plan(at: str | None, tenant: str | None, as_json: bool) -> None:
 def run(tenant: str | None, as_json: bool) -> None:
     """Delete the payloads of due events now (leaf hashes and tiles stay, so every checkpoint
     and proof still verifies); each chunk is first recorded in an auditkeep.retention.deleted
-    event. Resumable: a run that is stopped or killed is finished by the next one."""
-    policies = settings().retention.policies()
+    event. Events whose policy has archive_after are archived first ([archive]) and deleted
+    only once archived. Resumable: a run that is stopped or killed is finished by the next one."""
+    s = settings()
+    policies = s.retention.policies()
     if tenant is not None:
         check_tenant(tenant)
     at_ns = time.time_ns()
+    from auditkeep.archive.run import retention_archiver
+
     with ledger() as lg, _bar("expiring") as bar:
         task = bar.add_task("run", total=_total(lg, tenant))
-        plans = run_retention(lg, policies, at_ns, tenant, lambda n: bar.update(task, advance=n))
+        plans = run_retention(lg, policies, at_ns, tenant, lambda n: bar.update(task, advance=n),
+                              archive=retention_archiver(lg, s.archive, policies))
     if as_json:
         print_json(_plan_json(plans, at_ns))
         return

@@ -32,6 +32,7 @@ from auditkeep.retention.policy import Policy, first_match, protected
 from auditkeep.store.base import Head, Store, entry_key
 
 CURSOR = "retention"
+ARCHIVE_CURSOR = "archive"  # the archive's (auditkeep.archive.run): entries below it are archived
 ACTION = "auditkeep.retention.deleted"
 ACTOR = {"id": "auditkeep-retention", "type": "service"}
 CHUNK = 20_000
@@ -74,6 +75,7 @@ class TenantPlan:
     by_policy: Counter[str] = field(default_factory=Counter)
     holds: Counter[str] = field(default_factory=Counter)  # hold id -> entries it kept
     records: int = 0  # auditkeep.retention.deleted events appended (run only)
+    unarchived: int = 0  # due, but kept until archived (their policy has archive_after)
 
     def add_range(self, index: int) -> None:
         if self.ranges and self.ranges[-1][1] == index:
@@ -117,6 +119,8 @@ def _scan(
     newest_due = at_ns - min(deletes)  # nothing received after this can be due
     tid = head.tenant_id
     low, _ = store.cursor(CURSOR, tid)
+    # an entry whose policy has archive_after is deleted only once archived (auditkeep.archive)
+    archived = store.cursor(ARCHIVE_CURSOR, tid)[0] if any(p.archive_after_ns is not None for p in policies) else 0
     contiguous = True
     projected = store.projection_position(tid) if want_texts else 0
     pos = low
@@ -145,6 +149,10 @@ def _scan(
                 cache[key] = first_match(policies, head.tenant, ev.category, ev.action)
             pol = cache[key]
             if pol is None or pol.delete_after_ns is None or e.received_ns > at_ns - pol.delete_after_ns or protected(ev.action):
+                contiguous = False
+                continue
+            if pol.archive_after_ns is not None and e.index >= archived:
+                plan.unarchived += 1
                 contiguous = False
                 continue
             r = ev.resource
@@ -200,15 +208,19 @@ def run_retention(
     progress: Callable[[int], None] | None = None,
     stop: Callable[[], bool] | None = None,
     chunk_size: int = CHUNK,
+    archive: Callable[[Head], object] | None = None,
 ) -> list[TenantPlan]:
     """Delete the payloads of the due entries (see the module's docstring for the order of
-    the steps and how a killed run resumes)."""
+    the steps and how a killed run resumes). ``archive(head)`` archives a tenant's ready
+    entries first, so that those whose policy has ``archive_after`` can go in this run."""
     at = time.time_ns() if at_ns is None else at_ns
     store = ledger.store
     book = HoldBook(store)
     want_texts = store.dialect == "sqlite"
     out = []
     for head in _heads(ledger, tenant):
+        if archive is not None:
+            archive(head)
         plan = TenantPlan(head.tenant, head.size)
         out.append(plan)
         for chunk in _scan(store, head, policies, book.active(head.tenant), at, plan, want_texts, chunk_size):

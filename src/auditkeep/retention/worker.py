@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.retention.policy import Policy
 from auditkeep.retention.run import run_retention
+from auditkeep.store.base import Head
 
 log = logging.getLogger("auditkeep.retention")
 LEASE = "retention"
 
 
 class RetentionWorker:
-    def __init__(self, ledger: Ledger, policies: list[Policy], interval: float) -> None:
+    def __init__(
+        self, ledger: Ledger, policies: list[Policy], interval: float,
+        archive: Callable[[Head], object] | None = None,
+    ) -> None:
         self.ledger = ledger
+        self.archive = archive  # archives a tenant's ready entries before its deletions
         self.policies = policies
         self.interval = interval
         self.runs = 0  # rounds in which this worker held the lease and ran
@@ -29,7 +35,7 @@ class RetentionWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if not any(p.delete_after_ns is not None for p in self.policies):
+        if not any(p.delete_after_ns is not None or p.archive_after_ns is not None for p in self.policies):
             return  # nothing could ever be due
         self._thread = threading.Thread(target=self._loop, name="auditkeep-retention", daemon=True)
         self._thread.start()
@@ -45,7 +51,7 @@ class RetentionWorker:
         if lease is None:
             return False
         try:
-            plans = run_retention(self.ledger, self.policies, stop=self._stop.is_set)
+            plans = run_retention(self.ledger, self.policies, stop=self._stop.is_set, archive=self.archive)
         finally:
             lease.release()
         self.runs += 1

@@ -60,9 +60,12 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
             ctx.witnesses.start()  # a thread: ingest never waits for a witness
         retention = None
         if ctx.settings.retention.run_in_server:
+            from auditkeep.archive.run import retention_archiver
             from auditkeep.retention.worker import RetentionWorker
 
-            retention = RetentionWorker(ctx.ledger, ctx.settings.retention.policies(), ctx.settings.retention.interval)
+            policies = ctx.settings.retention.policies()
+            retention = RetentionWorker(ctx.ledger, policies, ctx.settings.retention.interval,
+                                        retention_archiver(ctx.ledger, ctx.settings.archive, policies))
             retention.start()
         # one forwarder per store: a server whose store already has one stands by
         await asyncio.to_thread(ctx.forward.start_or_stand_by)

@@ -1,0 +1,85 @@
+"""Restoring a segment into a separate data directory, for investigation.
+
+The entries go back under their original tenant and indexes, with their exact leaf bytes,
+so ``auditkeep search`` and ``show`` (pointed at that directory with ``--data``) find them
+as they were. The directory is a copy to read, not a log to continue: it holds the
+archived range without the rest of the tree (no tiles), so its integrity is what ``auditkeep
+archive verify`` checked on the segment, not what ``auditkeep verify`` would recompute.
+Personal fields were never archived (only their commitments), so they read as erased.
+Entries whose payload retention had deleted before archiving are not restored.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from auditkeep.archive.check import MAX_RAW, SegmentError, load_manifest
+from auditkeep.errors import UserError
+from auditkeep.ledger.ledger import Ledger
+from auditkeep.model.timefmt import parse_rfc3339
+from auditkeep.store.base import Entry, Head
+
+BATCH = 5000
+
+
+@dataclass
+class Restored:
+    directory: str
+    tenant: str
+    first: int
+    end: int
+    entries: int  # written now
+    skipped: int  # already there (the same segment restored before) or expired
+
+
+def restore_segment(manifest_raw: bytes, data: bytes, out: Path) -> Restored:
+    """Write the segment's entries into the data directory ``out`` (created if needed)."""
+    m = load_manifest(manifest_raw)
+    tenant, first, end = m["tenant"], m["first"], m["end"]
+    try:
+        raw = zstandard.ZstdDecompressor().stream_reader(data).read(MAX_RAW + 1)
+    except zstandard.ZstdError as exc:
+        raise SegmentError(f"the data file is not zstd: {exc}") from None
+    if len(raw) > MAX_RAW:
+        raise SegmentError(f"the data file decompresses to more than {MAX_RAW} bytes")
+    rows: list[Entry] = []
+    skipped = 0
+    for n, line in enumerate(raw.splitlines(), start=1):
+        try:
+            row = json.loads(line)
+            index, leaf = int(row["index"]), row["leaf"]
+            if leaf is None:
+                skipped += 1  # expired before it was archived: nothing to restore
+                continue
+            ev = json.loads(leaf)
+            rows.append(Entry(index, uuid.UUID(ev["id"]).bytes, parse_rfc3339(ev["received_at"]), leaf.encode()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SegmentError(f"line {n} of the segment is not an entry ({exc}); run `auditkeep archive verify`") from None
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is not a directory")
+    with Ledger.open(out, background=False) as lg:
+        tid = lg.tenant_id(tenant, create=True)
+        store = lg.store
+        reproject = store.projection_position(tid) > first
+        written = 0
+        for i in range(0, len(rows), BATCH):
+            part = rows[i : i + BATCH]
+            with store.append_txn([tid]) as txn:
+                have = txn.existing(tid, [e.id for e in part])
+                fresh = [e for e in part if e.id not in have]
+                skipped += len(part) - len(fresh)
+                head = txn.head(tid)
+                size = max(head.size, end)
+                new_head = Head(tid, tenant, size, head.root, max(head.received_ns, *(e.received_ns for e in part)),
+                                head.checkpoint_size, head.checkpoint_ns)
+                txn.write(tid, fresh, {}, new_head)
+                written += len(fresh)
+        if reproject:
+            store.reset_projection()  # an earlier range restored after a later one
+        lg.sync_projection(tenant)
+    return Restored(str(out), tenant, first, end, written, skipped)

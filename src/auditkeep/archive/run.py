@@ -1,0 +1,232 @@
+"""Archiving each tenant's log, in index order, into segments on a target.
+
+The cursor ``archive`` of a tenant is the index below which every entry is archived. A run
+starts there and works forward segment by segment: build the segment, store its data, store
+its manifest, and only then move the cursor past it. A run killed anywhere (``kill -9``
+included) loses nothing: the cursor still points at the unfinished segment, and the next
+run first looks for a manifest at that position (a complete segment the killed run stored
+but did not record) and adopts it, else builds the segment again. Segment boundaries are
+multiples of ``segment_entries`` where the run is not cut short, so the rebuilt segment is
+the same one.
+
+Which entries are ready: with ``older_than``, those received that long ago; otherwise those
+whose first matching retention policy's ``archive_after`` has passed. The run stops at the
+first entry that is not ready (an entry whose policy has no ``archive_after`` does not stop
+it, as long as it is older than the shortest ``archive_after``), and at the end of the
+log's newest signed checkpoint (a new one is signed when the writer runs it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from auditkeep.archive.segment import build_segment, manifest_name
+from auditkeep.archive.target import Target, open_target
+from auditkeep.errors import IntegrityError
+from auditkeep.ledger.ledger import Ledger
+from auditkeep.retention.policy import Policy, first_match
+from auditkeep.retention.run import ARCHIVE_CURSOR, _slim
+from auditkeep.store.base import Head, Store
+
+CURSOR = ARCHIVE_CURSOR
+
+
+@dataclass
+class TenantArchive:
+    tenant: str
+    size: int
+    archived_before: int = 0  # the cursor when the run started
+    archived_to: int = 0  # the cursor when it ended
+    segments: list[tuple[int, int]] = field(default_factory=list)  # written or adopted
+    adopted: int = 0  # segments a killed run had stored, found and recorded
+    bytes: int = 0
+
+    @property
+    def entries(self) -> int:
+        return self.archived_to - self.archived_before
+
+
+def archived_to(store: Store, tenant_id: int) -> int:
+    """The index below which ``tenant_id``'s entries are archived."""
+    return store.cursor(CURSOR, tenant_id)[0]
+
+
+def ready_end(
+    store: Store, head: Head, start: int, stop: int, policies: list[Policy], at_ns: int, older_than_ns: int | None
+) -> int:
+    """The first index in ``[start, stop)`` that is not ready for the archive (``stop`` if all are)."""
+    if older_than_ns is not None:
+        newest = at_ns - older_than_ns
+        policies = []
+    else:
+        afters = [p.archive_after_ns for p in policies if p.archive_after_ns is not None]
+        if not afters:
+            return start
+        newest = at_ns - min(afters)
+    cache: dict[tuple[str | None, str], Policy | None] = {}
+    pos = start
+    for e in store.entries(head.tenant_id, start, stop):
+        if e.index != pos or e.received_ns > newest:
+            return pos
+        if policies and e.leaf:
+            ev = _slim.decode(e.leaf)
+            key = (ev.category, ev.action)
+            if key not in cache:
+                cache[key] = first_match(policies, head.tenant, ev.category, ev.action)
+            pol = cache[key]
+            if pol is not None and pol.archive_after_ns is not None and e.received_ns > at_ns - pol.archive_after_ns:
+                return pos
+        pos += 1
+    return pos
+
+
+def _adopt(target: Target, tenant: str, start: int) -> tuple[int, int] | None:
+    """A complete segment starting at ``start`` already on the target: (end, bytes)."""
+    prefix = manifest_name(tenant, start, 0).rsplit("-", 1)[0] + "-"
+    for name in target.names(prefix):
+        if not name.endswith(".manifest.json"):
+            continue
+        raw = target.get(name)
+        if raw is None:
+            continue
+        try:
+            m = orjson.loads(raw)
+            end, data = int(m["end"]), m["data"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise IntegrityError(f"{target.description}: {name} is not a readable manifest") from None
+        if m.get("first") != start or end <= start:
+            raise IntegrityError(f"{target.description}: {name} names another range than its name")
+        if target.exists(name.rsplit("/", 1)[0] + "/" + data["name"]):
+            return end, int(data.get("bytes", 0))
+    return None
+
+
+def archive_tenant(
+    reader: Ledger,
+    head: Head,
+    target: Target,
+    policies: list[Policy],
+    segment_entries: int,
+    at_ns: int,
+    older_than_ns: int | None = None,
+    sign: Callable[[str], object] | None = None,
+    progress: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> TenantArchive:
+    """Archive one tenant's ready entries (see the module's docstring); ``sign(tenant)`` signs
+    a new checkpoint when the newest one does not cover what is ready."""
+    store = reader.store
+    tid = head.tenant_id
+    pos = archived_to(store, tid)
+    res = TenantArchive(head.tenant, head.size, pos, pos)
+    origin = reader.origin(head.tenant)
+    signers = reader.identity.signers_for(origin)
+    signed = False
+    while pos < head.size:
+        if stop is not None and stop():
+            break
+        aligned = (pos // segment_entries + 1) * segment_entries
+        end = ready_end(store, head, pos, min(head.size, aligned), policies, at_ns, older_than_ns)
+        if end <= pos:
+            break
+        cp = store.checkpoint_from(tid, end)
+        if cp is None and sign is not None and not signed:
+            sign(head.tenant)
+            signed = True
+            cp = store.checkpoint_from(tid, end)
+        if cp is None:
+            latest = store.latest_checkpoint(tid)
+            end = min(end, latest.size if latest is not None else 0)
+            if end <= pos:
+                break
+            cp = store.checkpoint_from(tid, end)
+            assert cp is not None
+        found = _adopt(target, head.tenant, pos)
+        if found is not None:
+            end, size = found
+            res.adopted += 1
+        else:
+            seg = build_segment(store, tid, head.tenant, origin, pos, end, cp, time.time_ns(), signers)
+            target.put(seg.data_name, seg.data)
+            target.put(seg.manifest_name, seg.manifest)  # the segment counts from here on
+            size = len(seg.data)
+        store.set_cursor(CURSOR, tid, end)  # only once both objects are durable
+        res.segments.append((pos, end))
+        res.bytes += size
+        if progress is not None:
+            progress(end - pos)
+        pos = res.archived_to = end
+    return res
+
+
+def run_archive(
+    ledger: Ledger,
+    target: Target,
+    policies: list[Policy],
+    segment_entries: int,
+    at_ns: int | None = None,
+    tenant: str | None = None,
+    older_than_ns: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> list[TenantArchive]:
+    """Archive every tenant's (or ``tenant``'s) ready entries to ``target``. It takes the
+    writer: it signs a checkpoint when none covers what is ready, and keeps its cursor."""
+    at = time.time_ns() if at_ns is None else at_ns
+    heads = [ledger.head(tenant)] if tenant is not None else ledger.tenants()
+
+    def sign(t: str) -> None:
+        ledger.checkpoint(t, new=True)
+
+    out = []
+    for head in heads:
+        out.append(archive_tenant(ledger, head, target, policies, segment_entries, at, older_than_ns,
+                                  sign, progress, stop))
+        if stop is not None and stop():
+            break
+    return out
+
+
+def retention_archiver(ledger: Ledger, archive_settings: Any, policies: list[Policy]) -> Callable[[Head], object] | None:
+    """What a retention run calls per tenant before deleting (``archive`` of
+    :func:`auditkeep.retention.run.run_retention`): archives the tenant's ready entries, so
+    that entries whose policy has ``archive_after`` are archived before they are deleted.
+    None when no policy has ``archive_after``."""
+    if not any(p.archive_after_ns is not None for p in policies):
+        return None
+    target = open_target(archive_settings)
+
+    def archive(head: Head) -> object:
+        return archive_tenant(ledger, head, target, policies, archive_settings.segment_entries, time.time_ns(),
+                              sign=lambda t: ledger.checkpoint(t, new=True))
+
+    return archive
+
+
+def list_segments(target: Target, tenant: str | None = None) -> list[dict[str, object]]:
+    """The segments on ``target`` (complete ones: a manifest and its data), in order."""
+    out: list[dict[str, object]] = []
+    names = target.names(f"{tenant}/" if tenant else "")
+    have = set(names)
+    for name in names:
+        if not name.endswith(".manifest.json"):
+            continue
+        raw = target.get(name)
+        try:
+            m = orjson.loads(raw or b"")
+            data = name.rsplit("/", 1)[0] + "/" + m["data"]["name"]
+            row: dict[str, object] = {
+                "name": name[: -len(".manifest.json")], "tenant": m["tenant"], "first": m["first"],
+                "end": m["end"], "tree_size": m["tree_size"], "expired": m.get("expired", 0),
+                "bytes": m["data"].get("bytes"), "created_at": m.get("created_at"),
+                "complete": data in have,
+            }
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            row = {"name": name, "error": "not a readable manifest"}
+        out.append(row)
+    return out
