@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
+from archive_support import REGION, S3Endpoint
 
 from server_harness import free_port, wait_port
-
-REGION = "us-east-1"
-
-
-@dataclass
-class S3Endpoint:
-    url: str
-
-    def client(self) -> Any:
-        import boto3
-
-        return boto3.client("s3", endpoint_url=self.url, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-
-    def new_bucket(self, lock: bool = True) -> str:
-        """A bucket of its own (Object Lock enabled, as a WORM archive needs)."""
-        name = f"archive-{uuid.uuid4().hex[:16]}"
-        self.client().create_bucket(Bucket=name, ObjectLockEnabledForBucket=lock)
-        return name
 
 
 @pytest.fixture(scope="module")
