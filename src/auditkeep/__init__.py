@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from auditkeep.client import AsyncClient, Client, LazyClient
+    from auditkeep.crypto.atrest import EncryptionSettings
     from auditkeep.ledger import Ledger, LedgerConfig, VerifyReport
 
 # Loaded on first use: the SDK (httpx) and the ledger (SQLite), so that `import auditkeep.client`
@@ -28,17 +29,25 @@ _LAZY = {
     "AsyncClient": "auditkeep.client",
     "Client": "auditkeep.client",
     "LazyClient": "auditkeep.client",
+    "EncryptionSettings": "auditkeep.crypto.atrest",
     "Ledger": "auditkeep.ledger",
     "LedgerConfig": "auditkeep.ledger",
     "VerifyReport": "auditkeep.ledger",
 }
 
 
-def open(path: str | Path = "auditkeep-data", config: LedgerConfig | None = None, *, create: bool = True) -> Ledger:
-    """Open (or create) an embedded ledger in the data directory ``path``."""
+def open(
+    path: str | Path = "auditkeep-data",
+    config: LedgerConfig | None = None,
+    *,
+    create: bool = True,
+    encryption: EncryptionSettings | None = None,
+) -> Ledger:
+    """Open (or create) an embedded ledger in the data directory ``path``; ``encryption``
+    (``EncryptionSettings(enabled=True)``) encrypts a new one at rest (docs/encryption.md)."""
     from auditkeep.ledger import Ledger
 
-    return Ledger.open(path, config, create=create)
+    return Ledger.open(path, config, create=create, encryption=encryption)
 
 
 def __getattr__(name: str) -> Any:
@@ -55,6 +64,7 @@ __all__ = [
     "AuditkeepError",
     "Client",
     "ConsistencyProof",
+    "EncryptionSettings",
     "Event",
     "InclusionProof",
     "LazyClient",

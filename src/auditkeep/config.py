@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from auditkeep.crypto.atrest import EncryptionSettings
 from auditkeep.errors import ConfigError as ConfigError  # re-exported: its old home
 from auditkeep.ledger.config import DEFAULT_PERSONAL_FIELDS, LedgerConfig
 from auditkeep.model.validate import Limits
@@ -172,6 +173,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     archive: ArchiveSettings = msgspec.field(default_factory=ArchiveSettings)
     forward: list[ForwardSettings] = msgspec.field(default_factory=list)  # [[forward]] targets
+    encryption: EncryptionSettings = msgspec.field(default_factory=EncryptionSettings)  # docs/encryption.md
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def ledger_config(self) -> LedgerConfig:
@@ -204,7 +206,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             out.setdefault("limits", {})[name[7:]] = _coerce(value, int)
         elif name.startswith("alerts_") and name[7:] in alert_fields:
             out.setdefault("alerts", {})[name[7:]] = _coerce(value, alert_fields[name[7:]])
-        elif name in fields and name not in ("limits", "alerts", "retention", "archive", "forward", "extra", "client_cert_tenants", "witness"):
+        elif name in fields and name not in ("limits", "alerts", "retention", "archive", "forward", "extra", "client_cert_tenants",
+                                             "witness", "encryption"):
             out[name] = _coerce(value, fields[name])
     return out
 
@@ -362,11 +365,17 @@ def open_store(settings: Settings, *, create: bool = True, read_only: bool = Fal
     """The store these settings name: embedded SQLite in ``data`` unless ``db`` says otherwise.
     ``read_only`` opens it so that nothing is ever written to it. (A front for
     :func:`auditkeep.store.factory.open_store`, which does the opening.)"""
+    from auditkeep.ledger.atrest import at_rest
     from auditkeep.store.factory import open_store as open_location
 
-    return open_location(
+    store = open_location(
         settings.db or Path(settings.data), durability=settings.durability, read_only=read_only, create=create
     )
+    try:
+        return at_rest(store, settings.encryption, Path(settings.data), create=create, read_only=read_only)
+    except BaseException:
+        store.close()
+        raise
 
 
 def open_reader(settings: Settings) -> Any:

@@ -10,11 +10,13 @@ import click
 from rich.markup import escape
 
 from auditkeep import __version__
-from auditkeep.cli.common import State, err, global_options, ledger, out, reader, settings
+from auditkeep.cli.common import State, err, global_options, out, reader, settings
 from auditkeep.cli.ingest import ingest
 from auditkeep.cli.proof import checkpoint, proof, show
 from auditkeep.cli.search import search
 from auditkeep.cli.verify import reindex, verify
+from auditkeep.config import open_ledger
+from auditkeep.crypto.atrest import ALGORITHM
 from auditkeep.errors import IntegrityError, StoreError, UserError
 from auditkeep.ledger.datadir import check_log_id
 
@@ -38,16 +40,24 @@ def cli(ctx: click.Context) -> None:
 
 @cli.command()
 @click.option("--log-id", metavar="ID", help="Name of this log in checkpoint origins (default: random).")
+@click.option("--encrypt", is_flag=True,
+              help="Encrypt the store at rest (AES-256-GCM; the master key as [encryption] says, by default a new "
+                   "<data>/master.key, mode 0600). See docs/encryption.md.")
 @global_options
-def init(log_id: str | None) -> None:
+def init(log_id: str | None, encrypt: bool) -> None:
     """Create the data directory, its signing key and an empty store."""
     if log_id is not None:
         check_log_id(log_id)
     s = settings(log_id=log_id)
-    with ledger(create=True, log_id=log_id) as lg:
+    if encrypt:
+        s.encryption.enabled = True
+    with open_ledger(s, create=True, background=False) as lg:
         out.print(f"data directory  {s.data}")
         out.print(f"log id          {lg.identity.log_id}")
         out.print(f"verifier key    {lg.identity.signer.verifier_key()}")
+        kms = getattr(lg.store, "keys", None)
+        if kms is not None:
+            out.print(f"encryption      {ALGORITHM}, master key {kms.kms.key_id}")
 
 
 @cli.command()
@@ -118,6 +128,7 @@ def _register_optional() -> None:
         ("auditkeep.cli.retention", "hold"),
         ("auditkeep.cli.retention", "erase"),
         ("auditkeep.cli.archive", "archive"),
+        ("auditkeep.cli.encryption", "encryption"),
     ):
         try:
             mod = importlib.import_module(module)

@@ -181,6 +181,7 @@ def _as_json(report: VerifyReport, trust: Trust) -> dict[str, Any]:
              "checkpoints_checked": t.checkpoints_checked, "signed_size": t.signed_size,
              "personal_fields_checked": t.sealed_checked, "personal_fields_erased": t.erased,
              "expired": t.expired, "expired_ranges": [[a, b] for a, b in t.expired_ranges],
+             "payloads_unchecked": t.payloads_unchecked,
              "problems": [_problem(p) for p in t.problems], "warnings": [_problem(p) for p in t.warnings]}
             for t in report.tenants
         ],
@@ -191,7 +192,8 @@ def _print_text(report: VerifyReport, trust: Trust) -> None:
     table = Table("tenant", "entries", "expired", "checkpoints", "signed up to", "personal fields", "result")
     for t in report.tenants:
         first = t.first
-        result = "[green]intact[/green]" if t.ok else f"[red]{escape(first.render(t.tenant)) if first else 'failed'}[/red]"
+        intact = "[green]intact[/green]" + (" [yellow](tree only)[/yellow]" if t.payloads_unchecked else "")
+        result = intact if t.ok else f"[red]{escape(first.render(t.tenant)) if first else 'failed'}[/red]"
         fields = f"{t.sealed_checked} checked" + (f", {t.erased} erased" if t.erased else "")
         expired = _ranges(t.expired_ranges) if t.expired else "-"
         table.add_row(
@@ -208,6 +210,13 @@ def _print_text(report: VerifyReport, trust: Trust) -> None:
     else:
         out.print(f"checked against the given key(s) only: {', '.join(k.vkey() for k in trust.keys)}", highlight=False)
     for t in report.tenants:
+        if t.payloads_unchecked:
+            out.print(
+                f"[yellow]{t.tenant}: {t.payloads_unchecked} payloads are encrypted and were NOT checked[/yellow] "
+                "(no master key here): the tree, tiles, head and checkpoints were verified with the leaf hashes "
+                "of the tiles; run verify with the master key to check the events themselves.",
+                highlight=False,
+            )
         for p in t.warnings:
             err.print(f"[yellow]warning:[/yellow] {escape(p.render(t.tenant))}", highlight=False)
         for p in t.problems:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import msgspec
 
+from auditkeep.crypto.atrest import EncryptionSettings
 from auditkeep.ledger.projector import Projector
 from auditkeep.store.base import Store
 
@@ -68,14 +69,15 @@ def follow(store: Store, stop: threading.Event) -> None:
 class _Spec(msgspec.Struct):
     directory: str
     durability: str
+    encryption: EncryptionSettings | None = None  # where the master key is (never the key)
 
 
 class FollowerProcess:
     """A child process that follows the projection of the embedded store in ``directory``;
     :meth:`start` is cheap to call again (one child at most), :meth:`stop` waits for it."""
 
-    def __init__(self, directory: Path, durability: str) -> None:
-        self._spec = msgspec.json.encode(_Spec(str(directory), durability)) + b"\n"
+    def __init__(self, directory: Path, durability: str, encryption: EncryptionSettings | None = None) -> None:
+        self._spec = msgspec.json.encode(_Spec(str(directory), durability, encryption)) + b"\n"
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopped = False
@@ -136,7 +138,11 @@ def main() -> None:
     from auditkeep.store.sqlite import SQLiteStore
 
     spec = msgspec.json.decode(sys.stdin.buffer.readline(), type=_Spec)
-    store = SQLiteStore(spec.directory, durability=spec.durability)
+    store: Store = SQLiteStore(spec.directory, durability=spec.durability)
+    if spec.encryption is not None:
+        from auditkeep.ledger.atrest import at_rest
+
+        store = at_rest(store, spec.encryption, Path(spec.directory))
     stop = threading.Event()
     worker = threading.Thread(target=follow, args=(store, stop), name="auditkeep-projection", daemon=True)
     worker.start()

@@ -35,6 +35,7 @@ from auditkeep.model.validate import convert_batch, validate_event
 from auditkeep.store.base import Store
 
 if TYPE_CHECKING:
+    from auditkeep.crypto.atrest import EncryptionSettings
     from auditkeep.policy.pipeline import Pipeline
 
 
@@ -69,7 +70,7 @@ class Ledger(LogReader):
         if background and store.dialect == "sqlite" and directory is not None:
             # Off the appending interpreter (see auditkeep.ledger.follower); started now so it
             # is ready (~0.3 s) by the time the first commits land.
-            self._follower = FollowerProcess(directory, self.config.durability)
+            self._follower = FollowerProcess(directory, self.config.durability, getattr(store, "encryption", None))
             self._writer = Writer(store, self._seq, self.config.max_group_events)
             self._follower.start()
         else:
@@ -87,13 +88,16 @@ class Ledger(LogReader):
         log_id: str | None = None,
         signing_key: str | None = None,
         background: bool = True,
+        encryption: EncryptionSettings | None = None,
     ) -> Ledger:
+        from auditkeep.ledger.atrest import at_rest
         from auditkeep.store.factory import open_store
 
         cfg = config or LedgerConfig()
         directory = Path(path)
         store = open_store(directory, durability=cfg.durability, create=create)
         try:
+            store = at_rest(store, encryption, directory, create=create)
             identity, _ = establish(store, directory, log_id=log_id, signing_key=signing_key, create=create)
         except BaseException:
             store.close()

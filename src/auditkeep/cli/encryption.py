@@ -1,0 +1,63 @@
+"""``auditkeep encryption``: the master key and data keys of an encrypted store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from auditkeep.cli.common import err, global_options, interactive, out, settings
+from auditkeep.config import open_store
+from auditkeep.crypto.atrest import EncryptionSettings, resolve_kms
+from auditkeep.errors import UserError
+from auditkeep.ledger.atrest import EncryptedStore
+from auditkeep.ledger.atrest_rotate import reencrypt_tenant, rotate
+
+
+@click.group()
+def encryption() -> None:
+    """Encryption at rest (docs/encryption.md): rotate the master key, re-encrypt payloads."""
+
+
+@encryption.command("rotate")
+@click.option("--new-key-file", metavar="FILE", help="The new master key, in a file of mode 0600.")
+@click.option("--new-key-env", metavar="NAME", help="The new master key, in this environment variable.")
+@click.option("--reencrypt", is_flag=True,
+              help="Also rewrite every payload under a new data key per tenant (resumable: run it again after a "
+                   "stop); the old data keys are deleted at the end. Run it while no other process appends.")
+@global_options
+def rotate_cmd(new_key_file: str | None, new_key_env: str | None, reencrypt: bool) -> None:
+    """Re-wrap the store's data keys under a new master key (no event is rewritten), and
+    with --reencrypt rewrite the payloads under new data keys.
+
+    The current master key is the one the settings name ([encryption]); afterwards point
+    them at the new one."""
+    if new_key_file and new_key_env:
+        raise UserError("give --new-key-file or --new-key-env, not both")
+    if not (new_key_file or new_key_env or reencrypt):
+        raise UserError("nothing to do: give a new master key (--new-key-file, --new-key-env), --reencrypt, or both")
+    s = settings()
+    new = None
+    if new_key_file or new_key_env:
+        new = resolve_kms(EncryptionSettings(key_file=new_key_file, key_env=new_key_env), Path(s.data))
+    store = open_store(s, create=False)
+    try:
+        if not isinstance(store, EncryptedStore):
+            raise UserError("this store is not encrypted (encryption is chosen at `auditkeep init --encrypt`)")
+        if new is not None:
+            if new.key_id == store.keys.kms.key_id:
+                raise UserError("the new master key is the current one")
+            n = rotate(store, new)
+            out.print(f"re-wrapped {n} data keys under master key {new.key_id}; point [encryption] at it now")
+        if reencrypt:
+            heads = store.heads()
+            with Progress(TextColumn("[bold]re-encrypting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=err, disable=not interactive()) as bar:
+                task = bar.add_task("reencrypt", total=sum(h.size for h in heads))
+                for h in heads:
+                    r = reencrypt_tenant(store, h.tenant_id, h.tenant, lambda n: bar.update(task, advance=n))
+                    out.print(f"{r.tenant}: {r.rewritten} payloads rewritten under data key generation {r.generation}; "
+                              f"deleted generations {', '.join(map(str, r.dropped)) or 'none'}")
+    finally:
+        store.close()
