@@ -379,3 +379,18 @@ def test_cli_init_encrypt_and_verify_with_and_without_the_key(tmp_path: Path) ->
     conn.close()
     r = _cli(data, "verify")
     assert r.returncode == 1 and "entry 7" in r.stdout + r.stderr
+
+
+def test_documents_round_trip_sealed(open_encrypted: Callable[..., Ledger]) -> None:
+    lg = open_encrypted()
+    store = lg.store
+    assert isinstance(store, EncryptedStore)
+    store.doc_put(Doc("users", "u1", None, 1, None, b"v1"))
+    assert is_sealed(store.inner.doc_get("users", "u1").data)  # type: ignore[union-attr]
+    assert store.doc_swap(Doc("users", "u1", None, 1, None, b"v2"), b"v1")
+    assert not store.doc_swap(Doc("users", "u1", None, 1, None, b"v3"), b"v1")  # v1 is gone: the swap loses
+    assert store.doc_get("users", "u1").data == b"v2"  # type: ignore[union-attr]
+    assert [d.data for d in store.doc_list("users")] == [b"v2"]
+    assert store.doc_insert(Doc("users", "u2", None, 2, None, b"w")) and not store.doc_insert(
+        Doc("users", "u2", None, 2, None, b"x")
+    )

@@ -528,6 +528,17 @@ class EncryptedStore:
     def doc_insert(self, doc: Doc) -> bool:
         return self.inner.doc_insert(self._seal_doc(doc))
 
+    def doc_swap(self, doc: Doc, expected: bytes) -> bool:
+        # The stored data is ciphertext (a fresh nonce each write): compare the plaintext
+        # here, then swap against the exact ciphertext read, so a concurrent write still loses.
+        if doc.collection in PLAIN_COLLECTIONS:
+            return self.inner.doc_swap(doc, expected)
+        raw = self.inner.doc_get(doc.collection, doc.id)
+        current = self._open_doc(raw)
+        if raw is None or current is None or current.data != expected:
+            return False
+        return self.inner.doc_swap(self._seal_doc(doc), raw.data)
+
     def doc_put_many(self, docs: Sequence[Doc]) -> None:
         self.inner.doc_put_many([self._seal_doc(d) for d in docs])
 
