@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from auditkeep.alerts.state import MAX_NOTE, AlertRecord, TransitionError
+from auditkeep.alerts.state import MAX_NOTE, AlertRecord, TransitionError, decode_cursor
 from auditkeep.console.web import (
     PREFIX,
     Refused,
@@ -23,6 +23,7 @@ from auditkeep.console.web import (
 from auditkeep.model.errors import ValidationError
 
 STATUSES = ("open", "acknowledged", "resolved")
+PAGE_SIZE = 50
 
 
 async def alerts_page(request: Request) -> Response:
@@ -31,8 +32,18 @@ async def alerts_page(request: Request) -> Response:
     status = request.query_params.get("status", "open")
     if status not in (*STATUSES, "all"):
         raise ValidationError(f"must be one of {', '.join(STATUSES)} or all", "status")
-    items, _ = await run_in_threadpool(ctx.alerts.book.find, p.tenant, None if status == "all" else status, None, 200, None)
-    return render(request, "alerts.html", me=p, alerts=items, current=status, statuses=(*STATUSES, "all"), max_note=MAX_NOTE)
+    cursor = request.query_params.get("cursor", "")
+    try:
+        decode_cursor(cursor)
+    except ValueError:
+        raise ValidationError("not a cursor of a previous page", "cursor") from None
+    # keyset paging, newest first: the cursor is the creation time of the last alert shown, so
+    # a page never repeats or skips an alert as new ones are raised
+    items, nxt = await run_in_threadpool(
+        ctx.alerts.book.find, p.tenant, None if status == "all" else status, None, PAGE_SIZE, cursor or None
+    )
+    return render(request, "alerts.html", me=p, alerts=items, current=status, statuses=(*STATUSES, "all"),
+                  max_note=MAX_NOTE, cursor=cursor, next_cursor=nxt)  # fmt: skip
 
 
 async def change_alert(request: Request) -> Response:

@@ -50,7 +50,6 @@ PRESET_LABELS = {"15m": "Last 15 minutes", "1h": "Last hour", "24h": "Last 24 ho
                  "30d": "Last 30 days", "all": "All time", "custom": "Custom range"}  # fmt: skip
 TEXT_FIELDS = ("actor", "action", "resource_type", "resource_id", "text")
 PAGE_SIZE = 50
-_SCAN = 5_000
 MAX_VALUE = 1000
 MAX_META = 20
 SEC = 1_000_000_000
@@ -150,18 +149,20 @@ class SearchForm:
         return {k: v for k, v in out.items() if v is not None}
 
 
-def count_matches(ledger: Ledger, tenant: str, kwargs: dict[str, Any], cap: int = 1_000_000) -> tuple[int, bool]:
-    """How many events match (up to ``cap``), and whether that is all of them."""
-    n = 0
-    cursor: str | None = None
-    while True:
-        page = ledger.search(tenant, order="newest", cursor=cursor, limit=_SCAN, **kwargs)
-        n += len(page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            return n, True
-        if n >= cap:
-            return n, False
+def count_matches(ledger: Ledger, tenant: str, kwargs: dict[str, Any]) -> int:
+    """How many events match, counted by the store: the histogram's aggregate over one bucket
+    spanning the range (an open bound is the earliest or latest match); no event is read."""
+    lo, hi = kwargs.get("since"), kwargs.get("until")
+    if lo is None or hi is None:
+        span = ledger.time_span(tenant, **kwargs)
+        if span is None:
+            return 0
+        lo = span[0] if lo is None else lo
+        hi = span[1] + 1 if hi is None else hi
+    if hi <= lo:
+        return 0
+    counts = ledger.count_by_time(tenant, origin_ns=lo, step_ns=hi - lo, **{**kwargs, "since": lo, "until": hi})
+    return sum(c for _, _, c in counts)
 
 
 def histogram_of(ledger: Ledger, tenant: str, kwargs: dict[str, Any], since: int | None, until: int | None) -> histogram.Histogram | None:
