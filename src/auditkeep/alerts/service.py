@@ -59,6 +59,15 @@ class AlertService:
         self._standby: threading.Thread | None = None
         self._standby_stop = threading.Event()
         self._notifiers: list[Notifier] | None = build_notifiers(settings.alerts, env) if validate else None
+        # wakes a runner of another process (the child of `serve`) when none runs here
+        self.remote_wake: Callable[[], None] | None = None
+
+    def wake(self) -> None:
+        """Have the runner look at the log now (a dead letter was requeued, say)."""
+        if self.runner is not None:
+            self.runner.wake()
+        elif self.remote_wake is not None:
+            self.remote_wake()
 
     def notifiers(self) -> list[Notifier]:
         if self._notifiers is None:

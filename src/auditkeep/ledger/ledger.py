@@ -128,6 +128,13 @@ class Ledger(LogReader):
         :meth:`append`; keep it short) with the tenant ids that grew."""
         self._writer.add_listener(listener)
 
+    def committed_elsewhere(
+        self, tenant_ids: set[int], skip: Callable[[set[int]], None] | None = None
+    ) -> None:
+        """Tell the commit listeners (but ``skip``) that another process sharing this store
+        committed to ``tenant_ids`` (the server's alert runner child, for one)."""
+        self._writer.notify(tenant_ids, skip)
+
     # appending -------------------------------------------------------------------------------
 
     def submit(

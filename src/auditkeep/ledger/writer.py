@@ -142,8 +142,12 @@ class Writer:
             return
         self._seq.commit_done(work, group)
         if self._listeners:
-            grew = {tid for tid, w in work.items() if w.grew}
-            for listener in self._listeners:
+            self.notify({tid for tid, w in work.items() if w.grew})
+
+    def notify(self, grew: set[int], skip: Callable[[set[int]], None] | None = None) -> None:
+        """Call the commit listeners (but ``skip``) with the tenant ids that grew."""
+        for listener in self._listeners:
+            if listener != skip:
                 listener(grew)
 
     def _checkpoint_all(self, force: bool) -> None:

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, ExceptionHandler
 
 from auditkeep.server import errors
+from auditkeep.server.alerts_process import AlertProcess
 from auditkeep.server.context import ServerContext
 from auditkeep.server.docs import docs_page
 from auditkeep.server.middleware import Outermost
@@ -53,9 +54,12 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.hub.attach(ctx.ledger, asyncio.get_running_loop())
+        alert_runner: AlertProcess | None = None
         if ctx.settings.alerts.run_in_server:
-            # One runner per store: a server whose store already has one stands by.
-            await asyncio.to_thread(ctx.alerts.start_or_stand_by)
+            # In a child process, off this interpreter's lock (see server/alerts_process.py);
+            # one runner per store: a child whose store already has one stands by.
+            alert_runner = await asyncio.to_thread(AlertProcess, ctx.settings, ctx.ledger)
+            ctx.alerts.remote_wake = alert_runner.wake
         if ctx.witnesses is not None:
             ctx.witnesses.start()  # a thread: ingest never waits for a witness
         retention = None
@@ -80,6 +84,9 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
             await ctx.sources.stop()
             # before the ledger closes: the runner appends alert events and saves its cursors
             await asyncio.to_thread(ctx.alerts.stop)
+            if alert_runner is not None:
+                ctx.alerts.remote_wake = None
+                await asyncio.to_thread(alert_runner.stop)
             if retention is not None:
                 await asyncio.to_thread(retention.stop)
             await asyncio.to_thread(ctx.forward.stop)

@@ -186,8 +186,7 @@ async def resend_dead_letter(request: Request) -> Response:
     caller = await ctx.guard.check(request, ("admin",))
     svc = _service(ctx)
     view = await run_in_threadpool(svc.book.requeue, request.path_params["letter_id"], caller.tenant)
-    if svc.runner is not None:
-        svc.runner.wake()
+    svc.wake()
     return _json(Requeued(view), 202)
 
 
