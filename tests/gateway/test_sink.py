@@ -3,8 +3,12 @@ make a resend idempotent; a closed store keeps them in the spool until it is bac
 
 from __future__ import annotations
 
+import struct
+import time
 from pathlib import Path
 
+from auditkeep.gateway.postgres.events import Run, SessionInfo
+from auditkeep.gateway.postgres.sql import Statement
 from auditkeep.gateway.sink import LedgerSink
 from auditkeep.ledger import Ledger
 from auditkeep.model import Actor, Event
@@ -73,6 +77,12 @@ def test_the_child_process_sink_delivers_in_order_and_survives_its_child(tmp_pat
         first.wait()
         for i in range(1500, 1600):
             sink.emit(_ev(i))
+        # a statement goes as it is: the child builds its event and reads its Bind parameters
+        info = SessionInfo("s1", "alice", "app", "psql", "127.0.0.1", started_ns=time.time_ns())
+        bind = b"\x00\x00" + struct.pack("!hhi", 0, 1, 5) + b"hello" + struct.pack("!h", 0)
+        st = Statement("SELECT $1", "select", "SelectStmt")
+        sink.emit_query(info, Run(1, st, "extended", time.time_ns(), 0.0, bind=bind, rows=1), 0.0015)
+        sink.emit_query(info, Run(2, st, "extended", time.time_ns(), 0.0, bind=b"\x00"), 0.001)
         assert sink.flush(60)
         assert sink.restarts == 1 and sink._proc is not first
     finally:
@@ -80,6 +90,8 @@ def test_the_child_process_sink_delivers_in_order_and_survives_its_child(tmp_pat
     assert sink._proc is not None and sink._proc.returncode == 0  # it ended on its own, after the flush
     with Ledger.open(data, create=False, background=False) as lg:
         recs = lg.records(0, lg.head("acme").size, "acme")
-        got = [r.event.metadata["i"] for r in recs if r.event.metadata]
+        got = [r.event.metadata["i"] for r in recs if r.event.metadata and "i" in r.event.metadata]
+        queries = [r.event.metadata["db"] for r in recs if r.event.action == "db.query" and "db" in (r.event.metadata or {})]
         assert not [r for r in recs if "hunter2" in str(r.event.metadata)]
     assert got == list(range(1600))
+    assert [(q["seq"], q["params"], q["duration_us"]) for q in queries] == [(1, ["hello"], 1500), (2, ["<malformed Bind>"], 1000)]

@@ -7,12 +7,18 @@ its lock while clients wait. Here that work runs in a child process with a
 only encodes each event (msgspec JSON) and a thread of the gateway writes them to the child
 through a pipe in batches.
 
+The gateway's loop does no more than append to a list: a PostgreSQL statement goes as it is
+(:meth:`ProcessSink.emit_query`: its session, its run and duration; the child builds the
+``db.query`` event and decodes its Bind parameters), other events as built. A thread of the
+gateway encodes each batch (MessagePack) and writes it.
+
 The child is ``python -m auditkeep.gateway.sink_process`` (a fresh interpreter: the gateway
 has threads, so no fork); its standard input and output are the two pipes. Frames on them
 (a ``multiprocessing`` connection over each, one ``send_bytes`` each):
 
 - parent → child: first the child's arguments (JSON: settings, tenant, source, spool
-  directory, submitter); then ``E`` + events as JSON lines; ``F`` + token (flush: everything sent before
+  directory, submitter); then ``E`` + a batch (MessagePack: events and statements, in the
+  order they were emitted); ``F`` + token (flush: everything sent before
   it durable); ``X`` (close: flush, spool the rest, exit).
 - child → parent: ``R`` (ready) or ``R`` + error text; ``S`` + ``received pending`` (its
   counts, when they change); ``A`` + ``token ok`` (a flush done).
@@ -38,13 +44,39 @@ from typing import Any
 
 import msgspec
 
+from auditkeep.gateway.postgres.events import Run, SessionInfo, query_event
 from auditkeep.model.event import Event, Submitter
-from auditkeep.model.ids import uuid7
 
 log = logging.getLogger("auditkeep.gateway")
 
-_encode = msgspec.json.Encoder()
-BATCH_BYTES = 256 * 1024  # a write to the child is at most about this
+
+class _EventItem(msgspec.Struct, tag=0, array_like=True):
+    event: Event
+
+
+class _QueryItem(msgspec.Struct, tag=1, array_like=True):
+    info: SessionInfo
+    run: Run
+    duration: float
+
+
+_encode = msgspec.msgpack.Encoder()
+
+
+def _encode_batch(items: list[_EventItem | _QueryItem]) -> tuple[bytes, int]:
+    """The ``E`` frame of ``items`` and how many it holds."""
+    try:
+        return b"E" + _encode.encode(items), len(items)
+    except (TypeError, ValueError, OverflowError):  # a bug of the gateway: keep the others
+        good = []
+        for item in items:
+            try:
+                _encode.encode(item)
+                good.append(item)
+            except (TypeError, ValueError, OverflowError) as exc:
+                log.error("gateway event not recorded: %s", exc)
+        return b"E" + _encode.encode(good), len(good)
+BATCH_ITEMS = 2000  # a batch is written to the child when it holds this many
 SEND_INTERVAL = 0.005  # seconds events wait at most before they are written to the child
 START_TIMEOUT = 120.0
 
@@ -61,8 +93,7 @@ class ProcessSink:
             "spool": str(spool_dir) if spool_dir is not None else None,
             "submitter": msgspec.to_builtins(submitter) if submitter is not None else None,
         })  # fmt: skip
-        self._buf: list[bytes] = []
-        self._buf_bytes = 0
+        self._buf: list[_EventItem | _QueryItem] = []
         self._lock = threading.Lock()  # _buf
         self._send_lock = threading.Lock()  # the pipe, the counters below
         self._wake = threading.Event()
@@ -154,24 +185,29 @@ class ProcessSink:
             self._wake.wait(SEND_INTERVAL)
             self._wake.clear()
             with self._lock:
-                items, self._buf, self._buf_bytes = self._buf, [], 0
+                items, self._buf = self._buf, []
             if items:
+                frame, n = _encode_batch(items)
                 with self._send_lock:
-                    self._send(b"E" + b"\n".join(items))
-                    self._sent += len(items)
+                    self._send(frame)
+                    self._sent += n
             if self._stop and not self._buf:
                 return
 
     # -- EventSink -----------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        if event.id is None:
-            event.id = uuid7()
-        raw = _encode.encode(event)
         with self._lock:
-            self._buf.append(raw)
-            self._buf_bytes += len(raw)
-            full = self._buf_bytes >= BATCH_BYTES
+            self._buf.append(_EventItem(event))
+            full = len(self._buf) >= BATCH_ITEMS
+        if full:
+            self._wake.set()
+
+    def emit_query(self, info: SessionInfo, run: Run, duration: float) -> None:
+        """A statement of a PostgreSQL session: the child builds its ``db.query`` event."""
+        with self._lock:
+            self._buf.append(_QueryItem(info, run, duration))
+            full = len(self._buf) >= BATCH_ITEMS
         if full:
             self._wake.set()
 
@@ -184,10 +220,11 @@ class ProcessSink:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._send_lock:  # what is buffered goes first, then the flush request
             with self._lock:
-                items, self._buf, self._buf_bytes = self._buf, [], 0
+                items, self._buf = self._buf, []
             if items:
-                self._send(b"E" + b"\n".join(items))
-                self._sent += len(items)
+                frame, n = _encode_batch(items)
+                self._send(frame)
+                self._sent += n
             self._token += 1
             token = self._token
             self._send(f"F{token} {timeout if timeout is not None else -1}".encode())
@@ -225,7 +262,7 @@ def _child_main(conn: Connection, back: Connection) -> None:
     from auditkeep.config import Settings, open_ledger
     from auditkeep.gateway.sink import LedgerSink
 
-    decode = msgspec.json.Decoder(Event).decode
+    decode = msgspec.msgpack.Decoder(list[_EventItem | _QueryItem]).decode
     try:
         args = msgspec.json.decode(conn.recv_bytes())
         settings = msgspec.convert(args["settings"], Settings)
@@ -273,9 +310,20 @@ def _child_main(conn: Connection, back: Connection) -> None:
                 break  # the parent is gone: deliver or spool what we have, then end
             kind = msg[:1]
             if kind == b"E":
-                for line in msg[1:].split(b"\n"):
-                    sink.emit(decode(line))
-                    received += 1
+                try:
+                    items = decode(msg[1:])
+                except msgspec.DecodeError as exc:  # pragma: no cover - both ends are this module
+                    log.error("gateway events not recorded: %s", exc)
+                    items = []
+                for item in items:
+                    if isinstance(item, _QueryItem):
+                        try:
+                            sink.emit(query_event(item.info, item.run, item.duration))
+                        except Exception as exc:  # a bug of the gateway: the other events go on
+                            log.error("gateway event not recorded: %s", exc)
+                    else:
+                        sink.emit(item.event)
+                received += len(items)
             elif kind == b"F":
                 token, timeout = msg[1:].split()
                 threading.Thread(target=flush, args=(token.decode(), float(timeout)), daemon=True).start()

@@ -9,6 +9,7 @@ can be dropped or masked by policy, and secrets in statements are replaced by th
 from __future__ import annotations
 
 import socket
+import struct
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -50,6 +51,8 @@ class Run:
     started_ns: int
     t0: float  # perf_counter at start
     params: list[Any] | None = None
+    bind: bytes | None = None  # the Bind message's body: its parameters are decoded with the event
+    param_types: tuple[int, ...] = ()
     rows: int = 0
     tag: str | None = None
     sqlstate: str | None = None
@@ -121,6 +124,8 @@ def query_event(s: SessionInfo, r: Run, duration_s: float) -> Event:
         db["rows"] = r.rows
     if r.params is not None:
         db["params"] = r.params
+    elif r.bind is not None:
+        db["params"] = bind_params(r.bind, r.param_types)
     if r.sqlstate:
         db["sqlstate"] = r.sqlstate
     if r.rule:
@@ -137,6 +142,18 @@ def query_event(s: SessionInfo, r: Run, duration_s: float) -> Event:
         outcome=cast(Outcome, r.outcome), reason=r.error[:2000] if r.error else None, resource=resource,
         source=Source(service=SERVICE, host=_HOST), metadata={"db": db},
     )  # fmt: skip
+
+
+def bind_params(body: bytes, types: tuple[int, ...] = ()) -> list[Any]:
+    """The parameters of a Bind message's body, as :func:`params_of` puts them in the event
+    (the server refuses a malformed Bind: its event says so)."""
+    from auditkeep.gateway.postgres.wire import parse_bind
+
+    try:
+        b = parse_bind(body)
+    except (ValueError, struct.error):
+        return ["<malformed Bind>"]
+    return params_of(b.params, b.param_formats, types)
 
 
 def params_of(values: list[bytes | None], formats: list[int], types: tuple[int, ...] = ()) -> list[Any]:

@@ -118,6 +118,9 @@ class Gateway:
     def __init__(self, config: GatewayConfig, sink: EventSink, approvals: Approvals | None = None) -> None:
         self.config = config
         self.sink = sink
+        # A sink that builds db.query events itself (in its child process) is handed the
+        # statement as it is; otherwise the event is built here.
+        self._emit_query = getattr(sink, "emit_query", None)
         self.approvals = approvals
         self.upstream_host, self.upstream_port = config.upstream
         self.connect_timeout = config.connect_timeout
@@ -158,7 +161,10 @@ class Gateway:
         counts = self.metrics.statements
         counts[key] = counts.get(key, 0) + 1
         self.metrics.statement_seconds.observe(duration)
-        self.sink.emit(query_event(info, run, duration))
+        if self._emit_query is not None:
+            self._emit_query(info, run, duration)
+        else:
+            self.sink.emit(query_event(info, run, duration))
 
     async def await_approval(self, info: SessionInfo, sql: str, rule: str | None, timeout: float) -> tuple[Approval | None, Approval | None]:
         """File a request and wait for its decision: (request, final state); (None, None)

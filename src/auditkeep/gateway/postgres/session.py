@@ -33,7 +33,6 @@ from auditkeep.gateway.postgres.connect import SessionStartup
 from auditkeep.gateway.postgres.events import (
     Run,
     SessionInfo,
-    params_of,
     session_end,
 )
 from auditkeep.gateway.postgres.masking import RowPlan, mask_row, plan
@@ -69,11 +68,10 @@ class Expect:
     denied: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Portal:
     statement: str
-    params: list[bytes | None]
-    param_formats: list[int]
+    bind: bytes  # the Bind's body: parameters are decoded only when the event is built
 
 
 class Session(SessionStartup):
@@ -241,15 +239,18 @@ class Session(SessionStartup):
             _bound(self._statements)
             self._expect.append(Expect("parse"))
         elif kind == ord("B"):
-            b = wire.parse_bind(body)
-            self._portals[b.portal] = Portal(b.statement, b.params, b.param_formats)
+            portal, pos = wire.cstring(body, 0)  # the rest is read when the event is built
+            statement, _ = wire.cstring(body, pos)
+            self._portals[portal] = Portal(statement, body)
             _bound(self._portals)
-            _bound(self._descriptions)
-            self._expect.append(Expect("bind", name="P" + b.portal))
-            if "S" + b.statement in self._descriptions:
-                self._descriptions["P" + b.portal] = self._descriptions["S" + b.statement]
-            else:
-                self._descriptions.pop("P" + b.portal, None)
+            self._expect.append(Expect("bind", name="P" + portal))
+            descriptions = self._descriptions
+            if descriptions:
+                _bound(descriptions)
+                if "S" + statement in descriptions:
+                    descriptions["P" + portal] = descriptions["S" + statement]
+                else:
+                    descriptions.pop("P" + portal, None)
         elif kind == ord("E"):
             return self._on_execute(body)
         elif kind == ord("D"):
@@ -276,9 +277,10 @@ class Session(SessionStartup):
         i = self.info
         return QuerySubject(i.user, i.roles, i.database, i.application, i.client, st)
 
-    def _new_run(self, st: Statement, protocol: str, params: list[Any] | None = None) -> Run:
+    def _new_run(self, st: Statement, protocol: str, portal: Portal | None = None, types: tuple[int, ...] = ()) -> Run:
         self._seq += 1
-        return Run(self._seq, st, protocol, time.time_ns(), time.perf_counter(), params)
+        bind = portal.bind if portal is not None else None
+        return Run(self._seq, st, protocol, time.time_ns(), time.perf_counter(), bind=bind, param_types=types)
 
     def _verdict(self, stmts: tuple[Statement, ...]) -> tuple[str, str | None, str]:
         """The strictest verdict over the statements: (action, rule, message)."""
@@ -324,8 +326,7 @@ class Session(SessionStartup):
         sql, types = known if known is not None else ("", ())
         stmts = self.gw.analyzer.analyze(sql) if sql else ()
         st = stmts[0] if stmts else Statement(sql, "unknown", "")
-        params = params_of(portal.params, portal.param_formats, types) if portal is not None else None
-        run = self._new_run(st, "extended", params)
+        run = self._new_run(st, "extended", portal, types)
         item = Expect("execute", run=run, name="P" + portal_name)
         if known is None and self.gw.rules() is not None:
             # Not a statement this session prepared through the gateway (or one it forgot):
@@ -477,12 +478,16 @@ class Session(SessionStartup):
                 ex.popleft()
                 return b"" if head.kind == "swallow" else None
             return None
-        if kind == 84:  # RowDescription
-            cols = wire.parse_row_description(body)
+        if kind == 84:  # RowDescription: read only when results may be masked
+            masking = self._masking()
+            cols = wire.parse_row_description(body) if masking is not None else None
             if head is not None and head.kind == "describe":
-                self._descriptions[head.name] = cols
+                if cols is not None:
+                    self._descriptions[head.name] = cols
+                else:  # masking that comes with a reload later searches every value of it
+                    self._descriptions.pop(head.name, None)
                 ex.popleft()
-            self._row_plan = self._plan(cols)
+            self._row_plan = plan(masking, cols) if masking is not None and cols is not None else None
             self._planned = True
             return None
         if kind == 110:  # NoData
@@ -543,10 +548,6 @@ class Session(SessionStartup):
                 continue
             return item.denied
         return False
-
-    def _plan(self, cols: list[wire.Column]) -> RowPlan | None:
-        masking = self._masking()
-        return plan(masking, cols) if masking is not None else None
 
     def _on_error(self, fields: dict[str, str]) -> None:
         ex = self._expect
