@@ -87,6 +87,8 @@ class ArchiveSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     s3_endpoint: str | None = None  # e.g. https://minio.example:9000 (default: AWS)
     s3_region: str | None = None
     s3_prefix: str = ""  # key prefix, e.g. "auditkeep/"
+    s3_sse: str | None = None  # server-side encryption of each object: "AES256" or "aws:kms"
+    s3_kms_key_id: str | None = None  # the KMS key of "aws:kms" (default: the bucket's)
     lock_days: int = 0  # S3 Object Lock retention (retain-until = upload + lock_days); 0: no lock
     lock_mode: str = "COMPLIANCE"  # or GOVERNANCE
     segment_entries: int = 65536  # entries per segment at most (segments align to multiples)
@@ -296,6 +298,10 @@ def _check_archive(settings: Settings, policies: list[Any]) -> None:
         raise ConfigError("archive.lock_mode must be 'COMPLIANCE' or 'GOVERNANCE'")
     if not 256 <= a.segment_entries <= 1_048_576:
         raise ConfigError("archive.segment_entries must be between 256 and 1048576")
+    if a.s3_sse not in (None, "AES256", "aws:kms"):
+        raise ConfigError("archive.s3_sse must be 'AES256' or 'aws:kms'")
+    if a.s3_kms_key_id and a.s3_sse != "aws:kms":
+        raise ConfigError("archive.s3_kms_key_id needs archive.s3_sse = 'aws:kms'")
     if a.lock_days and not a.s3_bucket:
         raise ConfigError("archive.lock_days needs archive.s3_bucket (Object Lock is an S3 feature)")
     for p in policies:

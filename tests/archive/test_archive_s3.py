@@ -70,6 +70,17 @@ def test_a_locked_segment_can_be_neither_deleted_nor_overwritten(s3: S3Endpoint,
         target.put("default/000000000000-000000000300.manifest.json", b"{}")
 
 
+def test_server_side_encryption_is_asked_for_each_object(s3: S3Endpoint, tmp_path: Path) -> None:
+    bucket = s3.new_bucket()
+    target = S3Target(bucket, "", s3.url, "us-east-1", 1, "COMPLIANCE", sse="AES256")
+    with Ledger.open(tmp_path / "data") as lg:
+        fill(lg, 20)
+        run_archive(lg, target, [], 4096, lg.head("default").received_ns + DAY, older_than_ns=1)
+        assert check(target, "default", 0, 20, key(lg)).ok
+    head = s3.client().head_object(Bucket=bucket, Key="default/000000000000-000000000020.jsonl.zst")
+    assert head["ServerSideEncryption"] == "AES256"
+
+
 def test_a_bucket_without_object_lock_refuses_locked_writes(s3: S3Endpoint, tmp_path: Path) -> None:
     bucket = s3.new_bucket(lock=False)
     with Ledger.open(tmp_path / "data") as lg:

@@ -133,6 +133,8 @@ class S3Target:
         lock_days: int = 0,
         lock_mode: str = "COMPLIANCE",
         client: Any = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
     ) -> None:
         try:
             import boto3
@@ -143,6 +145,8 @@ class S3Target:
         self.prefix = prefix
         self.lock_days = lock_days
         self.lock_mode = lock_mode
+        self.sse = sse
+        self.kms_key_id = kms_key_id
         self.description = f"s3://{bucket}/{prefix}" + (f" at {endpoint}" if endpoint else "")
         self.client = client or boto3.client(
             "s3", endpoint_url=endpoint, region_name=region,
@@ -162,6 +166,10 @@ class S3Target:
             "Bucket": self.bucket, "Key": key, "Body": data, "Metadata": {"sha256": digest},
             "ChecksumAlgorithm": "SHA256",
         }
+        if self.sse:
+            args["ServerSideEncryption"] = self.sse
+            if self.kms_key_id:
+                args["SSEKMSKeyId"] = self.kms_key_id
         if self.lock_days:
             until = dt.datetime.now(dt.UTC) + dt.timedelta(days=self.lock_days)
             args["ObjectLockMode"] = self.lock_mode
@@ -242,5 +250,5 @@ def open_target(settings: Any) -> Target:
         return DirTarget(settings.dir)
     if settings.s3_bucket:
         return S3Target(settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint, settings.s3_region,
-                        settings.lock_days, settings.lock_mode)
+                        settings.lock_days, settings.lock_mode, sse=settings.s3_sse, kms_key_id=settings.s3_kms_key_id)
     raise ConfigError("no archive target is configured: set archive.dir or archive.s3_bucket in auditkeep.toml")
