@@ -209,3 +209,24 @@ def test_an_encrypted_store_archives_segments_that_verify(tmp_path: Path) -> Non
         for first, end in done[0].segments:
             rep = check(target, "default", first, end, key(lg))
             assert rep.ok and rep.entries == end - first, rep.failures
+
+
+def test_the_background_retention_worker_archives_before_it_deletes(tmp_path: Path) -> None:
+    """What `auditkeep serve` runs: the worker, given the archiver, archives then deletes."""
+    import time
+
+    from auditkeep.archive.run import retention_archiver
+    from auditkeep.config import ArchiveSettings
+    from auditkeep.retention.worker import RetentionWorker
+
+    policies = load_policies([{"action": "user.*", "archive_after": "1s", "delete_after": "1s"}])
+    with Ledger.open(tmp_path / "data") as lg:
+        fill(lg, 50)
+        time.sleep(1.1)  # both durations pass
+        settings = ArchiveSettings(dir=str(tmp_path / "arch"), segment_entries=256)
+        worker = RetentionWorker(lg, policies, 3600, retention_archiver(lg, settings, policies))
+        assert worker.run_once()
+        with pytest.raises(Expired):
+            lg.record_at(49, "default")
+        rep = check(DirTarget(tmp_path / "arch"), "default", 0, 50, key(lg))
+        assert rep.ok and rep.entries == 50, rep.failures

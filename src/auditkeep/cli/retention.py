@@ -60,11 +60,13 @@ def _plan_json(plans: list[TenantPlan], at_ns: int) -> dict[str, Any]:
 
 
 def _print(plans: list[TenantPlan], verb: str) -> None:
-    table = Table("tenant", "size", verb, "held", "already expired", "ranges (end exclusive)", "by policy")
+    table = Table("tenant", "size", verb, "held", "not yet archived", "already expired", "ranges (end exclusive)",
+                  "by policy")
     for p in plans:
         shown = ", ".join(f"{a}-{b}" for a, b in p.ranges[:4]) + (f" +{len(p.ranges) - 4}" if len(p.ranges) > 4 else "")
         policies = ", ".join(f"{k}: {v}" for k, v in sorted(p.by_policy.items()))
-        table.add_row(p.tenant, str(p.size), str(p.due), str(p.held), str(p.already_expired), shown or "-", policies or "-")
+        table.add_row(p.tenant, str(p.size), str(p.due), str(p.held), str(p.unarchived), str(p.already_expired),
+                      shown or "-", policies or "-")
     out.print(table)
 
 
