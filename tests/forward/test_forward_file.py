@@ -215,3 +215,94 @@ def test_forward_status_command(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "auditkeep.cli.main", "forward", "status", "--data", str(tmp_path / "data")],
                        cwd=tmp_path, env=env, capture_output=True, timeout=120)
     assert r.returncode == 2 and b"no [[forward]] targets" in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_reset_cursor_sends_again_or_skips_and_is_recorded(tmp_path: Path) -> None:
+    from auditkeep.forward.forwarder import RESET_ACTION, ResetRefused, reset_cursors
+    from auditkeep.model.event import Submitter
+    from auditkeep.store.sqlite_lease import file_lease
+
+    out = tmp_path / "f.jsonl"
+    fs = ForwardSettings(name="arch", type="file", path=str(out), batch=50)
+    who = {"id": "cli:test", "type": "user"}
+    with Ledger.open(tmp_path / "data", background=False) as lg:
+        lg.append(_events(30), "acme")
+        lg.append(_events(5), "other")
+        t = Target(fs, lg)
+        try:
+            _drain(t)
+        finally:
+            t.close()
+        assert len(_lines(out)) == 35
+        done = reset_cursors(lg, fs, 10, who, Submitter("cli", "forward reset"), ["acme"])
+        assert done == [("acme", 30, 10)]
+        acme = lg.tenant_id("acme")
+        assert lg.store.cursor(cursor_name("arch"), acme)[0] == 10
+        assert lg.store.cursor(cursor_name("arch"), lg.tenant_id("other"))[0] == 5  # not asked for: unchanged
+        rec = lg.record_at(30, "acme")  # the reset, recorded in the tenant's log after the new position
+        assert rec.event.action == RESET_ACTION and rec.event.actor.id == "cli:test"
+        assert rec.event.metadata == {"from": 30, "to": 10, "requested": "10"}
+        assert rec.event.resource is not None and rec.event.resource.id == "arch"
+        t2 = Target(fs, lg)
+        try:
+            _drain(t2)
+        finally:
+            t2.close()
+        again = _lines(out)[35:]
+        assert [r["index"] for r in again] == list(range(10, 31))  # 10..29 sent again, then the reset event
+        assert again[-1]["event"]["action"] == RESET_ACTION
+        # --end: skip all that is committed; --start: everything again
+        assert reset_cursors(lg, fs, "end", who, Submitter("cli", None)) == [("acme", 31, 31), ("other", 5, 5)]
+        assert lg.head("acme").size == 32  # the reset event itself lies past the new position
+        assert reset_cursors(lg, fs, "start", who, Submitter("cli", None)) == [("acme", 31, 0), ("other", 5, 0)]
+        assert lg.store.cursor(cursor_name("arch"), acme)[0] == 0
+        # refused, nothing changed: beyond a log's head, a tenant it does not follow, a running forwarder
+        with pytest.raises(ResetRefused, match="beyond the log of tenant 'other'"):
+            reset_cursors(lg, fs, 20, who, Submitter("cli", None))
+        with pytest.raises(ResetRefused, match="no log of tenant 'nobody'"):
+            reset_cursors(lg, fs, 0, who, Submitter("cli", None), ["nobody"])
+        held = lg.store.lease("forwarder")
+        assert held is not None
+        try:
+            with pytest.raises(ResetRefused, match="running forwarder"):
+                reset_cursors(lg, fs, 0, who, Submitter("cli", None))
+        finally:
+            held.release()
+        assert lg.store.cursor(cursor_name("arch"), acme)[0] == 0
+        free = file_lease(tmp_path / "data", "forwarder")  # the reset released its lease
+        assert free is not None
+        free.release()
+
+
+def test_forward_reset_command(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "auditkeep.toml").write_text(f'[[forward]]\nname = "arch"\ntype = "file"\npath = "{tmp_path / "f.jsonl"}"\n')
+    with Ledger.open(tmp_path / "data", background=False) as lg:
+        lg.append(_events(30), "acme")
+        t = Target(ForwardSettings(name="arch", type="file", path=str(tmp_path / "f.jsonl"), batch=20), lg)
+        try:
+            assert t.step() == 20
+        finally:
+            t.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITKEEP_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "auditkeep.cli.main", "forward", *args, "--data", str(tmp_path / "data")],
+                              cwd=tmp_path, env=env, capture_output=True, timeout=120)
+
+    r = cli("reset", "arch", "--to", "5", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x) for x in r.stdout.splitlines()] == [{"target": "arch", "tenant": "acme", "from": 20, "to": 5}]
+    r = cli("status", "--json")
+    assert json.loads(r.stdout) == {"target": "arch", "type": "file", "tenant": "acme", "position": 5, "size": 31, "lag": 26}
+    for args, why in ((("reset", "arch"), b"exactly one of"), (("reset", "arch", "--start", "--end"), b"exactly one of"),
+                      (("reset", "nope", "--start"), b"no [[forward]] target named 'nope'"),
+                      (("reset", "arch", "--to", "99"), b"beyond the log of tenant 'acme'")):  # fmt: skip
+        r = cli(*args)
+        assert r.returncode == 2 and why in r.stderr and b"Traceback" not in r.stderr, (args, r.stderr)
+    with Ledger.open(tmp_path / "data", background=False) as lg:
+        assert lg.store.cursor(cursor_name("arch"), lg.tenant_id("acme"))[0] == 5  # refused resets changed nothing
+        assert lg.head("acme").size == 31

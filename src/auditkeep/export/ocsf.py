@@ -158,8 +158,27 @@ def _classify(action: str, category: str | None, rtype: str, has_pid: bool) -> t
     return API_ACTIVITY, activity if activity <= 4 else 99
 
 
+_seconds: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> ms since the epoch
+
+
 def _ms(text: str | None) -> int | None:
-    return parse_rfc3339(text) // 1_000_000 if text else None
+    """Milliseconds since the epoch of a stored time. Times that follow each other share
+    their second, so the ``YYYY-MM-DDTHH:MM:SS.fffZ`` form adds its milliseconds to the
+    second, parsed once, instead of parsing all of it (a fifth of an OCSF export)."""
+    if not text:
+        return None
+    n = len(text)
+    if n > 20 and text[-1] == "Z" and text[19] == ".":
+        frac = text[20:-1]
+        if frac.isascii() and frac.isdigit() and len(frac) <= 9:
+            secs = _seconds.get(text[:19])
+            if secs is None:
+                secs = parse_rfc3339(text[:19] + "Z") // 1_000_000
+                if len(_seconds) >= 4096:
+                    _seconds.clear()
+                _seconds[text[:19]] = secs
+            return secs + int(frac[:3].ljust(3, "0"))
+    return parse_rfc3339(text) // 1_000_000
 
 
 def _user(ev: Event) -> dict[str, Any]:

@@ -16,15 +16,19 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from auditkeep.config import ForwardSettings
 from auditkeep.export.formats import Formatter
 from auditkeep.forward.sinks import Item, Sink, SinkError, build_sink
 from auditkeep.ledger.reader import LogReader, Record
-from auditkeep.model.event import CATEGORIES, OUTCOMES
+from auditkeep.model.event import CATEGORIES, OUTCOMES, Submitter
 from auditkeep.store.base import Head
+
+if TYPE_CHECKING:
+    from auditkeep.ledger.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,64 @@ TYPES = ("file", "splunk_hec", "webhook", "syslog", "nats")
 
 def cursor_name(target: str) -> str:
     return f"forward:{target}"
+
+
+RESET_ACTION = "auditkeep.forward.reset"
+
+
+class ResetRefused(ValueError):
+    """A cursor reset that cannot be done as asked (nothing was changed)."""
+
+
+def reset_cursors(
+    ledger: Ledger,
+    target: ForwardSettings,
+    to: int | Literal["start", "end"],
+    actor: dict[str, str],
+    submitter: Submitter,
+    tenants: Sequence[str] = (),
+) -> list[tuple[str, int, int]]:
+    """Move ``target``'s durable cursor in each tenant it follows (or only ``tenants``) to
+    ``to``: a log index (entries below it count as taken), ``"start"`` (send everything
+    again) or ``"end"`` (skip what is committed now). Done under the store's forwarder
+    lease, so no running forwarder holds the old position in memory; each tenant's change
+    is recorded in its log as an ``auditkeep.forward.reset`` event, which, committed after
+    the new position, the target then sends like any other. Returns (tenant, old, new)."""
+    from auditkeep.forward.service import LEASE  # the service imports this module
+
+    lease = ledger.store.lease(LEASE)
+    if lease is None:
+        raise ResetRefused("a running forwarder holds this store's forwarder lease: stop `auditkeep serve` (every server on this store) first")
+    try:
+        followed = [h for h in ledger.tenants() if not target.tenants or h.tenant in target.tenants]
+        if tenants:
+            unknown = sorted(set(tenants) - {h.tenant for h in followed})
+            if unknown:
+                raise ResetRefused(f"target {target.name!r} follows no log of tenant {unknown[0]!r}")
+            followed = [h for h in followed if h.tenant in tenants]
+        name = cursor_name(target.name)
+        plan: list[tuple[Head, int, int]] = []
+        for head in followed:
+            new = 0 if to == "start" else head.size if to == "end" else to
+            if new > head.size:
+                raise ResetRefused(f"index {new} is beyond the log of tenant {head.tenant!r} ({head.size} entries)")
+            plan.append((head, ledger.store.cursor(name, head.tenant_id)[0], new))
+        done: list[tuple[str, int, int]] = []
+        for head, old, new in plan:
+            ledger.store.set_cursor(name, head.tenant_id, new)
+            event = {
+                "actor": actor,
+                "action": RESET_ACTION,
+                "category": "admin",
+                "outcome": "success",
+                "resource": {"type": "forward_target", "id": target.name},
+                "metadata": {"from": old, "to": new, "requested": str(to)},
+            }
+            ledger.append_own([event], head.tenant, submitter)
+            done.append((head.tenant, old, new))
+        return done
+    finally:
+        lease.release()
 
 
 def check_targets(targets: list[ForwardSettings]) -> None:
