@@ -115,6 +115,23 @@ def test_no_plaintext_in_any_file_or_dump(open_encrypted: Callable[..., Ledger],
     lg.append(_events(3), tenant="second")
     lg.store.doc_put(Doc("quarantine", "q1", "default", 1, "new", MARKERS["doc"].encode()))
     lg.store.set_cursor("test-consumer", 1, 5, MARKERS["doc"].encode())
+    # the quarantine: a malformed record and an event the ledger refuses, both with markers
+    import msgspec
+
+    from auditkeep.model import Event
+    from auditkeep.sources.base import SourceError
+    from auditkeep.sources.intake import Intake
+    from auditkeep.sources.quarantine import Quarantine
+
+    refused = msgspec.convert(
+        {"actor": {"id": MARKERS["actor"]}, "action": "k8s.pods.list", "reason": MARKERS["reason"] + "x" * 9000}, Event
+    )
+    got = Intake(lg, Quarantine(lg.store)).deliver(
+        "kubernetes", "k", [refused], [SourceError("kubernetes", "malformed JSON", b'{"user": "' + MARKERS["doc"].encode())]
+    )
+    assert len(got.quarantined) == 2
+    kept = [Quarantine(lg.store).get(r.id) for r in got.quarantined]
+    assert any(k is not None and MARKERS["doc"].encode() in k.raw for k in kept)  # readers see the bytes
     assert len(lg.search(actor=MARKERS["actor"], limit=100).items) == 20  # the projection is filled
     assert lg.verify().ok
     # what readers see is the plaintext

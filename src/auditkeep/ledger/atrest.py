@@ -43,6 +43,7 @@ from auditkeep.crypto.atrest import (
 from auditkeep.errors import ConfigError, UserError
 from auditkeep.ledger.cosigned import COLLECTION as COSIGNED
 from auditkeep.ledger.projector import _text
+from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import Event
 from auditkeep.store.base import (
     KEY_SHIFT,
@@ -74,8 +75,9 @@ _leaf = msgspec.json.Decoder(Event)
 _sealed = msgspec.json.Decoder(dict[str, Any])
 
 
-class EncryptedSearchError(UserError):
-    """A search an encrypted store cannot answer (a prefix or substring of an encrypted field)."""
+class EncryptedSearchError(ValidationError):
+    """A search an encrypted store cannot answer (a prefix of an encrypted word or action):
+    refused as bad input (HTTP 422, CLI exit 2), naming the filter."""
 
 
 class _Wrapped(msgspec.Struct):
@@ -252,7 +254,7 @@ def blind_query(bi: BlindIndex, q: Query) -> Query:
     for word in (q.text or "").split():
         if word.endswith("*") and len(word) > 1:
             raise EncryptedSearchError(
-                f"prefix search ({word}) is not available on an encrypted store; search whole words"
+                f"prefix search ({word}) is not available on an encrypted store; search whole words", "text"
             )
         toks = tokens(word)
         # a word of several tokens stays a phrase of their tokens
@@ -262,7 +264,7 @@ def blind_query(bi: BlindIndex, q: Query) -> Query:
         prefix = action[:-1]
         if prefix and not prefix.endswith("."):
             raise EncryptedSearchError(
-                f"action={action}: on an encrypted store an action prefix ends at a dot (e.g. user.*)"
+                f"{action}: on an encrypted store an action prefix ends at a dot (e.g. user.*)", "action"
             )
         if prefix:
             words.append(bi.token("ap", prefix))
