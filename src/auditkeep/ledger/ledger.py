@@ -27,6 +27,7 @@ from auditkeep.ledger.reader import (
     encode_cursor,
 )
 from auditkeep.ledger.writer import Writer
+from auditkeep.model.context import active as context_active
 from auditkeep.model.context import merge_into
 from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import RESERVED_PREFIX, Event, Submitter
@@ -257,6 +258,8 @@ class Ledger(LogReader):
 
     def record_many(self, events: Iterable[Mapping[str, Any] | Event], tenant: str = "default") -> list[Receipt]:
         """Append events (dicts are completed from the active ``auditkeep.context``)."""
+        if not context_active():  # nothing to merge: the caller's dicts are read, never changed
+            return self.append([e if type(e) is dict or isinstance(e, Event) else dict(e) for e in events], tenant)
         return self.append([e if isinstance(e, Event) else merge_into(dict(e)) for e in events], tenant)
 
     # checkpoints and proofs ------------------------------------------------------------------

@@ -132,6 +132,11 @@ def bind(**fields: Any) -> bool:
     return True
 
 
+def active() -> bool:
+    """Whether a context scope is active (else :func:`merge_into` changes nothing)."""
+    return _current.get() is not None
+
+
 def merge_into(fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` (the explicit ones) completed from the active context; explicit ones win."""
     scope = _current.get()

@@ -132,7 +132,7 @@ def _decode_reason(exc: Exception) -> str:
     return text
 
 
-@dataclass
+@dataclass(slots=True)
 class Checked:
     """What validation learned about an event, for the ledger's later steps."""
 

@@ -31,7 +31,7 @@ class Head:
     checkpoint_ns: int  # when it was signed
 
 
-@dataclass
+@dataclass(slots=True)  # one object a leaf, not two: the append path holds a batch of them
 class Entry:
     """One stored leaf: the exact bytes committed, plus what is kept beside them."""
 
