@@ -411,3 +411,43 @@ def test_documents_round_trip_sealed(open_encrypted: Callable[..., Ledger]) -> N
     assert store.doc_insert(Doc("users", "u2", None, 2, None, b"w")) and not store.doc_insert(
         Doc("users", "u2", None, 2, None, b"x")
     )
+
+
+def test_a_kms_plugin_wraps_the_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``encryption.kms = "module:factory"``: the plugin (here a small module written by the
+    test, holding its key in a file of its own) wraps and unwraps; the store never sees it."""
+    key = new_master_key()
+    (tmp_path / "kms_key").write_bytes(key)
+    (tmp_path / "test_kms_plugin.py").write_text(
+        "from pathlib import Path\n"
+        "from auditkeep.crypto.atrest import LocalKms\n"
+        "calls = []\n"
+        "class Plugin:\n"
+        "    def __init__(self, options):\n"
+        "        self._inner = LocalKms(Path(options['key_path']).read_bytes())\n"
+        "        self.key_id = 'plugin-' + self._inner.key_id\n"
+        "    def wrap(self, key, context):\n"
+        "        calls.append('wrap')\n"
+        "        return self._inner.wrap(key, context)\n"
+        "    def unwrap(self, wrapped, context):\n"
+        "        calls.append('unwrap')\n"
+        "        return self._inner.unwrap(wrapped, context)\n"
+        "def factory(options):\n"
+        "    return Plugin(options)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings = EncryptionSettings(enabled=True, kms="test_kms_plugin:factory",
+                                  kms_options={"key_path": str(tmp_path / "kms_key")})
+    with Ledger.open(tmp_path / "d", encryption=settings, background=False) as lg:
+        lg.append(_events(2))
+    import test_kms_plugin  # type: ignore[import-not-found]
+
+    assert "wrap" in test_kms_plugin.calls
+    assert not (tmp_path / "d" / "master.key").exists()  # no key file made when a KMS is named
+    with Ledger.open(tmp_path / "d", encryption=settings, background=False) as lg:
+        assert len(lg.search(actor=MARKERS["actor"]).items) == 1
+    assert "unwrap" in test_kms_plugin.calls
+    with pytest.raises(KeyUnavailable, match="did not return a KMS"):
+        Ledger.open(tmp_path / "d", encryption=EncryptionSettings(kms="builtins:dict"))
+    with pytest.raises(KeyUnavailable, match="failed: TypeError"):
+        Ledger.open(tmp_path / "d", encryption=EncryptionSettings(kms="os:getcwd"))

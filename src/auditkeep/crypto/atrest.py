@@ -154,7 +154,10 @@ def resolve_kms(
             factory: Any = getattr(importlib.import_module(module), attr or "kms")
         except (ImportError, AttributeError) as exc:
             raise KeyUnavailable(f"encryption.kms {settings.kms!r}: {exc}") from None
-        kms = factory(dict(settings.kms_options))
+        try:
+            kms = factory(dict(settings.kms_options))
+        except Exception as exc:  # a plugin's own failure (its service, its options): named, not a traceback
+            raise KeyUnavailable(f"encryption.kms {settings.kms!r} failed: {type(exc).__name__}: {exc}") from None
         if not isinstance(kms, Kms):
             raise KeyUnavailable(f"encryption.kms {settings.kms!r} did not return a KMS (key_id, wrap, unwrap)")
         return kms

@@ -338,7 +338,11 @@ class _Txn:
 
 
 class EncryptedStore:
-    """A store whose payloads are sealed under per-tenant data keys (see the module doc)."""
+    """A store whose payloads are sealed under per-tenant data keys (see the module doc).
+
+    It has no ``__getattr__`` on purpose: helpers that look for a store's fast raw readers
+    (``entry_rows``, ``log_path``) must not find the inner store's, which return ciphertext;
+    they fall back to :meth:`entries`, which opens it."""
 
     def __init__(self, inner: Store, kms: Kms, settings: EncryptionSettings, data_dir: Path | None = None) -> None:
         self.inner = inner
