@@ -26,7 +26,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from auditkeep.gateway.postgres import wire
 from auditkeep.gateway.postgres.connect import SessionStartup
@@ -97,6 +97,9 @@ class Session(SessionStartup):
         self._held: list[Run] = []  # statements waiting for approval when the client left
         self._started = False
         self._end_reason = "client"
+        self._done: asyncio.Future[str] | None = None  # set when forwarding ends
+        self._switched = False  # the transports carry Pipes, no longer the streams
+        self.client_gone = False  # the client closed its side
         self.txn = "I"
 
     # -- the whole life of a connection --------------------------------------------------
@@ -121,102 +124,59 @@ class Session(SessionStartup):
             for w in (self.c_writer, self.s_writer):
                 if w is not None:
                     w.close()
-            for w in (self.c_writer, self.s_writer):
-                if w is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(w.wait_closed(), 1)
+            if not self._switched:  # once the pipes took over, the streams see no close
+                for w in (self.c_writer, self.s_writer):
+                    if w is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(w.wait_closed(), 1)
 
-    # -- the two pumps -------------------------------------------------------------------
+    # -- the two directions ------------------------------------------------------------
 
     async def _pumps(self) -> None:
-        up = asyncio.create_task(self._client_pump(), name=f"pg-{self.info.id}-client")
-        down = asyncio.create_task(self._server_pump(), name=f"pg-{self.info.id}-server")
-        done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
-        for t in pending:
-            t.cancel()
-        for t in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        for t in done:
-            exc = t.exception()
-            if exc is not None and not isinstance(exc, (ConnectionError, asyncio.IncompleteReadError)):
-                raise exc
-        if down in done and up not in done:
-            self._end_reason = "server"
+        """Forward both ways until one side ends. Each direction is a :class:`Pipe`
+        protocol on its transport: bytes are handled in the loop's own read callback and
+        written straight on, with no stream buffer or task hand-off per chunk."""
+        assert self.s_writer is not None and self.s_reader is not None
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        c_tr = cast(asyncio.Transport, self.c_writer.transport)
+        s_tr = cast(asyncio.Transport, self.s_writer.transport)
+        up = Pipe(self, c_tr, s_tr, CLIENT_READ.__contains__, self._on_client, self._client_passthrough, "client")
+        down = Pipe(self, s_tr, c_tr, self._server_reads, self._on_server, self._server_passthrough, "server")
+        up.peer, down.peer = down, up
+        self._switched = True
+        for reader, tr, pipe in ((self.c_reader, c_tr, up), (self.s_reader, s_tr, down)):
+            # What the start-up's stream read ahead (a client may pipeline its first query)
+            # goes first; the stream is not read again.
+            left = bytes(getattr(reader, "_buffer", b""))
+            tr.set_protocol(pipe)
+            tr.set_write_buffer_limits(high=HIGH_WATER)
+            if left:
+                pipe.data_received(left)
+            if reader.at_eof() or getattr(reader, "_eof", False):
+                pipe.eof_received()
+            if not tr.is_closing() and not tr.is_reading():
+                tr.resume_reading()
+        try:
+            self._end_reason = await self._done
+        finally:
+            for pipe in (up, down):
+                if pipe.task is not None:
+                    pipe.task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pipe.task
 
-    async def _pump(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        read_whole: Callable[[int], bool],
-        handle: Callable[[int, bytes, bytes], Awaitable[bytes | None] | bytes | None],
-        passthrough: Callable[[int], None],
-    ) -> None:
-        """Forward ``reader`` to ``writer``. ``handle(kind, body, raw)`` sees each message
-        ``read_whole`` asks for and returns what to send instead (None: the message as it
-        is); ``passthrough(kind)`` is told of the others, which go on in pieces."""
-        buf = bytearray()
-        remaining = 0  # bytes of a passed-through message still to come
-        metrics = self.gw.metrics
-        while True:
-            data = await reader.read(CHUNK)
-            if not data:
-                return
-            t0 = time.perf_counter()
-            if remaining:
-                n = min(remaining, len(data))
-                writer.write(data[:n])
-                remaining -= n
-                if n == len(data):
-                    if writer.transport.get_write_buffer_size() > HIGH_WATER:
-                        await writer.drain()
-                    continue
-                data = data[n:]
-            buf += data
-            out: list[bytes] = []
-            pos = 0
-            end = len(buf)
-            while end - pos >= 5:
-                kind = buf[pos]
-                (n,) = _I32.unpack_from(buf, pos + 1)
-                if n < 4:
-                    raise ProtocolViolation(f"message {chr(kind)!r} with length {n}")
-                total = n + 1
-                if not read_whole(kind):
-                    passthrough(kind)
-                    take = min(total, end - pos)
-                    out.append(bytes(buf[pos : pos + take]))
-                    pos += take
-                    remaining = total - take
-                    if remaining:
-                        break
-                    continue
-                if n > MAX_MESSAGE:
-                    raise ProtocolViolation(f"message {chr(kind)!r} of {n} bytes is over the gateway's limit")
-                if end - pos < total:
-                    break
-                raw = bytes(buf[pos : pos + total])
-                pos += total
-                got = handle(kind, raw[5:], raw)
-                if got is not None and not isinstance(got, bytes):
-                    if out:  # what came before goes first, then the held message waits
-                        writer.write(b"".join(out))
-                        out = []
-                        await writer.drain()
-                    got = await got
-                out.append(raw if got is None else got)
-            del buf[:pos]
-            if out:
-                writer.write(b"".join(out))
-            metrics.added.observe(time.perf_counter() - t0)
-            if writer.transport.get_write_buffer_size() > HIGH_WATER:
-                await writer.drain()
+    def _end(self, side: str, exc: BaseException | None = None) -> None:
+        """One direction ended (``side`` closed, or ``exc`` was raised handling it)."""
+        done = self._done
+        if done is None or done.done():
+            return
+        if exc is not None and not isinstance(exc, (ConnectionError, asyncio.IncompleteReadError)):
+            done.set_exception(exc)
+        else:
+            done.set_result("server" if side == "server" and exc is None else "client")
 
     # -- client → server -----------------------------------------------------------------
-
-    async def _client_pump(self) -> None:
-        assert self.s_writer is not None
-        await self._pump(self.c_reader, self.s_writer, CLIENT_READ.__contains__, self._on_client, self._client_passthrough)
 
     def _client_passthrough(self, kind: int) -> None:
         if self._dropping and kind != ord("S"):
@@ -362,7 +322,7 @@ class Session(SessionStartup):
         waiting = asyncio.ensure_future(self.gw.await_approval(self.info, sql, rule, timeout))
         while not waiting.done():
             await asyncio.wait({waiting}, timeout=0.5)
-            if not waiting.done() and self.c_reader.at_eof():  # the client left: nothing to run for
+            if not waiting.done() and (self.client_gone or self.c_reader.at_eof()):  # the client left
                 waiting.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await waiting
@@ -408,11 +368,6 @@ class Session(SessionStartup):
             self._finish(r)
 
     # -- server → client -----------------------------------------------------------------
-
-    async def _server_pump(self) -> None:
-        assert self.s_reader is not None
-        read = self._server_reads
-        await self._pump(self.s_reader, self.c_writer, read, self._on_server, self._server_passthrough)
 
     def _server_reads(self, kind: int) -> bool:
         if kind != 68:  # DataRow: read whole only when its result is masked
@@ -587,6 +542,168 @@ class Session(SessionStartup):
                 run.sqlstate = fields.get("C")
                 self._finish(run)
             first = False
+
+
+class Pipe(asyncio.Protocol):
+    """One direction of a session after start-up: reads ``src``, writes ``dst``.
+    ``handle(kind, body, raw)`` sees each message ``read_whole`` asks for and returns what
+    to send instead (None: the message as it is; an awaitable: the direction waits for it,
+    what arrives meanwhile is kept); ``passthrough(kind)`` is told of the others, which go
+    on in pieces as they arrive. When ``dst`` cannot keep up, ``src`` stops being read."""
+
+    def __init__(self, session: Session, src: asyncio.BaseTransport, dst: asyncio.BaseTransport,
+                 read_whole: Callable[[int], bool], handle: Callable[[int, bytes, bytes], Awaitable[bytes | None] | bytes | None],
+                 passthrough: Callable[[int], None], side: str) -> None:  # fmt: skip
+        self.session = session
+        self.src = src
+        self.dst: Any = dst  # a write transport (typed loosely: TLS and plain transports alike)
+        self.read_whole = read_whole
+        self.handle = handle
+        self.passthrough = passthrough
+        self.side = side
+        self.peer: Pipe | None = None
+        self.buf = bytearray()
+        self.remaining = 0  # bytes of a passed-through message still to come
+        self.task: asyncio.Task[None] | None = None  # a handler being waited for
+        self.kept = bytearray()  # what arrived while it was
+        self.dst_full = False  # dst asked us to stop (pause_writing on the peer)
+        self.metrics = session.gw.metrics
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.task is not None:
+            self.kept += data
+            if len(self.kept) > HIGH_WATER:
+                self._pause_src()
+            return
+        try:
+            self._forward(data)
+        except Exception as exc:
+            self.session._end(self.side, exc)
+
+    def eof_received(self) -> bool:
+        if self.side == "client":
+            self.session.client_gone = True
+        if self.task is None:  # else the handler being waited for sees it (a held statement)
+            self.session._end(self.side)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.side == "client":
+            self.session.client_gone = True
+        if self.task is None:
+            self.session._end(self.side)
+
+    def pause_writing(self) -> None:  # our src's transport is full: stop reading its peer
+        if self.peer is not None:
+            self.peer.dst_full = True
+            self.peer._pause_src()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.dst_full = False
+            self.peer._resume_src()
+
+    def _pause_src(self) -> None:
+        with contextlib.suppress(RuntimeError, AttributeError):
+            if not self.src.is_closing():
+                self.src.pause_reading()  # type: ignore[attr-defined]
+
+    def _resume_src(self) -> None:
+        if self.dst_full or self.task is not None:
+            return
+        with contextlib.suppress(RuntimeError, AttributeError):
+            if not self.src.is_closing():
+                self.src.resume_reading()  # type: ignore[attr-defined]
+
+    # -- forwarding -----------------------------------------------------------------------
+
+    def _forward(self, data: bytes) -> None:
+        t0 = time.perf_counter()
+        dst = self.dst
+        if self.remaining:
+            n = min(self.remaining, len(data))
+            self.remaining -= n
+            if n == len(data):
+                dst.write(data)
+                return
+            dst.write(data[:n])
+            data = data[n:]
+        buf = self.buf
+        if buf:
+            buf += data
+        b: bytes | bytearray = buf if buf else data
+        out: list[bytes | bytearray] = []
+        pos = start = 0  # b[start:pos] goes on as it came, not yet written
+        end = len(b)
+        read_whole, handle = self.read_whole, self.handle
+        while end - pos >= 5:
+            kind = b[pos]
+            (n,) = _I32.unpack_from(b, pos + 1)
+            if n < 4:
+                raise ProtocolViolation(f"message {chr(kind)!r} with length {n}")
+            total = n + 1
+            if not read_whole(kind):
+                self.passthrough(kind)
+                take = min(total, end - pos)
+                pos += take
+                self.remaining = total - take
+                if self.remaining:
+                    break
+                continue
+            if n > MAX_MESSAGE:
+                raise ProtocolViolation(f"message {chr(kind)!r} of {n} bytes is over the gateway's limit")
+            if end - pos < total:
+                break
+            raw = bytes(b[pos : pos + total])
+            got = handle(kind, raw[5:], raw)
+            if got is None:  # the common case: it goes on as it came
+                pos += total
+                continue
+            if pos > start:
+                out.append(b[start:pos])
+            pos += total
+            start = pos
+            if isinstance(got, bytes):
+                out.append(got)
+                continue
+            # The direction waits for the handler (a statement held for review): what came
+            # before goes now, the rest is kept.
+            if out:
+                dst.writelines(out)
+            self.buf = bytearray(b[pos:])
+            self.task = asyncio.ensure_future(self._wait(got, raw))
+            return
+        if pos > start:
+            out.append(b if start == 0 and pos == end else b[start:pos])
+        if pos < end:
+            self.buf = bytearray(b[pos:])
+        elif buf:
+            self.buf = bytearray()
+        if out:
+            if len(out) == 1:
+                dst.write(out[0])
+            else:
+                dst.writelines(out)
+        self.metrics.added.observe(time.perf_counter() - t0)
+
+    async def _wait(self, got: Awaitable[bytes | None], raw: bytes) -> None:
+        try:
+            result = await got
+            self.dst.write(raw if result is None else result)
+            self.task = None
+            kept, self.kept = bytes(self.kept), bytearray()
+            self._forward(kept)  # also what is left in buf from before
+            if self.task is None:
+                self._resume_src()
+                if self.session.client_gone and self.side == "client":
+                    self.session._end(self.side)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.task = None
+            self.session._end(self.side, exc)
 
 
 MAX_NAMED = 50_000  # prepared statements, portals, descriptions a session keeps track of
