@@ -39,7 +39,7 @@ def iter_pages(reader: LogReader, tenant: str, filters: dict[str, Any], page: in
         except NotFound:
             return
         for start in range(0, size, page):
-            yield reader.records(start, min(size, start + page), tenant)
+            yield reader.records(start, min(size, start + page), tenant, checked=False)
         return
     cursor: str | None = None
     while True:

@@ -307,7 +307,7 @@ class Target:
             pos = self._position(head)
             if pos < head.size:
                 end = min(head.size, pos + self.settings.batch)
-                records = self.reader.records(pos, end, head.tenant)
+                records = self.reader.records(pos, end, head.tenant, checked=False)
                 items: list[Item] = [(r, self.formatter.one(r)) for r in records if self.match(r)]
                 for part in _split(items, self.settings.max_request_bytes):
                     sink.send(part)

@@ -33,7 +33,7 @@ from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.note import NoteVerifier
 from auditkeep.log.proofs import consistency_proof, inclusion_proof
 from auditkeep.model.errors import ValidationError
-from auditkeep.model.event import Event, parse_submitter_filter
+from auditkeep.model.event import Event, StoredEvent, parse_submitter_filter
 from auditkeep.model.ids import id_bytes
 from auditkeep.model.paths import set_path
 from auditkeep.model.timefmt import format_rfc3339
@@ -46,6 +46,7 @@ from auditkeep.query.filters import FilterArgs, Filters
 from auditkeep.store.base import Entry, Head, Query, Store
 
 _leaf = msgspec.json.Decoder(Event)
+_stored_leaf = msgspec.json.Decoder(StoredEvent)
 _sealed = msgspec.json.Decoder(dict[str, Any])
 ERASED = "[erased]"
 
@@ -168,10 +169,10 @@ class LogReader:
 
     # events ----------------------------------------------------------------------------------
 
-    def _view(self, tenant: str, e: Entry) -> Record:
+    def _view(self, tenant: str, e: Entry, checked: bool = True) -> Record:
         if not e.leaf:
             raise Expired(tenant, e.index, self._tile_hash(tenant, e.index).hex())
-        ev = _leaf.decode(e.leaf)
+        ev = (_leaf if checked else _stored_leaf).decode(e.leaf)
         if ev.sealed:
             values = _sealed.decode(e.sealed) if e.sealed else {}
             for path in ev.sealed:
@@ -210,11 +211,13 @@ class LogReader:
             raise NotFound(f"no entry at index {index} in tenant {tenant!r}")
         return got[0]
 
-    def records(self, start: int, end: int, tenant: str = "default") -> list[Record]:
+    def records(self, start: int, end: int, tenant: str = "default", *, checked: bool = True) -> list[Record]:
         """Entries ``start`` to ``end`` (exclusive) of a tenant's log, as readers see them (for
-        followers such as the live tail that read by log index, not through the projection)."""
+        followers such as the live tail that read by log index, not through the projection).
+        ``checked=False`` (exports, forwarding: records only formatted) gives
+        :class:`StoredEvent` events, decoded without the model's string patterns."""
         tid = self.tenant_id(tenant)
-        return [self._view(tenant, e) for e in self.store.entries(tid, start, end) if e.leaf]
+        return [self._view(tenant, e, checked) for e in self.store.entries(tid, start, end) if e.leaf]
 
     # search ----------------------------------------------------------------------------------
 

@@ -150,6 +150,20 @@ class Event(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     submitter: Submitter | None = None
 
 
+
+class StoredEvent(Event):
+    """An :class:`Event` as a stored leaf is read back to be formatted (exports, forwarding):
+    the same fields in the same order, without the string patterns (event id, times, action,
+    tenant), which the leaf passed when it was appended and which its hash in the tree keeps;
+    they were a third of an OCSF export's time. Compares unequal to an ``Event``."""
+
+    action: str
+    id: str | None = None
+    time: str | None = None
+    received_at: str | None = None
+    tenant: str | None = None
+
+
 FIELD_PATHS: tuple[str, ...] = (
     "id",
     "time",
