@@ -45,7 +45,7 @@ import orjson
 import zstandard
 from events import events
 
-from auditkeep.archive.check import check_segment
+from auditkeep.archive.check import check_segment, read_segment
 from auditkeep.archive.run import run_archive
 from auditkeep.archive.segment import ZSTD_LEVEL
 from auditkeep.archive.target import DirTarget
@@ -115,8 +115,7 @@ def bench_archive(data: Path, tmp: Path) -> tuple[str, str, str, str]:
         key = NoteVerifier.from_vkey(lg.pubkey())
     dt_base = (before + after) / 2
     for first, end in done.segments:
-        stem = f"default/{first:012d}-{end:012d}"
-        rep = check_segment(target.get(stem + ".manifest.json") or b"", target.get(stem + ".jsonl.zst") or b"", [key])
+        rep = check_segment(*read_segment(target.get, f"default/{first:012d}-{end:012d}"), [key])
         assert rep.ok, rep.failures[:3]
     n = done.entries
     return (f"archive run: {n:,} events, {len(done.segments)} segments, {done.bytes / 2**20:.1f} MiB",

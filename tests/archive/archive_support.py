@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditkeep.archive.check import SegmentReport, check_segment
+from auditkeep.archive.check import SegmentReport, check_segment, read_segment
 from auditkeep.archive.target import Target
 from auditkeep.ledger import Ledger
 from auditkeep.log.note import NoteVerifier
@@ -50,10 +50,7 @@ def key(lg: Ledger) -> NoteVerifier:
 
 
 def check(target: Target, tenant: str, first: int, end: int, k: NoteVerifier) -> SegmentReport:
-    stem = f"{tenant}/{first:012d}-{end:012d}"
-    manifest, data = target.get(stem + ".manifest.json"), target.get(stem + ".jsonl.zst")
-    assert manifest is not None and data is not None, stem
-    return check_segment(manifest, data, [k])
+    return check_segment(*read_segment(target.get, f"{tenant}/{first:012d}-{end:012d}"), [k])
 
 
 def segment_files(root: Path, tenant: str = "default") -> list[str]:

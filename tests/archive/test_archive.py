@@ -10,6 +10,7 @@ import pytest
 import zstandard
 from archive_support import DAY, MARKER_IP, MARKER_NAME, check, fill, key
 
+from auditkeep.archive.check import read_segment_files
 from auditkeep.archive.restore import restore_segment
 from auditkeep.archive.run import archived_to, list_segments, run_archive
 from auditkeep.archive.target import ArchiveTargetError, DirTarget
@@ -104,9 +105,7 @@ def test_personal_plaintext_is_never_archived_and_erasure_needs_nothing_of_it(tm
         # the archived leaves did not change: the segment still verifies against its checkpoint
         assert check(target, "default", 0, 200, key(lg)).ok
         restored = tmp_path / "restored"
-        manifest = (tmp_path / "arch/default/000000000000-000000000200.manifest.json").read_bytes()
-        data = (tmp_path / "arch/default/000000000000-000000000200.jsonl.zst").read_bytes()
-        restore_segment(manifest, data, restored)
+        restore_segment(*read_segment_files(tmp_path / "arch/default/000000000000-000000000200"), restored)
     with LogReader.open(restored) as rd:
         rec = rd.record_at(5, "default")
         assert rec.event.actor.name == "[erased]" and rec.event.actor.ip == "[erased]"  # only commitments were archived
@@ -159,11 +158,11 @@ def test_restore_brings_back_the_exact_leaves_for_search(tmp_path: Path) -> None
         leaves = {e.index: e.leaf for e in lg.store.entries(lg.tenant_id("default"), 0, 600)}
     out = tmp_path / "restored"
     stem = tmp_path / "arch/default/000000000256-000000000512"
-    m, d = Path(f"{stem}.manifest.json").read_bytes(), Path(f"{stem}.jsonl.zst").read_bytes()
+    m, d = read_segment_files(stem)
     assert restore_segment(m, d, out).entries == 256
     assert restore_segment(m, d, out).entries == 0  # again: already there
     stem = tmp_path / "arch/default/000000000000-000000000256"
-    restore_segment(Path(f"{stem}.manifest.json").read_bytes(), Path(f"{stem}.jsonl.zst").read_bytes(), out)
+    restore_segment(*read_segment_files(stem), out)
     with LogReader.open(out) as rd:
         tid = rd.tenant_id("default")
         got = {e.index: e.leaf for e in rd.store.entries(tid, 0, 600)}
@@ -230,3 +229,45 @@ def test_the_background_retention_worker_archives_before_it_deletes(tmp_path: Pa
             lg.record_at(49, "default")
         rep = check(DirTarget(tmp_path / "arch"), "default", 0, 50, key(lg))
         assert rep.ok and rep.entries == 50, rep.failures
+
+
+def test_a_segment_rebuilt_with_other_bytes_after_a_crash_does_not_collide(tmp_path: Path) -> None:
+    """A killed run stored a segment's data but not its manifest; before the next run,
+    retention deleted entries of that range (a policy without archive_after). The rebuilt
+    data differs, goes under its own name (write-once storage could not replace the orphan),
+    and the manifest names it."""
+    from auditkeep.archive.segment import build_segment
+
+    with Ledger.open(tmp_path / "data") as lg:
+        fill(lg, 20, action="db.read")
+        fill(lg, 280, action="user.login", start=20)
+        lg.checkpoint("default", new=True)
+        tid = lg.tenant_id("default")
+        cp = lg.store.checkpoint_from(tid, 256)
+        assert cp is not None
+        target = DirTarget(tmp_path / "arch")
+        orphan = build_segment(lg.store, tid, "default", lg.origin("default"), 0, 256, cp, 0,
+                               lg.identity.signers_for(lg.origin("default")))
+        target.put(orphan.data_name, orphan.data)  # ... and the run was killed here
+        at = lg.head("default").received_ns + 3 * DAY
+        run_retention(lg, load_policies([{"action": "db.*", "delete_after": "1d"}]), at, "default")
+        done = run_archive(lg, target, [], 256, at, "default", older_than_ns=DAY)
+        assert done[0].segments[0] == (0, 256)
+        rep = check(target, "default", 0, 256, key(lg))
+        assert rep.ok and rep.expired == 20, rep.failures
+        assert target.exists(orphan.data_name)  # still there, unreferenced
+        assert len(target.names("default/000000000000-000000000256.")) == 3
+
+
+def test_one_archiving_process_per_store(tmp_path: Path) -> None:
+    from auditkeep.archive.run import LEASE, ArchiveBusy
+
+    with Ledger.open(tmp_path / "data") as lg:
+        fill(lg, 10)
+        lease = lg.store.lease(LEASE)
+        assert lease is not None
+        try:
+            with pytest.raises(ArchiveBusy, match="archive lease"):
+                run_archive(lg, DirTarget(tmp_path / "arch"), [], 256, older_than_ns=1)
+        finally:
+            lease.release()

@@ -60,14 +60,15 @@ def test_retention_archives_then_deletes_and_the_segment_verifies_and_restores(t
     # a changed line in a copy fails with its line and index
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "s.manifest.json").write_bytes(seg.read_bytes())
-    raw = zstandard.ZstdDecompressor().stream_reader(seg.with_name(seg.name.replace(".manifest.json", ".jsonl.zst")).read_bytes()).read()
+    (bad / seg.name).write_bytes(seg.read_bytes())
+    data_name = json.loads(seg.read_bytes())["data"]["name"]
+    raw = zstandard.ZstdDecompressor().stream_reader(seg.with_name(data_name).read_bytes()).read()
     raw = raw.replace(b'\\"i\\":5}', b'\\"i\\":6}', 1)
-    (bad / "s.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
-    r = run("archive", "verify", str(bad / "s.jsonl.zst"), "--key", key, cwd=tmp_path)
+    (bad / data_name).write_bytes(zstandard.ZstdCompressor().compress(raw))
+    r = run("archive", "verify", str(bad / data_name), "--key", key, cwd=tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAIL line 6 (index 5)" in r.stderr and "changed" in r.stderr, r.stderr
-    r = run("archive", "restore", str(bad / "s.jsonl.zst"), "--out", "inv-bad", "--key", key, cwd=tmp_path)
+    r = run("archive", "restore", str(bad / seg.name), "--out", "inv-bad", "--key", key, cwd=tmp_path)
     assert r.returncode == 1 and not (tmp_path / "inv-bad").exists(), r.stderr
 
     # the deleted events are back, for investigation, in a separate data directory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,8 +22,8 @@ SEGMENTS = [(0, 256), (256, 512), (512, 768), (768, 1024), (1024, 1280), (1280, 
 
 
 @pytest.mark.parametrize("pause_after", [
-    "default/000000000512-000000000768.jsonl.zst",  # the data stored, its manifest not yet
-    "default/000000000512-000000000768.manifest.json",  # the segment stored, the cursor not yet moved
+    ".jsonl.zst",  # the data stored, its manifest not yet
+    ".manifest.json",  # the segment stored, the cursor not yet moved
 ])
 def test_kill_9_mid_upload_loses_nothing_and_the_next_run_completes(
     s3: S3Endpoint, tmp_path: Path, pause_after: str
@@ -34,7 +35,8 @@ def test_kill_9_mid_upload_loses_nothing_and_the_next_run_completes(
         at = lg.head("default").received_ns + DAY
     bucket = s3.new_bucket()
     child = subprocess.Popen(
-        [sys.executable, str(HERE / "archive_child.py"), str(data), s3.url, bucket, pause_after, str(at)],
+        [sys.executable, str(HERE / "archive_child.py"), str(data), s3.url, bucket,
+         "default/000000000512-000000000768.", pause_after, str(at)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert child.stdout is not None and child.stderr is not None
@@ -42,7 +44,7 @@ def test_kill_9_mid_upload_loses_nothing_and_the_next_run_completes(
         while True:
             line = child.stdout.readline()
             assert line.startswith("stored "), line + child.stderr.read()
-            if line.strip() == f"stored {pause_after}":
+            if line.startswith("stored default/000000000512-000000000768.") and line.strip().endswith(pause_after):
                 break
         os.kill(child.pid, signal.SIGKILL)
         child.wait(30)
@@ -66,7 +68,12 @@ def test_kill_9_mid_upload_loses_nothing_and_the_next_run_completes(
         for first, end in SEGMENTS:
             rep = check(target, "default", first, end, k)
             assert rep.ok and rep.entries == end - first, rep.failures
-    # no object was written twice: one version of each, two objects a segment
+    # no object was written twice: one version of each, the manifest and the data it names
     versions = s3.client().list_object_versions(Bucket=bucket)["Versions"]
-    assert sorted(v["Key"] for v in versions) == sorted(
-        f"default/{a:012d}-{b:012d}.{ext}" for a, b in SEGMENTS for ext in ("jsonl.zst", "manifest.json"))
+    want = []
+    for a, b in SEGMENTS:
+        stem = f"default/{a:012d}-{b:012d}"
+        manifest = target.get(stem + ".manifest.json")
+        assert manifest is not None
+        want += [stem + ".manifest.json", "default/" + json.loads(manifest)["data"]["name"]]
+    assert sorted(v["Key"] for v in versions) == sorted(want)

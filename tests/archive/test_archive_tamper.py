@@ -12,7 +12,7 @@ import zstandard
 from archive_support import DAY, fill
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from auditkeep.archive.check import SegmentError, SegmentReport, check_segment
+from auditkeep.archive.check import SegmentError, SegmentReport, check_segment, read_segment
 from auditkeep.archive.run import run_archive
 from auditkeep.archive.target import DirTarget
 from auditkeep.ledger import Ledger
@@ -30,9 +30,7 @@ def segment(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[bytes
         target = DirTarget(tmp / "arch")
         run_archive(lg, target, [], 256, lg.head("default").received_ns + DAY, older_than_ns=1)
         k = NoteVerifier.from_vkey(lg.pubkey())
-    stem = f"default/{FIRST:012d}-{END:012d}"
-    manifest, data = target.get(stem + ".manifest.json"), target.get(stem + ".jsonl.zst")
-    assert manifest is not None and data is not None
+    manifest, data = read_segment(target.get, f"default/{FIRST:012d}-{END:012d}")
     lines = zstandard.ZstdDecompressor().stream_reader(data).read().splitlines()
     return manifest, lines, k
 
@@ -194,7 +192,14 @@ def test_segment_files_are_found_from_either_name(tmp_path: Path, segment: tuple
     from auditkeep.archive.check import check_segment_files
 
     manifest, lines, k = segment
-    (tmp_path / "s.manifest.json").write_bytes(manifest)
-    (tmp_path / "s.jsonl.zst").write_bytes(_pack(lines))
-    assert check_segment_files(tmp_path / "s.jsonl.zst", [k]).ok
-    assert check_segment_files(tmp_path / "s.manifest.json", [k]).ok
+    name = json.loads(manifest)["data"]["name"]
+    (tmp_path / f"{FIRST:012d}-{END:012d}.manifest.json").write_bytes(manifest)
+    (tmp_path / name).write_bytes(_pack(lines))
+    assert check_segment_files(tmp_path / name, [k]).ok
+    assert check_segment_files(tmp_path / f"{FIRST:012d}-{END:012d}.manifest.json", [k]).ok
+    assert check_segment_files(tmp_path / f"{FIRST:012d}-{END:012d}", [k]).ok
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    (lonely / f"{FIRST:012d}-{END:012d}.manifest.json").write_bytes(manifest)
+    with pytest.raises(SegmentError, match="no data object"):
+        check_segment_files(lonely / f"{FIRST:012d}-{END:012d}.manifest.json", [k])

@@ -1,7 +1,14 @@
 """The WORM archive: contiguous ranges of a tenant's log as segments that prove themselves
 against a signed checkpoint, on a directory or S3-compatible storage with Object Lock."""
 
-from auditkeep.archive.check import SegmentError, SegmentReport, check_segment, check_segment_files
+from auditkeep.archive.check import (
+    SegmentError,
+    SegmentReport,
+    check_segment,
+    check_segment_files,
+    read_segment,
+    read_segment_files,
+)
 from auditkeep.archive.restore import Restored, restore_segment
 from auditkeep.archive.run import TenantArchive, archived_to, list_segments, run_archive
 from auditkeep.archive.segment import FORMAT, Segment, build_segment
@@ -24,6 +31,8 @@ __all__ = [
     "check_segment_files",
     "list_segments",
     "open_target",
+    "read_segment",
+    "read_segment_files",
     "restore_segment",
     "run_archive",
 ]

@@ -22,7 +22,8 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,16 +65,47 @@ class SegmentReport:
             self.failures.append(reason)
 
 
-def segment_paths(path: Path) -> tuple[Path, Path]:
-    """(manifest, data) of a segment named by either file (or by their common stem)."""
-    name = path.name
+_HASHED = re.compile(r"\.[0-9a-f]{16}$")
+
+
+def segment_stem(name: str) -> str:
+    """``.../<first>-<end>`` of either object of a segment (or of the stem itself)."""
     for suffix in (".manifest.json", ".jsonl.zst"):
         if name.endswith(suffix):
-            stem = name[: -len(suffix)]
-            break
-    else:
-        stem = name
-    return path.with_name(stem + ".manifest.json"), path.with_name(stem + ".jsonl.zst")
+            return _HASHED.sub("", name[: -len(suffix)])
+    return name
+
+
+def read_segment(get: Callable[[str], bytes | None], name: str) -> tuple[bytes, bytes]:
+    """(manifest, data) of the segment ``name`` (either object, or the stem) through ``get``:
+    the manifest first, then the data object it names, next to it."""
+    stem = segment_stem(name)
+    manifest = get(stem + ".manifest.json")
+    if manifest is None:
+        raise SegmentError(f"no manifest {stem}.manifest.json")
+    m = load_manifest(manifest)
+    data_file = m["data"].get("name")
+    if not isinstance(data_file, str) or "/" in data_file or not data_file.endswith(".jsonl.zst"):
+        raise SegmentError("the manifest's data.name is not a file name")
+    folder = stem.rsplit("/", 1)[0] + "/" if "/" in stem else ""
+    data = get(folder + data_file)
+    if data is None:
+        raise SegmentError(f"no data object {folder}{data_file} (named by the manifest)")
+    return manifest, data
+
+
+def read_segment_files(path: Path) -> tuple[bytes, bytes]:
+    """(manifest, data) of a segment stored as files next to each other (``path``: either)."""
+
+    def get(name: str) -> bytes | None:
+        try:
+            return Path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SegmentError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+    return read_segment(get, str(path))
 
 
 def load_manifest(raw: bytes) -> dict[str, Any]:
@@ -229,13 +261,4 @@ def _check_lines(
 
 def check_segment_files(path: Path, keys: Sequence[NoteVerifier]) -> SegmentReport:
     """Check the segment stored as files next to each other (``path``: either file)."""
-    mpath, dpath = segment_paths(path)
-    try:
-        manifest = mpath.read_bytes()
-    except OSError as exc:
-        raise SegmentError(f"cannot read the manifest {mpath}: {exc.strerror or exc}") from None
-    try:
-        data = dpath.read_bytes()
-    except OSError as exc:
-        raise SegmentError(f"cannot read the data file {dpath}: {exc.strerror or exc}") from None
-    return check_segment(manifest, data, keys)
+    return check_segment(*read_segment_files(path), keys)

@@ -27,13 +27,25 @@ import orjson
 
 from auditkeep.archive.segment import build_segment, manifest_name
 from auditkeep.archive.target import Target, open_target
-from auditkeep.errors import IntegrityError
+from auditkeep.errors import IntegrityError, UserError
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.retention.policy import Policy, first_match
 from auditkeep.retention.run import ARCHIVE_CURSOR, _slim
-from auditkeep.store.base import Head, Store
+from auditkeep.store.base import Head, Lease, Store
 
 CURSOR = ARCHIVE_CURSOR
+LEASE = "archive"  # one archiving process per store: two would race to write the same segment
+
+
+class ArchiveBusy(UserError):
+    """Another process holds the archive lease of this store."""
+
+
+def _take_lease(store: Store) -> Lease:
+    lease = store.lease(LEASE)
+    if lease is None:
+        raise ArchiveBusy("another process is archiving this store now (the archive lease); try again when it is done")
+    return lease
 
 
 @dataclass
@@ -184,11 +196,15 @@ def run_archive(
         ledger.checkpoint(t, new=True)
 
     out = []
-    for head in heads:
-        out.append(archive_tenant(ledger, head, target, policies, segment_entries, at, older_than_ns,
-                                  sign, progress, stop))
-        if stop is not None and stop():
-            break
+    lease = _take_lease(ledger.store)
+    try:
+        for head in heads:
+            out.append(archive_tenant(ledger, head, target, policies, segment_entries, at, older_than_ns,
+                                      sign, progress, stop))
+            if stop is not None and stop():
+                break
+    finally:
+        lease.release()
     return out
 
 
@@ -202,8 +218,12 @@ def retention_archiver(ledger: Ledger, archive_settings: Any, policies: list[Pol
     target = open_target(archive_settings)
 
     def archive(head: Head) -> object:
-        return archive_tenant(ledger, head, target, policies, archive_settings.segment_entries, time.time_ns(),
-                              sign=lambda t: ledger.checkpoint(t, new=True))
+        lease = _take_lease(ledger.store)
+        try:
+            return archive_tenant(ledger, head, target, policies, archive_settings.segment_entries, time.time_ns(),
+                                  sign=lambda t: ledger.checkpoint(t, new=True))
+        finally:
+            lease.release()
 
     return archive
 

@@ -2,7 +2,8 @@
 
 A segment is two objects (docs/archive.md has the format):
 
-- ``<first>-<end>.jsonl.zst``: zstd-compressed JSON Lines, one line per entry in index
+- ``<first>-<end>.<hash>.jsonl.zst`` (``hash``: the first 16 hex digits of its SHA-256):
+  zstd-compressed JSON Lines, one line per entry in index
   order, ``{"index": i, "received_ns": n, "leaf": "<the leaf's canonical JSON>"}`` (``leaf``
   is ``null`` for an entry whose payload retention already deleted);
 - ``<first>-<end>.manifest.json``: the tenant and origin, the range, the signed checkpoint
@@ -43,8 +44,11 @@ def segment_stem(tenant: str, first: int, end: int) -> str:
     return f"{tenant}/{first:012d}-{end:012d}"
 
 
-def data_name(tenant: str, first: int, end: int) -> str:
-    return segment_stem(tenant, first, end) + ".jsonl.zst"
+def data_name(tenant: str, first: int, end: int, sha256_hex: str) -> str:
+    """The data object's name carries its content hash: a segment rebuilt after a killed run
+    with other bytes (an entry expired in between) never collides with the orphan, which
+    write-once storage could not replace."""
+    return segment_stem(tenant, first, end) + f".{sha256_hex[:16]}.jsonl.zst"
 
 
 def manifest_name(tenant: str, first: int, end: int) -> str:
@@ -62,7 +66,7 @@ class Segment:
 
     @property
     def data_name(self) -> str:
-        return data_name(self.tenant, self.first, self.end)
+        return data_name(self.tenant, self.first, self.end, hashlib.sha256(self.data).hexdigest())
 
     @property
     def manifest_name(self) -> str:
@@ -165,7 +169,7 @@ def build_segment(
         "leaf_hashes": base64.b64encode(hashes).decode("ascii"),
         "range_proof": proof,
         "data": {
-            "name": data_name(tenant, first, end).rsplit("/", 1)[1],
+            "name": data_name(tenant, first, end, digest).rsplit("/", 1)[1],
             "sha256": digest,
             "bytes": len(data),
             "raw_bytes": len(raw),

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from auditkeep.archive.check import SegmentError, check_segment, segment_paths
+from auditkeep.archive.check import check_segment, read_segment, read_segment_files, segment_stem
 from auditkeep.archive.restore import restore_segment
 from auditkeep.archive.run import list_segments, run_archive
 from auditkeep.archive.target import Target, open_target
@@ -111,18 +111,14 @@ def _keys(values: tuple[str, ...]) -> list[NoteVerifier]:
 
 def _read_segment(segment: str) -> tuple[bytes, bytes, str]:
     """(manifest, data, where) of a local segment file, else of a segment on the target."""
-    path = Path(segment)
-    mpath, dpath = segment_paths(path)
-    if mpath.is_file() or dpath.is_file():
-        try:
-            return mpath.read_bytes(), dpath.read_bytes(), str(mpath.parent / mpath.name[: -len(".manifest.json")])
-        except OSError as exc:
-            raise SegmentError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
-    stem = segment.removesuffix(".manifest.json").removesuffix(".jsonl.zst")
+    stem = segment_stem(segment)
+    if Path(stem + ".manifest.json").is_file() or Path(segment).is_file():
+        manifest, data = read_segment_files(Path(segment))
+        return manifest, data, stem
     target = _target()
-    manifest, data = target.get(stem + ".manifest.json"), target.get(stem + ".jsonl.zst")
-    if manifest is None or data is None:
+    if not target.exists(stem + ".manifest.json"):
         raise UserError(f"no segment {segment!r}: neither local files nor on {target.description}")
+    manifest, data = read_segment(target.get, stem)
     return manifest, data, f"{target.description}{stem}"
 
 
