@@ -70,6 +70,7 @@ DOCS_TID = 0  # the key set of documents and consumer state (tenant ids start at
 _MASK = (1 << KEY_SHIFT) - 1
 _BLIND_SUBJECT = "~"
 _MAX_META_TOKENS = 512
+_RECENT = 10_000
 
 _leaf = msgspec.json.Decoder(Event)
 _sealed = msgspec.json.Decoder(dict[str, Any])
@@ -352,6 +353,9 @@ class EncryptedStore:
         self.encryption = settings  # how a child process of this store finds the master key
         self.data_dir = data_dir
         self.directory: Path | None = getattr(inner, "directory", None)
+        # Entries opened by the last reads, by key: the projector reads a chunk and then
+        # projects it, and would otherwise read and open each entry twice.
+        self._recent: dict[int, Entry] = {}
 
     # sealing ---------------------------------------------------------------------------------
 
@@ -445,8 +449,13 @@ class EncryptedStore:
         return self._append(tenant_ids)
 
     def entries(self, tenant_id: int, start: int, end: int) -> Iterator[Entry]:
+        recent = self._recent
         for e in self.inner.entries(tenant_id, start, end):
-            yield self.open_entry(tenant_id, e)
+            o = self.open_entry(tenant_id, e)
+            if len(recent) >= _RECENT:
+                recent.clear()
+            recent[entry_key(tenant_id, e.index)] = o
+            yield o
 
     def entry_by_id(self, tenant_id: int, event_id: bytes) -> Entry | None:
         e = self.inner.entry_by_id(tenant_id, event_id)
@@ -497,7 +506,10 @@ class EncryptedStore:
             self.inner.project(tenant_id, rows, position)
             return
         bi = self.keys.index(tenant_id)
-        entries = self.entries_by_key([r.key for r in rows])
+        recent = self._recent
+        entries = {r.key: e for r in rows if (e := recent.get(r.key)) is not None}
+        if len(entries) < len(rows):
+            entries.update(self.entries_by_key([r.key for r in rows if r.key not in entries]))
         self.inner.project(tenant_id, [blind_row(bi, r, entries[r.key]) for r in rows], position)
 
     def reset_projection(self) -> None:
