@@ -301,3 +301,24 @@ def test_a_statement_whose_client_left_during_review_never_runs(gateway: Running
     assert still_there == (victim,)
     q = [e for e in db_events(gateway.events(), "db.query") if victim in e["statement"]]
     assert [(e["_outcome"], e["approval"]["status"]) for e in q] == [("unknown", "abandoned")]
+
+
+PG_SOCKET_DIR = "/var/run/postgresql"
+
+
+@pytest.mark.skipif(not Path(PG_SOCKET_DIR, ".s.PGSQL.5432").exists(), reason="no PostgreSQL Unix socket in /var/run/postgresql")
+def test_upstream_over_the_unix_socket(ledger: Ledger) -> None:
+    """--upstream /var/run/postgresql:5432: the gateway reaches the server on its socket; a
+    pipelined batch of prepared statements (more than one chunk) comes back whole."""
+    gw = RunningGateway(ledger, upstream=(PG_SOCKET_DIR, 5432))
+    try:
+        with gw.connect() as c:
+            assert c.execute("SELECT current_setting('port')::int, inet_client_addr()").fetchone() == (5432, None)
+            with c.pipeline():
+                curs = [c.execute("SELECT %s::int * 2, repeat('x', 3000)", (i,), prepare=True) for i in range(300)]
+            assert [cur.fetchone()[0] for cur in curs] == [i * 2 for i in range(300)]  # type: ignore[index]
+        queries = db_events(gw.events(), "db.query")
+        assert len(queries) == 301
+        assert queries[-1]["params"] == [299]  # psycopg binds an int in binary
+    finally:
+        gw.stop()

@@ -25,7 +25,8 @@ def host_port(value: str, option: str) -> tuple[str, int]:
 
 @click.command("postgres")
 @click.option("--listen", default="127.0.0.1:6432", show_default=True, metavar="HOST:PORT", help="Where clients connect.")
-@click.option("--upstream", default="127.0.0.1:5432", show_default=True, metavar="HOST:PORT", help="The PostgreSQL server.")
+@click.option("--upstream", default="127.0.0.1:5432", show_default=True, metavar="HOST:PORT",
+              help="The PostgreSQL server; DIR:PORT (DIR starting with /) for its Unix socket in DIR.")
 @click.option("--tenant", "-t", default="default", show_default=True, help="The tenant whose log records the sessions.")
 @click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Guardrails and masking (YAML; reloaded when it changes).")

@@ -81,9 +81,7 @@ class SessionStartup:
         info.database = st.params.get("database", info.user)
         info.application = st.params.get("application_name", "")
         try:
-            self.s_reader, self.s_writer = await asyncio.wait_for(
-                asyncio.open_connection(self.gw.upstream_host, self.gw.upstream_port), self.gw.connect_timeout
-            )
+            self.s_reader, self.s_writer = await asyncio.wait_for(self.gw.open_upstream(), self.gw.connect_timeout)
         except (TimeoutError, OSError) as exc:
             msg = f"the gateway cannot reach the database server: {exc or type(exc).__name__}"
             self.c_writer.write(wire.error_response(msg, "08006", "FATAL"))

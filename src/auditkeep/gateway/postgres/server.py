@@ -14,7 +14,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,11 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
     loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     return loop
+
+
+def unix_socket(directory: str, port: int) -> str:
+    """The path of the server's socket in ``directory`` (PostgreSQL's own naming)."""
+    return f"{directory.rstrip('/')}/.s.PGSQL.{port}"
 
 
 class FastHistogram:
@@ -194,10 +199,18 @@ class Gateway:
         self.metrics.reviews.labels(final.status).inc()
         return req, final
 
+    def open_upstream(self) -> Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        """A connection to the server: TCP, or its Unix socket when the upstream host is a
+        directory (``/var/run/postgresql:5432``, as libpq reads a host starting with ``/``) —
+        cheaper per message than TCP when the gateway runs beside the server."""
+        if self.upstream_host.startswith("/"):
+            return asyncio.open_unix_connection(unix_socket(self.upstream_host, self.upstream_port))
+        return asyncio.open_connection(self.upstream_host, self.upstream_port)
+
     async def forward_cancel(self, packet: bytes) -> None:
         """A CancelRequest goes to the server on a connection of its own, as the client sent it."""
         try:
-            _, w = await asyncio.wait_for(asyncio.open_connection(self.upstream_host, self.upstream_port), self.connect_timeout)
+            _, w = await asyncio.wait_for(self.open_upstream(), self.connect_timeout)
         except (TimeoutError, OSError):
             return
         try:
