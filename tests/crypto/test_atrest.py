@@ -451,3 +451,34 @@ def test_a_kms_plugin_wraps_the_keys(tmp_path: Path, monkeypatch: pytest.MonkeyP
         Ledger.open(tmp_path / "d", encryption=EncryptionSettings(kms="builtins:dict"))
     with pytest.raises(KeyUnavailable, match="failed: TypeError"):
         Ledger.open(tmp_path / "d", encryption=EncryptionSettings(kms="os:getcwd"))
+
+
+def test_an_encrypted_store_copied_to_postgres_stays_encrypted(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """``auditkeep db copy`` copies rows as stored: the PostgreSQL copy holds the same
+    ciphertext and wrapped keys, and opens with the same master key."""
+    import pg_support
+
+    from auditkeep.store.postgres_copy import copy_to_postgres
+    from auditkeep.store.sqlite import SQLiteStore
+
+    data = tmp_path / "data"
+    with Ledger.open(data, encryption=ON, background=False) as lg:
+        lg.append(_events(30))
+    src = SQLiteStore(data)
+    dst = pg_support.store_for_test(request, tmp_path, LedgerConfig())
+    try:
+        rep = copy_to_postgres(src, dst)
+        assert rep.copied == ["default"] and not rep.mismatches
+    finally:
+        src.close()
+    store = at_rest(dst, None, data)  # the default master key file of the data directory
+    assert isinstance(store, EncryptedStore)
+    from auditkeep.ledger.reader import LogReader
+
+    reader = LogReader(store, LedgerConfig())
+    try:
+        assert len(reader.search(actor=MARKERS["actor"], limit=100).items) == 15
+        assert reader.verify().ok
+        assert is_sealed(next(dst.entries(1, 0, 1)).leaf)
+    finally:
+        store.close()
