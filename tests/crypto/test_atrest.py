@@ -457,7 +457,6 @@ def test_an_encrypted_store_copied_to_postgres_stays_encrypted(request: pytest.F
     """``auditkeep db copy`` copies rows as stored: the PostgreSQL copy holds the same
     ciphertext and wrapped keys, and opens with the same master key."""
     import pg_support
-
     from auditkeep.store.postgres_copy import copy_to_postgres
     from auditkeep.store.sqlite import SQLiteStore
 
