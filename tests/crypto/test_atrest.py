@@ -481,3 +481,36 @@ def test_an_encrypted_store_copied_to_postgres_stays_encrypted(request: pytest.F
         assert is_sealed(next(dst.entries(1, 0, 1)).leaf)
     finally:
         store.close()
+
+
+def test_a_running_writer_switches_to_the_new_data_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-encryption beside a ledger that keeps appending (another store object on the same
+    data directory, as another process would be): the writer notices the new generation at
+    its next append, so nothing is left under the key re-encryption deletes."""
+    from auditkeep.ledger import atrest_rotate
+    from auditkeep.store.sqlite import SQLiteStore
+
+    monkeypatch.setattr(atrest_rotate, "CHUNK", 20)
+    data = tmp_path / "data"
+    lg = Ledger.open(data, encryption=ON, background=False)
+    try:
+        lg.append(_events(50))
+        other = at_rest(SQLiteStore(data), None, data)
+        assert isinstance(other, EncryptedStore)
+        try:
+            part = atrest_rotate.reencrypt_tenant(other, 1, "default", stop_after=1)
+            assert part.generation == 2
+            lg.append(_events(30))  # the writer's next transaction
+            assert isinstance(lg.store, EncryptedStore)
+            fresh = list(lg.store.inner.entries(1, 50, 80))
+            assert {int.from_bytes(e.leaf[4:8], "big") for e in fresh} == {2}
+            done = atrest_rotate.reencrypt_tenant(other, 1, "default")
+            assert done.dropped == [1]
+        finally:
+            other.close()
+        assert _generations(lg.store) == {2}
+        lg.append(_events(5))
+        assert len(lg.search(actor=MARKERS["actor"], limit=100).items) == 25 + 15 + 3
+        assert lg.verify().ok
+    finally:
+        lg.close()

@@ -25,7 +25,8 @@ def encryption() -> None:
 @click.option("--new-key-env", metavar="NAME", help="The new master key, in this environment variable.")
 @click.option("--reencrypt", is_flag=True,
               help="Also rewrite every payload under a new data key per tenant (resumable: run it again after a "
-                   "stop); the old data keys are deleted at the end. Run it while no other process appends.")
+                   "stop); the old data keys are deleted at the end. Running writers switch to the new keys at their "
+                   "next append.")
 @global_options
 def rotate_cmd(new_key_file: str | None, new_key_env: str | None, reencrypt: bool) -> None:
     """Re-wrap the store's data keys under a new master key (no event is rewritten), and

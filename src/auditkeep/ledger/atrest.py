@@ -62,6 +62,10 @@ from auditkeep.store.base import (
 from auditkeep.store.postgres_search import tokens
 
 META_KEY = "encryption"
+# Changed whenever a tenant gets a new data key generation (re-encryption): writers read it
+# at each append transaction and reload their keys, so none goes on sealing under a key
+# that re-encryption is about to delete.
+EPOCH_KEY = "encryption.epoch"
 KEYS = "atrest.keys"  # wrapped per-tenant keys, one document each
 # Documents kept in the clear: the wrapped keys themselves, and witnesses' cosignatures
 # (public, and what verify needs when it runs without the master key).
@@ -166,6 +170,12 @@ class Keyring:
             self.ensure(tid, create=False)
             b = self._index[tid]
         return b
+
+    def forget(self) -> None:
+        """Drop every unwrapped key; they are loaded again on next use."""
+        with self._lock:
+            self._data.clear()
+            self._active.clear()
 
     def generations(self, tid: int) -> list[int]:
         self.ensure(tid, create=False)
@@ -356,6 +366,7 @@ class EncryptedStore:
         # Entries opened by the last reads, by key: the projector reads a chunk and then
         # projects it, and would otherwise read and open each entry twice.
         self._recent: dict[int, Entry] = {}
+        self._epoch = inner.meta(EPOCH_KEY)
 
     # sealing ---------------------------------------------------------------------------------
 
@@ -440,6 +451,10 @@ class EncryptedStore:
 
     @contextmanager
     def _append(self, tenant_ids: Sequence[int]) -> Iterator[AppendTxn]:
+        epoch = self.inner.meta(EPOCH_KEY)
+        if epoch != self._epoch:
+            self.keys.forget()
+            self._epoch = epoch
         for tid in tenant_ids:
             self.keys.ensure(tid, create=True)
         with self.inner.append_txn(tenant_ids) as t:

@@ -4,11 +4,13 @@
 no event rewritten. ``reencrypt`` goes further and rewrites every payload under a new data
 key per tenant, by a stored cursor, so a run that is stopped (even by ``kill -9``) is
 finished by the next one; the old data keys are deleted only after a pass finds no payload
-left under them.
+left under them. Writers notice the new generation at their next append transaction (the
+store's ``encryption.epoch`` setting changes) and seal under it from then on.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import msgspec
 
 from auditkeep.crypto.atrest import Kms, generation, is_sealed
-from auditkeep.ledger.atrest import DOCS_TID, EncryptedStore, _aad
+from auditkeep.ledger.atrest import DOCS_TID, EPOCH_KEY, EncryptedStore, _aad
 from auditkeep.store.base import Entry, entry_key
 
 CURSOR = "atrest.reencrypt"
@@ -90,6 +92,7 @@ def reencrypt_tenant(
     pos, raw = store.cursor(CURSOR, tid)
     if raw is None:
         target = store.keys.add_generation(tid).gen
+        store.set_meta(EPOCH_KEY, f"{tid}.{target}.{time.time_ns()}")  # writers switch to it
         pos = 0
         store.set_cursor(CURSOR, tid, 0, msgspec.json.encode(_State(target)))
     else:
