@@ -138,6 +138,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     db: str | None = None  # postgresql://... to use PostgreSQL instead of embedded SQLite
     signing_key: str | None = None  # the key text itself (e.g. from a secret); else data/signing.key
     signing_key_file: str | None = None
+    console_key_file: str | None = None  # the console's key for TOTP secrets; else data/console.key
     log_id: str | None = None
     durability: str = "full"
     checkpoint_interval: float = 1.0

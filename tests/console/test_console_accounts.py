@@ -203,6 +203,12 @@ def test_two_factor_sign_in_needs_a_fresh_code(console_server: Server, page: Pag
     assert r.returncode == 0, r.stderr
     secret, uri = r.stdout.split()
     assert uri.startswith("otpauth://totp/") and f"secret={secret}" in uri
+    # the store holds the secret sealed under the console key (outside the store), not in clear
+    import sqlite3
+
+    with sqlite3.connect(console_server.data / "log.db") as db:
+        (stored,) = db.execute("SELECT data FROM docs WHERE collection = 'console_users' AND id = 'acme/tom'").fetchone()
+    assert secret.encode() not in stored and b'"totp_sealed":"v1.' in stored
     # the password alone is not enough
     sign_in(page, console_server.url, "tom")
     expect(page.get_by_role("alert")).to_contain_text("Sign-in failed")

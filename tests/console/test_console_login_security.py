@@ -160,3 +160,59 @@ def test_sweep_deletes_only_ended_sessions(tmp_path: Path) -> None:
         assert store.check(live) is None
     finally:
         lg.close()
+
+
+def test_clear_totp_secrets_of_older_records_are_sealed_at_start(tmp_path: Path) -> None:
+    import msgspec
+    import pyotp
+
+    from auditkeep.console import users as users_mod
+
+    data = tmp_path / "data"
+    assert auditkeep(data, "init").returncode == 0
+    add_user(data, "acme", "olda", "viewer")
+    secret = pyotp.random_base32()
+    lg = open_ledger(Settings(data=str(data)), create=False, background=False)
+    try:  # a record as written before secrets were sealed: the secret in clear
+        doc = lg.store.doc_get(users_mod.COLLECTION, "acme/olda")
+        assert doc is not None
+        legacy = msgspec.json.decode(doc.data)
+        legacy["totp_secret"] = secret
+        lg.store.doc_put(Doc(doc.collection, doc.id, doc.tenant, doc.created_ns, doc.status, msgspec.json.encode(legacy)))
+    finally:
+        lg.close()
+    srv = Server(data)
+    try:
+        lg = open_ledger(Settings(data=str(data)), create=False, background=False)
+        try:
+            stored = lg.store.doc_get(users_mod.COLLECTION, "acme/olda")
+            assert stored is not None
+            assert secret.encode() not in stored.data and b'"totp_sealed":"v1.' in stored.data
+        finally:
+            lg.close()
+        assert (data / "console.key").stat().st_mode & 0o077 == 0
+        with httpx.Client(base_url=srv.url, follow_redirects=False) as c:
+            csrf = c.get("/ui/login").cookies["ak_login"]
+            r = c.post("/ui/login", data={"csrf": csrf, "tenant": "acme", "username": "olda", "password": PASSWORD,
+                                          "code": pyotp.TOTP(secret).now()})  # fmt: skip
+            assert r.status_code == 303, r.text
+    finally:
+        srv.stop()
+    # another key is refused: the store's secrets are sealed under the first one
+    (data / "console.key").unlink()
+    r = auditkeep(data, "users", "totp", "-t", "acme", "-u", "olda")
+    assert r.returncode != 0 and "not the key this store's console secrets are sealed under" in (r.stderr + r.stdout)
+
+
+def test_a_sealed_secret_opens_only_for_its_account_and_key() -> None:
+    from auditkeep.console.secretbox import SecretBox, SecretUnreadable
+
+    box = SecretBox(bytes(range(32)))
+    sealed = box.seal("JBSWY3DPEHPK3PXP", "acme/tom")
+    assert "JBSWY3DPEHPK3PXP" not in sealed and box.open(sealed, "acme/tom") == "JBSWY3DPEHPK3PXP"
+    with pytest.raises(SecretUnreadable):
+        box.open(sealed, "acme/mallory")  # copied into another account's record
+    with pytest.raises(SecretUnreadable):
+        SecretBox(bytes(32)).open(sealed, "acme/tom")
+    with pytest.raises(SecretUnreadable):
+        box.open(sealed[:-4] + "AAAA", "acme/tom")

@@ -9,7 +9,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from auditkeep.cli.common import err, global_options, ledger, out, print_json
+from auditkeep.cli.common import err, global_options, ledger, out, print_json, settings
+from auditkeep.console.secretbox import load_box
 from auditkeep.console.users import ROLES, UserStore
 from auditkeep.ledger.ledger import Ledger
 
@@ -135,7 +136,7 @@ def totp(tenant: str, username: str, off: bool) -> None:
     import pyotp
 
     with ledger() as lg:
-        secret = UserStore(lg.store).set_totp(tenant, username, not off)
+        secret = UserStore(lg.store, load_box(settings(), lg.store)).set_totp(tenant, username, not off)
         _record(lg, "auditkeep.console.user.totp", tenant, username, {"totp": not off})
     if secret is None:
         err.print(f"two-factor sign-in is off for {username} in tenant {tenant}", highlight=False)

@@ -65,7 +65,7 @@ async def login(request: Request) -> Response:
     password = field(form, "password", 1024)
     code = field(form, "code", 20)
     nxt = safe_next(field(form, "next", 2000))
-    users = UserStore(ctx.ledger.store)
+    users = UserStore(ctx.ledger.store, request.app.state.box)
     throttle: LoginThrottle = request.app.state.throttle
     address = client_ip(request) or "-"
 

@@ -13,7 +13,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from auditkeep.console import accounts, alerts, event, integrity, live, reviews, search, timeline
+from auditkeep.console.integrity import VerifyJobs
+from auditkeep.console.secretbox import load_box
 from auditkeep.console.throttle import LoginThrottle
+from auditkeep.console.users import UserStore
 from auditkeep.console.web import (
     HERE,
     PREFIX,
@@ -80,6 +83,10 @@ def console_app(ctx: ServerContext) -> ASGIApp:
         },
     )
     app.state.ctx = ctx
+    # the console key seals TOTP secrets; secrets of older records, kept in clear, are sealed now
+    app.state.box = load_box(ctx.settings, ctx.ledger.store)
+    UserStore(ctx.ledger.store, app.state.box).seal_secrets()
     app.state.throttle = LoginThrottle()  # failed sign-ins per client address
+    app.state.verify_jobs = VerifyJobs()  # "Verify now" runs, one at a time per tenant
     app.state.swept = float("-inf")  # when ended sessions were last swept (monotonic)
     return SecurityHeaders(app)

@@ -13,6 +13,7 @@ import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from auditkeep.console.secretbox import SecretBox, SecretUnreadable
 from auditkeep.errors import UserError
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.validate import check_tenant
@@ -45,8 +46,16 @@ class User(msgspec.Struct, kw_only=True):
     disabled_ns: int | None = None
     failed: int = 0  # consecutive failed logins
     locked_until_ns: int = 0
-    totp_secret: str | None = None  # base32 (RFC 6238, 30 s, 6 digits); None: password only
+    # base32 (RFC 6238, 30 s, 6 digits) sealed by the console key (see secretbox); None:
+    # password only. ``totp_secret`` is the clear secret of records written before sealing,
+    # sealed by UserStore.seal_secrets (at server start) and never written any more.
+    totp_sealed: str | None = None
+    totp_secret: str | None = None
     totp_last_step: int = 0  # the newest time step a code was accepted for (no replay)
+
+    @property
+    def has_totp(self) -> bool:
+        return self.totp_sealed is not None or self.totp_secret is not None
 
     def public(self) -> dict[str, object]:
         from auditkeep.model.timefmt import format_rfc3339
@@ -59,7 +68,7 @@ class User(msgspec.Struct, kw_only=True):
             "disabled": format_rfc3339(self.disabled_ns) if self.disabled_ns else None,
             "locked": self.locked_until_ns > time.time_ns(),
             "failed_logins": self.failed,
-            "totp": self.totp_secret is not None,
+            "totp": self.has_totp,
         }
 
 
@@ -101,8 +110,43 @@ def _id(tenant: str, username: str) -> str:
 
 
 class UserStore:
-    def __init__(self, store: Store) -> None:
+    """Accounts in ``store``; ``box`` (the console key) seals and opens TOTP secrets: needed
+    to turn two-factor on and to sign in to an account that has it."""
+
+    def __init__(self, store: Store, box: SecretBox | None = None) -> None:
         self.store = store
+        self.box = box
+
+    def _box(self) -> SecretBox:
+        if self.box is None:
+            raise UserError("the console key is needed for two-factor secrets")
+        return self.box
+
+    def totp_secret(self, user: User) -> str | None:
+        """The user's TOTP secret in clear (opened with the console key), or None."""
+        if user.totp_sealed is not None:
+            return self._box().open(user.totp_sealed, _id(user.tenant, user.username))
+        return user.totp_secret
+
+    def seal_secrets(self) -> int:
+        """Seal every TOTP secret still kept in clear (records written before sealing), each
+        by a compare-and-swap so a concurrent change is not lost; how many were sealed."""
+        box = self._box()
+        n = 0
+        for u in self.list():
+            if u.totp_secret is None:
+                continue
+
+            def seal(user: User) -> User | None:
+                if user.totp_secret is None:
+                    return None
+                user.totp_sealed = box.seal(user.totp_secret, _id(user.tenant, user.username))
+                user.totp_secret = None
+                return user
+
+            if self._update(u.tenant, u.username, seal) is not None:
+                n += 1
+        return n
 
     def get(self, tenant: str, username: str) -> User | None:
         doc = self.store.doc_get(COLLECTION, _id(tenant, username))
@@ -154,10 +198,12 @@ class UserStore:
         import pyotp
 
         user = self._existing(tenant, username)
-        user.totp_secret = pyotp.random_base32() if enable else None
+        secret = pyotp.random_base32() if enable else None
+        user.totp_sealed = self._box().seal(secret, _id(tenant, username)) if secret is not None else None
+        user.totp_secret = None
         user.totp_last_step = 0
         self._put(user)
-        return user.totp_secret
+        return secret
 
     def authenticate(self, tenant: str, username: str, password: str, code: str = "") -> User:
         """The user, when the password (and, with two-factor on, the code) is right and the
@@ -187,8 +233,12 @@ class UserStore:
             raise LoginRefused("unknown user")
         wrong = None if _verify(user.password_hash, password) else "wrong password"
         step: int | None = None
-        if wrong is None and user.totp_secret is not None:
-            step = _totp_step(user.totp_secret, code, now)
+        try:
+            secret = self.totp_secret(user) if wrong is None else None
+        except (SecretUnreadable, UserError) as exc:
+            raise LoginRefused(f"two-factor secret unavailable: {exc}") from None
+        if secret is not None:
+            step = _totp_step(secret, code, now)
             if step is None:
                 wrong = "wrong code"
             elif step <= user.totp_last_step:

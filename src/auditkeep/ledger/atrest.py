@@ -494,6 +494,9 @@ class EncryptedStore:
     def latest_checkpoint(self, tenant_id: int) -> CheckpointRow | None:
         return self.inner.latest_checkpoint(tenant_id)
 
+    def checkpoints_newest(self, tenant_id: int, below: int | None, limit: int) -> list[CheckpointRow]:
+        return self.inner.checkpoints_newest(tenant_id, below, limit)
+
     def checkpoint_from(self, tenant_id: int, size: int) -> CheckpointRow | None:
         return self.inner.checkpoint_from(tenant_id, size)
 

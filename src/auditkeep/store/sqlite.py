@@ -384,6 +384,14 @@ class SQLiteStore(SQLiteDocuments):
         ).fetchone()
         return CheckpointRow(*r) if r else None
 
+    def checkpoints_newest(self, tenant_id: int, below: int | None, limit: int) -> list[CheckpointRow]:
+        rows = self._reader().execute(
+            "SELECT tenant_id, size, root, note, signed_ns FROM checkpoints WHERE tenant_id=? AND size<? "
+            "ORDER BY size DESC LIMIT ?",
+            (tenant_id, 1 << 62 if below is None else below, limit),
+        ).fetchall()
+        return [CheckpointRow(*r) for r in rows]
+
     def checkpoint_from(self, tenant_id: int, size: int) -> CheckpointRow | None:
         r = self._reader().execute(
             "SELECT tenant_id, size, root, note, signed_ns FROM checkpoints WHERE tenant_id=? AND size>=? "

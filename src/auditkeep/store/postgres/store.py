@@ -269,6 +269,15 @@ class PostgresStore(PgSchema, PgDocuments):
             ).fetchone()
         return CheckpointRow(r[0], r[1], bytes(r[2]), r[3], r[4]) if r else None
 
+    def checkpoints_newest(self, tenant_id: int, below: int | None, limit: int) -> list[CheckpointRow]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT tenant_id, size, root, note, signed_ns FROM checkpoints WHERE tenant_id = %s AND size < %s "
+                "ORDER BY size DESC LIMIT %s",
+                (tenant_id, 1 << 62 if below is None else below, limit),
+            ).fetchall()
+        return [CheckpointRow(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows]
+
     def checkpoint_from(self, tenant_id: int, size: int) -> CheckpointRow | None:
         with self._conn() as conn:
             r = conn.execute(
