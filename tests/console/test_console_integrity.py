@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -35,12 +36,13 @@ def _ingest(srv: Server, n: int, batch: int = 5000) -> None:
             assert r.status_code == 200, r.text
 
 
-def _session(url: str, username: str = "vic") -> httpx.Client:
-    c = httpx.Client(base_url=url, follow_redirects=False, timeout=60)
-    csrf = c.get("/ui/login").cookies["ak_login"]
-    r = c.post("/ui/login", data={"csrf": csrf, "tenant": "acme", "username": username, "password": PASSWORD})
-    assert r.status_code == 303, r.text
-    return c
+@contextmanager
+def _session(url: str, username: str = "vic") -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url, follow_redirects=False, timeout=60) as c:
+        csrf = c.get("/ui/login").cookies["ak_login"]
+        r = c.post("/ui/login", data={"csrf": csrf, "tenant": "acme", "username": username, "password": PASSWORD})
+        assert r.status_code == 303, r.text
+        yield c
 
 
 def _csrf(c: httpx.Client) -> str:
@@ -90,9 +92,10 @@ def test_verify_now_runs_in_the_background_with_progress(srv: Server, page: Page
         # the page shows the running job's progress bar, then the result, without a reload by hand
         sign_in(page, srv.url, "vic")
         page.goto(srv.url + "/ui/integrity")
-        expect(page.locator("#report .verdict")).to_contain_text("Log verified", timeout=120_000)
+        expect(page.locator("#report .verdict")).to_be_visible(timeout=120_000)
         done = c.get("/ui/integrity/verify/status").json()
-        assert done["state"] == "done" and done["done"] == done["total"] and done["report"]["ok"] is True
+        assert done["state"] == "done" and done["done"] == done["total"] and done["report"]["ok"] is True, done["report"]
+        expect(page.locator("#report .verdict")).to_contain_text("Log verified")
     # a verify without a session, or with a forged token, starts nothing
     r = httpx.post(srv.url + "/ui/integrity/verify", data={"csrf": "x"}, follow_redirects=False)
     assert r.status_code == 303 and "/ui/login" in r.headers["location"]

@@ -450,16 +450,18 @@ class LogReader:
         progress: Callable[[int], None] | None = None,
         *,
         trust: Trust | None = None,
+        live: bool = False,
     ) -> VerifyReport:
         """Recompute and check everything for one tenant or all of them, relying on ``trust``
-        (default: the keys recorded in the store, plus ``trusted`` checkpoint notes)."""
+        (default: the keys recorded in the store, plus ``trusted`` checkpoint notes).
+        ``live``: the log may grow meanwhile (see :func:`verify_log`)."""
         if trust is None:
             trust = self.stored_trust(trusted)
         elif trusted:
             trust = trust.with_trusted(trusted)
         heads = self.store.heads() if tenant is None else [self.head(tenant)]
         reports: list[TenantReport] = [
-            verify_log(self.store, h, self.origin(h.tenant), trust, progress)
+            verify_log(self.store, h, self.origin(h.tenant), trust, progress, live=live)
             for h in heads
         ]
         return VerifyReport(reports, trust)

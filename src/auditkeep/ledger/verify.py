@@ -128,13 +128,19 @@ def verify_log(
     progress: Callable[[int], None] | None = None,
     *,
     personal_fields: bool = True,
+    live: bool = False,
 ) -> TenantReport:
     """Verify one tenant's log (checkpoint origin ``origin``) against its stored events,
     tiles, head and checkpoints, relying only on ``trust``: every stored checkpoint must be
     signed by one of its keys, and its trusted checkpoint notes (kept outside the store)
     must still be in the log, which detects a rollback even when the stored checkpoints
     were removed too. ``personal_fields=False`` skips checking personal fields against
-    their commitments (only for measuring what that check costs)."""
+    their commitments (only for measuring what that check costs).
+
+    ``live``: the log may grow while it is verified (a server verifying its own log): what was
+    appended after ``head`` was read is left to the next run, so entries past the head,
+    partial tiles that have grown past it (ours must still be their prefix) and checkpoints
+    signed past it are not problems."""
     rep = TenantReport(head.tenant, head.size)
     tid = head.tenant_id
     keys = list(trust.keys)
@@ -143,6 +149,8 @@ def verify_log(
     signed: list[tuple[str, Checkpoint]] = []
     stored_sizes: set[int] = set()
     for row in store.checkpoints(tid):
+        if live and row.size > head.size:
+            continue  # signed after the head was read
         stored_sizes.add(row.size)
         try:
             cp = verify_checkpoint(row.note, keys, origin)
@@ -230,11 +238,11 @@ def verify_log(
             Problem("missing", f"log truncated: the head says {head.size} entries, storage ends at {expected}", expected)
         )
     beyond = list(store.entries(tid, head.size, head.size + 1))
-    if beyond:
+    if beyond and not live:
         rep.problems.append(Problem("head", f"entries exist past the head's size {head.size}", head.size))
     if expected == head.size:
         if not tile_problem_reported:
-            bad = _compare_tiles(store, tid, frontier.partial_tiles())
+            bad = _compare_tiles(store, tid, frontier.partial_tiles(), grown_ok=live)
             if bad is not None:
                 rep.problems.append(bad)
                 tile_problem_reported = True
@@ -525,9 +533,12 @@ def _uncovered(expired: list[tuple[int, int]], recorded: list[tuple[int, int]]) 
     return None
 
 
-def _compare_tiles(store: Store, tid: int, changed: dict[tuple[int, int], bytes]) -> Problem | None:
+def _compare_tiles(
+    store: Store, tid: int, changed: dict[tuple[int, int], bytes], grown_ok: bool = False
+) -> Problem | None:
     """Compare rebuilt tiles with the stored ones (which must be exactly equal: full tiles
-    mid-stream, the partial ones once the stream reaches the head's size)."""
+    mid-stream, the partial ones once the stream reaches the head's size; with ``grown_ok``,
+    a stored partial tile may extend ours, the log having grown since)."""
     by_level: dict[int, list[int]] = {}
     for level, idx in changed:
         by_level.setdefault(level, []).append(idx)
@@ -538,7 +549,7 @@ def _compare_tiles(store: Store, tid: int, changed: dict[tuple[int, int], bytes]
             theirs = stored.get(idx)
             if theirs is None:
                 return Problem("tile", f"tile {level}/{idx} is missing", idx * TILE_WIDTH if level == 0 else None)
-            if theirs != ours:
+            if theirs != ours and not (grown_ok and len(theirs) > len(ours) and theirs.startswith(ours)):
                 width = len(ours) // 32
                 for j in range(min(width, len(theirs) // 32)):
                     if theirs[32 * j : 32 * j + 32] != ours[32 * j : 32 * j + 32]:
