@@ -521,3 +521,16 @@ def test_documents_in_batches(store: Store) -> None:
     assert sorted(d.id for d in store.doc_list("held")) == ["d0", "d3", "d4"]
     store.doc_put_many([])
     assert store.doc_delete_many("held", []) == 0
+
+
+def test_checkpoints_newest_pages_by_size(store: Store) -> None:
+    h = store.tenant("acme", create=True)
+    assert h is not None
+    for i in range(5):  # checkpoints at sizes 2, 4, 6, 8, 10
+        h = _append(store, h, _entries("acme", 2 * i, 2), cp=True)
+    everything = list(store.checkpoints(h.tenant_id))
+    assert [c.size for c in everything] == [2, 4, 6, 8, 10]
+    assert store.checkpoints_newest(h.tenant_id, None, 2) == everything[::-1][:2]
+    assert [c.size for c in store.checkpoints_newest(h.tenant_id, 8, 2)] == [6, 4]
+    assert [c.size for c in store.checkpoints_newest(h.tenant_id, 4, 10)] == [2]
+    assert store.checkpoints_newest(h.tenant_id, 2, 10) == []
