@@ -3,10 +3,12 @@ pipe, and its own commits (alert events) reach the server's commit listeners."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
 
+import pytest
 from alerts_live_support import wait_for
 
 from auditkeep.config import AlertSettings, Settings, open_ledger
@@ -57,3 +59,18 @@ def test_runner_child_is_woken_by_commits_and_reports_its_own(tmp_path: Path) ->
         child.stop()
         lg.close()
     assert child._proc.returncode == 0
+
+
+def test_a_child_that_ends_on_its_own_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    lg = open_ledger(Settings(data=str(tmp_path / "data")), create=True, background=False)
+    # the child cannot open a data directory that does not exist, and exits
+    child = AlertProcess(Settings(data=str(tmp_path / "missing")), lg)
+    try:
+        with caplog.at_level(logging.WARNING, logger="auditkeep.server.alerts"):
+            wait_for(lambda: "alert runner process ended" in caplog.text, timeout=120, what="the warning")
+        assert child._proc.returncode not in (None, 0)
+        child.wake()  # a wake of an ended child is harmless
+        lg.append([event("carol")], tenant="acme")
+    finally:
+        child.stop()
+        lg.close()

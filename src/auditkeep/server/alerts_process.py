@@ -80,6 +80,9 @@ class AlertProcess:
             except msgspec.DecodeError:
                 continue  # not ours (something printed): ignore it
             self._ledger.committed_elsewhere(set(tids), skip=self.committed)
+        # EOF: the child ended; unless the server is stopping it, alerts have stopped too
+        if self._fd is not None:
+            log.warning("the alert runner process ended (exit code %s): no alerts are evaluated", self._proc.wait())
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         with self._lock:
