@@ -50,7 +50,6 @@ from auditkeep.archive.run import run_archive
 from auditkeep.archive.segment import ZSTD_LEVEL
 from auditkeep.archive.target import DirTarget
 from auditkeep.ledger import Ledger, LedgerConfig
-from auditkeep.log.note import NoteVerifier
 from auditkeep.retention import load_policies, plan_retention, run_retention
 from auditkeep.retention.erase import erase_subject
 
@@ -112,7 +111,7 @@ def bench_archive(data: Path, tmp: Path) -> tuple[str, str, str, str]:
         done = run_archive(lg, target, [], 65536, at, "default", older_than_ns=1)[0]
         dt_arch = time.perf_counter() - t
         after = _baseline(lg, tid, done.archived_to, tmp / "baseline2.jsonl.zst")
-        key = NoteVerifier.from_vkey(lg.pubkey())
+        key = lg.pubkey()
     dt_base = (before + after) / 2
     for first, end in done.segments:
         rep = check_segment(*read_segment(target.get, f"default/{first:012d}-{end:012d}"), [key])

@@ -19,6 +19,7 @@ from auditkeep.errors import ConfigError
 from auditkeep.ledger import Ledger
 from auditkeep.ledger.reader import Expired, LogReader
 from auditkeep.ledger.trust import Trust
+from auditkeep.log.note import NoteVerifier
 from auditkeep.retention import load_policies, run_retention
 from auditkeep.retention.erase import erase_subject
 
@@ -132,7 +133,7 @@ def test_retention_deletes_an_archive_after_entry_only_once_archived(make_ledger
     for first, end in [(0, 256), (256, 400)]:
         rep = check(target, "default", first, end, key(lg))
         assert rep.ok and rep.entries == end - first and rep.expired == 0, rep.failures
-    rep_v = lg.verify("default", trust=Trust.given([key(lg)])).tenants[0]
+    rep_v = lg.verify("default", trust=Trust.given([NoteVerifier.from_vkey(key(lg))])).tenants[0]
     assert rep_v.ok, rep_v.problems
 
 

@@ -2,6 +2,7 @@
 against a signed checkpoint, on a directory or S3-compatible storage with Object Lock."""
 
 from auditkeep.archive.check import (
+    FORMAT,
     SegmentError,
     SegmentReport,
     check_segment,
@@ -11,7 +12,7 @@ from auditkeep.archive.check import (
 )
 from auditkeep.archive.restore import Restored, restore_segment
 from auditkeep.archive.run import TenantArchive, archived_to, list_segments, run_archive
-from auditkeep.archive.segment import FORMAT, Segment, build_segment
+from auditkeep.archive.segment import Segment, build_segment
 from auditkeep.archive.target import ArchiveTargetError, DirTarget, S3Target, Target, open_target
 
 __all__ = [

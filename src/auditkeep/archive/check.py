@@ -13,6 +13,11 @@ The checks (docs/archive.md):
 
 Each failure adds a reason naming what failed (a changed, removed, added or reordered line
 names its line number and index); the segment is valid only when none fails.
+
+Outside auditkeep this module needs only the standard library, ``cryptography`` and
+``zstandard``: ``examples/verify_segment.py`` is this same file (a test keeps the two
+identical) and takes the hashing and signed-note code from ``examples/verify_bundle.py``
+beside it, as auditkeep takes it from ``auditkeep.evidence.bundlecheck``.
 """
 
 from __future__ import annotations
@@ -30,13 +35,31 @@ from typing import Any
 
 import zstandard
 
-from auditkeep.archive.segment import FORMAT
-from auditkeep.errors import IntegrityError
-from auditkeep.evidence.bundlecheck import range_root
-from auditkeep.log.checkpoint import checkpoint_verifiers, verify_checkpoint
-from auditkeep.log.hashing import HASH_SIZE, leaf_hash
-from auditkeep.log.note import NoteVerifier, open_note
+try:  # within auditkeep
+    from auditkeep.errors import IntegrityError
+    from auditkeep.evidence.bundlecheck import (
+        Key,
+        leaf_hash,
+        parse_checkpoint,
+        parse_note,
+        range_root,
+    )
+except ImportError:  # run alone as examples/verify_segment.py, next to examples/verify_bundle.py
+    import os
+    import sys
 
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from verify_bundle import (  # type: ignore[import-not-found,no-redef]
+        IntegrityError,
+        Key,
+        leaf_hash,
+        parse_checkpoint,
+        parse_note,
+        range_root,
+    )
+
+FORMAT = "auditkeep-archive/1"
+HASH_SIZE = 32
 MAX_MANIFEST = 256 * 2**20
 MAX_RAW = 8 * 2**30  # decompressed data of one segment
 MAX_REASONS = 100
@@ -125,8 +148,14 @@ def load_manifest(raw: bytes) -> dict[str, Any]:
     return m
 
 
-def check_segment(manifest_raw: bytes, data: bytes, keys: Sequence[NoteVerifier]) -> SegmentReport:
-    """Check a segment (its manifest's bytes and the compressed data) with verifier ``keys``."""
+def parse_keys(vkeys: Sequence[str]) -> list[Key]:
+    """Verifier keys (``name+keyid+base64``, as ``auditkeep pubkey`` prints them)."""
+    return [Key.parse(v) for v in vkeys]
+
+
+def check_segment(manifest_raw: bytes, data: bytes, vkeys: Sequence[str]) -> SegmentReport:
+    """Check a segment (its manifest's bytes and the compressed data) with verifier keys."""
+    keys = parse_keys(vkeys)
     m = load_manifest(manifest_raw)
     rep = SegmentReport(m["tenant"], m["first"], m["end"], m["tree_size"])
     first, end, size = m["first"], m["end"], m["tree_size"]
@@ -136,11 +165,16 @@ def check_segment(manifest_raw: bytes, data: bytes, keys: Sequence[NoteVerifier]
     # 2. the checkpoint
     root: bytes | None = None
     try:
-        cp = verify_checkpoint(m["checkpoint"], list(keys), origin=m["origin"])
-        if cp.size != size:
-            rep.fail(f"the checkpoint is of size {cp.size}, the manifest says {size}")
+        text, sigs = parse_note(m["checkpoint"])
+        origin, cp_size, cp_root = parse_checkpoint(text)
+        if origin != m["origin"]:
+            rep.fail(f"checkpoint: its origin is {origin!r}, the manifest says {m['origin']!r}")
+        elif not any(k.signs(text, origin, sigs) for k in keys):
+            rep.fail("checkpoint: not signed by any of the given keys")
+        elif cp_size != size:
+            rep.fail(f"the checkpoint is of size {cp_size}, the manifest says {size}")
         else:
-            root = cp.root
+            root = cp_root
     except ValueError as exc:
         rep.fail(f"checkpoint: {exc}")
     # 3. leaf hashes + range proof -> root
@@ -175,7 +209,7 @@ def check_segment(manifest_raw: bytes, data: bytes, keys: Sequence[NoteVerifier]
 
 
 def _segment_note(
-    m: dict[str, Any], keys: Sequence[NoteVerifier], first: int, end: int, size: int, rep: SegmentReport
+    m: dict[str, Any], keys: Sequence[Key], first: int, end: int, size: int, rep: SegmentReport
 ) -> tuple[str, set[int]] | None:
     """(data SHA-256, expired indexes) from the signed segment note, or None when it fails."""
     note = m.get("segment_note")
@@ -183,9 +217,12 @@ def _segment_note(
         rep.fail("the manifest has no segment_note")
         return None
     try:
-        body = open_note(note, checkpoint_verifiers(list(keys), m["origin"]))
+        body, sigs = parse_note(note)
     except ValueError as exc:
         rep.fail(f"segment note: {exc}")
+        return None
+    if not any(k.signs(body, m["origin"], sigs) for k in keys):
+        rep.fail("segment note: not signed by any of the given keys")
         return None
     lines = body.split("\n")
     try:
@@ -259,6 +296,34 @@ def _check_lines(
         rep.failures.append(f"{len(missing)} entries of the range have no line (removed): {shown}")  # always said
 
 
-def check_segment_files(path: Path, keys: Sequence[NoteVerifier]) -> SegmentReport:
+def check_segment_files(path: Path, keys: Sequence[str]) -> SegmentReport:
     """Check the segment stored as files next to each other (``path``: either file)."""
     return check_segment(*read_segment_files(path), keys)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``verify_segment.py SEGMENT --key VKEY [--key VKEY]``: exit 0 when valid, 1 when a
+    check fails, 2 when the segment or a key cannot be read."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Check an auditkeep archive segment.")
+    parser.add_argument("segment", help="either file of the segment, or their common stem")
+    parser.add_argument("--key", action="append", required=True, help="verifier key (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        rep = check_segment_files(Path(args.segment), args.key)
+    except (SegmentError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not rep.ok:
+        for reason in rep.failures:
+            print(f"FAIL: {reason}")
+        return 1
+    print(f"OK: tenant {rep.tenant}, entries {rep.first}..{rep.end - 1}: {rep.entries} checked, "
+          f"{rep.expired} expired, against the checkpoint of size {rep.tree_size}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

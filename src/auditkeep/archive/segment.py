@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import orjson
 import zstandard
 
+from auditkeep.archive.check import FORMAT
 from auditkeep.errors import IntegrityError
 from auditkeep.evidence.bundlecheck import range_proof_nodes
 from auditkeep.log.hashing import HASH_SIZE, leaf_hash
@@ -35,7 +36,6 @@ from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.retention.run import to_ranges
 from auditkeep.store.base import CheckpointRow, Store, TileKey
 
-FORMAT = "auditkeep-archive/1"
 ZSTD_LEVEL = 3
 
 

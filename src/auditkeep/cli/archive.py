@@ -8,7 +8,13 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from auditkeep.archive.check import check_segment, read_segment, read_segment_files, segment_stem
+from auditkeep.archive.check import (
+    check_segment,
+    parse_keys,
+    read_segment,
+    read_segment_files,
+    segment_stem,
+)
 from auditkeep.archive.restore import restore_segment
 from auditkeep.archive.run import list_segments, run_archive
 from auditkeep.archive.target import Target, open_target
@@ -16,7 +22,6 @@ from auditkeep.cli.common import err, global_options, ledger, out, print_json, s
 from auditkeep.cli.retention import _bar, _total
 from auditkeep.errors import IntegrityError, UserError
 from auditkeep.ledger.reader import check_tenant
-from auditkeep.log.note import NoteVerifier
 from auditkeep.retention.policy import parse_duration
 
 MAX_KEY_FILE = 1 << 20
@@ -92,8 +97,9 @@ def archive_list(tenant: str | None, as_json: bool) -> None:
         err.print(f"no segments on {target.description}")
 
 
-def _keys(values: tuple[str, ...]) -> list[NoteVerifier]:
-    keys: list[NoteVerifier] = []
+def _keys(values: tuple[str, ...]) -> list[str]:
+    """Verifier keys given as text, or files of them (one a line, # comments skipped)."""
+    keys: list[str] = []
     for value in values:
         path = Path(value)
         lines = [value]
@@ -103,9 +109,10 @@ def _keys(values: tuple[str, ...]) -> list[NoteVerifier]:
             lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         for line in lines:
             try:
-                keys.append(NoteVerifier.from_vkey(line))
+                parse_keys([line])
             except ValueError as exc:
                 raise click.BadParameter(f"{line[:80]!r}: {exc}", param_hint="--key") from None
+            keys.append(line)
     return keys
 
 
