@@ -16,10 +16,10 @@ from auditkeep.archive.check import (
     segment_stem,
 )
 from auditkeep.archive.restore import restore_segment
-from auditkeep.archive.run import list_segments, run_archive
+from auditkeep.archive.run import archived_to, list_segments, run_archive
 from auditkeep.archive.target import Target, open_target
 from auditkeep.cli.common import err, global_options, ledger, out, print_json, settings
-from auditkeep.cli.retention import _bar, _total
+from auditkeep.cli.retention import _bar
 from auditkeep.errors import IntegrityError, UserError
 from auditkeep.ledger.reader import check_tenant
 from auditkeep.retention.policy import parse_duration
@@ -55,7 +55,9 @@ def archive_run(tenant: str | None, older_than: str | None, as_json: bool) -> No
         check_tenant(tenant)
     target = open_target(s.archive)
     with ledger() as lg, _bar("archiving") as bar:
-        task = bar.add_task("archive", total=_total(lg, tenant))
+        heads = lg.tenants() if tenant is None else [lg.head(tenant)]
+        # what is not archived yet (the run may stop earlier, at entries not ready)
+        task = bar.add_task("archive", total=sum(max(0, h.size - archived_to(lg.store, h.tenant_id)) for h in heads))
         done = run_archive(lg, target, policies, s.archive.segment_entries, time.time_ns(), tenant, older,
                            lambda n: bar.update(task, advance=n))
     if as_json:
