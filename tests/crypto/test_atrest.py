@@ -514,3 +514,20 @@ def test_a_running_writer_switches_to_the_new_data_key(tmp_path: Path, monkeypat
         assert lg.verify().ok
     finally:
         lg.close()
+
+
+def test_a_plain_store_cannot_be_made_to_skip_payload_checks(tmp_path: Path) -> None:
+    """A row rewritten to look encrypted, in a store that is not, is tampering for verify."""
+    import sqlite3
+
+    data = tmp_path / "plain"
+    with Ledger.open(data, background=False) as lg:
+        lg.append(_events(5))
+    conn = sqlite3.connect(data / "log.db")
+    conn.execute("UPDATE entries SET leaf = ? WHERE k = (1 << 40) | 2", (b"\xa5AK1" + b"\x00" * 40,))
+    conn.commit()
+    conn.close()
+    with Ledger.open(data, background=False) as lg:
+        rep = lg.verify()
+    assert not rep.ok
+    assert any("carry the encrypted-payload prefix" in p.message for t in rep.tenants for p in t.problems)

@@ -216,6 +216,13 @@ def verify_log(
         if stop:
             break
     rep.entries_checked = expected
+    if rep.payloads_unchecked and store.meta("encryption") is None:
+        # Only an encrypted store may hold payloads verify cannot open: in a plain one, rows
+        # made to look encrypted are altered events, not events to skip.
+        rep.problems.append(
+            Problem("event", f"{rep.payloads_unchecked} stored events carry the encrypted-payload prefix "
+                    "in a store that is not encrypted (altered)")
+        )
     gap = _uncovered(rep.expired_ranges, recorded)
     if gap is not None and rep.payloads_unchecked:
         # the retention records that would cover them are among the payloads not opened
