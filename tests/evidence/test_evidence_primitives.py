@@ -99,3 +99,38 @@ def test_consistency_check_matches_auditkeep(data: st.DataObject) -> None:
 @given(st.integers(0, 2**62))
 def test_time_parse_matches_the_leaf_format(ns: int) -> None:
     assert time_ns(format_rfc3339(ns)) == ns
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([None, "user.login", "doc.read", 7]),
+            st.sampled_from([None, {"id": "u-1"}, {"id": "u-2", "ip": "x"}, {"name": "no id"}, "not an object"]),
+            st.sampled_from([None, "success", "failure", "absent"]),
+            st.integers(-5_000, 105_000),
+        ),
+        max_size=60,
+    )
+)
+def test_report_counts_of_a_chunk_equal_counts_one_by_one(rows: list[tuple[object, object, object, int]]) -> None:
+    """Stats.add_leaves (one decode per chunk, bins by bisection) counts as Stats.add does,
+    including leaves without the counted fields and times outside the window."""
+    import json
+
+    from auditkeep.evidence.report import Stats
+
+    one, many = Stats(0, 100_000), Stats(0, 100_000)
+    leaves, received = [], []
+    for action, actor, outcome, ns in rows:
+        ev = {k: v for k, v in (("action", action), ("actor", actor), ("outcome", outcome)) if v is not None}
+        if outcome == "absent":
+            del ev["outcome"]
+        elif outcome is None:
+            ev["outcome"] = None
+        leaf = json.dumps(ev, sort_keys=True).encode()
+        one.add(json.loads(leaf), ns)
+        leaves.append(leaf)
+        received.append(ns)
+    many.add_leaves(leaves, received)
+    assert (many.total, many.bins, many.action, many.actor, many.outcome) == (one.total, one.bins, one.action, one.actor, one.outcome)
