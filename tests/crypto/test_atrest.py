@@ -531,3 +531,21 @@ def test_a_plain_store_cannot_be_made_to_skip_payload_checks(tmp_path: Path) -> 
         rep = lg.verify()
     assert not rep.ok
     assert any("carry the encrypted-payload prefix" in p.message for t in rep.tenants for p in t.problems)
+
+
+def test_a_read_only_reader_of_an_encrypted_directory(tmp_path: Path) -> None:
+    from auditkeep.ledger.reader import LogReader
+
+    data = tmp_path / "data"
+    with Ledger.open(data, encryption=ON) as lg:
+        receipts = lg.append(_events(8))
+        lg.search(limit=1)
+    with LogReader.open(data) as rd:  # the master key file of the directory
+        assert isinstance(rd.store, EncryptedStore) and rd.store.read_only
+        assert rd.get(receipts[3].id).event.reason is not None
+        assert len(rd.search(actor=MARKERS["actor"]).items) == 4
+        assert rd.verify().tenants[0].payloads_unchecked == 0
+    (data / "master.key").rename(tmp_path / "kept.key")
+    with LogReader.open(data) as rd:  # without it: the tree only
+        rep = rd.verify()
+        assert rep.ok and rep.tenants[0].payloads_unchecked == 8

@@ -19,6 +19,7 @@ from typing import Any, Unpack
 
 import msgspec
 
+from auditkeep.crypto.atrest import EncryptionSettings
 from auditkeep.errors import DataDirError
 from auditkeep.errors import Expired as Expired
 from auditkeep.errors import NotFound as NotFound  # re-exported: its old home
@@ -72,12 +73,19 @@ class LogReader:
         self._closed = False
 
     @classmethod
-    def open(cls, path: str | Path = "auditkeep-data", config: LedgerConfig | None = None) -> LogReader:
-        """A reader of the embedded store in a data directory, opened read-only."""
+    def open(
+        cls, path: str | Path = "auditkeep-data", config: LedgerConfig | None = None, *,
+        encryption: EncryptionSettings | None = None,
+    ) -> LogReader:
+        """A reader of the embedded store in a data directory, opened read-only (an encrypted
+        one with its master key as ``encryption`` says, by default ``<path>/master.key``;
+        without it only the tree can be verified)."""
+        from auditkeep.ledger.atrest import at_rest
         from auditkeep.store.factory import open_store
 
         store = open_store(Path(path), read_only=True)
         try:
+            store = at_rest(store, encryption, Path(path), read_only=True)
             return cls(store, config)
         except BaseException:
             store.close()
