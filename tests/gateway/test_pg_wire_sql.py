@@ -96,3 +96,28 @@ def test_deeply_nested_statements_are_analyzed() -> None:
     """Deeper than the interpreter recurses: the analyzer falls back to its iterative walk."""
     (st_,) = Analyzer().analyze("SELECT " + "(" * 3000 + "1" + ")" * 3000 + " FROM deep_t")
     assert st_.kind in ("select", "unknown")
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("SELECT abalance FROM pgbench_accounts WHERE aid = 7;", "select"),
+        ("  update t set a = 1 where id = 2", "update"),
+        ("BEGIN;", "transaction"),
+        ("SELECT 'a;b'", None),  # a ';' inside: parsed now
+        ("SELECT 1; DELETE FROM t", None),
+        ("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", None),  # the first word does not say
+        ("CREATE ROLE r PASSWORD 'p'", None),
+        ("-- only a comment", None),
+        ("", None),
+    ],
+)
+def test_quick_statement_only_when_the_text_is_one_statement_of_a_known_kind(sql: str, kind: str | None) -> None:
+    from auditkeep.gateway.postgres.events import analyzed
+    from auditkeep.gateway.postgres.sql import Analyzer, quick_statement
+
+    quick = quick_statement(sql)
+    assert (quick.kind if quick is not None else None) == kind
+    if quick is not None:  # the event's builder parses it: as the analyzer would have at once
+        assert analyzed(quick) == Analyzer().analyze(sql)[0]
+        assert analyzed(quick).kind == kind

@@ -95,3 +95,21 @@ def test_the_child_process_sink_delivers_in_order_and_survives_its_child(tmp_pat
         assert not [r for r in recs if "hunter2" in str(r.event.metadata)]
     assert got == list(range(1600))
     assert [(q["seq"], q["params"], q["duration_us"]) for q in queries] == [(1, ["hello"], 1500), (2, ["<malformed Bind>"], 1000)]
+
+
+def test_closing_the_child_process_sink_keeps_a_backlog(tmp_path: Path) -> None:
+    """A close that comes while the child is behind (its flush times out) still ends with
+    every event in the log: the child delivers what it holds before it exits."""
+    from auditkeep.config import Settings
+    from auditkeep.gateway.sink_process import ProcessSink
+
+    data = tmp_path / "data"
+    Ledger.open(data).close()
+    sink = ProcessSink(Settings(data=str(data)), "acme", "postgres-gateway", spool_dir=tmp_path / "spool")
+    for i in range(5000):
+        sink.emit(_ev(i))
+    sink.close(timeout=0.01)
+    assert sink._proc is not None and sink._proc.returncode == 0
+    with Ledger.open(data, create=False, background=False) as lg:
+        recs = lg.records(0, lg.head("acme").size, "acme")
+        assert [r.event.metadata["i"] for r in recs if r.event.metadata] == list(range(5000))

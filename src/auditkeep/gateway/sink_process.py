@@ -239,18 +239,21 @@ class ProcessSink:
             return self._acks.pop(token)
 
     def close(self, timeout: float = 5.0) -> None:
+        """Flush, then let the child deliver (or spool) what it holds and end. The child is
+        waited for however long that takes — never killed with events in hand."""
         self.flush(timeout)
         self._stop = True
         self._wake.set()
         self._writer.join(timeout)
         with self._send_lock:
             self._send(b"X")
-        if self._proc is not None:
+        proc = self._proc
+        while proc is not None:
             try:
-                self._proc.wait(timeout + 5)
+                proc.wait(30)
+                break
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+                log.warning("waiting for the gateway's ledger process to commit or spool %d events", self.pending())
         for c in (self._conn, self._from):
             if c is not None:
                 c.close()
@@ -331,6 +334,14 @@ def _child_main(conn: Connection, back: Connection) -> None:
                 break
     finally:
         done.set()
+        # Deliver all that is held while the ledger makes progress (a backlog after a burst
+        # can take a while); when it makes none (the store is down), the rest is spooled.
+        left = sink.pending()
+        while left and not sink.flush(5):
+            now = sink.pending()
+            if now >= left:
+                break
+            left = now
         sink.close()
         lg.close()
         with contextlib.suppress(OSError):

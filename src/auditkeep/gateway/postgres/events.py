@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from auditkeep.gateway.postgres.sql import Statement
+from auditkeep.gateway.postgres.sql import Analyzer, Statement
 from auditkeep.gateway.postgres.wire import command_rows
 from auditkeep.model import Actor, Event, Resource, Source
 from auditkeep.model.event import Category, Outcome
@@ -108,8 +108,22 @@ def _category(st: Statement) -> Category:
     return "data_change" if st.writes else "data_access"
 
 
+_analyzer: Analyzer | None = None
+
+
+def analyzed(st: Statement) -> Statement:
+    """``st`` parsed, when the gateway left that to the event's builder (:attr:`Statement.lazy`)."""
+    global _analyzer
+    if not st.lazy:
+        return st
+    if _analyzer is None:
+        _analyzer = Analyzer()
+    got = _analyzer.analyze(st.text)
+    return got[0] if len(got) == 1 else Statement(st.text.strip(), st.kind, "")
+
+
 def query_event(s: SessionInfo, r: Run, duration_s: float) -> Event:
-    st = r.statement
+    st = analyzed(r.statement)
     db: dict[str, Any] = {
         **_base(s), "seq": r.seq, "statement": st.text[:MAX_STATEMENT], "kind": st.kind,
         "protocol": r.protocol, "duration_us": int(duration_s * 1e6),
