@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,12 @@ def test_kill_9_mid_run_resumes_and_loses_nothing(tmp_path: Path) -> None:
         assert rep.ok, rep.problems
         assert rep.expired == sum(1 for i in range(n) if i % 3)
         assert lg.search("default", action=ACTION, limit=1000).items
+    # the killed run left the full-text index to a rebuild at its end; the resumed run did it
+    conn = sqlite3.connect(data / "index.db")
+    try:
+        hits = {w: conn.execute("SELECT count(*) FROM ev_fts WHERE ev_fts MATCH ?", (w,)).fetchone()[0]
+                for w in ("login", "read")}
+        stale = conn.execute("SELECT count(*) FROM proj_state WHERE key='text_stale'").fetchone()[0]
+    finally:
+        conn.close()
+    assert hits == {"login": 0, "read": n // 3} and stale == 0

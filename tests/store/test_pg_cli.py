@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from auditkeep.ledger import Ledger
+from auditkeep.store.postgres_schema import SCHEMA_VERSION
 
 pg_support = pytest.importorskip("pg_support")
 
@@ -105,7 +106,7 @@ def test_db_migrate_and_status_on_an_empty_database(tmp_path: Path, pg_url: str)
     assert "schema version  0" in r.stdout and "pending" in r.stdout
     r = run("db", "migrate", "--db", pg_url, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "schema version 0 -> 1" in r.stdout
+    assert f"schema version 0 -> {SCHEMA_VERSION}" in r.stdout
     r = run("db", "migrate", "--db", pg_url, cwd=tmp_path)
     assert "up to date" in r.stdout
 

@@ -66,7 +66,19 @@ TEXT_LIMIT = 4096
 
 
 def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
+    return _project(tenant_id, e, _leaf_decoder.decode(e.leaf))
+
+
+def project_erased(tenant_id: int, e: Entry) -> tuple[str, ProjectedRow]:
+    """The full text an entry was indexed with (plaintext included) and its row without the
+    plaintext, from one decode of the leaf (erasure replaces the one by the other)."""
     ev = _leaf_decoder.decode(e.leaf)
+    parts = _parts(ev)
+    row = _project(tenant_id, Entry(e.index, e.id, e.received_ns, e.leaf, e.subject, None), ev, parts)
+    return _join(_with_sealed(parts, e.sealed)), row
+
+
+def _project(tenant_id: int, e: Entry, ev: LeafView, parts: list[str] | None = None) -> ProjectedRow:
     time_ns = parse_rfc3339(ev.time) if ev.time else e.received_ns
     if not in_range(time_ns):
         # Committed before the time bounds held: indexed at the nearest bound, so the row is
@@ -87,7 +99,7 @@ def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
         resource_id=r.id if r else None,
         outcome=ev.outcome or "unknown",
         category=ev.category,
-        text=_text(ev, e.sealed),
+        text=_join(_with_sealed(_parts(ev) if parts is None else parts, e.sealed)),
         metadata=_meta_encoder.encode(ev.metadata) if ev.metadata else None,
     )
 
@@ -98,6 +110,11 @@ def projected_text(e: Entry) -> str:
 
 
 def _text(ev: LeafView | Event, sealed: bytes | None) -> str:
+    return _join(_with_sealed(_parts(ev), sealed))
+
+
+def _parts(ev: LeafView | Event) -> list[str]:
+    """The strings of the committed event that full-text search sees, in order."""
     parts: list[str] = [ev.actor.id, ev.action]
     a = ev.actor
     for v in (a.name, a.ip, a.session_id):
@@ -113,10 +130,17 @@ def _text(ev: LeafView | Event, sealed: bytes | None) -> str:
         parts += [v for v in (s.service, s.host, s.request_id) if v]
     if ev.metadata:
         _strings(ev.metadata, parts, [sum(len(p) for p in parts)])
-    if sealed:
-        for v in _sealed_decoder.decode(sealed).values():
-            if isinstance(v, str):
-                parts.append(v)
+    return parts
+
+
+def _with_sealed(parts: list[str], sealed: bytes | None) -> list[str]:
+    """``parts`` followed by the personal plaintext's strings (a new list when there are any)."""
+    if not sealed:
+        return parts
+    return parts + [v for v in _sealed_decoder.decode(sealed).values() if isinstance(v, str)]
+
+
+def _join(parts: list[str]) -> str:
     text = " ".join(parts)
     return text[:TEXT_LIMIT] if len(text) > TEXT_LIMIT else text
 

@@ -22,7 +22,7 @@ import msgspec
 
 from auditkeep.errors import NotFound
 from auditkeep.ledger.ledger import Ledger
-from auditkeep.ledger.projector import project_entry
+from auditkeep.ledger.projector import project_erased
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import Submitter
 from auditkeep.model.timefmt import parse_rfc3339
@@ -71,8 +71,8 @@ def erase_subject(
     for e in entries:
         if not e.leaf:
             continue
-        old_texts[entry_key(tid, e.index)] = project_entry(tid, e).text
-        rows.append(project_entry(tid, Entry(e.index, e.id, e.received_ns, e.leaf, e.subject, None)))
+        old_texts[entry_key(tid, e.index)], row = project_erased(tid, e)
+        rows.append(row)
     ranges = to_ranges([e.index for e in entries])
     erasure = Erasure("er_" + secrets.token_hex(8), tenant, len(entries), ranges)
     ledger.append_own([_record(erasure, why, actor)], tenant, submitter or ledger.submitter)

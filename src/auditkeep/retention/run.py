@@ -11,6 +11,16 @@ the payloads are deleted. A run killed in between is resumed by the next one, wh
 the same entries still due and records them again: nothing is lost, at worst recorded
 twice. The cursor ``retention`` keeps the index below which every entry has expired, so a
 run does not rescan them.
+
+On SQLite, a run that may expire at least half of the search projection deletes the search
+rows without their full-text rows and rebuilds the full-text index once at its end (see
+``_text_later``); the index is marked stale first, so a run killed before the rebuild leaves
+the mark, and the next run rebuilds it. Meanwhile no search returns an expired entry: a
+full-text match is joined with the search rows, which are gone.
+
+On PostgreSQL, a run ends by compacting each past monthly partition whose entries have
+(nearly) all expired (``PostgresStore.compact_expired_months``): the partition is dropped and
+replaced by a compact copy, which gives its space back at once.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from auditkeep.model.timefmt import format_rfc3339, parse_rfc3339
 from auditkeep.retention.holds import Hold, HoldBook, covering
 from auditkeep.retention.policy import Policy, first_match, protected
 from auditkeep.store.base import Head, Store, entry_key
+from auditkeep.store.sqlite import SQLiteStore
 
 CURSOR = "retention"
 ARCHIVE_CURSOR = "archive"  # the archive's (auditkeep.archive.run): entries below it are archived
@@ -216,25 +227,73 @@ def run_retention(
     at = time.time_ns() if at_ns is None else at_ns
     store = ledger.store
     book = HoldBook(store)
-    want_texts = store.dialect == "sqlite"
+    embedded = store if isinstance(store, SQLiteStore) else None
     out = []
     for head in _heads(ledger, tenant):
         if archive is not None:
             archive(head)
         plan = TenantPlan(head.tenant, head.size)
         out.append(plan)
+        text_later = embedded is not None and _text_later(embedded, head, policies, at)
+        want_texts = embedded is not None and not text_later
         for chunk in _scan(store, head, policies, book.active(head.tenant), at, plan, want_texts, chunk_size):
             if chunk.due:
                 events = _records(chunk, at)
                 ledger.append_own(events, head.tenant, ledger.submitter)  # auditkeep.retention.*
                 plan.records += len(events)
-                store.expire(head.tenant_id, chunk.due, chunk.texts)
+                if embedded is not None:
+                    embedded.expire(head.tenant_id, chunk.due, chunk.texts, text_later=text_later)
+                else:
+                    store.expire(head.tenant_id, chunk.due, chunk.texts)
             store.set_cursor(CURSOR, head.tenant_id, chunk.low)
             if progress is not None:
                 progress(chunk.scanned)
             if stop is not None and stop():
+                _finish_text(embedded)
                 return out
+    _finish_text(embedded)
+    compact = getattr(store, "compact_expired_months", None)  # PostgreSQL: whole expired months
+    if compact is not None:
+        compact(at)
     return out
+
+
+def _finish_text(store: SQLiteStore | None) -> None:
+    """Rebuild a full-text index left stale by this run, or by a run killed before its end."""
+    if store is not None and store.text_index_stale():
+        store.rebuild_text_index(projected_text)
+
+
+def _text_later(store: SQLiteStore, head: Head, policies: list[Policy], at_ns: int) -> bool:
+    """Whether this run should leave the full-text index to one rebuild at its end instead of
+    forgetting each expired entry's row. SQLite's contentless index forgets a row only when
+    given its text again, which costs a decode of the event and a tokenisation per entry; a
+    rebuild costs the same per entry that stays. So the rebuild is chosen when the entries
+    that may expire (those received before the youngest policy's limit, from the cursor on)
+    are at least as many as the rest of the index: it then costs at most about as much as
+    forgetting them would, and far less when most of the index expires at once."""
+    deletes = [p.delete_after_ns for p in policies if p.delete_after_ns is not None]
+    if not deletes:
+        return False
+    newest_due = at_ns - min(deletes)
+    low, _ = store.cursor(CURSOR, head.tenant_id)
+    end = _first_received_after(store, head, low, newest_due)
+    may_expire = store.projected_rows(head.tenant_id, low, end)
+    return may_expire > 0 and 2 * may_expire >= store.projected_rows()
+
+
+def _first_received_after(store: Store, head: Head, low: int, ns: int) -> int:
+    """The first index at or after ``low`` received after ``ns`` (``received_at`` never
+    decreases within a log), by bisection."""
+    lo, hi = low, head.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        e = next(store.entries(head.tenant_id, mid, mid + 1), None)
+        if e is not None and e.received_ns <= ns:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def _records(chunk: _Chunk, at_ns: int) -> list[dict[str, Any]]:

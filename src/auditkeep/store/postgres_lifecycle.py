@@ -4,11 +4,17 @@ An expired entry keeps its row (key, id, received_ns) with an empty leaf; its pr
 (and so its full-text vector) is deleted in the same transaction. PostgreSQL leaves dead
 tuples until vacuum; erasure runs ``VACUUM`` on the tables it changed so that the old
 versions are not kept in the heap.
+
+A past month whose entries have (nearly) all expired is compacted (``compact_month``): its
+partition is detached and dropped, and a compact copy (an expired entry keeps its key, id,
+received time and empty leaf) takes its place, so the space of the payloads and of their
+dead row versions is given back at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -59,6 +65,73 @@ def erase_subject(conn: psycopg.Connection[Any], tenant_id: int, subject: str, k
             "ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text"
         )
     return sorted(int(r[0]) & mask for r in rows)
+
+
+COMPACTED_NOTE = "auditkeep: compacted after retention"
+# A past month is compacted once at most this share of its entries still holds a payload
+# (those that no policy expires: retention, hold and erasure records, held events).
+KEPT_AT_MOST = 0.1
+
+
+@dataclass
+class Compacted:
+    table: str
+    rows: int
+    kept: int  # entries that still had their payload (copied as they were)
+    bytes_before: int
+    bytes_after: int
+
+
+def compact_month(
+    conn: psycopg.Connection[Any], table: str, start_ns: int, end_ns: int, lock_key: int
+) -> Compacted | None:
+    """Replace a past monthly partition whose entries have (nearly) all expired by a compact
+    copy: the old table is detached and dropped, so its files (payload bytes and dead row
+    versions, which VACUUM would keep in the file) go at once; the new one holds every row as
+    it now is, an expired entry's key, id and received time with its empty leaf, so every
+    index and event id still answers "expired" and verify reads the same rows. Leaf hashes
+    are in the tiles, which stay. Returns None, changing nothing, when more than
+    ``KEPT_AT_MOST`` of the entries hold a payload, the partition is empty, or it was
+    compacted already. One transaction: a crash leaves the old partition as it was."""
+    old = sql.Identifier(table)
+    new_name = table + "_compact"
+    new = sql.Identifier(new_name)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))  # the partitions' lock
+        note = conn.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", (table,)).fetchone()
+        if note is not None and note[0] == COMPACTED_NOTE:
+            return None
+        # SHARE: no write reaches the old partition from now on (reads go on) until it is gone.
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(old))
+        row = conn.execute(
+            sql.SQL("SELECT count(*), count(*) FILTER (WHERE length(leaf) > 0), "
+                    "pg_total_relation_size(%s::regclass) FROM {}").format(old),
+            (table,),
+        ).fetchone()
+        assert row is not None
+        rows, kept, before = int(row[0]), int(row[1]), int(row[2])
+        if rows == 0 or kept > rows * KEPT_AT_MOST:
+            return None
+        conn.execute(sql.SQL(
+            "CREATE TABLE {} (LIKE entries INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
+        ).format(new))
+        conn.execute(sql.SQL(
+            "INSERT INTO {} (k, tenant_id, id, received_ns, leaf, subject, sealed) "
+            "SELECT k, tenant_id, id, received_ns, leaf, subject, sealed FROM {} ORDER BY k"
+        ).format(new, old))
+        # The bound as a constraint lets ATTACH skip its scan of the new table.
+        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (received_ns >= {} AND received_ns < {})").format(
+            new, sql.Identifier(new_name + "_bound"), sql.Literal(start_ns), sql.Literal(end_ns)))
+        # From here the parent is locked (ACCESS EXCLUSIVE) until commit: detach, attach (which
+        # builds the new table's indexes, on the compact rows), drop, rename.
+        conn.execute(sql.SQL("ALTER TABLE entries DETACH PARTITION {}").format(old))
+        conn.execute(sql.SQL("ALTER TABLE entries ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+            new, sql.Literal(start_ns), sql.Literal(end_ns)))
+        conn.execute(sql.SQL("DROP TABLE {}").format(old))
+        conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(new, old))
+        conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(old, sql.Literal(COMPACTED_NOTE)))
+        after = conn.execute("SELECT pg_total_relation_size(%s::regclass)", (table,)).fetchone()
+    return Compacted(table, rows, kept, before, int(after[0]) if after else 0)
 
 
 def vacuum(conn: psycopg.Connection[Any]) -> None:

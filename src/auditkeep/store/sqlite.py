@@ -13,7 +13,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,13 @@ from auditkeep.store.sqlite_docs import SQLiteDocuments
 from auditkeep.store.sqlite_lease import FileLease, file_lease
 from auditkeep.store.sqlite_lifecycle import (
     blank_entries,
+    drop_projected_rows,
     erase_subject_rows,
     forget_projected,
+    mark_text_stale,
+    rebuild_text,
     shred_files,
+    text_stale,
 )
 from auditkeep.store.sqlite_schema import INDEX_SCHEMA, LOG_MIGRATIONS
 from auditkeep.store.sqlite_search import (
@@ -482,7 +486,8 @@ class SQLiteStore(SQLiteDocuments):
         """Forget the projection; the consumer rebuilds it from the log."""
         with self._project_lock:
             self._p.executescript(
-                "DROP TABLE IF EXISTS ev; DROP TABLE IF EXISTS ev_fts; DROP TABLE IF EXISTS proj_cursor;"
+                "DROP TABLE IF EXISTS ev; DROP TABLE IF EXISTS ev_fts; DROP TABLE IF EXISTS proj_cursor; "
+                "DROP TABLE IF EXISTS proj_state;"
             )
             self._p.executescript(INDEX_SCHEMA)
 
@@ -532,15 +537,44 @@ class SQLiteStore(SQLiteDocuments):
         finally:
             conn.execute("PRAGMA secure_delete=OFF")
 
-    def expire(self, tenant_id: int, indexes: Sequence[int], texts: Mapping[int, str]) -> int:
+    def expire(
+        self, tenant_id: int, indexes: Sequence[int], texts: Mapping[int, str], text_later: bool = False
+    ) -> int:
+        """See :meth:`Store.expire`. With ``text_later`` the full-text rows are left for
+        :meth:`rebuild_text_index` (``texts`` unused): the index is marked stale in the same
+        transaction that deletes the search rows, so a crash before the rebuild is seen."""
         keys = [entry_key(tenant_id, i) for i in indexes]
         if not keys:
             return 0
         # The projection first: a crash between the two leaves payloads that a rerun expires.
         with self._project_lock, self._secure(self._p) as p:
-            forget_projected(p, keys, texts)
+            if text_later:
+                mark_text_stale(p)
+                drop_projected_rows(p, keys)
+            else:
+                forget_projected(p, keys, texts)
         with self._write_lock, self._guard(), self._secure(self._w) as w:
             return blank_entries(w, tenant_id, indexes)
+
+    def projected_rows(self, tenant_id: int | None = None, start: int = 0, end: int = 1 << KEY_SHIFT) -> int:
+        """How many entries the search projection holds (of one tenant's [start, end), or all)."""
+        if tenant_id is None:
+            return int(self._reader().execute("SELECT count(*) FROM ix.ev").fetchone()[0])
+        return int(self._reader().execute(
+            "SELECT count(*) FROM ix.ev WHERE k >= ? AND k < ?",
+            (entry_key(tenant_id, start), entry_key(tenant_id, end)),
+        ).fetchone()[0])
+
+    def text_index_stale(self) -> bool:
+        """Whether the full-text index may still hold rows of expired entries."""
+        return text_stale(self._reader())
+
+    def rebuild_text_index(self, text_of: Callable[[Entry], str]) -> int:
+        """Empty the full-text index and index again every entry the search projection holds
+        (``text_of`` gives an entry's text), in one transaction; search rows whose entry has
+        no payload any more are deleted. Clears the stale mark; returns the rows indexed."""
+        with self._project_lock, self._secure(self._p) as p:
+            return rebuild_text(p, self.entries_by_key, text_of)
 
     def subject_entries(self, tenant_id: int, subject: str) -> list[Entry]:
         mask = (1 << KEY_SHIFT) - 1

@@ -9,9 +9,9 @@ them on free pages, and a truncating WAL checkpoint removes the old frames.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from auditkeep.store.base import entry_key
+from auditkeep.store.base import Entry, entry_key
 
 
 def forget_projected(p: sqlite3.Connection, keys: Sequence[int], texts: Mapping[int, str]) -> None:
@@ -33,19 +33,76 @@ def forget_projected(p: sqlite3.Connection, keys: Sequence[int], texts: Mapping[
     )
 
 
-def blank_entries(w: sqlite3.Connection, tenant_id: int, indexes: Sequence[int]) -> int:
-    """Delete the payload of entries (in a transaction the caller opened), one statement per
-    run of consecutive indexes; returns how many still had one."""
-    before = w.total_changes
+def drop_projected_rows(p: sqlite3.Connection, keys: Sequence[int]) -> None:
+    """Delete the search rows of entries, one statement per run of consecutive keys, leaving
+    their full-text rows for :func:`rebuild_text` (in a transaction the caller opened)."""
+    p.executemany("DELETE FROM ev WHERE k >= ? AND k < ?", _runs(keys))
+
+
+def mark_text_stale(p: sqlite3.Connection) -> None:
+    p.execute("INSERT OR REPLACE INTO proj_state(key, value) VALUES('text_stale', 1)")
+
+
+def text_stale(conn: sqlite3.Connection) -> bool:
+    """Whether the full-text index may hold rows of expired entries (``conn`` reads index.db
+    as ``ix``)."""
+    return conn.execute("SELECT 1 FROM ix.proj_state WHERE key='text_stale'").fetchone() is not None
+
+
+REBUILD_CHUNK = 5000
+
+
+def rebuild_text(
+    p: sqlite3.Connection,
+    entries_by_key: Callable[[Sequence[int]], Mapping[int, Entry]],
+    text_of: Callable[[Entry], str],
+) -> int:
+    """Empty the contentless full-text index and index every search row's entry again (in a
+    transaction the caller opened, with ``secure_delete`` on, so the old segments' bytes are
+    zeroed). Cheaper than forgetting rows one by one, which needs each row's text, once most
+    of the index has expired. Search rows whose entry lost its payload meanwhile go too."""
+    p.execute("INSERT INTO ev_fts(ev_fts) VALUES('delete-all')")
+    last = -1
+    indexed = 0
+    while True:
+        keys = [r[0] for r in p.execute("SELECT k FROM ev WHERE k > ? ORDER BY k LIMIT ?", (last, REBUILD_CHUNK))]
+        if not keys:
+            break
+        last = keys[-1]
+        found = entries_by_key(keys)
+        rows: list[tuple[int, str]] = []
+        gone: list[tuple[int]] = []
+        for k in keys:
+            e = found.get(k)
+            if e is None or not e.leaf:
+                gone.append((k,))
+            else:
+                rows.append((k, text_of(e)))
+        p.executemany("INSERT INTO ev_fts(rowid, body) VALUES(?, ?)", rows)
+        p.executemany("DELETE FROM ev WHERE k=?", gone)
+        indexed += len(rows)
+    p.execute("DELETE FROM proj_state WHERE key='text_stale'")
+    return indexed
+
+
+def _runs(keys: Sequence[int]) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive keys (``keys`` ascending)."""
     runs: list[tuple[int, int]] = []
-    for i in indexes:
-        k = entry_key(tenant_id, i)
+    for k in keys:
         if runs and runs[-1][1] == k:
             runs[-1] = (runs[-1][0], k + 1)
         else:
             runs.append((k, k + 1))
+    return runs
+
+
+def blank_entries(w: sqlite3.Connection, tenant_id: int, indexes: Sequence[int]) -> int:
+    """Delete the payload of entries (in a transaction the caller opened), one statement per
+    run of consecutive indexes; returns how many still had one."""
+    before = w.total_changes
     w.executemany(
-        "UPDATE entries SET leaf=X'', subject=NULL, sealed=NULL WHERE k >= ? AND k < ? AND length(leaf) > 0", runs
+        "UPDATE entries SET leaf=X'', subject=NULL, sealed=NULL WHERE k >= ? AND k < ? AND length(leaf) > 0",
+        _runs([entry_key(tenant_id, i) for i in indexes]),
     )
     return w.total_changes - before
 

@@ -35,6 +35,7 @@ from auditkeep.store.postgres_append import (
     head_of,
     read_tiles,
 )
+from auditkeep.store.postgres_schema import month_of_table
 from auditkeep.store.postgres_search import (
     build_count_by_time,
     build_search,
@@ -415,6 +416,24 @@ class PostgresStore(PgSchema, PgDocuments):
             return 0
         with self._conn() as conn:
             return lifecycle.expire(conn, tenant_id, indexes)
+
+    def compact_expired_months(self, now_ns: int | None = None) -> list[lifecycle.Compacted]:
+        """Compact every monthly partition that ended before ``now_ns`` (default now) and whose
+        entries have (nearly) all expired (see :func:`lifecycle.compact_month`)."""
+        now = time.time_ns() if now_ns is None else now_ns
+        done: list[lifecycle.Compacted] = []
+        for table, _rows, _size in self.partitions():
+            month = month_of_table(table)
+            if month is None or month.end_ns > now:
+                continue
+            with self._conn() as conn:
+                key = self._advisory_key(conn, "partitions")
+                got = lifecycle.compact_month(conn, table, month.start_ns, month.end_ns, key)
+            if got is not None:
+                log.info("compacted expired partition %s: %d entries (%d with a payload), %d -> %d bytes",
+                         table, got.rows, got.kept, got.bytes_before, got.bytes_after)
+                done.append(got)
+        return done
 
     def subject_entries(self, tenant_id: int, subject: str) -> list[Entry]:
         with self._conn() as conn:
