@@ -205,13 +205,14 @@ class BlindIndex:
     """Keyed tokens of searchable values: equal values give equal tokens under one tenant's
     index key, and nothing else can be learnt from a token without that key."""
 
-    __slots__ = ("_key", "_memo")
+    __slots__ = ("_key", "_memo", "words")
     SIZE = 10  # bytes of HMAC kept (80 bits: collisions are not a concern at audit-log scale)
     MEMO = 200_000  # tokens remembered (words, actions and hosts recur: most lookups hit)
 
     def __init__(self, key: bytes) -> None:
         self._key = HmacKey(key)
         self._memo: dict[tuple[str, str], str] = {}
+        self.words: dict[str, str] = {}  # tokens of full-text words (kind "t"), looked up inline
 
     def token(self, kind: str, value: str) -> str:
         memo = self._memo
@@ -220,5 +221,8 @@ class BlindIndex:
             t = self._key.digest(kind.encode() + b"\x00" + value.encode("utf-8", "surrogatepass"))[: self.SIZE].hex()
             if len(memo) >= self.MEMO:
                 memo.clear()
+                self.words.clear()
             memo[(kind, value)] = t
+            if kind == "t":
+                self.words[value] = t
         return t

@@ -233,12 +233,14 @@ def _meta_tokens(bi: BlindIndex, prefix: str, value: Any, out: list[str], budget
         budget[0] -= 1
 
 
-def token_text(bi: BlindIndex, e: Entry) -> str:
+def token_text(bi: BlindIndex, e: Entry, text: str | None = None) -> str:
     """What the full-text index of an encrypted store holds for an entry: keyed tokens of
     its words (in order, so a phrase still matches), of each dotted prefix of its action, of
-    each scalar metadata value under its path, and of its submitter."""
+    each scalar metadata value under its path, and of its submitter. ``text``: the entry's
+    full-text body when the caller has it (the projected row's)."""
     ev = _leaf.decode(e.leaf)
-    out = [bi.token("t", t) for t in tokens(_text(ev, e.sealed))]
+    words = bi.words
+    out = [words.get(t) or bi.token("t", t) for t in tokens(_text(ev, e.sealed) if text is None else text)]
     a = ev.action
     i = a.find(".")
     while i >= 0:
@@ -308,7 +310,7 @@ def blind_row(bi: BlindIndex, row: ProjectedRow, e: Entry) -> ProjectedRow:
         resource_type=None if row.resource_type is None else bi.token("rtype", row.resource_type),
         resource_id=None if row.resource_id is None else bi.token("rid", row.resource_id),
         category=None if row.category is None else bi.token("category", row.category),
-        text=token_text(bi, e),
+        text=token_text(bi, e, row.text),
         metadata=None,
     )
 
