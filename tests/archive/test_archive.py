@@ -38,11 +38,16 @@ def test_segments_cover_the_log_in_aligned_ranges_and_verify(make_ledger: Callab
         assert rep.ok, rep.failures
         assert rep.entries == end - first
     # a later run archives only what is new, from the cursor on
+    # the run recorded what it archived in the tenant's log (index 1000)
+    rec = lg.record_at(1000, "default").event
+    assert rec.action == "auditkeep.archive.written"
+    assert rec.metadata == {"segments": [[0, 256], [256, 512], [512, 768], [768, 1000]], "count": 1000,
+                            "target": str(tmp_path / "arch")}
     fill(lg, 100, start=1000)
     again = run_archive(lg, target, [], 256, lg.head("default").received_ns + DAY, older_than_ns=DAY // 2)
-    assert again[0].segments == [(1000, 1024), (1024, 1100)]
+    assert again[0].segments == [(1000, 1024), (1024, 1101)]
     rows = list_segments(target, "default")
-    assert [(r["first"], r["end"]) for r in rows] == [*done[0].segments, (1000, 1024), (1024, 1100)]
+    assert [(r["first"], r["end"]) for r in rows] == [*done[0].segments, (1000, 1024), (1024, 1101)]
     assert all(r["complete"] for r in rows)
 
 
@@ -55,6 +60,7 @@ def test_nothing_ready_nothing_archived(make_ledger: Callable[..., Ledger], tmp_
     # entries younger than older_than are not ready
     assert run_archive(lg, target, [], 256, older_than_ns=DAY)[0].segments == []
     assert list_segments(target) == []
+    assert lg.head("default").size == 50  # nothing archived, nothing recorded
 
 
 def test_archive_after_stops_at_the_first_entry_not_yet_due(make_ledger: Callable[..., Ledger], tmp_path: Path) -> None:
@@ -72,7 +78,7 @@ def test_archive_after_stops_at_the_first_entry_not_yet_due(make_ledger: Callabl
     assert done[0].archived_to == 300  # the user.* events are not due for 30 days
     assert check(target, "default", 0, 300, key(lg)).ok
     done = run_archive(lg, target, policies, 4096, at + 30 * DAY)
-    assert done[0].segments == [(300, 330)]
+    assert done[0].segments == [(300, 331)]  # with the record of the first run
 
 
 def test_a_checkpoint_is_signed_when_none_covers_the_ready_range(tmp_path: Path) -> None:

@@ -85,7 +85,8 @@ def test_retention_archives_then_deletes_and_the_segment_verifies_and_restores(t
     # nothing new: a second run archives nothing
     r = run("archive", "run", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["tenants"][0]["entries"] in (0, 1)  # at most the retention record
+    # at most the log's own records since the first run (auditkeep.archive.written, .retention.deleted)
+    assert json.loads(r.stdout)["tenants"][0]["entries"] <= 2
 
 
 def test_archive_after_without_target_and_verify_of_nothing(tmp_path: Path) -> None:

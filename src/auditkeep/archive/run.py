@@ -34,6 +34,9 @@ from auditkeep.retention.run import ARCHIVE_CURSOR, _slim
 from auditkeep.store.base import Head, Lease, Store
 
 CURSOR = ARCHIVE_CURSOR
+ACTION = "auditkeep.archive.written"
+ACTOR = {"id": "auditkeep-archive", "type": "service"}
+SEGMENTS_PER_EVENT = 400  # keeps one record well inside the event size and array limits
 LEASE = "archive"  # one archiving process per store: two would race to write the same segment
 
 
@@ -51,7 +54,7 @@ def _take_lease(store: Store) -> Lease:
 @dataclass
 class TenantArchive:
     tenant: str
-    size: int
+    size: int  # the log's size when the run began
     archived_before: int = 0  # the cursor when the run started
     archived_to: int = 0  # the cursor when it ended
     segments: list[tuple[int, int]] = field(default_factory=list)  # written or adopted
@@ -173,7 +176,27 @@ def archive_tenant(
         if progress is not None:
             progress(end - pos)
         pos = res.archived_to = end
+    if res.segments:
+        reader.append_own(_records(res, target), head.tenant, reader.submitter)
     return res
+
+
+def _records(res: TenantArchive, target: Target) -> list[dict[str, Any]]:
+    """The ``auditkeep.archive.written`` events of one run over a tenant: which ranges went
+    to which target (after the segments are durable: a record never names a missing one)."""
+    out = []
+    for i in range(0, len(res.segments), SEGMENTS_PER_EVENT):
+        part = res.segments[i : i + SEGMENTS_PER_EVENT]
+        out.append({
+            "actor": ACTOR,
+            "action": ACTION,
+            "category": "system",
+            "outcome": "success",
+            "source": {"service": "auditkeep-archive"},
+            "metadata": {"segments": [[a, b] for a, b in part], "count": sum(b - a for a, b in part),
+                         "target": target.description[:500]},
+        })
+    return out
 
 
 def run_archive(
