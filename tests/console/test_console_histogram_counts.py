@@ -11,6 +11,7 @@ from auditkeep.console import histogram
 from auditkeep.console.search import histogram_of
 from auditkeep.ledger import Ledger
 from auditkeep.model.timefmt import parse_rfc3339
+from auditkeep.query.filters import Filters
 
 T0 = parse_rfc3339("2024-05-01T00:00:00Z")
 MIN = 60 * 10**9
@@ -54,7 +55,7 @@ def test_histogram_matches_counting_each_event(
 ) -> None:
     events = _events(700)
     ledger.append(events, tenant="acme")
-    got = histogram_of(ledger, "acme", kwargs, since, until)
+    got = histogram_of(ledger, "acme", Filters.from_kwargs(kwargs), since, until)
     assert got is not None
     times = [parse_rfc3339(e["time"]) for e in events if e["actor"]["id"] == kwargs.get("actor", e["actor"]["id"])]
     lo = since if since is not None else min(times)
@@ -73,12 +74,12 @@ def test_more_matches_than_the_old_cap_are_all_counted(ledger: Ledger) -> None:
              for i in range(start, start + 1000)],
             tenant="acme",
         )  # fmt: skip
-    got = histogram_of(ledger, "acme", {}, None, None)
+    got = histogram_of(ledger, "acme", Filters(), None, None)
     assert got is not None and got.counted == n and got.totals()["success"] == n
 
 
 def test_nothing_matches(ledger: Ledger) -> None:
     ledger.append(_events(10), tenant="acme")
-    assert histogram_of(ledger, "acme", {"actor": "nobody"}, None, None) is None
-    empty = histogram_of(ledger, "acme", {"actor": "nobody", "since": T0, "until": T0 + MIN}, T0, T0 + MIN)
+    assert histogram_of(ledger, "acme", Filters(actor="nobody"), None, None) is None
+    empty = histogram_of(ledger, "acme", Filters(actor="nobody", since=T0, until=T0 + MIN), T0, T0 + MIN)
     assert empty is not None and empty.counted == 0

@@ -133,11 +133,12 @@ def test_unfiltered_jsonl_writes_stored_events_as_readers_see_them(tmp_path: Pat
 
     from auditkeep.export import iter_chunks
     from auditkeep.ledger.ledger import Ledger
+    from auditkeep.query.filters import Filters
 
     with Ledger.open(tmp_path / "d", background=False) as lg:
         lg.append([{"actor": {"id": f"u{i}", **({"ip": "10.0.0.9"} if i % 2 else {})}, "action": "a.b", "metadata": {"i": i, "s": "é\"\\"}}
                    for i in range(30)], "acme")
-        out = b"".join(chunk for _, chunk in iter_chunks(lg, "acme", {}, Formatter("jsonl"), page=7))
+        out = b"".join(chunk for _, chunk in iter_chunks(lg, "acme", Filters(), Formatter("jsonl"), page=7))
         want = [msgspec.to_builtins(r) for r in lg.records(0, 30, "acme")]
     got = [json.loads(x) for x in out.splitlines()]
     assert got == want

@@ -131,12 +131,13 @@ def test_on_each_store_exports_and_forwards_resume_and_the_lease_is_exclusive(ma
     resumes at its cursor after a restart, and a second forwarder cannot take the lease."""
     from auditkeep.export import Formatter, iter_chunks
     from auditkeep.forward.service import LEASE
+    from auditkeep.query.filters import Filters
 
     lg = make_ledger(background=False)
     lg.append(_events(120), "acme")
-    out = b"".join(c for _, c in iter_chunks(lg, "acme", {}, Formatter("jsonl"), page=50))
+    out = b"".join(c for _, c in iter_chunks(lg, "acme", Filters(), Formatter("jsonl"), page=50))
     assert [json.loads(x)["index"] for x in out.splitlines()] == list(range(120))
-    ocsf = b"".join(c for _, c in iter_chunks(lg, "acme", {"outcome": "failure"}, Formatter("ocsf"), page=7))
+    ocsf = b"".join(c for _, c in iter_chunks(lg, "acme", Filters(outcome="failure"), Formatter("ocsf"), page=7))
     assert len(ocsf.splitlines()) == 40
     path = tmp_path / "fw.jsonl"
     fs = ForwardSettings(name="pg-or-sqlite", type="file", path=str(path), batch=50)

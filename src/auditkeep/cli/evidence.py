@@ -16,7 +16,7 @@ from auditkeep.cli.search import _catch_up_index
 from auditkeep.evidence.build import build_bundle
 from auditkeep.evidence.bundlecheck import BundleError, verify_bundle
 from auditkeep.model.event import CATEGORIES, OUTCOMES
-from auditkeep.query.filters import parse_metadata, parse_time
+from auditkeep.query.filters import Filters, parse_time
 
 
 def _bar(label: str) -> Progress:
@@ -53,9 +53,7 @@ def evidence(
     Personal fields are left out (commitments only) unless --reveal-subject opens one
     subject's. Reads only: no signing key needed."""
     since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
-    chosen: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
-    if metadata:
-        chosen["metadata"] = parse_metadata(metadata)
+    chosen = Filters.parse({**filters, "metadata": list(metadata)})
     out_path = out_path.expanduser()
     if not out_path.parent.is_dir():
         raise click.UsageError(f"{out_path.parent} is not a directory", None)

@@ -21,7 +21,7 @@ from rich.progress import (
 from auditkeep.cli.common import err, global_options, interactive, reader
 from auditkeep.cli.search import _catch_up_index, filter_options
 from auditkeep.export import FORMATS, Formatter, iter_chunks, planned_total
-from auditkeep.query.filters import search_kwargs
+from auditkeep.query.filters import Filters
 
 
 @click.command()
@@ -38,18 +38,18 @@ def export(tenant: str, fmt: str, out_path: str | None, **filters: Any) -> None:
     Without filters: every entry of the log in log order, up to the head when the export
     began. With filters: the matching events, oldest event time first. Reads only (no
     signing key needed); a progress bar shows on a terminal."""
-    kwargs = search_kwargs(filters)
+    parsed = Filters.parse(filters)
     formatter = Formatter(fmt)
     with reader() as lg, _output(out_path) as sink:
-        if kwargs:
+        if parsed:
             _catch_up_index(lg, tenant)
-        total = planned_total(lg, tenant, kwargs)
+        total = planned_total(lg, tenant, parsed)
         columns = [TextColumn(f"[bold]export {fmt}"), BarColumn()]
         columns += [MofNCompleteColumn(), TimeRemainingColumn()] if total is not None else [TextColumn("{task.completed} events"), TimeElapsedColumn()]
         written = 0
         with Progress(*columns, console=err, disable=not interactive() or (out_path is None and sys.stdout.isatty())) as bar:
             task = bar.add_task("export", total=total)
-            for count, chunk in iter_chunks(lg, tenant, kwargs, formatter):
+            for count, chunk in iter_chunks(lg, tenant, parsed, formatter):
                 sink.write(chunk)
                 written += count
                 bar.update(task, advance=count)

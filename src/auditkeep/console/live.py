@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,7 +18,7 @@ from auditkeep.console.users import UserStore
 from auditkeep.console.web import Person, console, person, render
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import CATEGORIES, OUTCOMES
-from auditkeep.query.filters import search_kwargs
+from auditkeep.query.filters import Filters
 from auditkeep.server.context import ServerContext
 from auditkeep.server.matcher import matcher
 from auditkeep.server.params import MAX_INDEX, int_value
@@ -102,7 +101,7 @@ async def _open(request: Request) -> tuple[EventStream, Person]:
     ctx = console(request)
     p = await person(request)
     raw = _filters(request)
-    kwargs: dict[str, Any] = search_kwargs(raw)
+    parsed = Filters.parse(raw)
     start: int | None = None
     given = request.headers.get("last-event-id") or request.query_params.get("from_index")
     if given:
@@ -112,7 +111,7 @@ async def _open(request: Request) -> tuple[EventStream, Person]:
         resource={"type": "stream"}, metadata={"filters": raw, "from_index": start},
     )  # fmt: skip
     o = ctx.options
-    stream = EventStream(ctx.ledger, ctx.hub, ctx.metrics, p.tenant, start, matcher(kwargs), o.heartbeat, o.send_timeout)
+    stream = EventStream(ctx.ledger, ctx.hub, ctx.metrics, p.tenant, start, matcher(parsed), o.heartbeat, o.send_timeout)
     return stream, p
 
 

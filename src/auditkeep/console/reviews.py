@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -51,11 +52,10 @@ async def sign_off(request: Request) -> Response:
     since, until = search.bounds(now)
     if until is None:
         until = now  # "reviewed up to now": the range signed off is fixed at signing time
-    kwargs = search.kwargs(now)
-    kwargs["until"] = until
+    filters = replace(search.filters(now), until=until)
 
     def run() -> None:
-        count = count_matches(ctx.ledger, p.tenant, kwargs)
+        count = count_matches(ctx.ledger, p.tenant, filters)
         meta: dict[str, Any] = {
             "filters": search.recorded(),
             "since": format_rfc3339(since) if since is not None else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +22,7 @@ from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import CATEGORIES, OUTCOMES
 from auditkeep.model.timefmt import now_ns
-from auditkeep.query.filters import parse_metadata, parse_time
+from auditkeep.query.filters import Filters, parse_metadata, parse_time
 
 
 class Timing:
@@ -113,21 +113,14 @@ class SearchForm:
             return since, until
         return None, None
 
-    def kwargs(self, now: int) -> dict[str, Any]:
+    def filters(self, now: int) -> Filters:
+        """The search this form asks for, its relative range resolved at ``now``."""
         since, until = self.bounds(now)
-        out: dict[str, Any] = {k: v for k, v in self.values.items() if v}
-        if since is not None:
-            out["since"] = since
-        if until is not None:
-            out["until"] = until
-        if self.outcome:
-            out["outcome"] = self.outcome
-        if self.category:
-            out["category"] = self.category
-        pairs = self.meta_pairs()
-        if pairs:
-            out["metadata"] = pairs
-        return out
+        values = {k: v or None for k, v in self.values.items()}
+        return Filters.from_kwargs(
+            {**values, "since": since, "until": until, "outcome": self.outcome or None,
+             "category": self.category or None, "metadata": self.meta_pairs()}
+        )  # fmt: skip
 
     def query(self, **override: str) -> str:
         """This search as a URL query (``override`` replaces fields, e.g. the cursor)."""
@@ -149,35 +142,35 @@ class SearchForm:
         return {k: v for k, v in out.items() if v is not None}
 
 
-def count_matches(ledger: Ledger, tenant: str, kwargs: dict[str, Any]) -> int:
+def count_matches(ledger: Ledger, tenant: str, filters: Filters) -> int:
     """How many events match, counted by the store: the histogram's aggregate over one bucket
     spanning the range (an open bound is the earliest or latest match); no event is read."""
-    lo, hi = kwargs.get("since"), kwargs.get("until")
+    lo, hi = filters.since, filters.until
     if lo is None or hi is None:
-        span = ledger.time_span(tenant, **kwargs)
+        span = ledger.time_span(tenant, filters)
         if span is None:
             return 0
         lo = span[0] if lo is None else lo
         hi = span[1] + 1 if hi is None else hi
     if hi <= lo:
         return 0
-    counts = ledger.count_by_time(tenant, origin_ns=lo, step_ns=hi - lo, **{**kwargs, "since": lo, "until": hi})
+    counts = ledger.count_by_time(tenant, replace(filters, since=lo, until=hi), origin_ns=lo, step_ns=hi - lo)
     return sum(c for _, _, c in counts)
 
 
-def histogram_of(ledger: Ledger, tenant: str, kwargs: dict[str, Any], since: int | None, until: int | None) -> histogram.Histogram | None:
+def histogram_of(ledger: Ledger, tenant: str, filters: Filters, since: int | None, until: int | None) -> histogram.Histogram | None:
     """Every match counted into buckets by the store (an aggregate query: no event is read);
     an open bound is the earliest or latest match. None when a bound is open and nothing matches."""
     lo, hi = since, until
     if lo is None or hi is None:
-        span = ledger.time_span(tenant, **kwargs)
+        span = ledger.time_span(tenant, filters)
         if span is None:
             return None
         lo = span[0] if lo is None else lo
         hi = span[1] + 1 if hi is None else hi
     first, step, n = histogram.layout(lo, hi)
-    bounded = {**kwargs, "since": lo, "until": hi}  # exactly the span the buckets draw
-    counts = ledger.count_by_time(tenant, origin_ns=first, step_ns=step, **bounded)
+    bounded = replace(filters, since=lo, until=hi)  # exactly the span the buckets draw
+    counts = ledger.count_by_time(tenant, bounded, origin_ns=first, step_ns=step)
     return histogram.from_counts(counts, first, step, n)
 
 
@@ -192,14 +185,14 @@ async def search_page(request: Request) -> Response:
     try:
         form = SearchForm.from_query(request.query_params)
         now = now_ns()
-        kwargs = form.kwargs(now)
+        filters = form.filters(now)
         since, until = form.bounds(now)
 
         def run() -> tuple[Any, histogram.Histogram | None]:
             with timing.phase("page"):
-                found = ctx.ledger.search(p.tenant, order="newest", cursor=form.cursor or None, limit=PAGE_SIZE, **kwargs)
+                found = ctx.ledger.search(p.tenant, order="newest", cursor=form.cursor or None, limit=PAGE_SIZE, filters=filters)
             with timing.phase("histogram"):
-                h = histogram_of(ctx.ledger, p.tenant, kwargs, since, until)
+                h = histogram_of(ctx.ledger, p.tenant, filters, since, until)
             with timing.phase("audit"):
                 record(ctx, request, p.tenant, p.user.username, "auditkeep.console.search", category="data_access",
                        resource={"type": "events"},

@@ -30,12 +30,10 @@ async def timeline_page(request: Request) -> Response:
     if preset not in PRESETS or preset == "custom":
         raise ValidationError(f"must be one of {', '.join(k for k in PRESETS if k != 'custom')}", "range")
     seconds = PRESETS[preset]
-    kwargs: dict[str, Any] = {"actor": actor}
-    if seconds is not None:
-        kwargs["since"] = now_ns() - seconds * SEC
+    since = None if seconds is None else now_ns() - seconds * SEC
 
     def load() -> Any:
-        page = ctx.ledger.search(p.tenant, order="newest", limit=LIMIT, **kwargs)
+        page = ctx.ledger.search(p.tenant, order="newest", limit=LIMIT, actor=actor, since=since)
         record(ctx, request, p.tenant, p.user.username, "auditkeep.console.timeline", category="data_access",
                resource={"type": "actor", "id": actor}, metadata={"range": preset, "results": len(page.items)})
         return page

@@ -18,9 +18,9 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
@@ -38,9 +38,11 @@ from auditkeep.ledger.reader import LogReader, NotFound
 from auditkeep.log.proofs import consistency_proof, subtree_hash
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.timefmt import format_rfc3339
+from auditkeep.query.filters import Filters
 from auditkeep.store.base import KEY_SHIFT, Store, row_chunks
 
 FILTER_NAMES = ("actor", "action", "resource_type", "resource_id", "outcome", "category", "text", "metadata")
+"""The search filters a bundle can hold (the window bounds received_at itself)."""
 _PAGE = 10_000
 _MASK = (1 << KEY_SHIFT) - 1
 _sha256 = hashlib.sha256
@@ -133,14 +135,13 @@ def _first_at_or_after(reader: LogReader, tenant: str, received_ns: int, size: i
     return lo
 
 
-def _matching(reader: LogReader, tenant: str, since_ns: int, until_ns: int, filters: dict[str, Any]) -> set[int]:
+def _matching(reader: LogReader, tenant: str, since_ns: int, until_ns: int, filters: Filters) -> set[int]:
     """Indices of the window's entries that match ``filters`` (through search)."""
     out: set[int] = set()
     cursor: str | None = None
+    window = replace(filters, received_since=since_ns, received_until=until_ns)
     while True:
-        page = reader.search(
-            tenant, received_since=since_ns, received_until=until_ns, order="oldest", cursor=cursor, limit=_PAGE, **filters
-        )
+        page = reader.search(tenant, order="oldest", cursor=cursor, limit=_PAGE, filters=window)
         if page.unindexed:
             raise ValidationError(
                 f"the search index is {page.unindexed} entries behind the log here; filters need it current "
@@ -218,7 +219,7 @@ def build_bundle(
     since_ns: int,
     until_ns: int,
     *,
-    filters: dict[str, Any] | None = None,
+    filters: Filters | None = None,
     reveal_subject: str | None = None,
     max_entries: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -227,10 +228,10 @@ def build_bundle(
     """Write the bundle of ``tenant``'s entries received in ``[since_ns, until_ns)`` to
     ``out`` (a zip). ``filters`` (search filters) keep the matching events in full and the
     others as leaf hashes; ``reveal_subject`` opens that subject's personal fields."""
-    filters = {k: v for k, v in (filters or {}).items() if v not in (None, "", [], ())}
-    for name in filters:
+    chosen = filters.kwargs() if filters is not None else {}  # as the manifest records them
+    for name in chosen:
         if name not in FILTER_NAMES:
-            raise ValidationError(f"unknown filter {name!r}; filters are {', '.join(FILTER_NAMES)}", "filters")
+            raise ValidationError(f"a bundle cannot hold filter {name!r}; its filters are {', '.join(FILTER_NAMES)}", "filters")
     if until_ns <= since_ns:
         raise ValidationError("the window is empty: until must be after since", "until")
     tid = reader.tenant_id(tenant)
@@ -313,8 +314,8 @@ def build_bundle(
                 option=orjson.OPT_INDENT_2,
             ),
             "keys.txt": "".join(k + "\n" for k in keys).encode(),
-            "README.txt": readme_text(summary, reader.origin(tenant), filters, reveal_subject).encode(),
-            "report.html": render_report(summary, stats, filters).encode(),
+            "README.txt": readme_text(summary, reader.origin(tenant), chosen, reveal_subject).encode(),
+            "report.html": render_report(summary, stats, chosen).encode(),
         }
         for name, data in small.items():
             zf.writestr(name, data)
@@ -326,7 +327,7 @@ def build_bundle(
             "tenant": tenant,
             "origin": reader.origin(tenant),
             "window": {"since": window[0], "until": window[1]},
-            "filters": filters,
+            "filters": chosen,
             "range": {"first": first, "end": end, "events": counts["event"], "hashed": counts["hashed"]},
             "checkpoint_size": size,
             "latest_size": latest.size,

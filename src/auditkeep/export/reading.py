@@ -10,17 +10,17 @@ from __future__ import annotations
 import hashlib
 from binascii import hexlify
 from collections.abc import Iterator
-from typing import Any
 
 from auditkeep.export.formats import Formatter
 from auditkeep.ledger.reader import LogReader, NotFound, Record
+from auditkeep.query.filters import Filters
 from auditkeep.store.base import KEY_SHIFT, Entry, Row, row_chunks
 
 PAGE = 2000
 _sha256 = hashlib.sha256
 
 
-def planned_total(reader: LogReader, tenant: str, filters: dict[str, Any]) -> int | None:
+def planned_total(reader: LogReader, tenant: str, filters: Filters) -> int | None:
     """How many records an export will hold when that is known in advance (no filters)."""
     if filters:
         return None
@@ -30,9 +30,8 @@ def planned_total(reader: LogReader, tenant: str, filters: dict[str, Any]) -> in
         return 0
 
 
-def iter_pages(reader: LogReader, tenant: str, filters: dict[str, Any], page: int = PAGE) -> Iterator[list[Record]]:
-    """Pages of records (each at most ``page`` long) of ``tenant`` matching ``filters``
-    (keyword arguments of :meth:`LogReader.search`)."""
+def iter_pages(reader: LogReader, tenant: str, filters: Filters, page: int = PAGE) -> Iterator[list[Record]]:
+    """Pages of records (each at most ``page`` long) of ``tenant`` matching ``filters``."""
     if not filters:
         try:
             size = reader.head(tenant).size
@@ -43,7 +42,7 @@ def iter_pages(reader: LogReader, tenant: str, filters: dict[str, Any], page: in
         return
     cursor: str | None = None
     while True:
-        got = reader.search(tenant, order="oldest", cursor=cursor, limit=page, **filters)
+        got = reader.search(tenant, order="oldest", cursor=cursor, limit=page, filters=filters)
         if got.items:
             yield got.items
         cursor = got.next_cursor
@@ -51,7 +50,7 @@ def iter_pages(reader: LogReader, tenant: str, filters: dict[str, Any], page: in
             return
 
 
-def iter_chunks(reader: LogReader, tenant: str, filters: dict[str, Any], formatter: Formatter, page: int = PAGE) -> Iterator[tuple[int, bytes]]:
+def iter_chunks(reader: LogReader, tenant: str, filters: Filters, formatter: Formatter, page: int = PAGE) -> Iterator[tuple[int, bytes]]:
     """(events, bytes) chunks of an export: the format's head, then one chunk a page. An
     unfiltered JSON Lines export writes each stored event as it is (its canonical JSON),
     decoding only events with sealed personal fields to open them."""

@@ -148,6 +148,10 @@ class Filters:
             raise TypeError(f"{func}() takes filters= or filter keywords, not both")
         return filters
 
+    def __bool__(self) -> bool:
+        """Whether any filter is set (``Filters()`` selects every event)."""
+        return self != _NONE
+
     def kwargs(self) -> dict[str, Any]:
         """The set filters as keyword arguments of :meth:`LogReader.search`."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, ())}
@@ -191,6 +195,9 @@ class Filters:
             if not scalar_equal(meta_value(ev.metadata, path), value):
                 return False
         return not (self.text and not text_matches(self.text, ev))
+
+
+_NONE = Filters()
 
 
 def _within(stamp: str | None, since: int | None, until: int | None) -> bool:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from auditkeep.ledger.ledger import Record
 from auditkeep.query.filters import Filters
@@ -11,9 +10,8 @@ from auditkeep.query.filters import Filters
 Matcher = Callable[[Record], bool]
 
 
-def matcher(kwargs: Mapping[str, Any]) -> Matcher:
-    """A predicate over records from :func:`auditkeep.query.filters.search_kwargs` output."""
-    filters = Filters.from_kwargs(kwargs)
+def matcher(filters: Filters) -> Matcher:
+    """A predicate over records: whether their event passes ``filters``."""
 
     def ok(rec: Record) -> bool:
         return filters.matches(rec.event)

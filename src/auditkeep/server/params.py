@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from auditkeep.model.errors import ValidationError
-from auditkeep.query.filters import SEARCH_FIELDS, search_kwargs
+from auditkeep.query.filters import SEARCH_FIELDS, Filters
 
 MAX_INDEX = 2**63 - 1
 
@@ -42,11 +42,11 @@ def bool_param(request: Request, name: str) -> bool:
     raise ValidationError("expected true or false", name)
 
 
-def filters(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(kwargs for Ledger.search, the raw filters as given — for the audit event)."""
+def filters(request: Request) -> tuple[Filters, dict[str, Any]]:
+    """(the search filters parsed, the raw filters as given — for the audit event)."""
     q = request.query_params
     raw: dict[str, Any] = {name: q.get(name) for name in SEARCH_FIELDS if q.get(name)}
     meta = q.getlist("metadata")
     if meta:
         raw["metadata"] = meta
-    return search_kwargs(raw), raw
+    return Filters.parse(raw), raw

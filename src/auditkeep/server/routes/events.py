@@ -20,7 +20,6 @@ from auditkeep.ledger.ledger import Ledger, Record
 from auditkeep.model.errors import ConflictError, MalformedJSON, ValidationError
 from auditkeep.model.event import Event, Submitter
 from auditkeep.policy.types import GATEWAY_SOURCES
-from auditkeep.query.filters import Filters
 from auditkeep.server import body
 from auditkeep.server.context import ServerContext, context
 from auditkeep.server.errors import ApiError
@@ -116,8 +115,7 @@ def _rejected(ctx: ServerContext, reason: str, count: int) -> None:
 async def search(request: Request) -> Response:
     ctx = context(request)
     caller = await ctx.guard.check(request, ("read",))
-    kwargs, raw = filters(request)
-    parsed = Filters.from_kwargs(kwargs)
+    parsed, raw = filters(request)
     order = request.query_params.get("order", "newest")
     limit = int_param(request, "limit", 1, 10_000) or 100
     cursor = request.query_params.get("cursor") or None

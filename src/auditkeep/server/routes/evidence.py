@@ -12,18 +12,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from auditkeep.evidence.build import BundleSummary, build_bundle
+from auditkeep.evidence.build import FILTER_NAMES, BundleSummary, build_bundle
 from auditkeep.ledger.reader import LogReader
 from auditkeep.model.errors import ValidationError
-from auditkeep.query.filters import parse_metadata, parse_time
+from auditkeep.query.filters import Filters, parse_time
 from auditkeep.server.context import context
 
 MAX_ENTRIES = 100_000  # a window over more entries is refused: use `auditkeep evidence`
-_FILTERS = ("actor", "action", "resource_type", "resource_id", "outcome", "category", "text")
+_FILTERS = tuple(name for name in FILTER_NAMES if name != "metadata")  # one query parameter each
 _SPOOL = 8 * 2**20  # bundles up to this size stay in memory while they are built
 
 
-def _params(request: Request) -> tuple[int, int, dict[str, Any], str | None, dict[str, Any]]:
+def _params(request: Request) -> tuple[int, int, Filters, str | None, dict[str, Any]]:
     q = request.query_params
     since = q.get("since")
     if not since:
@@ -31,10 +31,8 @@ def _params(request: Request) -> tuple[int, int, dict[str, Any], str | None, dic
     since_ns = parse_time(since, "since")
     until = q.get("until") or "now"
     until_ns = parse_time(until, "until")
-    chosen: dict[str, Any] = {name: q[name] for name in _FILTERS if q.get(name)}
     meta = q.getlist("metadata")
-    if meta:
-        chosen["metadata"] = parse_metadata(meta)
+    chosen = Filters.parse({**{name: q.get(name) for name in _FILTERS}, "metadata": meta})
     subject = q.get("reveal_subject") or None
     if subject is not None and (len(subject) > 256 or "\x00" in subject):
         raise ValidationError("at most 256 characters, no NUL", "reveal_subject")
@@ -43,7 +41,7 @@ def _params(request: Request) -> tuple[int, int, dict[str, Any], str | None, dic
     return since_ns, until_ns, chosen, subject, raw
 
 
-def _build(reader: LogReader, tenant: str, since_ns: int, until_ns: int, chosen: dict[str, Any], subject: str | None) -> tuple[IO[bytes], BundleSummary]:
+def _build(reader: LogReader, tenant: str, since_ns: int, until_ns: int, chosen: Filters, subject: str | None) -> tuple[IO[bytes], BundleSummary]:
     f = tempfile.SpooledTemporaryFile(_SPOOL)  # noqa: SIM115 - handed to the response, which closes it
     try:
         summary = build_bundle(

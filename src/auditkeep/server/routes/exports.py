@@ -11,6 +11,7 @@ from starlette.routing import Route
 from auditkeep.export import MEDIA_TYPES, Formatter, iter_chunks
 from auditkeep.export.formats import EXTENSIONS
 from auditkeep.ledger.ledger import Ledger
+from auditkeep.query.filters import Filters
 from auditkeep.server.context import context
 from auditkeep.server.params import filters
 
@@ -20,7 +21,7 @@ async def export(request: Request) -> Response:
     is recorded before the first byte is sent."""
     ctx = context(request)
     caller = await ctx.guard.check(request, ("read",))
-    kwargs, raw = filters(request)
+    parsed, raw = filters(request)
     fmt = request.query_params.get("format", "jsonl")
     formatter = Formatter(fmt)  # 422 for an unknown format, before anything is streamed
     ctx.auditor.read(
@@ -31,19 +32,19 @@ async def export(request: Request) -> Response:
         {"type": "events"},
         caller.client_ip,
     )
-    if kwargs:
+    if parsed:
         # a bad filter is a 422 now rather than a broken stream later
-        ctx.ledger.search(caller.tenant, order="oldest", limit=1, **kwargs)
+        ctx.ledger.search(caller.tenant, order="oldest", limit=1, filters=parsed)
     name = f"{caller.tenant}.{EXTENSIONS[fmt]}"
     return StreamingResponse(
-        _stream(ctx.ledger, caller.tenant, kwargs, formatter),
+        _stream(ctx.ledger, caller.tenant, parsed, formatter),
         media_type=MEDIA_TYPES[fmt],
         headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
     )
 
 
-def _stream(ledger: Ledger, tenant: str, kwargs: dict[str, object], formatter: Formatter) -> Iterator[bytes]:
-    for _, chunk in iter_chunks(ledger, tenant, kwargs, formatter):
+def _stream(ledger: Ledger, tenant: str, parsed: Filters, formatter: Formatter) -> Iterator[bytes]:
+    for _, chunk in iter_chunks(ledger, tenant, parsed, formatter):
         yield chunk
 
 

@@ -27,7 +27,7 @@ class _Endpoint:
 async def _open(request: Request) -> EventStream | Response:
     ctx = context(request)
     caller = await ctx.guard.check(request, ("read",))
-    kwargs, raw = filters(request)
+    parsed, raw = filters(request)
     start = int_param(request, "from_index")
     last = request.headers.get("last-event-id")
     if last:
@@ -39,7 +39,7 @@ async def _open(request: Request) -> EventStream | Response:
     )
     o = ctx.options
     return EventStream(
-        ctx.ledger, ctx.hub, ctx.metrics, caller.tenant, start, matcher(kwargs), o.heartbeat, o.send_timeout, caller.key.keyid
+        ctx.ledger, ctx.hub, ctx.metrics, caller.tenant, start, matcher(parsed), o.heartbeat, o.send_timeout, caller.key.keyid
     )
 
 
