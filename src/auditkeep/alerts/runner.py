@@ -43,9 +43,10 @@ from auditkeep.alerts.state import (
 )
 from auditkeep.config import AlertSettings
 from auditkeep.ledger.append import Receipt
-from auditkeep.ledger.ledger import ERASED, Ledger
+from auditkeep.ledger.ledger import Ledger
+from auditkeep.ledger.view import open_dict
 from auditkeep.model.timefmt import parse_rfc3339
-from auditkeep.store.base import Entry, Head
+from auditkeep.store.base import Head
 
 log = logging.getLogger(__name__)
 
@@ -192,32 +193,7 @@ class Notifications:
             self._marker = None
 
 
-_leaf = msgspec.json.Decoder(dict[str, Any])
-
-
-def open_leaf(entry: Entry) -> dict[str, Any]:
-    """The event of a log entry as readers see it (what ``Ledger.records`` gives, as a plain
-    dict): personal fields committed as salted hashes are opened from the plaintext kept
-    beside the leaf, or read ``[erased]``. Decoding straight to a dict is several times
-    cheaper than building the Event struct and converting it back."""
-    event = _leaf.decode(entry.leaf)
-    sealed = event.pop("sealed", None)
-    if sealed:
-        values = _leaf.decode(entry.sealed) if entry.sealed else {}
-        for path in sealed:
-            _set(event, path, values.get(path, ERASED))
-    return event
-
-
-def _set(event: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    node = event
-    for key in parents:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            child = node[key] = {}
-        node = child
-    node[last] = value
+open_leaf = open_dict  # the ledger's view of an entry, as a plain dict (ledger/view.py)
 
 
 @dataclass

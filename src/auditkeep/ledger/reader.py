@@ -15,9 +15,7 @@ import binascii
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Unpack
-
-import msgspec
+from typing import Unpack
 
 from auditkeep.crypto.atrest import EncryptionSettings
 from auditkeep.errors import DataDirError
@@ -29,14 +27,16 @@ from auditkeep.ledger.keyring import LogKey, load_keys
 from auditkeep.ledger.projector import Projector
 from auditkeep.ledger.trust import Trust
 from auditkeep.ledger.verify import TenantReport, VerifyReport, verify_log
+from auditkeep.ledger.view import ERASED as ERASED  # re-exported: its old home
+from auditkeep.ledger.view import open_event
 from auditkeep.log.checkpoint import Checkpoint, verify_checkpoint
-from auditkeep.log.hashing import leaf_hash
+from auditkeep.log.hashing import HASH_SIZE, leaf_hash
 from auditkeep.log.note import NoteVerifier
 from auditkeep.log.proofs import consistency_proof, inclusion_proof
+from auditkeep.log.tiles import TILE_WIDTH
 from auditkeep.model.errors import ValidationError
-from auditkeep.model.event import Event, StoredEvent, parse_submitter_filter
+from auditkeep.model.event import parse_submitter_filter
 from auditkeep.model.ids import id_bytes
-from auditkeep.model.paths import set_path
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.model.validate import check_tenant as check_tenant  # re-exported: its old home
 from auditkeep.model.wire import ConsistencyProof as ConsistencyProof  # re-exported: old homes
@@ -45,11 +45,6 @@ from auditkeep.model.wire import Page as Page
 from auditkeep.model.wire import Record as Record
 from auditkeep.query.filters import FilterArgs, Filters
 from auditkeep.store.base import Entry, Head, Query, Store
-
-_leaf = msgspec.json.Decoder(Event)
-_stored_leaf = msgspec.json.Decoder(StoredEvent)
-_sealed = msgspec.json.Decoder(dict[str, Any])
-ERASED = "[erased]"
 
 
 class LogReader:
@@ -180,13 +175,7 @@ class LogReader:
     def _view(self, tenant: str, e: Entry, checked: bool = True) -> Record:
         if not e.leaf:
             raise Expired(tenant, e.index, self._tile_hash(tenant, e.index).hex())
-        ev = (_leaf if checked else _stored_leaf).decode(e.leaf)
-        if ev.sealed:
-            values = _sealed.decode(e.sealed) if e.sealed else {}
-            for path in ev.sealed:
-                set_path(ev, path, values.get(path, ERASED))
-            ev.sealed = None
-        return Record(e.index, tenant, ev, leaf_hash(e.leaf).hex())
+        return Record(e.index, tenant, open_event(e, checked), leaf_hash(e.leaf).hex())
 
     def _tile_hash(self, tenant: str, index: int) -> bytes:
         tid = self.tenant_id(tenant)
@@ -226,6 +215,24 @@ class LogReader:
         :class:`StoredEvent` events, decoded without the model's string patterns."""
         tid = self.tenant_id(tenant)
         return [self._view(tenant, e, checked) for e in self.store.entries(tid, start, end) if e.leaf]
+
+    # tiles (C2SP tlog-tiles) -------------------------------------------------------------------
+
+    def tile(self, tenant: str, level: int, index: int, width: int) -> bytes:
+        """The hash tile ``level/index`` of ``width`` hashes. A stored tile may be wider than
+        asked (it grew since); its prefix is the tile asked for."""
+        data = self.store.read_tiles(self.tenant_id(tenant), [(level, index)]).get((level, index))
+        if data is None or len(data) < width * HASH_SIZE:
+            raise NotFound(f"no tile {level}/{index} of width {width} in this log")
+        return data[: width * HASH_SIZE]
+
+    def tile_entries(self, tenant: str, index: int, width: int) -> list[Entry]:
+        """The ``width`` entries of entry bundle ``index`` (their leaves are the bundle)."""
+        start = index * TILE_WIDTH
+        entries = list(self.store.entries(self.tenant_id(tenant), start, start + width))
+        if len(entries) != width:
+            raise NotFound(f"no entry bundle {index} of width {width} in this log")
+        return entries
 
     # search ----------------------------------------------------------------------------------
 

@@ -155,26 +155,12 @@ class Lease(Protocol):
     def release(self) -> None: ...
 
 
-class Store(Protocol):
-    """Everything the ledger, its consumers and the faces need from storage."""
+class LogReads(Protocol):
+    """The read side of a store, narrow (as tessera's storage drivers are): a log's heads,
+    entries by index range, id or key, its tiles, checkpoints and subjects' salts. Tiles,
+    proofs, verification and the views of entries read through this alone."""
 
-    dialect: str
-    read_only: bool  # opened so that it never writes (readers: verify, search, show, proof)
-
-    @property
-    def projection_writable(self) -> bool:
-        """Whether a search may bring the projection up to date first (false when read-only,
-        unless the store keeps a temporary projection of its own outside the data)."""
-        ...
-
-    # tenants and heads
-    def tenant(self, name: str, create: bool = False) -> Head | None: ...
     def heads(self) -> list[Head]: ...
-
-    # the append path
-    def append_txn(self, tenant_ids: Sequence[int]) -> AbstractContextManager[AppendTxn]: ...
-
-    # reads of the log
     def entries(self, tenant_id: int, start: int, end: int) -> Iterator[Entry]: ...
     def entry_by_id(self, tenant_id: int, event_id: bytes) -> Entry | None: ...
     def entries_by_key(self, keys: Sequence[int]) -> dict[int, Entry]: ...
@@ -193,6 +179,26 @@ class Store(Protocol):
     def subject_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
         """The salts of those ``subjects`` that still have one (never creates any)."""
         ...
+
+
+class Store(LogReads, Protocol):
+    """Everything the ledger, its consumers and the faces need from storage: the reads of
+    :class:`LogReads`, and appends, consumers' cursors, the search projection, retention,
+    documents, leases and settings."""
+
+    dialect: str
+    read_only: bool  # opened so that it never writes (readers: verify, search, show, proof)
+
+    @property
+    def projection_writable(self) -> bool:
+        """Whether a search may bring the projection up to date first (false when read-only,
+        unless the store keeps a temporary projection of its own outside the data)."""
+        ...
+
+    def tenant(self, name: str, create: bool = False) -> Head | None: ...
+
+    # the append path
+    def append_txn(self, tenant_ids: Sequence[int]) -> AbstractContextManager[AppendTxn]: ...
 
     # consumers
     def cursor(self, name: str, tenant_id: int) -> tuple[int, bytes | None]: ...

@@ -16,8 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from auditkeep.ledger.ledger import Ledger, NotFound
-from auditkeep.log.hashing import HASH_SIZE
+from auditkeep.ledger.ledger import Ledger
 from auditkeep.log.tiles import TILE_WIDTH, parse_tile_path
 from auditkeep.server.context import context
 from auditkeep.server.errors import ApiError
@@ -54,7 +53,7 @@ async def tile(request: Request) -> Response:
         if compress:
             headers["Content-Encoding"] = "gzip"
     else:
-        data = await run_in_threadpool(_hashes, ctx.ledger, caller.tenant, level, index, width)
+        data = await run_in_threadpool(ctx.ledger.tile, caller.tenant, level, index, width)
     ctx.auditor.tiles(caller.key, caller.tenant, caller.client_ip)
     return Response(data, media_type=OCTETS, headers=headers)
 
@@ -85,23 +84,9 @@ def accepts_gzip(header: str | None) -> bool:
     return chosen is not None and chosen > 0
 
 
-def _hashes(ledger: Ledger, tenant: str, level: int, index: int, width: int) -> bytes:
-    tid = ledger.tenant_id(tenant)
-    data = ledger.store.read_tiles(tid, [(level, index)]).get((level, index))
-    # A stored tile may be wider than asked (it grew since); its prefix is the tile asked for.
-    if data is None or len(data) < width * HASH_SIZE:
-        raise NotFound(f"no tile {level}/{index} of width {width} in this log")
-    return data[: width * HASH_SIZE]
-
-
 def _bundle(ledger: Ledger, tenant: str, index: int, width: int, compress: bool = False) -> bytes:
-    tid = ledger.tenant_id(tenant)
-    start = index * TILE_WIDTH
-    entries = list(ledger.store.entries(tid, start, start + width))
-    if len(entries) != width:
-        raise NotFound(f"no entry bundle {index} of width {width} in this log")
     parts: list[bytes] = []
-    for e in entries:
+    for e in ledger.tile_entries(tenant, index, width):
         if len(e.leaf) > MAX_BUNDLE_ENTRY:
             raise ApiError(422, f"entry {e.index} is too large for a tlog-tiles bundle; fetch it with GET /v1/events")
         parts.append(len(e.leaf).to_bytes(2, "big"))
