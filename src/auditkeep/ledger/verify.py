@@ -36,7 +36,7 @@ from auditkeep.log.note import NoteError
 from auditkeep.log.proofs import ProofError, consistency_proof, verify_consistency
 from auditkeep.log.tiles import TILE_WIDTH, Frontier
 from auditkeep.model.timefmt import format_rfc3339
-from auditkeep.store.base import KEY_SHIFT, Head, Row, Store, entry_key, row_chunks
+from auditkeep.store.base import KEY_SHIFT, Head, LogReads, Row, entry_key, row_chunks
 from auditkeep.store.sqlite_append import ENTRY_ROWS_SQL, subject_salts
 
 _MASK = (1 << KEY_SHIFT) - 1
@@ -121,7 +121,7 @@ class VerifyReport:
 
 
 def verify_log(
-    store: Store,
+    store: LogReads,
     head: Head,
     origin: str,
     trust: Trust,
@@ -140,15 +140,30 @@ def verify_log(
     ``live``: the log may grow while it is verified (a server verifying its own log): what was
     appended after ``head`` was read is left to the next run, so entries past the head,
     partial tiles that have grown past it (ours must still be their prefix) and checkpoints
-    signed past it are not problems."""
-    rep = TenantReport(head.tenant, head.size)
-    tid = head.tenant_id
-    keys = list(trust.keys)
+    signed past it are not problems.
 
-    # Checkpoints: signatures first, so we know which sizes we need roots at.
-    signed: list[tuple[str, Checkpoint]] = []
+    The steps: the checkpoints' signatures (so we know at which sizes roots are needed),
+    the tree recomputed from the entries, the end of the log against its head, then each
+    checkpoint against the recomputed roots and the one before it."""
+    rep = TenantReport(head.tenant, head.size)
+    signed = _signed_checkpoints(store, head, origin, trust, rep, live)
+    walk = _recompute_tree(store, head, signed, rep, progress, personal_fields)
+    _check_end(store, head, walk, rep, live)
+    _check_checkpoints(store, head.tenant_id, signed, walk, rep)
+    if walk.expected == head.size:
+        _check_signed_tail(head, trust, rep)
+    return rep
+
+
+Signed = list[tuple[str, Checkpoint]]  # ("stored" or "trusted", the checkpoint)
+
+
+def _signed_checkpoints(store: LogReads, head: Head, origin: str, trust: Trust, rep: TenantReport, live: bool) -> Signed:
+    """The stored and the trusted checkpoints whose signatures verify (problems for the rest)."""
+    keys = list(trust.keys)
+    signed: Signed = []
     stored_sizes: set[int] = set()
-    for row in store.checkpoints(tid):
+    for row in store.checkpoints(head.tenant_id):
         if live and row.size > head.size:
             continue  # signed after the head was read
         stored_sizes.add(row.size)
@@ -171,14 +186,40 @@ def verify_log(
             continue
         signed.append(("trusted", cp))
     _check_claimed_checkpoint(store, head, stored_sizes, rep)
+    return signed
+
+
+@dataclass
+class _Walk:
+    """The tree recomputed from the stored entries."""
+
+    frontier: Frontier = field(default_factory=Frontier)
+    roots: dict[int, bytes] = field(default_factory=dict)  # at the sizes checkpoints cover
+    expected: int = 0  # entries read in order
+    stop: bool = False  # reading stopped at a missing entry
+    tile_problem: bool = False  # one tile problem is reported; the rest would only repeat it
+    recorded: list[tuple[int, int]] = field(default_factory=list)  # ranges retention records name
+
+    def compare_tiles(
+        self, store: LogReads, tid: int, changed: dict[tuple[int, int], bytes], rep: TenantReport, grown_ok: bool = False
+    ) -> None:
+        if self.tile_problem:
+            return
+        bad = _compare_tiles(store, tid, changed, grown_ok=grown_ok)
+        if bad is not None:
+            rep.problems.append(bad)
+            self.tile_problem = True
+
+
+def _recompute_tree(
+    store: LogReads, head: Head, signed: Signed, rep: TenantReport, progress: Callable[[int], None] | None, sealed: bool
+) -> _Walk:
+    """Read the entries in order, checking each, and rebuild the tree from their leaf hashes,
+    keeping its root at every size a checkpoint needs and comparing full tiles as they form."""
+    tid = head.tenant_id
     wanted = sorted({cp.size for _, cp in signed if 0 < cp.size <= head.size})
-    roots: dict[int, bytes] = {}
-    frontier = Frontier()
-    expected = 0
-    stop = False
-    tile_problem_reported = False
-    recorded: list[tuple[int, int]] = []
-    for checked in _checked_chunks(store, tid, head.tenant, head.size, personal_fields):
+    walk = _Walk()
+    for checked in _checked_chunks(store, tid, head.tenant, head.size, sealed):
         rep.problems += checked.problems
         rep.sealed_checked += checked.sealed_checked
         rep.erased += checked.erased
@@ -189,11 +230,12 @@ def verify_log(
                 rep.expired_ranges[-1] = (rep.expired_ranges[-1][0], b)
             else:
                 rep.expired_ranges.append((a, b))
-        recorded += checked.recorded
+        walk.recorded += checked.recorded
         hashes = checked.hashes
-        expected += len(hashes)
-        stop = checked.stop
+        walk.expected += len(hashes)
+        walk.stop = checked.stop
         # Feed the tree, stopping at every size a checkpoint needs a root for.
+        frontier = walk.frontier
         start = frontier.size
         pos = 0
         while pos < len(hashes):
@@ -203,19 +245,22 @@ def verify_log(
                     cut = w - start
                     break
             changed = frontier.append(hashes[pos:cut])
-            if not tile_problem_reported:
-                bad = _compare_tiles(store, tid, {k: v for k, v in changed.items() if len(v) == 32 * TILE_WIDTH})
-                if bad is not None:
-                    rep.problems.append(bad)
-                    tile_problem_reported = True
+            walk.compare_tiles(store, tid, {k: v for k, v in changed.items() if len(v) == 32 * TILE_WIDTH}, rep)
             pos = cut
             if frontier.size in wanted:
-                roots[frontier.size] = frontier.root()
+                walk.roots[frontier.size] = frontier.root()
         if progress is not None:
             progress(len(hashes))
-        if stop:
+        if walk.stop:
             break
-    rep.entries_checked = expected
+    rep.entries_checked = walk.expected
+    return walk
+
+
+def _check_end(store: LogReads, head: Head, walk: _Walk, rep: TenantReport, live: bool) -> None:
+    """Payloads that look encrypted in a plain store, payloads gone without a retention
+    record, a log shorter or longer than its head, the partial tiles and the head's root."""
+    tid = head.tenant_id
     if rep.payloads_unchecked and store.meta("encryption") is None:
         # Only an encrypted store may hold payloads verify cannot open: in a plain one, rows
         # made to look encrypted are altered events, not events to skip.
@@ -223,7 +268,7 @@ def verify_log(
             Problem("event", f"{rep.payloads_unchecked} stored events carry the encrypted-payload prefix "
                     "in a store that is not encrypted (altered)")
         )
-    gap = _uncovered(rep.expired_ranges, recorded)
+    gap = _uncovered(rep.expired_ranges, walk.recorded)
     if gap is not None and rep.payloads_unchecked:
         # the retention records that would cover them are among the payloads not opened
         rep.warnings.append(
@@ -239,24 +284,23 @@ def verify_log(
                 gap[0],
             )
         )
-
-    if expected < head.size and not stop:
+    if walk.expected < head.size and not walk.stop:
         rep.problems.append(
-            Problem("missing", f"log truncated: the head says {head.size} entries, storage ends at {expected}", expected)
+            Problem("missing", f"log truncated: the head says {head.size} entries, storage ends at {walk.expected}", walk.expected)
         )
     beyond = list(store.entries(tid, head.size, head.size + 1))
     if beyond and not live:
         rep.problems.append(Problem("head", f"entries exist past the head's size {head.size}", head.size))
-    if expected == head.size:
-        if not tile_problem_reported:
-            bad = _compare_tiles(store, tid, frontier.partial_tiles(), grown_ok=live)
-            if bad is not None:
-                rep.problems.append(bad)
-                tile_problem_reported = True
-        if frontier.root() != head.root:
+    if walk.expected == head.size:
+        walk.compare_tiles(store, tid, walk.frontier.partial_tiles(), rep, grown_ok=live)
+        if walk.frontier.root() != head.root:
             rep.problems.append(Problem("head", "the head's root differs from the tree recomputed from events"))
 
-    verified_size = expected
+
+def _check_checkpoints(store: LogReads, tid: int, signed: Signed, walk: _Walk, rep: TenantReport) -> None:
+    """Each signed checkpoint, smallest first: within the entries that verified, signing the
+    root they produce, and consistent with the one before it."""
+    verified_size = walk.expected
     previous: Checkpoint | None = None
     for kind, cp in sorted(signed, key=lambda x: x[1].size):
         rep.checkpoints_checked += 1
@@ -270,12 +314,12 @@ def verify_log(
                 )
             )
             continue
-        if cp.size in roots and roots[cp.size] != cp.root:
+        if cp.size in walk.roots and walk.roots[cp.size] != cp.root:
             rep.problems.append(
                 Problem("checkpoint", f"{kind} checkpoint at size {cp.size} signed a root the events no longer produce")
             )
             continue
-        if previous is not None and previous.size < cp.size and not tile_problem_reported:
+        if previous is not None and previous.size < cp.size and not walk.tile_problem:
             try:
                 proof = consistency_proof(previous.size, cp.size, lambda keys: store.read_tiles(tid, keys))
                 verify_consistency(previous.size, cp.size, proof, previous.root, cp.root)
@@ -286,12 +330,9 @@ def verify_log(
         previous = cp
         if cp.size >= rep.signed_size:
             rep.signed_size, rep.latest = cp.size, cp
-    if expected == head.size:
-        _check_signed_tail(head, trust, rep)
-    return rep
 
 
-def _check_claimed_checkpoint(store: Store, head: Head, stored_sizes: set[int], rep: TenantReport) -> None:
+def _check_claimed_checkpoint(store: LogReads, head: Head, stored_sizes: set[int], rep: TenantReport) -> None:
     """The head records the size of the last checkpoint signed; that checkpoint must exist.
     (Deleting the newest checkpoints would otherwise leave a log that looks merely unsigned
     past the older ones.) It may have been signed since the checkpoints were read: look."""
@@ -425,7 +466,7 @@ PARALLEL_FROM = 200_000
 _RANGE = 65_536
 
 
-def _checked_chunks(store: Store, tid: int, tenant: str, size: int, sealed: bool) -> Iterator[_Checked]:
+def _checked_chunks(store: LogReads, tid: int, tenant: str, size: int, sealed: bool) -> Iterator[_Checked]:
     path = getattr(store, "log_path", None)
     if path is not None and size >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
         chunks = _checked_in_workers(Path(path), tid, tenant, size, os.cpu_count() or 2, sealed)
@@ -444,7 +485,7 @@ def _checked_chunks(store: Store, tid: int, tenant: str, size: int, sealed: bool
             return
 
 
-def _checked_here(store: Store, tid: int, tenant: str, size: int, sealed: bool) -> Iterator[_Checked]:
+def _checked_here(store: LogReads, tid: int, tenant: str, size: int, sealed: bool) -> Iterator[_Checked]:
     done = 0
     seals = SealChecker(lambda subjects: store.subject_salts(tid, subjects)) if sealed else None
     tile_hash = _tile_hashes(lambda idx: store.read_tiles(tid, [(0, idx)]).get((0, idx), b""))
@@ -541,7 +582,7 @@ def _uncovered(expired: list[tuple[int, int]], recorded: list[tuple[int, int]]) 
 
 
 def _compare_tiles(
-    store: Store, tid: int, changed: dict[tuple[int, int], bytes], grown_ok: bool = False
+    store: LogReads, tid: int, changed: dict[tuple[int, int], bytes], grown_ok: bool = False
 ) -> Problem | None:
     """Compare rebuilt tiles with the stored ones (which must be exactly equal: full tiles
     mid-stream, the partial ones once the stream reaches the head's size; with ``grown_ok``,

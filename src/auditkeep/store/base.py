@@ -157,10 +157,12 @@ class Lease(Protocol):
 
 class LogReads(Protocol):
     """The read side of a store, narrow (as tessera's storage drivers are): a log's heads,
-    entries by index range, id or key, its tiles, checkpoints and subjects' salts. Tiles,
-    proofs, verification and the views of entries read through this alone."""
+    entries by index range, id or key, its tiles, checkpoints, subjects' salts and the
+    settings kept with the data. Tiles, proofs, verification and the views of entries read
+    through this alone."""
 
     def heads(self) -> list[Head]: ...
+    def meta(self, key: str) -> str | None: ...
     def entries(self, tenant_id: int, start: int, end: int) -> Iterator[Entry]: ...
     def entry_by_id(self, tenant_id: int, event_id: bytes) -> Entry | None: ...
     def entries_by_key(self, keys: Sequence[int]) -> dict[int, Entry]: ...
@@ -288,8 +290,7 @@ class Store(LogReads, Protocol):
         released by ``release()`` or when the holding process (or its connection) ends."""
         ...
 
-    # settings kept with the data
-    def meta(self, key: str) -> str | None: ...
+    # settings kept with the data (read: LogReads.meta)
     def set_meta(self, key: str, value: str) -> None: ...
 
     def close(self) -> None: ...
@@ -298,7 +299,7 @@ class Store(LogReads, Protocol):
 Row = tuple[int, bytes, int, bytes, str | None, bytes | None]  # key, id, received_ns, leaf, subject, sealed
 
 
-def row_chunks(store: Store, tenant_id: int, start: int, end: int, chunk: int = 8192) -> Iterator[list[Row]]:
+def row_chunks(store: LogReads, tenant_id: int, start: int, end: int, chunk: int = 8192) -> Iterator[list[Row]]:
     """Chunks of raw rows of entries ``start`` to ``end`` (exclusive) in index order: the
     store's ``entry_rows`` (plain tuples, no object per row) where it has one, else built
     from ``entries``. For the hot loops that read a whole range (verify, evidence, export)."""
