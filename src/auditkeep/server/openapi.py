@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from auditkeep import __version__
+from auditkeep.evidence.build import FILTER_NAMES as BUNDLE_FILTERS
 from auditkeep.ledger.ledger import ConsistencyProof, InclusionProof
 from auditkeep.model.event import CATEGORIES, OUTCOMES, Event
 from auditkeep.server.openapi_alerts import ALERT_OPERATIONS, alert_schemas
@@ -118,7 +119,7 @@ OPERATIONS: list[Op] = [
        [_TENANT,
         Param("since", "query", "Window start on received_at, inclusive (RFC 3339, `now`, or ago: 15m, 2h, 7d).", required=True),
         Param("until", "query", "Window end on received_at, exclusive (same forms; default now)."),
-        *[p for p in _FILTERS if p.name in ("actor", "action", "resource_type", "resource_id", "outcome", "category", "text", "metadata")],
+        *[p for p in _FILTERS if p.name in BUNDLE_FILTERS],
         Param("reveal_subject", "query", "Include this subject's personal fields, with the per-event keys that check them.")],
        ok_content={"application/zip": {"schema": {"type": "string", "format": "binary"}}},
        errors=(404, 422, *_AUTH_ERRORS, 503),

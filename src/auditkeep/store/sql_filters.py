@@ -67,3 +67,19 @@ def doc_filter(
             where += f" AND {column} {op} {mark}"
             params.append(value)
     return where, params
+
+
+DOC_COLUMNS = "collection, id, tenant, created_ns, status, data"
+
+
+def doc_list_query(
+    mark: str,
+    collection: str,
+    tenant: str | None = None,
+    status: str | None = None,
+    before_ns: int | None = None,
+    limit: int = 100,
+) -> tuple[str, list[object]]:
+    """A document listing, newest first (``before_ns`` pages backwards), and its parameters."""
+    where, params = doc_filter(mark, collection, tenant, status, before_ns)
+    return f"SELECT {DOC_COLUMNS} FROM docs {where} ORDER BY created_ns DESC, id DESC LIMIT {mark}", [*params, limit]

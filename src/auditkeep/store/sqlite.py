@@ -41,6 +41,7 @@ from auditkeep.store.sqlite_append import (
 )
 from auditkeep.store.sqlite_connect import read_only_uri
 from auditkeep.store.sqlite_docs import SQLiteDocuments
+from auditkeep.store.sqlite_dump import SQLiteDump
 from auditkeep.store.sqlite_lease import FileLease, file_lease
 from auditkeep.store.sqlite_lifecycle import (
     blank_entries,
@@ -64,7 +65,7 @@ from auditkeep.store.sqlite_search import (
 _EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
 
-class SQLiteStore(SQLiteDocuments):
+class SQLiteStore(SQLiteDocuments, SQLiteDump):
     """:class:`auditkeep.store.base.Store` on SQLite."""
 
     dialect = "sqlite"

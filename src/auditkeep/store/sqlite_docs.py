@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from auditkeep.store.base import Doc
-from auditkeep.store.sql_filters import doc_filter
+from auditkeep.store.sql_filters import doc_filter, doc_list_query
 
 
 class SQLiteDocuments:
@@ -100,9 +100,8 @@ class SQLiteDocuments:
         before_ns: int | None = None,
         limit: int = 100,
     ) -> list[Doc]:
-        where, params = doc_filter("?", collection, tenant, status, before_ns)
-        sql = f"SELECT collection, id, tenant, created_ns, status, data FROM docs {where} ORDER BY created_ns DESC, id DESC LIMIT ?"
-        return [Doc(*r) for r in self._reader().execute(sql, [*params, limit])]
+        sql, params = doc_list_query("?", collection, tenant, status, before_ns, limit)
+        return [Doc(*r) for r in self._reader().execute(sql, params)]
 
     def doc_delete(self, collection: str, doc_id: str) -> bool:
         with self._write_lock, self._guard():

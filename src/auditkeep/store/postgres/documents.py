@@ -8,7 +8,13 @@ from typing import Any
 
 from auditkeep.store.base import Doc
 from auditkeep.store.postgres.connection import PgConnections
-from auditkeep.store.sql_filters import doc_filter
+from auditkeep.store.sql_filters import doc_filter, doc_list_query
+
+DOC_UPSERT = (
+    "INSERT INTO docs(collection, id, tenant, created_ns, status, data) VALUES (%s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (collection, id) DO UPDATE SET tenant = excluded.tenant, "
+    "created_ns = excluded.created_ns, status = excluded.status, data = excluded.data"
+)
 
 
 class PgDocuments(PgConnections):
@@ -22,9 +28,7 @@ class PgDocuments(PgConnections):
             return
         with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO docs(collection, id, tenant, created_ns, status, data) VALUES (%s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (collection, id) DO UPDATE SET tenant = excluded.tenant, "
-                "created_ns = excluded.created_ns, status = excluded.status, data = excluded.data",
+                DOC_UPSERT,
                 [(d.collection, d.id, d.tenant, d.created_ns, d.status, d.data) for d in docs],
             )
 
@@ -71,10 +75,9 @@ class PgDocuments(PgConnections):
         before_ns: int | None = None,
         limit: int = 100,
     ) -> list[Doc]:
-        where, params = doc_filter("%s", collection, tenant, status, before_ns)
-        query = f"SELECT collection, id, tenant, created_ns, status, data FROM docs {where} ORDER BY created_ns DESC, id DESC LIMIT %s"
+        query, params = doc_list_query("%s", collection, tenant, status, before_ns, limit)
         with self._conn() as conn:
-            return [_doc(r) for r in conn.execute(query, [*params, limit]).fetchall()]
+            return [_doc(r) for r in conn.execute(query, params).fetchall()]
 
     def doc_delete(self, collection: str, doc_id: str) -> bool:
         with self._conn() as conn:

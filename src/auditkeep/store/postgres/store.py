@@ -26,7 +26,7 @@ from auditkeep.store.base import (
     entry_key,
 )
 from auditkeep.store.postgres.documents import PgDocuments
-from auditkeep.store.postgres.migrations import PgSchema
+from auditkeep.store.postgres.load import PgLoad
 from auditkeep.store.postgres_append import (
     ENTRY_COLS,
     HEAD_SQL,
@@ -95,7 +95,7 @@ def _without_nul(value: Any) -> Any:
 
 
 
-class PostgresStore(PgSchema, PgDocuments):
+class PostgresStore(PgLoad, PgDocuments):
     """:class:`auditkeep.store.base.Store` on PostgreSQL (psycopg 3 and a connection pool).
 
     ``url`` is a libpq URL; an extra ``?schema=NAME`` (or the ``schema`` argument) keeps
