@@ -24,6 +24,7 @@ from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.note import NoteVerifier
 from auditkeep.log.proofs import ProofError, verify_inclusion
 from auditkeep.model.errors import ValidationError
+from auditkeep.model.timeargs import TimeArg as TimeArg  # re-exported: the one definition
 from auditkeep.model.timefmt import format_rfc3339
 from auditkeep.model.wire import InclusionProof, Page, Record
 from auditkeep.query.filters import SEARCH_FIELDS, TIME_FIELDS, filter_args
@@ -41,8 +42,6 @@ __all__ = [
     "search_params",
 ]
 
-TimeArg = int | str | datetime | None
-"""Nanoseconds since the epoch, an RFC 3339 string, or an aware datetime."""
 
 
 class _Page(msgspec.Struct):
