@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -149,6 +150,7 @@ def test_metrics_then_a_clean_stop_keeps_every_event(gateway: Proc) -> None:
     assert 'auditkeep_pg_gateway_statements_total{kind="select",outcome="success"}' in text
     assert "auditkeep_pg_gateway_denials_total 1.0" in text
     assert "auditkeep_pg_gateway_added_seconds_count" in text
+    assert re.search(r"^auditkeep_pg_gateway_events_pending \d+\.0$", text, re.M), text
     gateway.proc.send_signal(signal.SIGTERM)
     assert gateway.proc.wait(60) == 0, gateway.log.read_text()
     assert "Traceback" not in gateway.log.read_text()

@@ -14,12 +14,17 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from auditkeep.gateway.approvals import Approval, Approvals
@@ -90,7 +95,8 @@ class Metrics:
     """Prometheus metrics of one gateway (its own registry). What changes per statement or
     per chunk is kept in plain counters and rendered at scrape time."""
 
-    def __init__(self) -> None:
+    def __init__(self, pending: Callable[[], int] | None = None) -> None:
+        self.pending = pending  # events emitted and not yet durable in the log
         self.registry = CollectorRegistry()
         r = self.registry
         self.sessions = Counter("auditkeep_pg_gateway_sessions", "Sessions by outcome of their start.", ["outcome"], registry=r)
@@ -117,6 +123,10 @@ class _Collector(Collector):
             "Time the gateway spends on each chunk it forwards (its own latency, both directions).",
         )
         yield self.m.statement_seconds.family("auditkeep_pg_gateway_statement_seconds", "Statement duration as the gateway sees it.")
+        if self.m.pending is not None:
+            yield GaugeMetricFamily("auditkeep_pg_gateway_events_pending",
+                                    "Events not yet durable in the log (a backlog grows while the log commits slower than "
+                                    "the gateway forwards, or cannot be reached).", value=self.m.pending())  # fmt: skip
 
 
 class Gateway:
@@ -131,7 +141,7 @@ class Gateway:
         self.connect_timeout = config.connect_timeout
         self.analyzer = Analyzer()
         self._scanner = Scanner(BUILTIN)  # what approvers are shown: secrets replaced
-        self.metrics = Metrics()
+        self.metrics = Metrics(sink.pending)
         self.require_tls = config.require_tls
         self.tls: ssl.SSLContext | None = None
         if config.tls_cert:
