@@ -70,7 +70,12 @@ class Cluster:
 
     @property
     def env(self) -> dict[str, str]:
-        return clean_env(AUDITKEEP_SIGNING_KEY=self.key, AUDITKEEP_RATE_LIMIT="0")
+        # Every node the same signing key and console key, as docs/postgresql.md says.
+        return clean_env(
+            AUDITKEEP_SIGNING_KEY=self.key,
+            AUDITKEEP_CONSOLE_KEY_FILE=str(self.root / "init" / "console.key"),
+            AUDITKEEP_RATE_LIMIT="0",
+        )
 
     def init(self) -> None:
         r = cli(

@@ -48,6 +48,8 @@ def init(log_id: str | None, encrypt: bool) -> None:
     """Create the data directory, its signing key and an empty store."""
     if log_id is not None:
         check_log_id(log_id)
+    from auditkeep.console.secretbox import key_path, load_box  # the console package is heavy
+
     s = settings(log_id=log_id)
     if encrypt:
         s.encryption.enabled = True
@@ -55,6 +57,10 @@ def init(log_id: str | None, encrypt: bool) -> None:
         out.print(f"data directory  {s.data}")
         out.print(f"log id          {lg.identity.log_id}")
         out.print(f"verifier key    {lg.identity.signer.verifier_key()}")
+        # Made now (not at the first serve) so that every node of a shared store can be given
+        # this one file before any of them starts: a node with a key of its own is refused.
+        out.print(f"console key     {key_path(s)}")
+        load_box(s, lg.store)
         kms = getattr(lg.store, "keys", None)
         if kms is not None:
             out.print(f"encryption      {ALGORITHM}, master key {kms.kms.key_id}")
