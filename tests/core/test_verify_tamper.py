@@ -20,11 +20,11 @@ TID = 1
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every case both ways: checked in this process, and by worker processes in ranges of
     100 entries (as a large log is)."""
-    from auditkeep.ledger import verify
+    from auditkeep.ledger import verify_rows
 
     if request.param == "workers":
-        monkeypatch.setattr(verify, "PARALLEL_FROM", 0)
-        monkeypatch.setattr(verify, "_RANGE", 100)
+        monkeypatch.setattr(verify_rows, "PARALLEL_FROM", 0)
+        monkeypatch.setattr(verify_rows, "_RANGE", 100)
     return str(request.param)
 
 
