@@ -13,7 +13,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -43,16 +43,7 @@ from auditkeep.store.sqlite_connect import read_only_uri
 from auditkeep.store.sqlite_docs import SQLiteDocuments
 from auditkeep.store.sqlite_dump import SQLiteDump
 from auditkeep.store.sqlite_lease import FileLease, file_lease
-from auditkeep.store.sqlite_lifecycle import (
-    blank_entries,
-    drop_projected_rows,
-    erase_subject_rows,
-    forget_projected,
-    mark_text_stale,
-    rebuild_text,
-    shred_files,
-    text_stale,
-)
+from auditkeep.store.sqlite_retention import SQLiteRetention
 from auditkeep.store.sqlite_schema import INDEX_SCHEMA, LOG_MIGRATIONS
 from auditkeep.store.sqlite_search import (
     COMMON_TEXT,
@@ -65,7 +56,7 @@ from auditkeep.store.sqlite_search import (
 _EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
 
-class SQLiteStore(SQLiteDocuments, SQLiteDump):
+class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
     """:class:`auditkeep.store.base.Store` on SQLite."""
 
     dialect = "sqlite"
@@ -519,99 +510,6 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump):
 
     def subject_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
         return subject_salts(self._reader(), tenant_id, subjects)
-
-    # retention and erasure -----------------------------------------------------------------------
-
-    @contextmanager
-    def _secure(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        """A transaction with ``secure_delete`` on: freed bytes are zeroed, not left on free pages."""
-        conn.execute("PRAGMA secure_delete=ON")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        finally:
-            conn.execute("PRAGMA secure_delete=OFF")
-
-    def expire(
-        self, tenant_id: int, indexes: Sequence[int], texts: Mapping[int, str], text_later: bool = False
-    ) -> int:
-        """See :meth:`Store.expire`. With ``text_later`` the full-text rows are left for
-        :meth:`rebuild_text_index` (``texts`` unused): the index is marked stale in the same
-        transaction that deletes the search rows, so a crash before the rebuild is seen."""
-        keys = [entry_key(tenant_id, i) for i in indexes]
-        if not keys:
-            return 0
-        # The projection first: a crash between the two leaves payloads that a rerun expires.
-        with self._project_lock, self._secure(self._p) as p:
-            if text_later:
-                mark_text_stale(p)
-                drop_projected_rows(p, keys)
-            else:
-                forget_projected(p, keys, texts)
-        with self._write_lock, self._guard(), self._secure(self._w) as w:
-            return blank_entries(w, tenant_id, indexes)
-
-    def projected_rows(self, tenant_id: int | None = None, start: int = 0, end: int = 1 << KEY_SHIFT) -> int:
-        """How many entries the search projection holds (of one tenant's [start, end), or all)."""
-        if tenant_id is None:
-            return int(self._reader().execute("SELECT count(*) FROM ix.ev").fetchone()[0])
-        return int(self._reader().execute(
-            "SELECT count(*) FROM ix.ev WHERE k >= ? AND k < ?",
-            (entry_key(tenant_id, start), entry_key(tenant_id, end)),
-        ).fetchone()[0])
-
-    def text_index_stale(self) -> bool:
-        """Whether the full-text index may still hold rows of expired entries."""
-        return text_stale(self._reader())
-
-    def rebuild_text_index(self, text_of: Callable[[Entry], str]) -> int:
-        """Empty the full-text index and index again every entry the search projection holds
-        (``text_of`` gives an entry's text), in one transaction; search rows whose entry has
-        no payload any more are deleted. Clears the stale mark; returns the rows indexed."""
-        with self._project_lock, self._secure(self._p) as p:
-            return rebuild_text(p, self.entries_by_key, text_of)
-
-    def subject_entries(self, tenant_id: int, subject: str) -> list[Entry]:
-        mask = (1 << KEY_SHIFT) - 1
-        rows = self._reader().execute(
-            "SELECT k, id, received_ns, leaf, subject, sealed FROM entries WHERE tenant_id=? AND subject=? "
-            "AND sealed IS NOT NULL ORDER BY k",
-            (tenant_id, subject),
-        )
-        return [Entry(k & mask, i, r, leaf, sub, sealed) for k, i, r, leaf, sub, sealed in rows]
-
-    def erase_subject(
-        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow]
-    ) -> list[int]:
-        with self._project_lock, self._secure(self._p) as p:
-            keys = list(old_texts)
-            present = {r[0] for i in range(0, len(keys), 500) for r in p.execute(
-                f"SELECT k FROM ev WHERE k IN ({','.join('?' * len(keys[i:i + 500]))})", keys[i : i + 500])}
-            forget_projected(p, keys, old_texts)
-            again = [x for x in rows if x.key in present]
-            p.executemany(
-                "INSERT INTO ev(k, tenant_id, time_ns, received_ns, actor, action, rtype, rid, outcome, category) "
-                "VALUES(?,?,?,?,?,?,?,?,?,?)",
-                [(x.key, x.tenant_id, x.time_ns, x.received_ns, x.actor, x.action, x.resource_type,
-                  x.resource_id, x.outcome, x.category) for x in again],
-            )
-            p.executemany("INSERT INTO ev_fts(rowid, body) VALUES(?, ?)", [(x.key, x.text) for x in again])
-        with self._write_lock, self._guard():
-            with self._secure(self._w) as w:
-                erased = erase_subject_rows(w, tenant_id, subject)
-            self._p.execute("PRAGMA secure_delete=ON")
-            try:
-                with self._project_lock:
-                    shred_files(self._w, self._p)
-            finally:
-                self._p.execute("PRAGMA secure_delete=OFF")
-        return erased
 
     # leases --------------------------------------------------------------------------------------
 
