@@ -8,11 +8,20 @@ import io
 from typing import Any
 
 import httpx
+import pytest
 from console_support import sign_in
 from http_server_support import Server
 from playwright.sync_api import Page, expect
 
 DAY = "2026-02-02"
+
+
+@pytest.fixture(scope="module")
+def seeded(console_server: Server) -> Server:
+    """The server with rita's events, ingested once per module (and per xdist worker, so a
+    test that needs them does not depend on another test having run before it)."""
+    _seed(console_server)
+    return console_server
 
 
 def _seed(srv: Server) -> None:
@@ -27,8 +36,8 @@ def _seed(srv: Server) -> None:
         assert r.status_code == 200, r.text
 
 
-def test_an_auditor_signs_off_a_search_and_finds_its_audit_event(console_server: Server, page: Page) -> None:
-    _seed(console_server)
+def test_an_auditor_signs_off_a_search_and_finds_its_audit_event(seeded: Server, page: Page) -> None:
+    console_server = seeded
     sign_in(page, console_server.url, "olga")
     page.goto(console_server.url + f"/ui/search?range=custom&since={DAY}T00:00:00Z&until={DAY}T23:59:59Z&actor=rita")
     expect(page.locator("table.results tbody tr")).to_have_count(8)
@@ -76,7 +85,8 @@ def test_a_viewer_cannot_sign_off(console_server: Server, page: Page) -> None:
     assert found["events"] == []
 
 
-def test_the_actor_timeline_groups_by_day(console_server: Server, page: Page) -> None:
+def test_the_actor_timeline_groups_by_day(seeded: Server, page: Page) -> None:
+    console_server = seeded
     sign_in(page, console_server.url, "vic")
     page.goto(console_server.url + f"/ui/search?range=custom&since={DAY}T00:00:00Z&until=2026-02-04T00:00:00Z&actor=rita")
     page.locator("table.results tbody tr").first.get_by_role("link", name="rita").click()
