@@ -382,6 +382,9 @@ def test_cli_init_encrypt_and_verify_with_and_without_the_key(tmp_path: Path) ->
     r = _cli(data, "verify", "--json")
     rep = json.loads(r.stdout)["tenants"][0]
     assert rep["payloads_unchecked"] == 20 and rep["entries_checked"] == 20
+    # reading events needs the key: said so, not a decoding error
+    r = _cli(data, "search", "--actor", MARKERS["actor"])
+    assert r.returncode == 2 and "encrypted at rest and its master key was not given" in r.stderr, r.stderr
     # a writer refuses to run without it
     r = _cli(data, "ingest", str(events))
     assert r.returncode == 2 and "master key file" in r.stderr
@@ -549,3 +552,7 @@ def test_a_read_only_reader_of_an_encrypted_directory(tmp_path: Path) -> None:
     with LogReader.open(data) as rd:  # without it: the tree only
         rep = rd.verify()
         assert rep.ok and rep.tenants[0].payloads_unchecked == 8
+        with pytest.raises(KeyUnavailable, match="master key was not given"):
+            rd.get(receipts[3].id)
+        with pytest.raises(KeyUnavailable, match="master key was not given"):
+            rd.search(actor=MARKERS["actor"])

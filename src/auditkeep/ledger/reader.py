@@ -17,18 +17,20 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Unpack
 
-from auditkeep.crypto.atrest import EncryptionSettings
+from auditkeep.crypto.atrest import EncryptionSettings, KeyUnavailable
 from auditkeep.errors import DataDirError
 from auditkeep.errors import Expired as Expired
 from auditkeep.errors import NotFound as NotFound  # re-exported: its old home
 from auditkeep.ledger.append import origin_for
+from auditkeep.ledger.atrest import META_KEY as ENCRYPTED
+from auditkeep.ledger.atrest import EncryptedStore
 from auditkeep.ledger.config import LedgerConfig
 from auditkeep.ledger.keyring import LogKey, load_keys
 from auditkeep.ledger.projector import Projector
 from auditkeep.ledger.trust import Trust
 from auditkeep.ledger.verify import TenantReport, VerifyReport, verify_log
 from auditkeep.ledger.view import ERASED as ERASED  # re-exported: its old home
-from auditkeep.ledger.view import open_event
+from auditkeep.ledger.view import NO_KEY, open_event
 from auditkeep.log.checkpoint import Checkpoint, verify_checkpoint
 from auditkeep.log.hashing import HASH_SIZE, leaf_hash
 from auditkeep.log.note import NoteVerifier
@@ -66,6 +68,10 @@ class LogReader:
         self._tenant_lock = threading.Lock()
         self._projector = Projector(store, self._sizes)
         self._closed = False
+        # An encrypted store opened without its master key (``at_rest`` gave the store as it
+        # is): the tree can be verified, but no search can be answered (its index holds keyed
+        # tokens) and no event read.
+        self._no_key = store.meta(ENCRYPTED) is not None and not isinstance(store, EncryptedStore)
 
     @classmethod
     def open(
@@ -281,6 +287,8 @@ class LogReader:
     ) -> tuple[Query, int] | None:
         """The store query of a search's filters (validated), with how many of the newest
         entries the projection has not seen; None when the tenant does not exist."""
+        if self._no_key:
+            raise KeyUnavailable(NO_KEY)
         if order not in ("newest", "oldest"):
             raise ValidationError("must be 'newest' or 'oldest'", "order")
         if not 1 <= limit <= 10_000:
