@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -491,6 +492,12 @@ class EncryptedStore:
 
     def lease(self, name: str) -> Lease | None:
         return self.inner.lease(name)
+
+    def compact_expired_months(self, now_ns: int | None = None) -> list[Any]:
+        """PostgreSQL's compaction of expired months (rows are copied as they are, ciphertext
+        included); nothing on a store without monthly partitions."""
+        compact = getattr(self.inner, "compact_expired_months", None)
+        return [] if compact is None else list(compact(now_ns))
 
     def meta(self, key: str) -> str | None:
         return self.inner.meta(key)
