@@ -167,6 +167,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Kubernetes webhook over mutual TLS without a token: "CN=<name>" or "O=<org>" -> tenant
     client_cert_tenants: dict[str, str] = msgspec.field(default_factory=dict)
     quarantine_max_bytes: int = 1024 * 1024  # raw bytes kept per quarantined record
+    # gateways (docs/gateway-postgres.md): events waiting in memory for the ledger; past
+    # this, the oldest go to the gateway's spool directory
+    gateway_max_queue: int = 50_000
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     # witnesses (docs/witness.md): each new checkpoint is sent to them in the background
     witness: list[WitnessSettings] = msgspec.field(default_factory=list)

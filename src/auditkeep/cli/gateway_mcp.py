@@ -152,10 +152,11 @@ def _backend(
     from auditkeep.gateway.approvals import ApprovalBook
     from auditkeep.gateway.sink import LedgerSink
 
-    ledger = open_ledger(settings(), create=True, background=False)
+    s = settings()
+    ledger = open_ledger(s, create=True, background=False)
     ledger.submitter = Submitter("collector", SOURCE)  # its approval events
     try:
-        sink = LedgerSink(ledger, tenant, SOURCE, spool_dir=spool)
+        sink = LedgerSink(ledger, tenant, SOURCE, spool_dir=spool, max_queue=s.gateway_max_queue)
         try:
             reviewer = ApprovalReviewer(ApprovalBook(ledger), tenant, timeout) if guard is not None else NoReviewer()
             yield sink, reviewer

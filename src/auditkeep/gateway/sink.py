@@ -7,11 +7,15 @@ the traffic the gateway carries wait for the log.
   the quarantine. While the store fails (PostgreSQL down), batches are kept — in the spool
   directory when one is given (fsync'd, survives a restart), in memory otherwise — and
   retried with backoff, oldest first. Events carry their ids from the start, so a batch
-  sent twice is stored once.
+  sent twice is stored once. The memory queue is bounded (``max_queue``): past it, the
+  oldest events go to the spool's ``overflow/`` directory in batches, and the worker
+  delivers them before anything newer; without a spool directory the queue is not bounded
+  (a warning is logged once when it passes ``max_queue``).
 - :class:`ClientSink` (``--server URL --key KEY``): :class:`auditkeep.Client` with its spool;
   the server applies the gateway source's policy (``?source=``).
 
-:meth:`emit` is a ``deque.append``; it never blocks and never raises for delivery.
+:meth:`emit` is a ``deque.append`` under a lock (past the bound, one spool write per
+``batch_size`` events); it never waits for the store and never raises for delivery.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ log = logging.getLogger("auditkeep.gateway")
 _encode = msgspec.json.Encoder()
 _decode_event = msgspec.json.Decoder(Event)
 SPOOL_MAX_BYTES = 1 << 30
+MAX_QUEUE = 50_000  # events held in memory before the oldest go to the spool
 
 
 class EventSink(Protocol):
@@ -68,6 +73,7 @@ class LedgerSink:
         batch_size: int = 500,
         flush_interval: float = 0.05,
         max_backoff: float = 5.0,
+        max_queue: int = MAX_QUEUE,
     ) -> None:
         self.ledger = ledger
         self.tenant = tenant
@@ -76,8 +82,23 @@ class LedgerSink:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_backoff = max_backoff
+        self.max_queue = max(max_queue, batch_size)
+        # Two spools, delivered in this order: ``spool`` takes a batch whose delivery failed
+        # (at most one at a time, see _run); ``overflow`` takes the oldest queued events past
+        # ``max_queue``. Every event in ``spool`` is older than every event in ``overflow``,
+        # and those are older than the queue's.
         self.spool = Spool(spool_dir, SPOOL_MAX_BYTES) if spool_dir is not None else None
+        self.overflow = Spool(Path(spool_dir) / "overflow", SPOOL_MAX_BYTES) if spool_dir is not None else None
         self._queue: deque[Event] = deque()
+        # emit() and the worker run on different threads: this lock covers the queue, the
+        # overflow spool (a Spool is not thread-safe) and the counts below.
+        self._lock = threading.Lock()
+        self._spooled = 0  # events in ``spool`` written by this process and not yet delivered
+        self._spilled = 0  # the same for ``overflow``
+        self.spilled_total = 0  # events that went through ``overflow`` (for tests, metrics)
+        self.max_queue_seen = 0
+        self._warned_unbounded = False
+        self._warned_overflow_full = False
         self._held: deque[list[Event]] = deque()  # failed batches, when there is no spool
         self._wake = threading.Event()
         self._idle = threading.Condition()
@@ -92,14 +113,45 @@ class LedgerSink:
     def emit(self, event: Event) -> None:
         if event.id is None:
             event.id = uuid7()
-        self._queue.append(event)
-        if len(self._queue) >= self.batch_size:
+        with self._lock:
+            if len(self._queue) >= self.max_queue:
+                self._spill()
+            self._queue.append(event)
+            n = len(self._queue)
+            if n > self.max_queue_seen:
+                self.max_queue_seen = n
+        if n >= self.batch_size:
             self._wake.set()
 
+    def _spill(self) -> None:
+        """The queue is at its bound: move its oldest ``batch_size`` events to ``overflow``
+        (called with ``_lock`` held)."""
+        if self.overflow is None:
+            if not self._warned_unbounded:
+                self._warned_unbounded = True
+                log.warning("gateway events are arriving faster than the ledger commits them: %d wait in "
+                            "memory and there is no spool directory to hold the excess", len(self._queue))  # fmt: skip
+            return
+        q = self._queue
+        batch = [q[i] for i in range(min(self.batch_size, len(q)))]
+        if not self.overflow.append(self.tenant, [_encode.encode(e) for e in batch]):
+            if not self._warned_overflow_full:
+                self._warned_overflow_full = True
+                log.warning("the gateway's spool is full: events past %d wait in memory", self.max_queue)
+            return
+        for _ in batch:
+            q.popleft()
+        self._spilled += len(batch)
+        self.spilled_total += len(batch)
+        self._wake.set()
+
     def pending(self) -> int:
-        held = sum(len(b) for b in self._held)
-        spooled = 0 if self.spool is None or self.spool.empty() else 1
-        return len(self._queue) + held + self._in_flight + spooled
+        with self._lock:
+            held = sum(len(b) for b in self._held)
+            # Batches left by an earlier process are not counted by event: 1 stands for them.
+            spooled = self._spooled or (0 if self.spool is None or self.spool.empty() else 1)
+            spilled = self._spilled or (0 if self.overflow is None or self.overflow.empty() else 1)
+            return len(self._queue) + held + self._in_flight + spooled + spilled
 
     def flush(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -118,10 +170,12 @@ class LedgerSink:
         self._stop = True
         self._wake.set()
         self._thread.join(timeout)
-        if self.pending() and self.spool is not None:
+        if self.pending() and self.overflow is not None:
             self._spool_rest()
         if self.spool is not None:
             self.spool.close()
+        if self.overflow is not None:
+            self.overflow.close()
 
     # -- the worker --------------------------------------------------------------------
 
@@ -159,10 +213,26 @@ class LedgerSink:
                 if not self._deliver(events):
                     return False
                 self.spool.ack(rec)
+                with self._lock:
+                    self._spooled = max(0, self._spooled - len(events))
+        if self.overflow is not None:
+            while True:
+                with self._lock:  # emit() may be appending to it
+                    rec = self.overflow.peek()
+                if rec is None:
+                    break
+                events = [_decode_event.decode(raw) for raw in rec.events]
+                if not self._deliver(events):
+                    return False
+                with self._lock:
+                    self.overflow.ack(rec)
+                    self._spilled = max(0, self._spilled - len(events))
         return True
 
     def _keep(self, batch: list[Event]) -> None:
         if self.spool is not None and self.spool.append(self.tenant, [_encode.encode(e) for e in batch]):
+            with self._lock:
+                self._spooled += len(batch)
             return
         self._held.append(batch)
 
@@ -174,16 +244,28 @@ class LedgerSink:
             elif not self._queue:
                 self._wake.wait(self.flush_interval)
             self._wake.clear()
-            batch = self._take()
-            self._in_flight = len(batch)
+            # Order: what waits on disk (and a held batch) is older than the queue, so the
+            # backlog goes first and a batch is taken from the queue only when the backlog is
+            # empty. emit() may spill to ``overflow`` at any moment (it runs on another thread),
+            # so the check that ``overflow`` is empty and the take are one step under _lock: a
+            # spill after the check moves events newer than the batch, and the batch goes first.
+            # If the batch then fails, it goes to ``spool`` (empty, as the backlog was), which
+            # is delivered before ``overflow`` — so it stays ahead of anything spilled meanwhile.
             ok = self._backlog()
+            batch: list[Event] = []
+            if ok:
+                with self._lock:
+                    if self.overflow is None or self.overflow.empty():
+                        batch = self._take()
+                        self._in_flight = len(batch)
+                    else:  # spilled since _backlog looked: deliver that first
+                        self._wake.set()
             if batch:
-                if ok and self._deliver(batch):
-                    pass
-                else:
+                if not self._deliver(batch):
                     self._keep(batch)
                     ok = False
-            self._in_flight = 0
+                with self._lock:
+                    self._in_flight = 0
             backoff = 0.0 if ok else min(self.max_backoff, max(0.1, backoff * 2))
             with self._idle:
                 self._idle.notify_all()
@@ -191,8 +273,17 @@ class LedgerSink:
                 return
 
     def _spool_rest(self) -> None:
-        while self._queue:
-            self._keep(self._take())
+        """At close, with the worker stopped: the queue (the newest events) goes after
+        everything already in ``overflow``."""
+        assert self.overflow is not None
+        with self._lock:
+            while self._queue:
+                batch = self._take()
+                if not self.overflow.append(self.tenant, [_encode.encode(e) for e in batch]):
+                    self._queue.extendleft(reversed(batch))
+                    log.error("the gateway's spool is full: %d events are lost at close", len(self._queue))
+                    return
+                self._spilled += len(batch)
 
 
 class ClientSink:

@@ -23,6 +23,15 @@ has threads, so no fork); its standard input and output are the two pipes. Frame
 - child → parent: ``R`` (ready) or ``R`` + error text; ``S`` + ``received pending`` (its
   counts, when they change); ``A`` + ``token ok`` (a flush done).
 
+Memory: the child holds at most ``gateway_max_queue`` events in its queue, the excess going
+to the spool (see :class:`~auditkeep.gateway.sink.LedgerSink`). The parent's list is
+emptied by the writer thread every few milliseconds; it grows only while a write to the
+pipe waits, i.e. while the child does not read. The child's reading thread never waits for
+the store — it decodes and appends, and past the bound writes one spool record per 500
+events — so the list stays at what arrives during one such write. It is not spilled to
+disk here (the spool is the child's; two writers would break the order); if the child
+stops reading altogether, a warning is logged once when the list passes the same bound.
+
 If the child dies, the parent logs it and starts another; events the dead child had taken
 and not yet made durable or spooled are lost, as the in-process sink's queue is lost when
 the gateway itself dies.
@@ -94,6 +103,9 @@ class ProcessSink:
             "submitter": msgspec.to_builtins(submitter) if submitter is not None else None,
         })  # fmt: skip
         self._buf: list[_EventItem | _QueryItem] = []
+        self.max_buf = int(getattr(settings, "gateway_max_queue", 50_000))
+        self.max_buf_seen = 0  # the longest the list has been (tests, diagnosis)
+        self._warned = False
         self._lock = threading.Lock()  # _buf
         self._send_lock = threading.Lock()  # the pipe, the counters below
         self._wake = threading.Event()
@@ -197,19 +209,23 @@ class ProcessSink:
     # -- EventSink -----------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        with self._lock:
-            self._buf.append(_EventItem(event))
-            full = len(self._buf) >= BATCH_ITEMS
-        if full:
-            self._wake.set()
+        self._add(_EventItem(event))
 
     def emit_query(self, info: SessionInfo, run: Run, duration: float) -> None:
         """A statement of a PostgreSQL session: the child builds its ``db.query`` event."""
+        self._add(_QueryItem(info, run, duration))
+
+    def _add(self, item: _EventItem | _QueryItem) -> None:
         with self._lock:
-            self._buf.append(_QueryItem(info, run, duration))
-            full = len(self._buf) >= BATCH_ITEMS
-        if full:
+            self._buf.append(item)
+            n = len(self._buf)
+            if n > self.max_buf_seen:
+                self.max_buf_seen = n
+        if n >= BATCH_ITEMS:
             self._wake.set()
+            if n > self.max_buf and not self._warned:
+                self._warned = True
+                log.warning("the gateway's ledger process is not reading its events: %d wait in memory", n)
 
     def pending(self) -> int:
         with self._cv:
@@ -272,7 +288,8 @@ def _child_main(conn: Connection, back: Connection) -> None:
         lg = open_ledger(settings, create=True, background=False)
         if args["submitter"] is not None:
             lg.submitter = msgspec.convert(args["submitter"], Submitter)
-        sink = LedgerSink(lg, args["tenant"], args["source"], spool_dir=args["spool"])
+        sink = LedgerSink(lg, args["tenant"], args["source"], spool_dir=args["spool"],
+                          max_queue=settings.gateway_max_queue)  # fmt: skip
     except Exception as exc:
         back.send_bytes(b"R" + f"{type(exc).__name__}: {exc}".encode())
         return

@@ -1,0 +1,181 @@
+"""A ledger slower than the gateway: the sink's memory queue stays under its bound, the
+spool takes the excess, and every event still reaches the log once, in emit order.
+
+The store is slowed for real: another connection holds SQLite's write lock, so the
+ledger's commits wait (busy timeout) until it is released."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from auditkeep.gateway.sink import LedgerSink
+from auditkeep.ledger import Ledger
+from auditkeep.ledger.datadir import establish
+from auditkeep.model import Actor, Event
+from auditkeep.store.sqlite import SQLiteStore
+
+
+def _ev(i: int) -> Event:
+    return Event(actor=Actor(id="alice", type="user"), action="db.query", metadata={"i": i})
+
+
+def _lock(data: Path) -> sqlite3.Connection:
+    """Another writer on the ledger's database: the ledger's commits wait for it."""
+    conn = sqlite3.connect(data / "log.db", isolation_level=None, timeout=30)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+def _logged(data: Path) -> list[int]:
+    with Ledger.open(data, create=False, background=False) as lg:
+        recs = lg.records(0, lg.head("acme").size, "acme")
+        return [r.event.metadata["i"] for r in recs if r.event.metadata and "i" in r.event.metadata]
+
+
+def _ledger(data: Path, busy_timeout: float) -> Ledger:
+    """A ledger whose store waits ``busy_timeout`` seconds for SQLite's write lock: with a
+    long wait a held lock makes commits slow, with a short one it makes them fail."""
+    Ledger.open(data).close()
+    store = SQLiteStore(data, busy_timeout=busy_timeout)
+    identity, _ = establish(store, data, create=False)
+    return Ledger(store, identity, background=False)
+
+
+@pytest.mark.parametrize("busy_timeout", [30.0, 0.02], ids=["slow-store", "failing-store"])
+def test_a_slow_store_sends_the_excess_to_the_spool_in_order(tmp_path: Path, busy_timeout: float) -> None:
+    data = tmp_path / "data"
+    lg = _ledger(data, busy_timeout)
+    bound = 200
+    sink = LedgerSink(lg, "acme", "postgres-gateway", spool_dir=tmp_path / "spool", batch_size=50, max_queue=bound,
+                      max_backoff=0.05)  # fmt: skip
+    n = 6000
+    # Phase 1: the store does not commit at all while the events arrive.
+    held = _lock(data)
+    try:
+        for i in range(n):
+            sink.emit(_ev(i))
+            assert len(sink._queue) <= bound
+        assert sink.spilled_total >= n - bound - 50  # all but the queue and one batch in flight
+        # pending still counts every event, those on disk included (not 1 for the spool)
+        assert n <= sink.pending() <= n + 50
+        assert any((tmp_path / "spool" / "overflow").rglob("*.seg"))
+    finally:
+        held.execute("ROLLBACK")
+        held.close()
+    # Phase 2: the store stalls and recovers over and over while events keep coming, at
+    # about the pace it commits, so the worker goes back and forth between spool and queue.
+    stop = threading.Event()
+
+    def stall() -> None:
+        while not stop.is_set():
+            c = _lock(data)
+            time.sleep(0.02)
+            c.execute("ROLLBACK")
+            c.close()
+            time.sleep(0.02)
+
+    t = threading.Thread(target=stall)
+    t.start()
+    try:
+        for i in range(n, 4 * n):
+            sink.emit(_ev(i))
+            if i % 50 == 0:
+                time.sleep(0.001)
+    finally:
+        stop.set()
+        t.join()
+    assert sink.flush(120)
+    assert sink.pending() == 0
+    assert sink.max_queue_seen <= bound
+    assert sink.spilled_total > n
+    sink.close()
+    lg.close()
+    assert _logged(data) == list(range(4 * n))  # each once, in the order emitted
+
+
+def test_without_a_spool_directory_the_queue_grows_as_before_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    lg = Ledger.open(data, background=False)
+    sink = LedgerSink(lg, "acme", "postgres-gateway", max_queue=1000)
+    held = _lock(data)
+    try:
+        with caplog.at_level(logging.WARNING, logger="auditkeep.gateway"):
+            for i in range(4000):
+                sink.emit(_ev(i))
+        assert sink.max_queue_seen > 1000
+        warned = [r for r in caplog.records if "no spool directory" in r.getMessage()]
+        assert len(warned) == 1
+    finally:
+        held.execute("ROLLBACK")
+        held.close()
+    assert sink.flush(60)
+    sink.close()
+    lg.close()
+    assert _logged(data) == list(range(4000))
+
+
+def test_the_child_process_sink_bounds_its_memory_on_a_slow_store(tmp_path: Path) -> None:
+    """The gateway's own list stays short (the child keeps reading, its excess goes to the
+    spool) and pending counts what is on disk."""
+    from auditkeep.config import Settings
+    from auditkeep.gateway.sink_process import ProcessSink
+
+    data = tmp_path / "data"
+    Ledger.open(data).close()
+    sink = ProcessSink(Settings(data=str(data), gateway_max_queue=2000), "acme", "postgres-gateway",
+                       spool_dir=tmp_path / "spool")  # fmt: skip
+    n = 20_000
+    held = _lock(data)
+    try:
+        for i in range(n):
+            sink.emit(_ev(i))
+        deadline = time.monotonic() + 60
+        while sink._received < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sink._received == n  # the child read everything while the store was stuck
+        assert sink.pending() >= n  # queue + spool, counted by event
+        assert any((tmp_path / "spool" / "overflow").rglob("*.seg"))
+    finally:
+        held.execute("ROLLBACK")
+        held.close()
+    assert sink.flush(120)
+    sink.close()
+    assert _logged(data) == list(range(n))
+
+
+def test_a_batch_that_fails_stays_ahead_of_events_spilled_while_it_was_tried(tmp_path: Path) -> None:
+    """The batch in flight fails after newer events went to the spool meanwhile: it is
+    still delivered before them."""
+    data = tmp_path / "data"
+    lg = _ledger(data, 1.0)  # a commit waits 1 s for the lock, then fails
+    sink = LedgerSink(lg, "acme", "postgres-gateway", spool_dir=tmp_path / "spool", batch_size=50, max_queue=100,
+                      max_backoff=0.05)  # fmt: skip
+    held = _lock(data)
+    try:
+        for i in range(50):
+            sink.emit(_ev(i))
+        deadline = time.monotonic() + 30
+        while sink._in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert sink._in_flight == 50 and sink.failures == 0  # 0..49 are being committed
+        for i in range(50, 450):
+            sink.emit(_ev(i))
+        assert sink.spilled_total >= 300  # newer events went to the spool during that commit
+        while sink.failures == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sink.failures >= 1
+    finally:
+        held.execute("ROLLBACK")
+        held.close()
+    assert sink.flush(60)
+    sink.close()
+    lg.close()
+    assert _logged(data) == list(range(450))
