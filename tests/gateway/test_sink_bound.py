@@ -10,6 +10,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,60 @@ def test_a_batch_that_fails_stays_ahead_of_events_spilled_while_it_was_tried(tmp
     sink.close()
     lg.close()
     assert _logged(data) == list(range(450))
+
+
+@pytest.mark.parametrize("store_kind", ["postgres"])
+def test_a_postgres_store_locked_by_another_session(tmp_path: Path, make_ledger: Callable[..., Ledger]) -> None:
+    """The same on PostgreSQL: another session holds a lock on the log's table, so the
+    ledger's inserts wait; the excess goes to the spool and everything lands in order."""
+    import psycopg
+
+    import pg_support  # type: ignore[import-not-found]
+
+    lg = make_ledger(background=False)
+    schema = lg.store.schema  # type: ignore[attr-defined]
+    bound = 200
+
+    def hold() -> psycopg.Connection[object]:
+        c: psycopg.Connection[object] = psycopg.connect(pg_support.base_url())
+        c.execute(f'LOCK TABLE "{schema}".entries IN EXCLUSIVE MODE')
+        return c
+
+    sink = LedgerSink(lg, "acme", "postgres-gateway", spool_dir=tmp_path / "spool", batch_size=50,
+                      max_queue=bound, max_backoff=0.05)  # fmt: skip
+    n = 3000
+    held = hold()
+    try:
+        for i in range(n):
+            sink.emit(_ev(i))
+            assert len(sink._queue) <= bound
+        assert sink.spilled_total >= n - bound - 50
+        assert n <= sink.pending() <= n + 50
+    finally:
+        held.rollback()
+        held.close()
+    stop = threading.Event()
+
+    def stall() -> None:
+        while not stop.is_set():
+            c = hold()
+            time.sleep(0.02)
+            c.rollback()
+            c.close()
+            time.sleep(0.02)
+
+    t = threading.Thread(target=stall)
+    t.start()
+    try:
+        for i in range(n, 3 * n):
+            sink.emit(_ev(i))
+            if i % 50 == 0:
+                time.sleep(0.001)
+    finally:
+        stop.set()
+        t.join()
+    assert sink.flush(120)
+    assert sink.pending() == 0 and sink.max_queue_seen <= bound
+    sink.close()
+    recs = lg.records(0, lg.head("acme").size, "acme")
+    assert [r.event.metadata["i"] for r in recs if r.event.metadata] == list(range(3 * n))
