@@ -237,3 +237,39 @@ def test_a_postgres_store_locked_by_another_session(tmp_path: Path, make_ledger:
     sink.close()
     recs = lg.records(0, lg.head("acme").size, "acme")
     assert [r.event.metadata["i"] for r in recs if r.event.metadata] == list(range(3 * n))
+
+
+def test_what_a_closed_sink_left_on_disk_goes_first_after_a_restart(tmp_path: Path) -> None:
+    """A sink closed while the store is stuck leaves its events in the spool; the next one
+    delivers them before its own, and counts them as pending meanwhile."""
+    data = tmp_path / "data"
+    lg = _ledger(data, 0.02)
+    sink = LedgerSink(lg, "acme", "postgres-gateway", spool_dir=tmp_path / "spool", batch_size=50, max_queue=100,
+                      max_backoff=0.05)  # fmt: skip
+    held = _lock(data)
+    try:
+        for i in range(1000):
+            sink.emit(_ev(i))
+        sink.close(timeout=0.2)  # the store still refuses: the rest goes to the spool
+        assert not sink._queue and sink.pending() > 0
+    finally:
+        held.execute("ROLLBACK")
+        held.close()
+    lg.close()
+    lg = _ledger(data, 30.0)
+    held = _lock(data)
+    try:
+        again = LedgerSink(lg, "acme", "postgres-gateway", spool_dir=tmp_path / "spool", batch_size=50,
+                           max_queue=100, max_backoff=0.05)  # fmt: skip
+        assert again.pending() >= 1  # what the first one left
+        for i in range(1000, 1500):
+            again.emit(_ev(i))
+        assert again.pending() >= 501
+    finally:
+        held.execute("ROLLBACK")
+        held.close()
+    assert again.flush(60)
+    assert again.pending() == 0
+    again.close()
+    lg.close()
+    assert _logged(data) == list(range(1500))

@@ -29,7 +29,7 @@ from typing import Protocol
 
 import msgspec
 
-from auditkeep.client.spool import Spool
+from auditkeep.client.spool import Position, Spool
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.event import Event
 from auditkeep.model.ids import uuid7
@@ -95,6 +95,13 @@ class LedgerSink:
         self._lock = threading.Lock()
         self._spooled = 0  # events in ``spool`` written by this process and not yet delivered
         self._spilled = 0  # the same for ``overflow``
+        # Where each record this process wrote ends, to tell them from batches an earlier
+        # process left (delivered first, not counted by event: each spool counts 1 for them
+        # until one of ours is delivered or it is empty).
+        self._spool_ends: deque[Position] = deque()
+        self._overflow_ends: deque[Position] = deque()
+        self._spool_old = self.spool is not None and not self.spool.empty()
+        self._overflow_old = self.overflow is not None and not self.overflow.empty()
         self.spilled_total = 0  # events that went through ``overflow`` (for tests, metrics)
         self.max_queue_seen = 0
         self._warned_unbounded = False
@@ -142,6 +149,7 @@ class LedgerSink:
         for _ in batch:
             q.popleft()
         self._spilled += len(batch)
+        self._overflow_ends.append(self.overflow.tail())
         self.spilled_total += len(batch)
         self._wake.set()
 
@@ -149,9 +157,8 @@ class LedgerSink:
         with self._lock:
             held = sum(len(b) for b in self._held)
             # Batches left by an earlier process are not counted by event: 1 stands for them.
-            spooled = self._spooled or (0 if self.spool is None or self.spool.empty() else 1)
-            spilled = self._spilled or (0 if self.overflow is None or self.overflow.empty() else 1)
-            return len(self._queue) + held + self._in_flight + spooled + spilled
+            old = int(self._spool_old) + int(self._overflow_old)
+            return len(self._queue) + held + self._in_flight + self._spooled + self._spilled + old
 
     def flush(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -214,7 +221,11 @@ class LedgerSink:
                     return False
                 self.spool.ack(rec)
                 with self._lock:
-                    self._spooled = max(0, self._spooled - len(events))
+                    if self._spool_ends and rec.end == self._spool_ends[0]:
+                        self._spool_ends.popleft()
+                        self._spooled -= len(events)
+                        self._spool_old = False
+                    self._spool_old = self._spool_old and not self.spool.empty()
         if self.overflow is not None:
             while True:
                 with self._lock:  # emit() may be appending to it
@@ -226,13 +237,18 @@ class LedgerSink:
                     return False
                 with self._lock:
                     self.overflow.ack(rec)
-                    self._spilled = max(0, self._spilled - len(events))
+                    if self._overflow_ends and rec.end == self._overflow_ends[0]:
+                        self._overflow_ends.popleft()
+                        self._spilled -= len(events)
+                        self._overflow_old = False
+                    self._overflow_old = self._overflow_old and not self.overflow.empty()
         return True
 
     def _keep(self, batch: list[Event]) -> None:
         if self.spool is not None and self.spool.append(self.tenant, [_encode.encode(e) for e in batch]):
             with self._lock:
                 self._spooled += len(batch)
+                self._spool_ends.append(self.spool.tail())
             return
         self._held.append(batch)
 
@@ -284,6 +300,7 @@ class LedgerSink:
                     log.error("the gateway's spool is full: %d events are lost at close", len(self._queue))
                     return
                 self._spilled += len(batch)
+                self._overflow_ends.append(self.overflow.tail())
 
 
 class ClientSink:
