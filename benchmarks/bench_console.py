@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 from rich.console import Console
@@ -46,6 +45,7 @@ from auditkeep.console.search import SearchForm, histogram_of
 from auditkeep.console.users import UserStore
 from auditkeep.ledger import Ledger
 from auditkeep.model.timefmt import format_rfc3339, now_ns, parse_rfc3339
+from auditkeep.query.filters import Filters
 from auditkeep.server.projection import ProjectionProcess
 
 TENANT = "bench"
@@ -130,14 +130,14 @@ def sign_in(url: str) -> httpx.Client:
     return c
 
 
-def scan_histogram(lg: Ledger, tenant: str, kwargs: dict[str, Any], since: int | None, until: int | None) -> histogram.Histogram | None:
+def scan_histogram(lg: Ledger, tenant: str, filters: Filters, since: int | None, until: int | None) -> histogram.Histogram | None:
     """The histogram as the console drew it before the aggregate (the same-run baseline):
     the newest matches, 5,000 a page, decoded one by one, at most 20,000."""
     points: list[tuple[int, str]] = []
     cursor: str | None = None
     complete = True
     while True:
-        page = lg.search(tenant, order="newest", cursor=cursor, limit=5000, **kwargs)
+        page = lg.search(tenant, order="newest", cursor=cursor, limit=5000, filters=filters)
         points += [(parse_rfc3339(r.event.time), r.event.outcome or "unknown") for r in page.items if r.event.time]
         cursor = page.next_cursor
         if cursor is None:
@@ -166,7 +166,7 @@ def histogram_times(data: Path, runs: int) -> list[tuple[str, list[float], int]]
                 for i in range(runs + 1):
                     now = now_ns()
                     t = time.perf_counter()
-                    h = fn(lg, TENANT, form.kwargs(now), *form.bounds(now))
+                    h = fn(lg, TENANT, form.filters(now), *form.bounds(now))
                     if i:  # the first is a warm-up
                         times.append((time.perf_counter() - t) * 1000)
                     total = h.counted if h else 0
