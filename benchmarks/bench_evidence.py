@@ -40,6 +40,7 @@ from auditkeep.evidence import build_bundle, verify_bundle
 from auditkeep.ledger import Ledger, LedgerConfig
 from auditkeep.ledger.reader import LogReader
 from auditkeep.log.hashing import leaf_hash
+from auditkeep.query.filters import Filters
 
 console = Console()
 
@@ -81,7 +82,7 @@ def baseline_read(data: Path) -> tuple[Clock, int]:
 
 def timed_build(data: Path, out: Path, filters: dict[str, str]) -> tuple[Clock, int, int]:
     with LogReader.open(data) as rd, Clock() as c, out.open("wb") as f:
-        s = build_bundle(rd, f, "default", 0, time.time_ns(), filters=filters)
+        s = build_bundle(rd, f, "default", 0, time.time_ns(), filters=Filters.from_kwargs(filters))
     return c, s.events, s.hashed
 
 

@@ -35,6 +35,7 @@ from auditkeep.forward.forwarder import Target
 from auditkeep.ledger.config import LedgerConfig
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.ledger.reader import LogReader
+from auditkeep.query.filters import Filters
 from auditkeep.store.base import row_chunks
 
 TENANT = "bench"
@@ -68,7 +69,7 @@ def export(reader: LogReader, fmt: str, out: Path) -> tuple[int, float, float]:
     t, cpu = time.perf_counter(), time.process_time()
     n = 0
     with open(out, "wb") as f:
-        for count, chunk in iter_chunks(reader, TENANT, {}, formatter):
+        for count, chunk in iter_chunks(reader, TENANT, Filters(), formatter):
             f.write(chunk)
             n += count
     return n, time.perf_counter() - t, time.process_time() - cpu

@@ -23,7 +23,7 @@ ACTIONS = [
 OUTCOMES = ["success"] * 8 + ["failure", "denied"]
 SERVICES = ["billing", "payments", "auth", "inventory", "search", "reports"]
 METHODS = ["GET", "POST", "PUT", "DELETE"]
-WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike".split()
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima", "mike"]
 
 
 BASE_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
