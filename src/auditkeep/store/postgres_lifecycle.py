@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from auditkeep.store.base import KEY_SHIFT, Entry, entry_key
+from auditkeep.store.base import KEY_SHIFT, Entry, entry_key, key_runs
 
 # Up to this many runs of consecutive keys are expired one range statement each (an index
 # range scan: 20,000 keys in one run took 0.06 s against 0.4 s for k = ANY(keys) on ev, and
@@ -30,12 +30,7 @@ RANGE_RUNS = 64
 
 def expire(conn: psycopg.Connection[Any], tenant_id: int, indexes: Sequence[int]) -> int:
     keys = [entry_key(tenant_id, i) for i in sorted(indexes)]
-    runs: list[tuple[int, int]] = []
-    for k in keys:
-        if runs and runs[-1][1] == k:
-            runs[-1] = (runs[-1][0], k + 1)
-        else:
-            runs.append((k, k + 1))
+    runs = key_runs(keys)
     blank = "UPDATE entries SET leaf = ''::bytea, subject = NULL, sealed = NULL WHERE "
     with conn.transaction():
         if len(runs) > RANGE_RUNS:

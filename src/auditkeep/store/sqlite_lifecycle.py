@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
-from auditkeep.store.base import Entry, entry_key
+from auditkeep.store.base import Entry, entry_key, key_runs
 
 
 def forget_projected(p: sqlite3.Connection, keys: Sequence[int], texts: Mapping[int, str]) -> None:
@@ -36,7 +36,7 @@ def forget_projected(p: sqlite3.Connection, keys: Sequence[int], texts: Mapping[
 def drop_projected_rows(p: sqlite3.Connection, keys: Sequence[int]) -> None:
     """Delete the search rows of entries, one statement per run of consecutive keys, leaving
     their full-text rows for :func:`rebuild_text` (in a transaction the caller opened)."""
-    p.executemany("DELETE FROM ev WHERE k >= ? AND k < ?", _runs(keys))
+    p.executemany("DELETE FROM ev WHERE k >= ? AND k < ?", key_runs(keys))
 
 
 def mark_text_stale(p: sqlite3.Connection) -> None:
@@ -85,24 +85,13 @@ def rebuild_text(
     return indexed
 
 
-def _runs(keys: Sequence[int]) -> list[tuple[int, int]]:
-    """[start, end) of each run of consecutive keys (``keys`` ascending)."""
-    runs: list[tuple[int, int]] = []
-    for k in keys:
-        if runs and runs[-1][1] == k:
-            runs[-1] = (runs[-1][0], k + 1)
-        else:
-            runs.append((k, k + 1))
-    return runs
-
-
 def blank_entries(w: sqlite3.Connection, tenant_id: int, indexes: Sequence[int]) -> int:
     """Delete the payload of entries (in a transaction the caller opened), one statement per
     run of consecutive indexes; returns how many still had one."""
     before = w.total_changes
     w.executemany(
         "UPDATE entries SET leaf=X'', subject=NULL, sealed=NULL WHERE k >= ? AND k < ? AND length(leaf) > 0",
-        _runs([entry_key(tenant_id, i) for i in indexes]),
+        key_runs([entry_key(tenant_id, i) for i in indexes]),
     )
     return w.total_changes - before
 
