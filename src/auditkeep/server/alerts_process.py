@@ -31,6 +31,7 @@ import msgspec
 from auditkeep.config import Settings
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.event import Submitter
+from auditkeep.server.projection import end_child
 
 log = logging.getLogger("auditkeep.server.alerts")
 
@@ -86,16 +87,9 @@ class AlertProcess:
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         with self._lock:
-            self._fd = None
-            if self._proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+            self._fd = None  # no wake is written after this, so the pipe can be closed
+        if end_child(self._proc, timeout):
             log.warning("the alert runner did not stop within %.0f s: killed", timeout)
-            self._proc.kill()
-            self._proc.wait()
         self._reader.join(5)
         if self._proc.stdout is not None:
             self._proc.stdout.close()

@@ -42,14 +42,22 @@ class ProjectionProcess:
         self._proc.stdin.flush()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        end_child(self._proc, timeout)
+
+
+def end_child(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Close a child's standard input (the server's children end when it closes) and wait
+    for it, killing it after ``timeout`` seconds; True when it had to be killed."""
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return True
+    return False
 
 
 def main() -> None:
