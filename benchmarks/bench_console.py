@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -37,6 +36,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_http import start_server
 from events import make_event
+from machine import cpu_model
 from starlette.datastructures import QueryParams
 
 from auditkeep.config import Settings, open_ledger
@@ -176,14 +176,6 @@ def histogram_times(data: Path, runs: int) -> list[tuple[str, list[float], int]]
     return out
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:

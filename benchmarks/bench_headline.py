@@ -44,6 +44,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
 from events import events
+from machine import cpu_model
 
 import auditkeep
 from auditkeep.ledger import Ledger
@@ -153,12 +154,6 @@ def tamperlog_path(batches: Batches) -> tuple[float, float] | None:
     return n / (time.perf_counter() - t), (time.process_time() - c) / n * 1e6
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def main() -> None:

@@ -39,6 +39,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from machine import cpu_model  # noqa: E402
+
 import auditkeep  # noqa: E402
 from auditkeep.client import Client, context  # noqa: E402
 from auditkeep.client.context import merge_into  # noqa: E402
@@ -48,14 +50,6 @@ from auditkeep.ledger import LedgerConfig  # noqa: E402
 CLI = [sys.executable, "-m", "auditkeep.cli.main"]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def free_port() -> int:

@@ -32,6 +32,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model
+
 from auditkeep.model import Event
 from auditkeep.sources.auditd import AuditdDecoder, Reassembler, parse_line
 from auditkeep.sources.base import SourceError
@@ -42,14 +45,6 @@ REPO = Path(__file__).resolve().parents[1]
 _SERIAL = re.compile(rb":(\d+)\)")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def rate(n: int, seconds: float) -> str:
