@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import zstandard
+
+from server_harness import clean_env
 
 CONFIG = """
 [archive]
@@ -25,9 +26,8 @@ delete_after = "1s"
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITKEEP_")}
     return subprocess.run([sys.executable, "-m", "auditkeep.cli.main", *args], cwd=cwd, capture_output=True,
-                          text=True, env=env, timeout=300)
+                          text=True, env=clean_env(), timeout=300)
 
 
 def test_retention_archives_then_deletes_and_the_segment_verifies_and_restores(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from auditkeep.ledger.atrest import EncryptedSearchError, EncryptedStore, at_res
 from auditkeep.ledger.datadir import establish
 from auditkeep.retention.erase import erase_subject
 from auditkeep.store.base import Doc
+from server_harness import clean_env
 
 ON = EncryptionSettings(enabled=True)
 # One marker per place an event carries text: actor, action, resource, metadata, message.
@@ -371,11 +372,9 @@ def test_reencrypt_resumes_after_kill_9(open_encrypted: Callable[..., Ledger], t
 def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITKEEP_")}
-    env["COLUMNS"] = "200"
     return subprocess.run(
         [sys.executable, "-m", "auditkeep.cli.main", *args, "--data", str(data)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=str(data.parent),
+        capture_output=True, text=True, timeout=120, env=clean_env(COLUMNS="200"), cwd=str(data.parent),
     )
 
 
