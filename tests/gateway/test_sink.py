@@ -113,3 +113,33 @@ def test_closing_the_child_process_sink_keeps_a_backlog(tmp_path: Path) -> None:
     with Ledger.open(data, create=False, background=False) as lg:
         recs = lg.records(0, lg.head("acme").size, "acme")
         assert [r.event.metadata["i"] for r in recs if r.event.metadata] == list(range(5000))
+
+
+def test_spooled_events_go_to_the_tenant_they_were_written_for(tmp_path: Path) -> None:
+    """A gateway of another tenant that adopts a spool slot left behind (a shared data
+    directory) delivers its events to their own tenant's log."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    lg = Ledger.open(data)
+    sink = LedgerSink(lg, "acme", "mcp-gateway", spool_dir=tmp_path / "spool", batch_size=10, max_queue=10)
+    held = sqlite3.connect(data / "log.db", isolation_level=None, timeout=30)
+    held.execute("BEGIN IMMEDIATE")  # nothing commits: at close the queue goes to the spool
+    try:
+        for i in range(30):
+            sink.emit(_ev(i))
+        assert sink.spilled_total > 0
+        sink.close(0.5)
+    finally:
+        held.execute("ROLLBACK")
+        held.close()
+    assert lg.store.tenant("acme") is None  # all of it waits on disk
+    other = LedgerSink(lg, "globex", "mcp-gateway", spool_dir=tmp_path / "spool")
+    other.emit(_ev(100))
+    assert other.flush(30)
+    other.close()
+    acme = lg.records(0, lg.head("acme").size, "acme")
+    assert [r.event.metadata["i"] for r in acme if r.event.metadata] == list(range(30))
+    globex = lg.records(0, lg.head("globex").size, "globex")
+    assert [r.event.metadata["i"] for r in globex if r.event.metadata] == [100]
+    lg.close()

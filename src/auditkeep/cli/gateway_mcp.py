@@ -45,7 +45,7 @@ closed the connection."""
               help="API key (ingest scope) for --server [env AUDITKEEP_KEY].")
 @click.option("--spool", default=None, metavar="DIR",
               help="Where events wait while the log cannot take them [default with --server: "
-                   "auditkeep-mcp-spool; embedded: in memory].")
+                   "auditkeep-mcp-spool; embedded: DATA/mcp-spool].")
 @click.option("--listen", default=None, metavar="HOST:PORT",
               help="Proxy the Streamable HTTP transport: listen here (with --upstream).")
 @click.option("--upstream", default=None, metavar="URL", help="With --listen: the MCP server's endpoint URL.")
@@ -156,7 +156,11 @@ def _backend(
     ledger = open_ledger(s, create=True, background=False)
     ledger.submitter = Submitter("collector", SOURCE)  # its approval events
     try:
-        sink = LedgerSink(ledger, tenant, SOURCE, spool_dir=spool, max_queue=s.gateway_max_queue)
+        # The spool bounds the memory queue (past gateway_max_queue the oldest events go to
+        # its overflow/); its slots are locked per process, so several gateways (one per MCP
+        # server an agent's host starts) can share the data directory's.
+        spool_dir = Path(spool) if spool else Path(s.data) / "mcp-spool"
+        sink = LedgerSink(ledger, tenant, SOURCE, spool_dir=spool_dir, max_queue=s.gateway_max_queue)
         try:
             reviewer = ApprovalReviewer(ApprovalBook(ledger), tenant, timeout) if guard is not None else NoReviewer()
             yield sink, reviewer

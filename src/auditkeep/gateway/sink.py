@@ -193,9 +193,9 @@ class LedgerSink:
             out.append(q.popleft())
         return out
 
-    def _deliver(self, events: list[Event]) -> bool:
+    def _deliver(self, events: list[Event], tenant: str | None = None) -> bool:
         try:
-            self.intake.deliver(self.source, self.tenant, events)
+            self.intake.deliver(self.source, tenant or self.tenant, events)
         except Exception as exc:  # the store is down or closing: keep the batch, retry later
             self.failures += 1
             if not self.last_error:
@@ -217,7 +217,9 @@ class LedgerSink:
         if self.spool is not None:
             while (rec := self.spool.peek()) is not None:
                 events = [_decode_event.decode(raw) for raw in rec.events]
-                if not self._deliver(events):
+                # A record goes to the tenant it was written for: a slot adopted from another
+                # gateway's process (a shared data directory) may hold another tenant's events.
+                if not self._deliver(events, rec.tenant):
                     return False
                 self.spool.ack(rec)
                 with self._lock:
@@ -233,7 +235,7 @@ class LedgerSink:
                 if rec is None:
                     break
                 events = [_decode_event.decode(raw) for raw in rec.events]
-                if not self._deliver(events):
+                if not self._deliver(events, rec.tenant):
                     return False
                 with self._lock:
                     self.overflow.ack(rec)
