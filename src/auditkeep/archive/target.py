@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from auditkeep.errors import ConfigError, StoreError, UserError
+from auditkeep.fsutil import fsync_dir
 
 MAX_LIST = 1_000_000
 
@@ -43,14 +44,6 @@ class Target(Protocol):
     def retention(self, name: str) -> str | None:
         """The object's lock (``COMPLIANCE until ...``), if any."""
         ...
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class DirTarget:
@@ -81,7 +74,7 @@ class DirTarget:
             except FileExistsError:
                 if path.read_bytes() != data:
                     raise ArchiveTargetError(f"{path} exists with other content; an archive object is never replaced") from None
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             raise ArchiveTargetError(f"cannot write {path}: {exc.strerror or exc}") from None
         finally:

@@ -33,6 +33,7 @@ import msgspec
 
 from auditkeep.client.framing import frame, read_frame
 from auditkeep.errors import AuditkeepError
+from auditkeep.fsutil import fsync_dir
 
 __all__ = ["Position", "Spool", "SpoolBatch", "SpoolLockedError", "SpoolRecord"]
 
@@ -101,14 +102,6 @@ def _try_lock(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_cursor(path: Path) -> tuple[int, int]:
@@ -266,7 +259,7 @@ class Spool:
         self._close_writer()
         n = max([*own.segments, own.cursor[0] - 1, 0]) + 1
         fd = os.open(own.seg_path(n), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        _fsync_dir(own.path)  # the new file's name must survive a crash too
+        fsync_dir(own.path)  # the new file's name must survive a crash too
         own.segments.append(n)
         own.sizes[n] = 0
         self._write_fd, self._write_seg = fd, n

@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auditkeep.errors import ConfigError
+from auditkeep.fsutil import fsync_dir
 from auditkeep.log.note import (
     ALG_ED25519,
     NoteSigner,
@@ -119,7 +120,7 @@ def create_signing_key(path: Path, name: str) -> NoteSigner:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return signer
 
 
@@ -132,19 +133,6 @@ def _write_exclusive(path: Path, data: bytes) -> None:
         os.fchmod(fd, 0o600)
         os.write(fd, data)
         os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Make the new directory entry durable too, where the platform allows it.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
     finally:
         os.close(fd)
 

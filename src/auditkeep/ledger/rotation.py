@@ -19,7 +19,6 @@ runs when it opens the data directory.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from auditkeep.crypto.signing import create_signing_key, format_signing_key, load_signing_key
 from auditkeep.errors import DataDirError
+from auditkeep.fsutil import fsync_dir
 from auditkeep.ledger.keyring import LogKey, load_keys, save_keys
 from auditkeep.log.note import NoteSigner
 from auditkeep.store.base import Store
@@ -49,7 +49,7 @@ def finish_rotation(store: Store, directory: Path) -> bool:
         _install(directory, load_signing_key(directory / KEY_FILE), new_path)
     else:  # never recorded, so it never signed: the rotation did not happen
         new_path.unlink()
-        _fsync_dir(directory)
+        fsync_dir(directory)
     return True
 
 
@@ -93,13 +93,4 @@ def _install(directory: Path, old: NoteSigner, new_path: Path) -> None:
         os.close(fd)
     os.replace(tmp, previous)
     os.replace(new_path, directory / KEY_FILE)
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dir(directory)

@@ -14,15 +14,9 @@ import os
 from pathlib import Path
 from typing import IO
 
-__all__ = ["DirLock", "append_durable", "fsync_dir", "write_atomic"]
+from auditkeep.fsutil import fsync_dir
 
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["DirLock", "append_durable", "write_atomic"]
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from auditkeep.fsutil import fsync_dir
 from auditkeep.model import DEFAULT_LIMITS, Event, Limits
 from auditkeep.sources.auditd.grouping import Reassembler, RecordGroup
 from auditkeep.sources.auditd.mapping import event_id, map_group
@@ -168,11 +169,7 @@ class AuditdFollower:
         finally:
             os.close(fd)
         os.replace(tmp, self.state_path)
-        dfd = os.open(self.state_path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(self.state_path.parent)
 
 
 class _Run:
