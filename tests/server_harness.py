@@ -54,6 +54,53 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_cli(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    input: bytes | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """``auditkeep ARGS`` run in this process (its ``main()``, with ``env`` as the whole
+    environment, ``cwd``, ``input`` on stdin), as ``subprocess.run`` would report it.
+
+    A CLI process spends about a second importing auditkeep; tests of what a short command
+    does, rather than of the process around it, call this instead. Each command keeps a test
+    that runs it as a real process. Not for commands that serve or install signal handlers."""
+    import io
+
+    from auditkeep.cli.main import main
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved = sys.argv, sys.stdin, sys.stdout, sys.stderr
+    out, err = io.BytesIO(), io.BytesIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", errors="backslashreplace", write_through=True)
+    stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace", write_through=True)
+    stdin = io.TextIOWrapper(io.BytesIO(input or b""), encoding="utf-8")
+    os.environ.clear()
+    os.environ.update(env)
+    code: int = 0
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.argv = ["auditkeep", *args]
+        sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if isinstance(exc.code, str):
+                stderr.write(exc.code + "\n")
+        stdout.flush()
+        stderr.flush()
+    finally:
+        sys.argv, sys.stdin, sys.stdout, sys.stderr = saved
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["auditkeep", *args], code, out.getvalue(), err.getvalue())
+
+
 class ServeProcess:
     """``auditkeep serve ARGS --port PORT`` on 127.0.0.1, its output in ``log``.
 

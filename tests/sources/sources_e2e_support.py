@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from server_harness import KEY_RE, ServeProcess, clean_env, free_port
+from server_harness import KEY_RE, ServeProcess, clean_env, free_port, run_cli
 
 __all__ = ["KEY_RE", "Server", "cli", "env", "free_port"]
 
@@ -22,8 +22,11 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def cli(*args: str, data: Path, extra_env: dict[str, str] | None = None, stdin: bytes | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-    """``auditkeep ARGS --data DATA`` as a subprocess."""
+        timeout: float = 120, in_process: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """``auditkeep ARGS --data DATA`` as a subprocess (or its ``main()`` in this process:
+    server_harness.run_cli)."""
+    if in_process:
+        return run_cli([*args, "--data", str(data)], env=env(**(extra_env or {})), cwd=data.parent, input=stdin)
     return subprocess.run(
         [sys.executable, "-m", "auditkeep.cli.main", *args, "--data", str(data)],
         input=stdin,

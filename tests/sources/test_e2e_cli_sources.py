@@ -1,6 +1,8 @@
 """``auditkeep ingest --format`` for CloudTrail, auditd and Kubernetes files with the real
-samples and with malformed input, and ``auditkeep quarantine list/show/retry/drop``, all as
-subprocesses over a real data directory."""
+samples and with malformed input, and ``auditkeep quarantine list/show/retry/drop``, over a
+real data directory. Most runs call the CLI's ``main()`` in this process (a subprocess spends
+about a second importing auditkeep); every command also runs as a real process below
+(``process=True``)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sources_e2e_support import cli
+import sources_e2e_support
 
 from auditkeep.config import load_settings, open_ledger
+
+
+def cli(*args: str, data: Path, process: bool = False, **kw: Any) -> Any:
+    return sources_e2e_support.cli(*args, data=data, in_process=not process, **kw)
 
 
 def _ok(*args: str, data: Path, **kw: Any) -> str:
@@ -26,8 +32,8 @@ def _ingest(path: Path, fmt: str, tenant: str, data: Path, **kw: Any) -> dict[st
     return dict(json.loads(_ok("ingest", str(path), "--format", fmt, "--tenant", tenant, "--json", data=data, **kw)))
 
 
-def _quarantine(data: Path, *args: str) -> list[dict[str, Any]]:
-    text = _ok("quarantine", "list", "--json", "--limit", "1000", *args, data=data)
+def _quarantine(data: Path, *args: str, process: bool = False) -> list[dict[str, Any]]:
+    text = _ok("quarantine", "list", "--json", "--limit", "1000", *args, data=data, process=process)
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
@@ -95,7 +101,7 @@ def test_auditd_files_and_serial_gaps(tmp_path: Path, testdata: Path) -> None:
     assert otrf["lost"] == 0 and not [e for e in _events(data, "otrf") if e["action"] == "source.dropped"]
     host = _events(data, "host")
     assert len(host) == total and all(e["action"].startswith("auditd.") for e in host)
-    _ok("verify", data=data)
+    _ok("verify", data=data, process=True)
 
 
 def test_auditd_ingest_names_no_host_unless_told(tmp_path: Path, testdata: Path) -> None:
@@ -145,11 +151,11 @@ def test_kubernetes_file_malformed_lines_and_quarantine_commands(tmp_path: Path,
     assert as_json["id"] == trunc["id"] and as_json["raw"]
 
     # retry without a fix: still refused, still there (exit 2), attempts counted
-    again = cli("quarantine", "retry", trunc["id"], data=data)
+    again = cli("quarantine", "retry", trunc["id"], data=data, process=True)
     assert again.returncode == 2 and b"still refused" in again.stdout
     assert next(r for r in _quarantine(data) if r["id"] == trunc["id"])["attempts"] == 1
     # drop
-    _ok("quarantine", "drop", trunc["id"], data=data)
+    _ok("quarantine", "drop", trunc["id"], data=data, process=True)
     assert trunc["id"] not in {r["id"] for r in _quarantine(data)}
     missing = cli("quarantine", "show", "0123456789abcdef", data=data)
     assert missing.returncode != 0 and b"no quarantined record" in missing.stderr
@@ -200,10 +206,10 @@ def test_quarantined_bytes_pass_the_secret_detectors(tmp_path: Path) -> None:
         b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","requestURI":"/login?password=' + secret.encode()
         + b'","headers":{"Authorization":"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"\n'
     )
-    got = _ingest(bad, "kubernetes", "k8s", data)
+    got = _ingest(bad, "kubernetes", "k8s", data, process=True)
     assert got["quarantined"] == 1
-    [rec] = _quarantine(data)
-    shown = cli("quarantine", "show", rec["id"], data=data).stdout
+    [rec] = _quarantine(data, process=True)
+    shown = cli("quarantine", "show", rec["id"], data=data, process=True).stdout
     assert b"password=[REDACTED:password]" in shown and secret.encode() not in shown
     assert b"eyJzdWIiOiIxIn0" not in shown
     for name in ("log.db", "log.db-wal"):
