@@ -1,4 +1,5 @@
-"""The package's shape: no import cycle between subpackages, and the SDK stays light."""
+"""The package's shape: no import cycle between subpackages, no module over 600 lines, and
+the SDK stays light."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from pathlib import Path
 import auditkeep
 
 PACKAGE = Path(auditkeep.__file__).parent
+TESTS = Path(__file__).resolve().parents[1]
+MAX_LINES = 600
+# Modules that are data tables (mappings, rule lists) may be longer; none is at present.
+DATA_TABLES: frozenset[str] = frozenset()
 
 
 def _module_name(path: Path) -> str:
@@ -147,3 +152,26 @@ def test_the_tests_have_one_free_port_and_one_serve_harness() -> None:
         if re.search(r'"auditkeep\.cli\.main",\s*"serve"', path.read_text())
     )
     assert spawning_serve == []
+
+
+
+def _long_modules(root: Path) -> list[str]:
+    return sorted(
+        f"{path.relative_to(root.parent)}: {lines} lines"
+        for path in root.rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > MAX_LINES
+        and str(path.relative_to(root.parent)) not in DATA_TABLES
+    )
+
+
+def test_no_module_is_over_600_lines() -> None:
+    """Split a long module into modules by job (a data table may be listed in DATA_TABLES)."""
+    assert _long_modules(PACKAGE) == []
+    assert _long_modules(TESTS) == []
+
+
+def test_the_line_count_sees_a_long_module(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "long.py").write_text("x = 1\n" * (MAX_LINES + 1))
+    (tmp_path / "pkg" / "short.py").write_text("x = 1\n" * MAX_LINES)
+    assert _long_modules(tmp_path / "pkg") == [f"pkg/long.py: {MAX_LINES + 1} lines"]

@@ -12,7 +12,7 @@ from bundle_edit import Parts  # type: ignore[import-not-found]
 from http_server_support import Server, event  # type: ignore[import-not-found]
 
 from auditkeep.evidence import verify_bundle
-from auditkeep.evidence.bundlecheck import time_ns
+from auditkeep.evidence.tlogcheck import time_ns
 
 
 @pytest.fixture(scope="module")

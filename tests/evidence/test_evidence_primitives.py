@@ -11,7 +11,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditkeep.evidence.bundlecheck import (
+from auditkeep.evidence.tlogcheck import (
     jcs,
     mth,
     range_proof_nodes,

@@ -18,6 +18,9 @@ from auditkeep.evidence import build_bundle
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "verify_bundle.py"
 MODULE = ROOT / "src" / "auditkeep" / "evidence" / "bundlecheck.py"
+# the formats' code both standalone checkers import from beside them
+SHARED_EXAMPLE = ROOT / "examples" / "tlogcheck.py"
+SHARED_MODULE = ROOT / "src" / "auditkeep" / "evidence" / "tlogcheck.py"
 
 @pytest.fixture(scope="session")
 def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -37,6 +40,10 @@ def test_the_example_is_the_checker_auditkeep_uses() -> None:
     assert EXAMPLE.read_bytes() == MODULE.read_bytes(), (
         "examples/verify_bundle.py must be src/auditkeep/evidence/bundlecheck.py byte for byte (and import "
         "nothing of auditkeep unguarded): cp src/auditkeep/evidence/bundlecheck.py examples/verify_bundle.py"
+    )
+    assert SHARED_EXAMPLE.read_bytes() == SHARED_MODULE.read_bytes(), (
+        "examples/tlogcheck.py must be src/auditkeep/evidence/tlogcheck.py byte for byte: "
+        "cp src/auditkeep/evidence/tlogcheck.py examples/tlogcheck.py"
     )
 
 

@@ -16,8 +16,8 @@ names its line number and index); the segment is valid only when none fails.
 
 Outside auditkeep this module needs only the standard library, ``cryptography`` and
 ``zstandard``: ``examples/verify_segment.py`` is this same file (a test keeps the two
-identical) and takes the hashing and signed-note code from ``examples/verify_bundle.py``
-beside it, as auditkeep takes it from ``auditkeep.evidence.bundlecheck``.
+identical) and takes the hashing and signed-note code from ``examples/tlogcheck.py``
+beside it, as auditkeep takes it from ``auditkeep.evidence.tlogcheck``.
 """
 
 from __future__ import annotations
@@ -36,20 +36,20 @@ from typing import Any
 import zstandard
 
 try:  # within auditkeep
-    from auditkeep.errors import IntegrityError
-    from auditkeep.evidence.bundlecheck import (
+    from auditkeep.evidence.tlogcheck import (
+        IntegrityError,
         Key,
         leaf_hash,
         parse_checkpoint,
         parse_note,
         range_root,
     )
-except ImportError:  # run alone as examples/verify_segment.py, next to examples/verify_bundle.py
+except ImportError:  # run alone as examples/verify_segment.py, next to examples/tlogcheck.py
     import os
     import sys
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from verify_bundle import (  # type: ignore[import-not-found,no-redef]
+    from tlogcheck import (  # type: ignore[import-not-found,no-redef]
         IntegrityError,
         Key,
         leaf_hash,

@@ -27,7 +27,7 @@ import zstandard
 
 from auditkeep.archive.check import FORMAT
 from auditkeep.errors import IntegrityError
-from auditkeep.evidence.bundlecheck import range_proof_nodes
+from auditkeep.evidence.tlogcheck import range_proof_nodes
 from auditkeep.log.hashing import HASH_SIZE, leaf_hash
 from auditkeep.log.note import NoteSigner, parse_note, sign_note
 from auditkeep.log.proofs import subtree_hash

@@ -31,9 +31,10 @@ except ImportError:  # an optional speed-up: the bundle is the same format witho
 
 from auditkeep import __version__
 from auditkeep.crypto.commit import HmacKey, event_key
-from auditkeep.evidence.bundlecheck import FORMAT, MANIFEST, range_proof_nodes
+from auditkeep.evidence.bundlecheck import FORMAT, MANIFEST
 from auditkeep.evidence.readme import readme_text
 from auditkeep.evidence.report import Stats, render_report
+from auditkeep.evidence.tlogcheck import range_proof_nodes
 from auditkeep.ledger.reader import LogReader, NotFound
 from auditkeep.log.proofs import consistency_proof, subtree_hash
 from auditkeep.model.errors import ValidationError

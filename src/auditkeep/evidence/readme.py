@@ -61,6 +61,7 @@ How to check it
 With auditkeep:          auditkeep verify-bundle THIS.zip --key VKEY [--witness VKEY]
 With Python alone:       pip install cryptography
                          python verify_bundle.py THIS.zip --key VKEY
-(verify_bundle.py is examples/verify_bundle.py in the auditkeep sources; the format is
-documented in docs/evidence.md so that anyone can write their own verifier.)
+(verify_bundle.py and the tlogcheck.py it imports are examples/verify_bundle.py and
+examples/tlogcheck.py in the auditkeep sources: copy both into one directory. The format
+is documented in docs/evidence.md so that anyone can write their own verifier.)
 """
