@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from archive_support import DAY, fill
 from auditkeep.archive.run import run_archive
 from auditkeep.archive.target import DirTarget
 from auditkeep.ledger import Ledger
+from bare_venv import make_bare_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "verify_segment.py"
@@ -30,14 +30,8 @@ def test_the_example_is_the_checker_auditkeep_uses() -> None:
 
 @pytest.fixture(scope="module")
 def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = tmp_path_factory.mktemp("bare-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "cryptography", "zstandard"],
-        check=True, timeout=600, capture_output=True,
-    )  # fmt: skip
-    return python
+    """A venv with cryptography and zstandard and nothing of auditkeep (tests/bare_venv.py)."""
+    return make_bare_venv(tmp_path_factory.mktemp("bare-venv"), ["cryptography", "zstandard"])
 
 
 def test_the_example_runs_without_auditkeep(bare_python: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from http_server_support import Server
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("console") / "data"
-    r = auditkeep(data, "init")
+    r = auditkeep(data, "init", process=False)
     assert r.returncode == 0, r.stderr
     for name, role in ACCOUNTS.items():
         add_user(data, "acme", name, role)
@@ -29,8 +29,9 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     assert "Traceback" not in srv.output(), srv.output()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
+    """One Chromium per test process (each test gets a new context: its own cookies and storage)."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

@@ -7,20 +7,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+from server_harness import clean_env, run_cli
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PASSWORD = "correct horse battery"
 ACCOUNTS = {"alice": "admin", "olga": "auditor", "vic": "viewer", "mallory": "viewer"}
 
 
-def auditkeep(data: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def auditkeep(
+    data: Path, *args: str, stdin: str | None = None, process: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``auditkeep ARGS --data DATA``: a real process, or (``process=False``, for setting up
+    a fixture) its ``main()`` in this process."""
+    if not process:
+        got = run_cli([*args, "--data", str(data)], env=clean_env(), input=stdin.encode() if stdin else None)
+        return subprocess.CompletedProcess(got.args, got.returncode, got.stdout.decode(), got.stderr.decode())
     return subprocess.run(
         [sys.executable, "-m", "auditkeep.cli.main", *args, "--data", str(data)],
         input=stdin, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
 
-def add_user(data: Path, tenant: str, username: str, role: str, password: str = PASSWORD) -> None:
-    r = auditkeep(data, "users", "add", "-t", tenant, "-u", username, "-r", role, "--password-stdin", stdin=password + "\n")
+def add_user(
+    data: Path, tenant: str, username: str, role: str, password: str = PASSWORD, process: bool = False
+) -> None:
+    """An account (``users add`` in this process unless ``process``)."""
+    r = auditkeep(data, "users", "add", "-t", tenant, "-u", username, "-r", role, "--password-stdin",
+                  stdin=password + "\n", process=process)  # fmt: skip
     assert r.returncode == 0, r.stderr
 
 

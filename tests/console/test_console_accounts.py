@@ -57,7 +57,7 @@ def test_sign_out_ends_the_session(console_server: Server, page: Page) -> None:
 
 
 def test_wrong_passwords_lock_the_account_and_are_audited(console_server: Server, page: Page) -> None:
-    add_user(console_server.data, "acme", "lena", "viewer")
+    add_user(console_server.data, "acme", "lena", "viewer", process=True)  # `users add` as a real process
     for _ in range(5):
         sign_in(page, console_server.url, "lena", password="not the password")
         expect(page.get_by_role("alert")).to_contain_text("Sign-in failed")
@@ -179,7 +179,7 @@ def test_disabling_an_account_ends_its_sessions(console_server: Server, browser:
 
 def test_users_cli_refuses_bad_input_in_one_line(console_server: Server) -> None:
     data = console_server.data
-    for args, stdin, says in (
+    for i, (args, stdin, says) in enumerate((
         (("add", "-t", "acme", "-u", "alice", "-r", "viewer", "--password-stdin"), PASSWORD + "\n", "already exists"),
         (("add", "-t", "acme", "-u", "shorty", "-r", "viewer", "--password-stdin"), "short\n", "at least 10"),
         (("add", "-t", "acme", "-u", "bad name", "-r", "viewer", "--password-stdin"), PASSWORD + "\n", "username"),
@@ -187,11 +187,12 @@ def test_users_cli_refuses_bad_input_in_one_line(console_server: Server) -> None
         (("add", "-t", "acme", "-u", "x", "-r", "root", "--password-stdin"), PASSWORD + "\n", "root"),
         (("add", "-t", "acme", "-u", "x", "-r", "viewer"), "", "--password-stdin"),
         (("disable", "-t", "acme", "-u", "ghost"), None, "no user 'ghost'"),
-    ):
-        r = auditkeep(data, "users", *args, stdin=stdin)
+    )):
+        # the first as a real process, the others through the CLI's main() in this process
+        r = auditkeep(data, "users", *args, stdin=stdin, process=i == 0)
         assert r.returncode == 2, (args, r.stderr)
         assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    listed = auditkeep(data, "users", "list", "--json")
+    listed = auditkeep(data, "users", "list", "--json", process=False)
     assert "password" not in listed.stdout and "$argon2id$" not in listed.stdout
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from bundle_edit import Parts, rehash  # type: ignore[import-not-found]
 from evidence_support import EvidenceLog  # type: ignore[import-not-found]
 
 from auditkeep.evidence import build_bundle
+from bare_venv import make_bare_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "verify_bundle.py"
@@ -24,15 +24,8 @@ SHARED_MODULE = ROOT / "src" / "auditkeep" / "evidence" / "tlogcheck.py"
 
 @pytest.fixture(scope="session")
 def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with cryptography and nothing of auditkeep (made once per test session)."""
-    venv = tmp_path_factory.mktemp("bare-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "cryptography"],
-        check=True, timeout=600, capture_output=True,
-    )  # fmt: skip
-    return python
+    """A venv with cryptography and nothing of auditkeep (tests/bare_venv.py)."""
+    return make_bare_venv(tmp_path_factory.mktemp("bare-venv"), ["cryptography"])
 
 
 def test_the_example_is_the_checker_auditkeep_uses() -> None:
