@@ -12,11 +12,12 @@ the same entries still due and records them again: nothing is lost, at worst rec
 twice. The cursor ``retention`` keeps the index below which every entry has expired, so a
 run does not rescan them.
 
-On SQLite, a run that may expire at least half of the search projection deletes the search
-rows without their full-text rows and rebuilds the full-text index once at its end (see
-``_text_later``); the index is marked stale first, so a run killed before the rebuild leaves
-the mark, and the next run rebuilds it. Meanwhile no search returns an expired entry: a
-full-text match is joined with the search rows, which are gone.
+On SQLite, a run that may expire at least half of the search projection leaves the search
+and full-text rows of the entries it expires and rebuilds both once at its end, from the
+rows above each tenant's cursor (see ``_text_later``); the projection is marked stale first,
+so a run killed before the rebuild leaves the mark, and the next run rebuilds it. Meanwhile
+no search returns an expired entry: a search reads each hit's entry and skips those without
+a payload.
 
 On PostgreSQL, a run ends by compacting each past monthly partition whose entries have
 (nearly) all expired (``PostgresStore.compact_expired_months``): the partition is dropped and
@@ -259,9 +260,11 @@ def run_retention(
 
 
 def _finish_text(store: SQLiteStore | None) -> None:
-    """Rebuild a full-text index left stale by this run, or by a run killed before its end."""
+    """Rebuild a projection left stale by this run, or by a run killed before its end; below
+    each tenant's cursor every entry has expired, so those rows go unread."""
     if store is not None and store.text_index_stale():
-        store.rebuild_text_index(projected_text)
+        below = {h.tenant_id: store.cursor(CURSOR, h.tenant_id)[0] for h in store.heads()}
+        store.rebuild_text_index(projected_text, below)
 
 
 def _text_later(store: SQLiteStore, head: Head, policies: list[Policy], at_ns: int) -> bool:

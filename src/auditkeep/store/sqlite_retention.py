@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING
 from auditkeep.store.base import KEY_SHIFT, Entry, ProjectedRow, entry_key
 from auditkeep.store.sqlite_lifecycle import (
     blank_entries,
-    drop_projected_rows,
     erase_subject_rows,
     forget_projected,
     mark_text_stale,
-    rebuild_text,
+    rebuild_projection,
     shred_files,
     text_stale,
 )
@@ -63,9 +62,10 @@ class SQLiteRetention:
     def expire(
         self, tenant_id: int, indexes: Sequence[int], texts: Mapping[int, str], text_later: bool = False
     ) -> int:
-        """See :meth:`Store.expire`. With ``text_later`` the full-text rows are left for
-        :meth:`rebuild_text_index` (``texts`` unused): the index is marked stale in the same
-        transaction that deletes the search rows, so a crash before the rebuild is seen."""
+        """See :meth:`Store.expire`. With ``text_later`` the search and full-text rows are
+        left for :meth:`rebuild_text_index` (``texts`` unused): the projection is marked stale
+        in a transaction before the payloads go, so a crash before the rebuild is seen.
+        Meanwhile a search skips them (it reads each hit's entry, which has no payload)."""
         keys = [entry_key(tenant_id, i) for i in indexes]
         if not keys:
             return 0
@@ -73,7 +73,6 @@ class SQLiteRetention:
         with self._project_lock, self._secure(self._p) as p:
             if text_later:
                 mark_text_stale(p)
-                drop_projected_rows(p, keys)
             else:
                 forget_projected(p, keys, texts)
         with self._write_lock, self._guard(), self._secure(self._w) as w:
@@ -92,12 +91,13 @@ class SQLiteRetention:
         """Whether the full-text index may still hold rows of expired entries."""
         return text_stale(self._reader())
 
-    def rebuild_text_index(self, text_of: Callable[[Entry], str]) -> int:
-        """Empty the full-text index and index again every entry the search projection holds
-        (``text_of`` gives an entry's text), in one transaction; search rows whose entry has
-        no payload any more are deleted. Clears the stale mark; returns the rows indexed."""
+    def rebuild_text_index(self, text_of: Callable[[Entry], str], below: Mapping[int, int] | None = None) -> int:
+        """Rebuild the search rows and the full-text index from the entries that still have a
+        payload (``text_of`` gives an entry's text; rows of a tenant below ``below[tenant]``,
+        where every entry has expired, are dropped unread), in one transaction. Clears the
+        stale mark; returns the rows indexed."""
         with self._project_lock, self._secure(self._p) as p:
-            return rebuild_text(p, self.entries_by_key, text_of)
+            return rebuild_projection(p, below or {}, self.entries_by_key, text_of)
 
     def subject_entries(self, tenant_id: int, subject: str) -> list[Entry]:
         mask = (1 << KEY_SHIFT) - 1
