@@ -439,14 +439,15 @@ class EncryptedStore:
         return [self.open_entry(tenant_id, e) for e in self.inner.subject_entries(tenant_id, self.blind_subject(tenant_id, subject))]
 
     def erase_subject(
-        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow]
+        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow],
+        scanned_below: int | None = None,
     ) -> list[int]:
         indexes = [k & _MASK for k in old_texts]
         old = self._token_texts(tenant_id, indexes)
         bi = self.keys.index(tenant_id)
         entries = self.entries_by_key([r.key for r in rows])
         again = [blind_row(bi, r, replace(entries[r.key], sealed=None)) for r in rows if r.key in entries]
-        return self.inner.erase_subject(tenant_id, self.blind_subject(tenant_id, subject), old, again)
+        return self.inner.erase_subject(tenant_id, self.blind_subject(tenant_id, subject), old, again, scanned_below)
 
     def doc_put(self, doc: Doc) -> None:
         self.inner.doc_put(self._seal_doc(doc))

@@ -61,6 +61,7 @@ def erase_subject(
     why = _text(reason, "reason", MAX_REASON) or ""
     tid = ledger.tenant_id(tenant)
     store = ledger.store
+    scanned_below = ledger.head(tenant).size  # the scan sees every entry below it
     entries = store.subject_entries(tid, subject)
     has_salt = bool(store.subject_salts(tid, [subject]))
     if not entries and not has_salt:
@@ -76,7 +77,7 @@ def erase_subject(
     ranges = to_ranges([e.index for e in entries])
     erasure = Erasure("er_" + secrets.token_hex(8), tenant, len(entries), ranges)
     ledger.append_own([_record(erasure, why, actor)], tenant, submitter or ledger.submitter)
-    store.erase_subject(tid, subject, old_texts, rows)
+    store.erase_subject(tid, subject, old_texts, rows, scanned_below)
     return erasure
 
 

@@ -89,12 +89,6 @@ class TenantPlan:
     records: int = 0  # auditkeep.retention.deleted events appended (run only)
     unarchived: int = 0  # due, but kept until archived (their policy has archive_after)
 
-    def add_range(self, index: int) -> None:
-        if self.ranges and self.ranges[-1][1] == index:
-            self.ranges[-1] = (self.ranges[-1][0], index + 1)
-        else:
-            self.ranges.append((index, index + 1))
-
 
 @dataclass
 class _Chunk:
@@ -136,7 +130,8 @@ def _scan(
     contiguous = True
     projected = store.projection_position(tid) if want_texts else 0
     pos = low
-    cache: dict[tuple[str | None, str], Policy | None] = {}
+    # per (category, action): the policy that may expire such an entry (None: never due)
+    cache: dict[tuple[str | None, str], tuple[Policy, int] | None] = {}
     while pos < head.size:
         end = min(head.size, pos + chunk_size)
         due: list[int] = []
@@ -157,12 +152,18 @@ def _scan(
                 continue
             ev = _slim.decode(e.leaf)
             key = (ev.category, ev.action)
-            if key not in cache:
-                cache[key] = first_match(policies, head.tenant, ev.category, ev.action)
-            pol = cache[key]
-            if pol is None or pol.delete_after_ns is None or e.received_ns > at_ns - pol.delete_after_ns or protected(ev.action):
+            if key in cache:
+                found = cache[key]
+            else:
+                pol = first_match(policies, head.tenant, ev.category, ev.action)
+                found = None
+                if pol is not None and pol.delete_after_ns is not None and not protected(ev.action):
+                    found = (pol, at_ns - pol.delete_after_ns)
+                cache[key] = found
+            if found is None or e.received_ns > found[1]:
                 contiguous = False
                 continue
+            pol = found[0]
             if pol.archive_after_ns is not None and e.index >= archived:
                 plan.unarchived += 1
                 contiguous = False
@@ -177,9 +178,6 @@ def _scan(
                 continue
             due.append(e.index)
             policy_of.append(pol.name)
-            plan.due += 1
-            plan.by_policy[pol.name] += 1
-            plan.add_range(e.index)
             if want_texts and e.index < projected:
                 texts[entry_key(tid, e.index)] = projected_text(e)
             if contiguous:
@@ -187,6 +185,13 @@ def _scan(
         else:
             finished = pos < end  # the store ended early
         plan.scanned += scanned
+        plan.due += len(due)
+        plan.by_policy.update(policy_of)
+        for start, stop in to_ranges(due):
+            if plan.ranges and plan.ranges[-1][1] == start:
+                plan.ranges[-1] = (plan.ranges[-1][0], stop)
+            else:
+                plan.ranges.append((start, stop))
         yield _Chunk(due, policy_of, texts, low, scanned)
         if finished:
             return

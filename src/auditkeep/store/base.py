@@ -249,11 +249,15 @@ class Store(LogReads, Protocol):
         ...
 
     def erase_subject(
-        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow]
+        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow],
+        scanned_below: int | None = None,
     ) -> list[int]:
         """Destroy the subject's salt and personal plaintext, leaving no copy in the store's
         files; projection rows (keyed as in ``old_texts``, indexed with that text) are replaced
-        by ``rows``. Returns the indexes whose plaintext was destroyed."""
+        by ``rows``. With ``scanned_below``, the keys of ``old_texts`` are all the subject's
+        entries below that index that held plaintext (as :meth:`subject_entries` found them),
+        so a store may look only at the entries from that index on for others. Returns the
+        indexes whose plaintext was destroyed."""
         ...
 
     # small document collections

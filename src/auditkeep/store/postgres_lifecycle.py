@@ -56,26 +56,35 @@ def subject_entries(conn: psycopg.Connection[Any], tenant_id: int, subject: str)
     return [Entry(k & mask, bytes(i), r, bytes(leaf), bytes(s).decode(), bytes(x)) for k, i, r, leaf, s, x in rows]
 
 
-def erase_subject(conn: psycopg.Connection[Any], tenant_id: int, subject: str, keys: Sequence[int]) -> list[int]:
+def erase_subject(
+    conn: psycopg.Connection[Any], tenant_id: int, subject: str, keys: Sequence[int], scanned_below: int | None = None
+) -> list[tuple[int, int]]:
     """Destroy the salt and personal plaintext; the projection rows of ``keys`` are deleted (the
-    caller projects them again without the plaintext)."""
+    caller projects them again without the plaintext). With ``scanned_below``, ``keys`` are the
+    subject's entries below it (updated by key) and only the entries from it on are scanned.
+    Returns the (index, received_ns) of the entries whose plaintext was destroyed."""
     mask = (1 << KEY_SHIFT) - 1
+    update = ("UPDATE entries SET sealed = NULL WHERE tenant_id = %s AND subject = %s AND sealed IS NOT NULL "
+              "{} RETURNING k, received_ns")
     with conn.transaction():
         # The head row's lock: an append to this log (which holds it) commits entirely before
         # or after, so none of its entries keeps plaintext under the destroyed salt.
         conn.execute("SELECT 1 FROM logs WHERE tenant_id = %s FOR UPDATE", (tenant_id,))
         conn.execute("DELETE FROM ev WHERE k = ANY(%s)", (list(keys),))
-        rows = conn.execute(
-            "UPDATE entries SET sealed = NULL WHERE tenant_id = %s AND subject = %s AND sealed IS NOT NULL RETURNING k",
-            (tenant_id, subject.encode()),
-        ).fetchall()
-        conn.execute("UPDATE subjects SET salt = NULL WHERE tenant_id = %s AND subject = %s", (tenant_id, subject.encode()))
+        who = (tenant_id, subject.encode())
+        if scanned_below is None:
+            rows = conn.execute(update.format(""), who).fetchall()
+        else:
+            rows = conn.execute(update.format("AND k = ANY(%s)"), (*who, list(keys))).fetchall()
+            rows += conn.execute(update.format("AND k >= %s AND k < %s"), (
+                *who, entry_key(tenant_id, scanned_below), entry_key(tenant_id + 1, 0))).fetchall()
+        conn.execute("UPDATE subjects SET salt = NULL WHERE tenant_id = %s AND subject = %s", who)
         # Writers cache salts: a new count tells every one of them (on every node) to forget theirs.
         conn.execute(
             "INSERT INTO meta(key, value) VALUES ('erasures', '1') "
             "ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text"
         )
-    return sorted(int(r[0]) & mask for r in rows)
+    return sorted((int(k) & mask, int(r)) for k, r in rows)
 
 
 COMPACTED_NOTE = "auditkeep: compacted after retention"
@@ -145,10 +154,10 @@ def compact_month(
     return Compacted(table, rows, kept, before, int(after[0]) if after else 0)
 
 
-def vacuum(conn: psycopg.Connection[Any]) -> None:
+def vacuum(conn: psycopg.Connection[Any], tables: Sequence[str] = ("entries", "subjects", "ev")) -> None:
     """Remove dead row versions (which still hold the old bytes) now, not at autovacuum's
     pace. ``conn`` is in autocommit mode (VACUUM cannot run in a transaction)."""
-    for table in ("entries", "subjects", "ev"):
+    for table in tables:
         conn.execute(sql.SQL("VACUUM {}").format(sql.Identifier(table)))
 
 

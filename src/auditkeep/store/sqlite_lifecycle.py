@@ -104,17 +104,28 @@ def blank_entries(w: sqlite3.Connection, tenant_id: int, indexes: Sequence[int])
     return w.total_changes - before
 
 
-def erase_subject_rows(w: sqlite3.Connection, tenant_id: int, subject: str) -> list[int]:
+def erase_subject_rows(
+    w: sqlite3.Connection, tenant_id: int, subject: str, known: tuple[Sequence[int], int] | None = None
+) -> list[int]:
     """Destroy a subject's salt and the personal plaintext of its entries (in a transaction the
     caller opened, so that no append slips in between); returns the indexes of the entries
-    that had plaintext."""
-    keys = [
-        r[0]
-        for r in w.execute(
-            "UPDATE entries SET sealed=NULL WHERE tenant_id=? AND subject=? AND sealed IS NOT NULL RETURNING k",
-            (tenant_id, subject),
-        ).fetchall()
-    ]
+    that had plaintext. ``known``: the keys of the subject's entries below an index, and that
+    index; they are updated by key and only the entries from that index on are scanned (the
+    entries table has no index by subject: a scan reads the whole log)."""
+    # +tenant_id: not by the (tenant_id, id) index, which would walk the whole tenant
+    sql = "UPDATE entries SET sealed=NULL WHERE +tenant_id=? AND subject=? AND sealed IS NOT NULL"
+    if known is None:
+        keys = [r[0] for r in w.execute(sql + " RETURNING k", (tenant_id, subject)).fetchall()]
+    else:
+        given, below = known
+        keys = []
+        for i in range(0, len(given), 500):
+            part = list(given[i : i + 500])
+            keys += [r[0] for r in w.execute(
+                sql + f" AND k IN ({','.join('?' * len(part))}) RETURNING k", (tenant_id, subject, *part)).fetchall()]
+        keys += [r[0] for r in w.execute(
+            sql + " AND k >= ? AND k < ? RETURNING k",
+            (tenant_id, subject, entry_key(tenant_id, below), entry_key(tenant_id + 1, 0))).fetchall()]
     w.execute("UPDATE subjects SET salt=NULL WHERE tenant_id=? AND subject=?", (tenant_id, subject))
     # Writers cache salts: a new count tells every one of them to forget theirs.
     w.execute(

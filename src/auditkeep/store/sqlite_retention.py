@@ -109,24 +109,24 @@ class SQLiteRetention:
         return [Entry(k & mask, i, r, leaf, sub, sealed) for k, i, r, leaf, sub, sealed in rows]
 
     def erase_subject(
-        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow]
+        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow],
+        scanned_below: int | None = None,
     ) -> list[int]:
+        """See :meth:`Store.erase_subject`. The search rows hold no personal plaintext and
+        stay; only the full-text rows are replaced. With ``scanned_below``, the entries below
+        it are those of ``old_texts`` (found by one scan), so only the log's tail is scanned."""
         with self._project_lock, self._secure(self._p) as p:
             keys = list(old_texts)
-            present = {r[0] for i in range(0, len(keys), 500) for r in p.execute(
-                f"SELECT k FROM ev WHERE k IN ({','.join('?' * len(keys[i:i + 500]))})", keys[i : i + 500])}
-            forget_projected(p, keys, old_texts)
-            again = [x for x in rows if x.key in present]
-            p.executemany(
-                "INSERT INTO ev(k, tenant_id, time_ns, received_ns, actor, action, rtype, rid, outcome, category) "
-                "VALUES(?,?,?,?,?,?,?,?,?,?)",
-                [(x.key, x.tenant_id, x.time_ns, x.received_ns, x.actor, x.action, x.resource_type,
-                  x.resource_id, x.outcome, x.category) for x in again],
-            )
-            p.executemany("INSERT INTO ev_fts(rowid, body) VALUES(?, ?)", [(x.key, x.text) for x in again])
+            present = [r[0] for i in range(0, len(keys), 500) for r in p.execute(
+                f"SELECT k FROM ev WHERE k IN ({','.join('?' * len(keys[i:i + 500]))})", keys[i : i + 500])]
+            text = {x.key: x.text for x in rows}
+            p.executemany("INSERT INTO ev_fts(ev_fts, rowid, body) VALUES('delete', ?, ?)",
+                          [(k, old_texts[k]) for k in present])
+            p.executemany("INSERT INTO ev_fts(rowid, body) VALUES(?, ?)", [(k, text[k]) for k in present if k in text])
+        known = None if scanned_below is None else (keys, scanned_below)
         with self._write_lock, self._guard():
             with self._secure(self._w) as w:
-                erased = erase_subject_rows(w, tenant_id, subject)
+                erased = erase_subject_rows(w, tenant_id, subject, known)
             self._p.execute("PRAGMA secure_delete=ON")
             try:
                 with self._project_lock:

@@ -35,7 +35,7 @@ from auditkeep.store.postgres_append import (
     head_of,
     read_tiles,
 )
-from auditkeep.store.postgres_schema import month_of_table
+from auditkeep.store.postgres_schema import Month, month_of_table
 from auditkeep.store.postgres_search import (
     build_count_by_time,
     build_search,
@@ -440,20 +440,25 @@ class PostgresStore(PgLoad, PgDocuments):
             return lifecycle.subject_entries(conn, tenant_id, subject)
 
     def erase_subject(
-        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow]
+        self, tenant_id: int, subject: str, old_texts: Mapping[int, str], rows: Sequence[ProjectedRow],
+        scanned_below: int | None = None,
     ) -> list[int]:
         with self._conn() as conn:
             present = {
                 int(r[0]) for r in conn.execute("SELECT k FROM ev WHERE k = ANY(%s)", (list(old_texts),)).fetchall()
             }
-            erased = lifecycle.erase_subject(conn, tenant_id, subject, list(old_texts))
+            erased = lifecycle.erase_subject(conn, tenant_id, subject, list(old_texts), scanned_below)
         # projected again without the plaintext (the rows were deleted above)
         again = [x for x in rows if x.key in present]
         if again:
             self._reproject(again)
+        # only the monthly partitions that held the plaintext (the whole table if one is unknown)
+        months = {Month.of(r).table for _, r in erased}
+        parts = {t for t, _, _ in self.partitions()}
+        entries = sorted(months) if months <= parts else ["entries"]
         with self._conn() as conn:
-            lifecycle.vacuum(conn)
-        return erased
+            lifecycle.vacuum(conn, [*entries, "subjects", "ev"])
+        return [i for i, _ in erased]
 
     # leases --------------------------------------------------------------------------------------
 
