@@ -98,7 +98,9 @@ def test_rotation_signs_with_both_and_verify_takes_both_ranges(tmp_path: Path) -
     _ingest(tmp_path, 5, 30)
     assert sorted(_signers(tmp_path)) == sorted([_key_id(third), _key_id(new)])
     code, rep = _verify(tmp_path, old)
-    assert code == 1 and len(_problems(rep)) == 1 and "checkpoint at size 35 is not signed by a trusted key" in _problems(rep)[0]
+    # each rotation appends its record (auditkeep.signing_key.rotated), signed by the new keys at size 32
+    assert code == 1 and [p.split(" is not signed by a trusted key")[0] for p in _problems(rep)] == [
+        "checkpoint at size 32", "checkpoint at size 37"]
     assert _verify(tmp_path, old, new, third)[0] == 0
 
     # the history, as a key file verify reads: every key, oldest first, with its first sizes
@@ -107,7 +109,7 @@ def test_rotation_signs_with_both_and_verify_takes_both_ranges(tmp_path: Path) -
     keys = [x for x in lines if not x.startswith("#")]
     assert keys == [old.read_text().strip(), new.read_text().strip(), third.read_text().strip()]
     comments = [x for x in lines if x.startswith("#")]
-    assert "(retired)" in comments[0] and "acme from size 20" in comments[1] and "acme from size 30" in comments[2]
+    assert "(retired)" in comments[0] and "acme from size 20" in comments[1] and "acme from size 31" in comments[2]
     assert "(current)" in comments[2]
     assert _verify(tmp_path, history)[0] == 0
     assert run("pubkey", cwd=tmp_path).stdout.strip() == third.read_text().strip()  # the current key

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ from auditkeep.crypto.atrest import (
 )
 from auditkeep.ledger import Ledger, LedgerConfig
 from auditkeep.ledger.atrest import EncryptedSearchError, EncryptedStore, at_rest
-from auditkeep.ledger.datadir import establish
 from auditkeep.retention.erase import erase_subject
 from auditkeep.store.base import Doc
 from server_harness import clean_env
@@ -57,33 +56,6 @@ def _events(n: int) -> list[dict[str, Any]]:
         }
         for i in range(n)
     ]
-
-
-@pytest.fixture
-def open_encrypted(
-    request: pytest.FixtureRequest, tmp_path: Path, store_kind: str
-) -> Iterator[Callable[..., Ledger]]:
-    made: list[Ledger] = []
-    data = tmp_path / "data"
-
-    def factory(settings: EncryptionSettings = ON) -> Ledger:
-        cfg = LedgerConfig()
-        if store_kind == "sqlite":
-            lg = Ledger.open(data, cfg, encryption=settings)
-        else:
-            import pg_support  # type: ignore[import-not-found]
-
-            data.mkdir(exist_ok=True)
-            raw = pg_support.store_for_test(request, tmp_path, cfg)
-            store = at_rest(raw, settings, data, create=True)
-            identity, _ = establish(store, data)
-            lg = Ledger(store, identity, cfg)
-        made.append(lg)
-        return lg
-
-    yield factory
-    for lg in made:
-        lg.close()
 
 
 def _raw_hits(directory: Path) -> dict[str, list[str]]:

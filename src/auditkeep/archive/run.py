@@ -273,3 +273,38 @@ def list_segments(target: Target, tenant: str | None = None) -> list[dict[str, o
             row = {"name": name, "error": "not a readable manifest"}
         out.append(row)
     return out
+
+
+def _manifest_range(tenant: str, name: str) -> tuple[int, int] | None:
+    """(first, end) of ``<tenant>/<first>-<end>.manifest.json``, else None."""
+    stem = name[len(tenant) + 1 : -len(".manifest.json")] if name.endswith(".manifest.json") else ""
+    first, _, end = stem.partition("-")
+    if not (first.isdigit() and end.isdigit()):
+        return None
+    return int(first), int(end)
+
+
+def segment_rows(
+    target: Target, tenant: str, after: int | None, limit: int
+) -> tuple[list[dict[str, object]], bool]:
+    """One page of ``tenant``'s segments, in index order, starting past the segment whose
+    first index is ``after``: the rows (as :func:`list_segments` gives them, plus ``id``,
+    ``FIRST-END``) and whether more follow. Only the page's manifests are read."""
+    names = target.names(f"{tenant}/")
+    have = set(names)
+    found = [(r, n) for n in names if (r := _manifest_range(tenant, n)) is not None and (after is None or r[0] > after)]
+    rows: list[dict[str, object]] = []
+    for (first, end), name in found[:limit]:
+        try:
+            m = orjson.loads(target.get(name) or b"")
+            data = name.rsplit("/", 1)[0] + "/" + m["data"]["name"]
+            row: dict[str, object] = {
+                "id": f"{first}-{end}", "first": first, "end": end, "tree_size": m["tree_size"],
+                "expired": m.get("expired", 0), "bytes": m["data"].get("bytes"), "created_at": m.get("created_at"),
+                "sealed": bool(m["data"].get("sealed")), "complete": data in have,
+                "lock": target.retention(name),
+            }
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            row = {"id": f"{first}-{end}", "first": first, "end": end, "error": "not a readable manifest"}
+        rows.append(row)
+    return rows, len(found) > limit

@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from auditkeep.cli.common import err, global_options, interactive, out, settings
-from auditkeep.config import open_store
+from auditkeep.cli.common import err, global_options, interactive, ledger, out, settings
+from auditkeep.cli.retention import cli_actor
 from auditkeep.crypto.atrest import EncryptionSettings, resolve_kms
 from auditkeep.errors import UserError
 from auditkeep.ledger.atrest import EncryptedStore
-from auditkeep.ledger.atrest_rotate import reencrypt_tenant, rotate
+from auditkeep.ledger.key_events import reencrypt_all, rotate_master_key
 
 
 @click.group()
@@ -42,23 +42,20 @@ def rotate_cmd(new_key_file: str | None, new_key_env: str | None, reencrypt: boo
     new = None
     if new_key_file or new_key_env:
         new = resolve_kms(EncryptionSettings(key_file=new_key_file, key_env=new_key_env), Path(s.data))
-    store = open_store(s, create=False)
-    try:
+    with ledger() as lg:  # a writer: each rotation is recorded in the log (docs/encryption.md)
+        store = lg.store
         if not isinstance(store, EncryptedStore):
             raise UserError("this store is not encrypted (encryption is chosen at `auditkeep init --encrypt`)")
         if new is not None:
             if new.key_id == store.keys.kms.key_id:
                 raise UserError("the new master key is the current one")
-            n = rotate(store, new)
+            n = rotate_master_key(lg, new, cli_actor())
             out.print(f"re-wrapped {n} data keys under master key {new.key_id}; point [encryption] at it now")
         if reencrypt:
             heads = store.heads()
             with Progress(TextColumn("[bold]re-encrypting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                           console=err, disable=not interactive()) as bar:
                 task = bar.add_task("reencrypt", total=sum(h.size for h in heads))
-                for h in heads:
-                    r = reencrypt_tenant(store, h.tenant_id, h.tenant, lambda n: bar.update(task, advance=n))
+                for r in reencrypt_all(lg, cli_actor(), lambda n: bar.update(task, advance=n)):
                     out.print(f"{r.tenant}: {r.rewritten} payloads rewritten under data key generation {r.generation}; "
                               f"deleted generations {', '.join(map(str, r.dropped)) or 'none'}")
-    finally:
-        store.close()

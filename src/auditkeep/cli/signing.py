@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from auditkeep.cli.common import err, global_options, ledger, out, print_json, settings
+from auditkeep.cli.retention import cli_actor
 from auditkeep.config import open_store
 from auditkeep.ledger.datadir import DataDirError
+from auditkeep.ledger.key_events import record_signing_rotation
 from auditkeep.ledger.rotation import rotate
 
 
@@ -47,6 +49,8 @@ def rotate_command(as_json: bool) -> None:
             raise DataDirError(f"signing key file not found: {exc.filename}") from None
     finally:
         store.close()
+    with ledger() as lg:  # opened again: the new key signs from here on
+        record_signing_rotation(lg, old, new, cli_actor())
     if as_json:
         print_json({"old": old.vkey, "new": new.vkey, "first_sizes": new.first_sizes})
         return

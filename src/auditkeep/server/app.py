@@ -22,6 +22,7 @@ from auditkeep.server.openapi import openapi_document
 from auditkeep.server.routes import (
     alerts,
     approvals,
+    archive,
     events,
     evidence,
     exports,
@@ -107,6 +108,7 @@ def create_app(ctx: ServerContext, close_ledger: bool = True, extra: Sequence[Ba
             *alerts.routes,
             *approvals.routes,
             *holds.routes,
+            *archive.routes,
             *subjects.routes,
             *sources.routes,
             Route("/v1/stream", stream.stream, methods=["GET"]),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from auditkeep.alerts.service import AlertService
+from auditkeep.archive.target import Target
 from auditkeep.config import Settings
 from auditkeep.forward.service import ForwardMetrics, ForwardService
 from auditkeep.gateway.approvals import ApprovalBook
@@ -64,6 +65,8 @@ class ServerContext:
         # target (or a missing secret) stops `serve` here, before it listens
         self.forward = ForwardService(ledger, settings)
         self.metrics.registry.register(ForwardMetrics(self.forward))
+        # the [archive] target of /v1/archive, opened on first use
+        self.archive_target: Target | None = None
 
 
 def witness_submitter(s: Settings, ledger: Ledger) -> WitnessSubmitter | None:

@@ -14,6 +14,7 @@ from auditkeep.ledger.ledger import ConsistencyProof, InclusionProof
 from auditkeep.model.event import CATEGORIES, OUTCOMES, Event
 from auditkeep.server.openapi_alerts import ALERT_OPERATIONS, alert_schemas
 from auditkeep.server.openapi_approvals import APPROVAL_OPERATIONS, approval_schemas
+from auditkeep.server.openapi_archive import ARCHIVE_OPERATIONS, archive_schemas
 from auditkeep.server.openapi_holds import HOLD_OPERATIONS, hold_schemas
 from auditkeep.server.openapi_sources import SOURCE_OPERATIONS, source_schemas
 from auditkeep.server.routes.events import IngestResult, SearchResult
@@ -195,6 +196,10 @@ OPERATIONS += [
 OPERATIONS += [
     Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in HOLD_OPERATIONS
 ]
+# the WORM archive (openapi_archive)
+OPERATIONS += [
+    Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in ARCHIVE_OPERATIONS
+]
 # sources: Kubernetes webhook, OTLP/HTTP logs, collector batches, quarantine (openapi_sources)
 OPERATIONS += [
     Op(**{**spec, "params": [Param(**p) for p in spec.get("params", [])]}) for spec in SOURCE_OPERATIONS
@@ -249,6 +254,7 @@ def _components() -> dict[str, Any]:
     schemas.update(alert_schemas())
     schemas.update(approval_schemas())
     schemas.update(hold_schemas())
+    schemas.update(archive_schemas())
     schemas.update(source_schemas())
     return schemas
 
