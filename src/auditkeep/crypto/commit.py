@@ -70,21 +70,41 @@ def commitments(salt: HmacKey, event_id: str, values: dict[str, Any]) -> dict[st
     """``{path: commitment}`` of every value of one event: :func:`event_key` and
     :func:`commitment` in one loop (the append path seals every event; function layers were
     a fifth of the cost)."""
-    padded = salt.digest(_EVENT_LABEL + event_id.encode()).ljust(64, b"\0")
+    inner = salt._inner.copy()
+    inner.update(_EVENT_LABEL + event_id.encode())
+    outer = salt._outer.copy()
+    outer.update(inner.digest())
+    padded = outer.digest() + _ZEROS  # the 32-byte event key, padded to SHA-256's block
     inner0 = _sha256(padded.translate(_IPAD))
     outer0 = _sha256(padded.translate(_OPAD))
     out: dict[str, str] = {}
+    prefixes = _PREFIXES
     for path, value in values.items():
         if type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
-            vb = b'"' + value.encode() + b'"'
+            # path 0x00 '"' value '"': the JCS form of a plain string, its prefix kept per path
+            pre = prefixes.get(path)
+            if pre is None:
+                pre = _prefix(path)
+            msg = pre + value.encode() + b'"'
         else:
-            vb = rfc8785.dumps(value)
+            msg = path.encode() + b"\x00" + rfc8785.dumps(value)
         inner = inner0.copy()
-        inner.update(path.encode() + b"\x00" + vb)
+        inner.update(msg)
         outer = outer0.copy()
         outer.update(inner.digest())
         out[path] = outer.hexdigest()
     return out
+
+
+_ZEROS = bytes(32)
+_PREFIXES: dict[str, bytes] = {}
+
+
+def _prefix(path: str) -> bytes:
+    pre = path.encode() + b'\x00"'
+    if len(_PREFIXES) < 1024:  # the configured personal paths: a handful
+        _PREFIXES[path] = pre
+    return pre
 
 
 def open_commitment(key: bytes, path: str, value: Any, expected: str) -> bool:
