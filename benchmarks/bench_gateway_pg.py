@@ -1,6 +1,6 @@
 """pgbench through the PostgreSQL gateway against pgbench straight to the server, in the same run.
 
-    python benchmarks/bench_gateway_pg.py [--seconds 15] [--clients 1,4,16] [--scale 10]
+    python benchmarks/bench_gateway_pg.py [--seconds 15] [--clients 1,4,16] [--scale 10] [--rounds 3]
 
 Workloads: pgbench's select-only (-S) and TPC-B-like (default script), with the simple and
 the prepared protocol, at each client count. Gateway configurations: the default a user
@@ -8,7 +8,9 @@ gets (`auditkeep gateway postgres --data DIR`, no rules, upstream over TCP), the
 the upstream over the server's Unix socket (`--upstream /var/run/postgresql:5432`, when it
 exists), and with a guardrails file and masking. Direct runs always use TCP. Every run's
 transactions are logged per transaction (pgbench -l) to get the latency percentiles; the
-added latency is the gateway's p50 minus the direct p50 of the same workload. After each
+added latency is the gateway's p50 minus the direct p50 of the same workload; with
+``--rounds N`` every pair runs N times, alternating, and the table gives each figure's median
+(the ratio is the median of each round's gateway/direct ratio). After each
 gateway run the gateway is stopped (SIGTERM) and the db.query events in its log counted.
 The gateway's CPU time (its process and its ledger child, from /proc) per transaction is
 printed too: on a loaded machine it moves less than the throughput does.
@@ -134,7 +136,7 @@ class GatewayProc:
             return sum(1 for r in lg.records(0, n, "bench") if r.event.action == "db.query")
 
 
-Row = tuple[str, str, str, int, float, float, float, float, float, float, float]
+Row = tuple[str, str, str, int, float, float, float, float, float, float, float, float]
 
 
 def _measure(gw: GatewayProc, workloads: list[tuple[str, list[str]]], mode: str, a: argparse.Namespace,
@@ -142,17 +144,24 @@ def _measure(gw: GatewayProc, workloads: list[tuple[str, list[str]]], mode: str,
     """Run each workload direct and through ``gw`` at each client count; the statements sent
     through it."""
     sent = 0
-    for clients in a.clients:
-        for wname, wargs in workloads:
-            args = [*wargs, "-M", mode]
-            d_tps, d_p50, d_p95, _ = run(PG[1], args, a.seconds, clients)
-            cpu0 = cpu_seconds(gw.proc.pid)
-            g_tps, g_p50, g_p95, g_tx = run(gw.port, args, a.seconds, clients)
-            cpu_us = (cpu_seconds(gw.proc.pid) - cpu0) * 1e6 / max(g_tx, 1)
-            sent += g_tx * (1 if wargs else 7)  # TPC-B: 7 statements a transaction
-            rows.append((cname, wname, mode, clients, d_tps, g_tps, d_p50, g_p50, d_p95, g_p95, cpu_us))
-            print(f"  {cname:28} {wname:12} {mode:9} c={clients:<3} direct {d_tps:8.0f} tps  gateway {g_tps:8.0f} tps "
-                  f"({g_tps / d_tps:.2f}x)  p50 +{g_p50 - d_p50:.3f} ms  gateway cpu {cpu_us:.0f} us/tx", flush=True)  # fmt: skip
+    got: dict[tuple[int, str], list[tuple[float, ...]]] = {}
+    for _ in range(a.rounds):  # direct and gateway alternate, round after round
+        for clients in a.clients:
+            for wname, wargs in workloads:
+                args = [*wargs, "-M", mode]
+                d_tps, d_p50, d_p95, _ = run(PG[1], args, a.seconds, clients)
+                cpu0 = cpu_seconds(gw.proc.pid)
+                g_tps, g_p50, g_p95, g_tx = run(gw.port, args, a.seconds, clients)
+                cpu_us = (cpu_seconds(gw.proc.pid) - cpu0) * 1e6 / max(g_tx, 1)
+                sent += g_tx * (1 if wargs else 7)  # TPC-B: 7 statements a transaction
+                got.setdefault((clients, wname), []).append((d_tps, g_tps, d_p50, g_p50, d_p95, g_p95, cpu_us))
+                print(f"  {cname:28} {wname:12} {mode:9} c={clients:<3} direct {d_tps:8.0f} tps  gateway {g_tps:8.0f} tps "
+                      f"({g_tps / d_tps:.2f}x)  p50 +{g_p50 - d_p50:.3f} ms  gateway cpu {cpu_us:.0f} us/tx  "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    for (clients, wname), runs in got.items():  # each figure the median of its rounds
+        d_tps, g_tps, d_p50, g_p50, d_p95, g_p95, cpu_us = (statistics.median(col) for col in zip(*runs, strict=True))
+        ratio = statistics.median(r[1] / r[0] for r in runs)  # of each round's pair, run side by side
+        rows.append((cname, wname, mode, clients, d_tps, g_tps, ratio, d_p50, g_p50, d_p95, g_p95, cpu_us))
     return sent
 
 
@@ -162,6 +171,7 @@ def main() -> None:
     ap.add_argument("--clients", type=lambda v: [int(c) for c in v.split(",")], default=[4],
                     help="client counts, comma-separated (pgbench -c; threads -j up to 2)")
     ap.add_argument("--scale", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of every pair; the table gives the medians")
     ap.add_argument("--quick", action="store_true", help="only the prepared protocol, default gateway")
     a = ap.parse_args()
     with psycopg.connect(f"host={PG[0]} port={PG[1]} user=postgres dbname=postgres", autocommit=True) as c:
@@ -199,8 +209,8 @@ def main() -> None:
     print("| gateway | workload | protocol | clients | direct TPS | gateway TPS | ratio | direct p50 ms | gateway p50 ms "
           "| added p50 ms | direct p95 ms | gateway p95 ms | gateway CPU µs/tx |")  # fmt: skip
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for cname, wname, mode, clients, d_tps, g_tps, d_p50, g_p50, d_p95, g_p95, cpu_us in rows:
-        print(f"| {cname} | {wname} | {mode} | {clients} | {d_tps:,.0f} | {g_tps:,.0f} | {g_tps / d_tps:.2f} | {d_p50:.3f} | "
+    for cname, wname, mode, clients, d_tps, g_tps, ratio, d_p50, g_p50, d_p95, g_p95, cpu_us in rows:
+        print(f"| {cname} | {wname} | {mode} | {clients} | {d_tps:,.0f} | {g_tps:,.0f} | {ratio:.2f} | {d_p50:.3f} | "
               f"{g_p50:.3f} | {g_p50 - d_p50:.3f} | {d_p95:.3f} | {g_p95:.3f} | {cpu_us:.0f} |")  # fmt: skip
     print(f"\nload {os.getloadavg()[0]:.2f} at the end")
     with psycopg.connect(f"host={PG[0]} port={PG[1]} user=postgres dbname=postgres", autocommit=True) as c:
