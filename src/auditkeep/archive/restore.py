@@ -3,8 +3,9 @@
 The entries go back under their original tenant and indexes, with their exact leaf bytes,
 so ``auditkeep search`` and ``show`` (pointed at that directory with ``--data``) find them
 as they were. The directory is a copy to read, not a log to continue: it holds the
-archived range without the rest of the tree (no tiles), so its integrity is what ``auditkeep
-archive verify`` checked on the segment, not what ``auditkeep verify`` would recompute.
+archived range without the rest of the tree (no tiles). Each segment's manifest is kept
+beside its entries, so ``auditkeep verify --key VKEY`` checks the restored entries against
+the segment's signed checkpoint and reports the ranges as partial (archive/restored.py).
 Personal fields were never archived (only their commitments), so they read as erased.
 Entries whose payload retention had deleted before archiving are not restored.
 """
@@ -12,6 +13,7 @@ Entries whose payload retention had deleted before archiving are not restored.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +24,11 @@ from auditkeep.archive.check import MAX_RAW, SegmentError, load_manifest
 from auditkeep.errors import UserError
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.timefmt import parse_rfc3339
-from auditkeep.store.base import Entry, Head
+from auditkeep.store.base import Doc, Entry, Head
 
 BATCH = 5000
+RESTORED = "archive.restored"  # the manifests of the restored segments (archive/restored.py)
+RESTORED_META = "restored"
 
 
 @dataclass
@@ -79,6 +83,9 @@ def restore_segment(manifest_raw: bytes, data: bytes, out: Path) -> Restored:
                                 head.checkpoint_size, head.checkpoint_ns)
                 txn.write(tid, fresh, {}, new_head)
                 written += len(fresh)
+        # the manifest stays beside the entries: `auditkeep verify` checks them against it
+        store.doc_put(Doc(RESTORED, f"{first}-{end}", tenant, time.time_ns(), None, manifest_raw))
+        store.set_meta(RESTORED_META, "archive")
         if reproject:
             store.reset_projection()  # an earlier range restored after a later one
         lg.sync_projection(tenant)

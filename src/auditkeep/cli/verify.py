@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from auditkeep.archive.restored import is_restored, verify_restored
 from auditkeep.cli.common import err, global_options, interactive, ledger, out, print_json, reader
 from auditkeep.ledger.reader import LogReader
 from auditkeep.ledger.trust import Trust
@@ -74,7 +75,10 @@ def verify(
             console=err, disable=not interactive(),
         ) as bar:
             task = bar.add_task("verify", total=total)
-            report = lg.verify(tenant, trust=trust, progress=lambda n: bar.update(task, advance=n))
+            if is_restored(lg.store):  # archive restore: ranges checked against their segments' checkpoints
+                report = verify_restored(lg, trust, tenant, lambda n: bar.update(task, advance=n))
+            else:
+                report = lg.verify(tenant, trust=trust, progress=lambda n: bar.update(task, advance=n))
         if policy is not None:
             for t in report.tenants:
                 witnessed[t.tenant] = check_witnessed(lg.store, lg.head(t.tenant), lg.origin(t.tenant), policy, t)
@@ -182,6 +186,7 @@ def _as_json(report: VerifyReport, trust: Trust) -> dict[str, Any]:
              "personal_fields_checked": t.sealed_checked, "personal_fields_erased": t.erased,
              "expired": t.expired, "expired_ranges": [[a, b] for a, b in t.expired_ranges],
              "payloads_unchecked": t.payloads_unchecked,
+             **({"restored_ranges": [[a, b] for a, b in t.restored], "partial": True} if t.restored else {}),
              "problems": [_problem(p) for p in t.problems], "warnings": [_problem(p) for p in t.warnings]}
             for t in report.tenants
         ],
@@ -192,7 +197,8 @@ def _print_text(report: VerifyReport, trust: Trust) -> None:
     table = Table("tenant", "entries", "expired", "checkpoints", "signed up to", "personal fields", "result")
     for t in report.tenants:
         first = t.first
-        intact = "[green]intact[/green]" + (" [yellow](tree only)[/yellow]" if t.payloads_unchecked else "")
+        intact = "[green]intact[/green]" + (" [yellow](tree only)[/yellow]" if t.payloads_unchecked else "") + (
+            " [yellow](partial)[/yellow]" if t.restored else "")
         result = intact if t.ok else f"[red]{escape(first.render(t.tenant)) if first else 'failed'}[/red]"
         fields = f"{t.sealed_checked} checked" + (f", {t.erased} erased" if t.erased else "")
         expired = _ranges(t.expired_ranges) if t.expired else "-"
@@ -210,6 +216,13 @@ def _print_text(report: VerifyReport, trust: Trust) -> None:
     else:
         out.print(f"checked against the given key(s) only: {', '.join(k.vkey() for k in trust.keys)}", highlight=False)
     for t in report.tenants:
+        if t.restored:
+            out.print(
+                f"{t.tenant}: [yellow]partial[/yellow]: restored from the archive, entries "
+                f"{', '.join(f'{a}..{b - 1}' for a, b in t.restored)} checked against their segments' signed "
+                f"checkpoint (size {t.signed_size}); the rest of the tree is not in this directory.",
+                highlight=False,
+            )
         if t.payloads_unchecked:
             out.print(
                 f"[yellow]{t.tenant}: {t.payloads_unchecked} payloads are encrypted and were NOT checked[/yellow] "

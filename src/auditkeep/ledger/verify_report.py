@@ -40,6 +40,9 @@ class TenantReport:
     # key): their leaf hashes come from the tiles, so the tree is checked, the payloads not
     payloads_unchecked: int = 0
     signed_size: int = 0  # size of the newest checkpoint that verified against the events
+    # a directory restored from archive segments: the ranges it holds, each checked against
+    # its segment's signed checkpoint (the rest of the tree is not there)
+    restored: list[tuple[int, int]] = field(default_factory=list)
     latest: Checkpoint | None = None  # that checkpoint
 
     @property
