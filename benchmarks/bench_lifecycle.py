@@ -124,14 +124,16 @@ def sqlite_rows(data: Path, tmp: Path) -> list[Row]:
     with Ledger.open(erase_copy, create=False, background=False) as lg:
         tid = lg.tenant_id("default")
         t = time.perf_counter()
+        c = time.process_time()
         done = erase_subject(lg, "default", SUBJECT, "benchmark", {"id": "bench", "type": "user"})
         dt_erase = time.perf_counter() - t
+        cpu_erase = time.process_time() - c
         rep = lg.verify("default").tenants[0]
         assert rep.ok and rep.erased >= done.events, rep.problems[:3]
     shutil.rmtree(erase_copy)
     dt_erase_base = _sqlite_base(base, [(
         "UPDATE entries SET sealed=NULL WHERE tenant_id=? AND subject=? AND sealed IS NOT NULL", (tid, SUBJECT))])
-    rows.append(("sqlite", f"erase a subject with {done.events:,} events", f"{dt_erase:.3f} s",
+    rows.append(("sqlite", f"erase a subject with {done.events:,} events", f"{dt_erase:.3f} s (CPU {cpu_erase:.2f} s)",
                  f"{dt_erase_base:.3f} s", "target < 1 s: " + ("met" if dt_erase < 1 else "not met")))
 
     with Ledger.open(data, create=False, background=False) as lg:
@@ -140,8 +142,10 @@ def sqlite_rows(data: Path, tmp: Path) -> list[Row]:
         plan = plan_retention(lg, POLICIES, at, "default")[0]
         dt_plan = time.perf_counter() - t
         t = time.perf_counter()
+        c = time.process_time()
         ran = run_retention(lg, POLICIES, at, "default")[0]
         dt_run = time.perf_counter() - t
+        cpu_run = time.process_time() - c
         rep = lg.verify("default").tenants[0]
         assert rep.ok and rep.expired == ran.due, rep.problems[:3]
     dt_entries = _sqlite_base(base, [("UPDATE entries SET leaf=X'', subject=NULL, sealed=NULL WHERE length(leaf) > 0", ())])
@@ -150,7 +154,7 @@ def sqlite_rows(data: Path, tmp: Path) -> list[Row]:
     rows.insert(0, ("sqlite", f"retention plan over {plan.scanned:,} events", f"{plan.scanned / dt_plan:,.0f} events/s",
                     "-", ""))
     rows.insert(1, ("sqlite", f"retention run: {ran.due:,} expired, {ran.records} records",
-                    f"{ran.due / dt_run:,.0f} events/s ({dt_run:.1f} s)",
+                    f"{ran.due / dt_run:,.0f} events/s ({dt_run:.1f} s; CPU {cpu_run * 1e6 / ran.due:.1f} µs/event)",
                     f"{ran.due / dt_base:,.0f} events/s (the entries' UPDATE alone: {ran.due / dt_entries:,.0f})",
                     "target ≥ 100,000/s: " + ("met" if ran.due / dt_run >= 100_000 else "not met")))
     return rows

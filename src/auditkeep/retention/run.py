@@ -100,6 +100,8 @@ class _Chunk:
 
 
 def to_ranges(indexes: list[int]) -> list[tuple[int, int]]:
+    if indexes and indexes[-1] - indexes[0] + 1 == len(indexes):  # one run (ascending, distinct)
+        return [(indexes[0], indexes[-1] + 1)]
     out: list[tuple[int, int]] = []
     for i in indexes:
         if out and out[-1][1] == i:
@@ -306,15 +308,14 @@ def _first_received_after(store: Store, head: Head, low: int, ns: int) -> int:
 
 def _records(chunk: _Chunk, at_ns: int) -> list[dict[str, Any]]:
     """The ``auditkeep.retention.deleted`` events of one chunk (ranges split to stay small)."""
-    policy_at = dict(zip(chunk.due, chunk.policy_of, strict=True))
     ranges = to_ranges(chunk.due)
     events = []
+    at = 0  # the ranges cover ``due`` in order, so a part's policies are the next slice of policy_of
     for i in range(0, len(ranges), RANGES_PER_EVENT):
         part = ranges[i : i + RANGES_PER_EVENT]
-        counts: Counter[str] = Counter()
-        for start, end in part:
-            for index in range(start, end):
-                counts[policy_at[index]] += 1
+        n = sum(e - s for s, e in part)
+        counts = Counter(chunk.policy_of[at : at + n])
+        at += n
         events.append(
             {
                 "actor": ACTOR,

@@ -122,6 +122,8 @@ def entry_key(tenant_id: int, index: int) -> int:
 def key_runs(keys: Sequence[int]) -> list[tuple[int, int]]:
     """[start, end) of each run of consecutive keys (``keys`` ascending): expiry deletes by
     ranges, far fewer statements than keys."""
+    if keys and keys[-1] - keys[0] + 1 == len(keys):  # one run (ascending and distinct): no loop
+        return [(keys[0], keys[-1] + 1)]
     runs: list[tuple[int, int]] = []
     for k in keys:
         if runs and runs[-1][1] == k:

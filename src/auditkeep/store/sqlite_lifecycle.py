@@ -99,7 +99,7 @@ def blank_entries(w: sqlite3.Connection, tenant_id: int, indexes: Sequence[int])
     before = w.total_changes
     w.executemany(
         "UPDATE entries SET leaf=X'', subject=NULL, sealed=NULL WHERE k >= ? AND k < ? AND length(leaf) > 0",
-        key_runs([entry_key(tenant_id, i) for i in indexes]),
+        [(entry_key(tenant_id, a), entry_key(tenant_id, b)) for a, b in key_runs(indexes)],
     )
     return w.total_changes - before
 

@@ -66,15 +66,14 @@ class SQLiteRetention:
         left for :meth:`rebuild_text_index` (``texts`` unused): the projection is marked stale
         in a transaction before the payloads go, so a crash before the rebuild is seen.
         Meanwhile a search skips them (it reads each hit's entry, which has no payload)."""
-        keys = [entry_key(tenant_id, i) for i in indexes]
-        if not keys:
+        if not indexes:
             return 0
         # The projection first: a crash between the two leaves payloads that a rerun expires.
         with self._project_lock, self._secure(self._p) as p:
             if text_later:
                 mark_text_stale(p)
             else:
-                forget_projected(p, keys, texts)
+                forget_projected(p, [entry_key(tenant_id, i) for i in indexes], texts)
         with self._write_lock, self._guard(), self._secure(self._w) as w:
             return blank_entries(w, tenant_id, indexes)
 
