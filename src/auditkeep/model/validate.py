@@ -132,9 +132,9 @@ def _decode_reason(exc: Exception) -> str:
     return text
 
 
-@dataclass(slots=True)
-class Checked:
-    """What validation learned about an event, for the ledger's later steps."""
+class Checked(msgspec.Struct, gc=False):
+    """What validation learned about an event, for the ledger's later steps (not tracked by
+    the cyclic collector: it holds an int and a bool, and a batch makes a thousand)."""
 
     time_ns: int
     exact: bool  # canonicalise with the reference implementation
