@@ -202,21 +202,6 @@ def test_archive_after_without_a_target_is_a_config_error(tmp_path: Path) -> Non
         load_settings(str(cfg))
 
 
-def test_an_encrypted_store_archives_segments_that_verify(tmp_path: Path) -> None:
-    """The archive reads through the encrypted store (plaintext leaves, whose hashes the tree
-    holds): the segments verify with the public key alone, without the master key."""
-    from auditkeep.crypto.atrest import EncryptionSettings
-
-    with Ledger.open(tmp_path / "data", encryption=EncryptionSettings(enabled=True)) as lg:
-        fill(lg, 300)
-        target = DirTarget(tmp_path / "arch")
-        done = run_archive(lg, target, [], 256, lg.head("default").received_ns + DAY, older_than_ns=1)
-        assert done[0].segments == [(0, 256), (256, 300)]
-        for first, end in done[0].segments:
-            rep = check(target, "default", first, end, key(lg))
-            assert rep.ok and rep.entries == end - first, rep.failures
-
-
 def test_the_background_retention_worker_archives_before_it_deletes(tmp_path: Path) -> None:
     """What `auditkeep serve` runs: the worker, given the archiver, archives then deletes."""
     import time

@@ -9,7 +9,11 @@ The checks (docs/archive.md):
 4. the segment note, signed by the same key, names this range, the data file's SHA-256 and
    the entries that had no payload left when archived (retention had deleted it);
 5. line by line, each entry has the next index and a leaf whose hash is the manifest's hash
-   at that index, or no leaf where the segment note says so.
+   at that index, or no leaf where the segment note says so. A segment of an encrypted
+   store holds its leaves sealed (``"sealed"``, see :mod:`auditkeep.archive.seal`): given
+   ``unwrap`` (the master key's), each is opened and checked the same way; without it the
+   lines are checked for their order only and counted as ``sealed`` (the data file is still
+   the one the signed note names, and the manifest's hashes still lead to the checkpoint).
 
 Each failure adds a reason naming what failed (a changed, removed, added or reordered line
 names its line number and index); the segment is valid only when none fails.
@@ -34,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 try:  # within auditkeep
     from auditkeep.evidence.tlogcheck import (
@@ -77,6 +83,7 @@ class SegmentReport:
     tree_size: int = 0
     entries: int = 0  # lines whose leaf was checked
     expired: int = 0  # lines of entries whose payload retention had deleted (hash only)
+    sealed: int = 0  # sealed lines not opened (no master key given): order checked, payload not
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -153,8 +160,38 @@ def parse_keys(vkeys: Sequence[str]) -> list[Key]:
     return [Key.parse(v) for v in vkeys]
 
 
-def check_segment(manifest_raw: bytes, data: bytes, vkeys: Sequence[str]) -> SegmentReport:
-    """Check a segment (its manifest's bytes and the compressed data) with verifier keys."""
+Unwrap = Callable[[bytes, bytes], bytes]  # (wrapped key, context) -> key: the master key's
+
+
+def line_aad(context: str, index: int) -> bytes:
+    """What a sealed line is bound to: its segment and its index."""
+    return f"{context}\n{index}".encode()
+
+
+def _opener(m: dict[str, Any], unwrap: Unwrap | None, rep: SegmentReport) -> Callable[[int, str], bytes] | None:
+    """Opens the sealed lines of the segment, or None (not sealed, or no master key)."""
+    info = m["data"].get("sealed")
+    if info is None or unwrap is None:
+        return None
+    try:
+        context = str(info["context"])
+        aead = AESGCM(unwrap(base64.b64decode(info["wrapped_key"]), context.encode()))
+    except Exception as exc:  # any failure of the KMS: said, and the rest is checked
+        rep.fail(f"the segment's data key does not unwrap under the master key given: {exc}")
+        return None
+
+    def open_line(index: int, sealed: str) -> bytes:
+        blob = base64.b64decode(sealed, validate=True)
+        return aead.decrypt(blob[:12], blob[12:], line_aad(context, index))
+
+    return open_line
+
+
+def check_segment(
+    manifest_raw: bytes, data: bytes, vkeys: Sequence[str], unwrap: Unwrap | None = None
+) -> SegmentReport:
+    """Check a segment (its manifest's bytes and the compressed data) with verifier keys;
+    ``unwrap`` opens the leaves of a sealed segment."""
     keys = parse_keys(vkeys)
     m = load_manifest(manifest_raw)
     rep = SegmentReport(m["tenant"], m["first"], m["end"], m["tree_size"])
@@ -204,7 +241,7 @@ def check_segment(manifest_raw: bytes, data: bytes, vkeys: Sequence[str]) -> Seg
     if expired is not None and hashlib.sha256(data).hexdigest() != expired[0]:
         rep.fail("the data file is not the one the segment note signs (the lines below say where)")
     # 5. the data, line by line
-    _check_lines(data, first, end, hashes, expired[1] if expired is not None else set(), rep)
+    _check_lines(data, first, end, hashes, expired[1] if expired is not None else set(), rep, _opener(m, unwrap, rep))
     return rep
 
 
@@ -246,7 +283,8 @@ def _segment_note(
 
 
 def _check_lines(
-    data: bytes, first: int, end: int, hashes: list[bytes], expired: set[int], rep: SegmentReport
+    data: bytes, first: int, end: int, hashes: list[bytes], expired: set[int], rep: SegmentReport,
+    open_line: Callable[[int, str], bytes] | None = None,
 ) -> None:
     try:
         reader = zstandard.ZstdDecompressor().stream_reader(data)
@@ -265,8 +303,10 @@ def _check_lines(
     for n, line in enumerate(lines, start=1):
         try:
             row = json.loads(line)
-            index, leaf = row["index"], row["leaf"]
-            if not isinstance(index, int) or isinstance(index, bool) or not (leaf is None or isinstance(leaf, str)):
+            index, sealed = row["index"], row.get("sealed")
+            leaf = row["leaf"] if sealed is None else None
+            if (not isinstance(index, int) or isinstance(index, bool) or not (leaf is None or isinstance(leaf, str))
+                    or not (sealed is None or isinstance(sealed, str))):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             rep.fail(f"line {n}: not an entry line (expected index {want})")
@@ -281,6 +321,20 @@ def _check_lines(
         if index != want:
             rep.fail(f"line {n}: index {index}, expected {want} (an entry was removed, added or reordered)")
         want = index + 1
+        if sealed is not None:
+            if open_line is None:
+                rep.sealed += 1  # no master key: the order is checked, the payload is not
+                continue
+            try:
+                opened = open_line(index, sealed)
+            except (InvalidTag, ValueError):
+                rep.fail(f"line {n} (index {index}): the sealed leaf does not open (changed)")
+                continue
+            if not hmac.compare_digest(leaf_hash(opened), hashes[index - first]):
+                rep.fail(f"line {n} (index {index}): the leaf does not match its hash in the signed tree (changed)")
+            else:
+                rep.entries += 1
+            continue
         if leaf is None:
             rep.expired += 1
             if index not in expired:
@@ -320,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for reason in rep.failures:
             print(f"FAIL: {reason}")
         return 1
+    if rep.sealed:
+        print(f"note: {rep.sealed} leaves are sealed (encrypted store) and were not opened: their order and the "
+              "data file's signed hash were checked, the leaves against their hashes were not")
     print(f"OK: tenant {rep.tenant}, entries {rep.first}..{rep.end - 1}: {rep.entries} checked, "
           f"{rep.expired} expired, against the checkpoint of size {rep.tree_size}")
     return 0

@@ -15,12 +15,23 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zstandard
+from cryptography.exceptions import InvalidTag
 
-from auditkeep.archive.check import MAX_RAW, SegmentError, load_manifest
+from auditkeep.archive.check import (
+    MAX_RAW,
+    SegmentError,
+    SegmentReport,
+    Unwrap,
+    _opener,
+    load_manifest,
+)
+from auditkeep.crypto.atrest import EncryptionSettings
 from auditkeep.errors import UserError
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.timefmt import parse_rfc3339
@@ -41,9 +52,25 @@ class Restored:
     skipped: int  # already there (the same segment restored before) or expired
 
 
-def restore_segment(manifest_raw: bytes, data: bytes, out: Path) -> Restored:
-    """Write the segment's entries into the data directory ``out`` (created if needed)."""
+def _sealed_opener(m: dict[str, Any], unwrap: Unwrap | None) -> Callable[[int, str], bytes] | None:
+    if m["data"].get("sealed") is None:
+        return None
+    if unwrap is None:
+        raise UserError("the segment's leaves are sealed (archived from an encrypted store): restoring it needs "
+                        f"that store's master key (key id {m['data']['sealed'].get('master_key')}), from [encryption]")
+    rep = SegmentReport()
+    opener = _opener(m, unwrap, rep)
+    if opener is None:
+        raise SegmentError(rep.failures[0] if rep.failures else "the segment's data key does not unwrap")
+    return opener
+
+
+def restore_segment(manifest_raw: bytes, data: bytes, out: Path, unwrap: Unwrap | None = None) -> Restored:
+    """Write the segment's entries into the data directory ``out`` (created if needed). A
+    sealed segment is opened with ``unwrap`` (its master key's) and restored into an
+    encrypted directory (with a master key of its own, ``out/master.key``)."""
     m = load_manifest(manifest_raw)
+    opener = _sealed_opener(m, unwrap)
     tenant, first, end = m["tenant"], m["first"], m["end"]
     try:
         raw = zstandard.ZstdDecompressor().stream_reader(data).read(MAX_RAW + 1)
@@ -56,17 +83,19 @@ def restore_segment(manifest_raw: bytes, data: bytes, out: Path) -> Restored:
     for n, line in enumerate(raw.splitlines(), start=1):
         try:
             row = json.loads(line)
-            index, leaf = int(row["index"]), row["leaf"]
+            index = int(row["index"])
+            leaf = opener(index, row["sealed"]).decode() if opener is not None and "sealed" in row else row["leaf"]
             if leaf is None:
                 skipped += 1  # expired before it was archived: nothing to restore
                 continue
             ev = json.loads(leaf)
             rows.append(Entry(index, uuid.UUID(ev["id"]).bytes, parse_rfc3339(ev["received_at"]), leaf.encode()))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, InvalidTag) as exc:
             raise SegmentError(f"line {n} of the segment is not an entry ({exc}); run `auditkeep archive verify`") from None
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is not a directory")
-    with Ledger.open(out, background=False) as lg:
+    # the plaintext of a sealed segment goes into an encrypted directory only
+    with Ledger.open(out, background=False, encryption=EncryptionSettings(enabled=True) if opener else None) as lg:
         tid = lg.tenant_id(tenant, create=True)
         store = lg.store
         reproject = store.projection_position(tid) > first

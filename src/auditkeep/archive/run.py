@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from auditkeep.archive.seal import SegmentSealer, sealer_kms
 from auditkeep.archive.segment import build_segment, manifest_name
 from auditkeep.archive.target import Target, open_target
 from auditkeep.errors import IntegrityError, UserError
@@ -141,6 +142,7 @@ def archive_tenant(
     res = TenantArchive(head.tenant, head.size, pos, pos)
     origin = reader.origin(head.tenant)
     signers = reader.identity.signers_for(origin)
+    kms = sealer_kms(store)  # an encrypted store's segments are sealed under its master key
     signed = False
     while pos < head.size:
         if stop is not None and stop():
@@ -166,7 +168,8 @@ def archive_tenant(
             end, size = found
             res.adopted += 1
         else:
-            seg = build_segment(store, tid, head.tenant, origin, pos, end, cp, time.time_ns(), signers)
+            sealer = SegmentSealer(kms, head.tenant, pos, end) if kms is not None else None
+            seg = build_segment(store, tid, head.tenant, origin, pos, end, cp, time.time_ns(), signers, sealer)
             target.put(seg.data_name, seg.data)
             target.put(seg.manifest_name, seg.manifest)  # the segment counts from here on
             size = len(seg.data)

@@ -10,6 +10,9 @@ A segment is two objects (docs/archive.md has the format):
   note that covers it, every leaf hash of the range and the range proof (the hashes of the
   subtrees outside the range) that together lead to that checkpoint's root.
 
+When the store is encrypted at rest, each line holds its leaf sealed instead
+(``"sealed"``, and ``data.sealed`` in the manifest: :mod:`auditkeep.archive.seal`).
+
 The leaf bytes hold personal fields only as salted commitments; the plaintext and the salts
 stay in the store, so erasing a subject (crypto-shredding) needs nothing of the archive.
 """
@@ -26,6 +29,7 @@ import orjson
 import zstandard
 
 from auditkeep.archive.check import FORMAT
+from auditkeep.archive.seal import SegmentSealer
 from auditkeep.errors import IntegrityError
 from auditkeep.evidence.tlogcheck import range_proof_nodes
 from auditkeep.log.hashing import HASH_SIZE, leaf_hash
@@ -107,6 +111,7 @@ def build_segment(
     checkpoint: CheckpointRow,
     now_ns: int,
     signers: Sequence[NoteSigner],
+    sealer: SegmentSealer | None = None,
 ) -> Segment:
     """The segment of ``[first, end)``, proven against ``checkpoint`` (size >= ``end``).
 
@@ -134,7 +139,10 @@ def build_segment(
                     f"entry {pos} of tenant {tenant!r}: its leaf does not match the stored leaf hash; "
                     "run `auditkeep verify`"
                 )
-            buf.append(dumps({"index": pos, "received_ns": e.received_ns, "leaf": e.leaf.decode()}))
+            if sealer is not None:  # an encrypted store: the leaf leaves it sealed
+                buf.append(dumps({"index": pos, "received_ns": e.received_ns, "sealed": sealer.seal(pos, e.leaf)}))
+            else:
+                buf.append(dumps({"index": pos, "received_ns": e.received_ns, "leaf": e.leaf.decode()}))
         else:
             expired += 1
             gone.append(pos)
@@ -174,6 +182,7 @@ def build_segment(
             "bytes": len(data),
             "raw_bytes": len(raw),
             "lines": end - first,
+            **({"sealed": sealer.manifest} if sealer is not None else {}),
         },
         "expired": expired,
         "segment_note": note,

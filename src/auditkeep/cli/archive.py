@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 from rich.table import Table
 
 from auditkeep.archive.check import (
+    Unwrap,
     check_segment,
     parse_keys,
     read_segment,
@@ -20,6 +22,7 @@ from auditkeep.archive.run import archived_to, list_segments, run_archive
 from auditkeep.archive.target import Target, open_target
 from auditkeep.cli.common import err, global_options, ledger, out, print_json, settings
 from auditkeep.cli.retention import _bar
+from auditkeep.crypto.atrest import KeyUnavailable, resolve_kms
 from auditkeep.errors import IntegrityError, UserError
 from auditkeep.ledger.reader import check_tenant
 from auditkeep.retention.policy import parse_duration
@@ -131,6 +134,27 @@ def _read_segment(segment: str) -> tuple[bytes, bytes, str]:
     return manifest, data, f"{target.description}{stem}"
 
 
+def _unwrap(manifest: bytes) -> Unwrap | None:
+    """The configured master key's unwrap, for a sealed segment wrapped under it; else None
+    (the sealed leaves are then not opened, and the report says so)."""
+    try:
+        info = json.loads(manifest)["data"].get("sealed")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not info:
+        return None
+    s = settings()
+    try:
+        kms = resolve_kms(s.encryption, Path(s.data))
+    except KeyUnavailable:
+        return None
+    if kms.key_id != info.get("master_key"):
+        err.print(f"the segment is sealed under master key {info.get('master_key')}; the configured one is "
+                  f"{kms.key_id}: its leaves are not opened", highlight=False, markup=False)
+        return None
+    return kms.unwrap
+
+
 @archive.command(name="verify")
 @click.argument("segment")
 @click.option("--key", "keys", multiple=True, required=True, metavar="VKEY",
@@ -144,16 +168,20 @@ def archive_verify(segment: str, keys: tuple[str, ...], as_json: bool) -> None:
     configured target). Exit 1 names every line that was changed, removed or reordered."""
     verifiers = _keys(keys)
     manifest, data, where = _read_segment(segment)
-    rep = check_segment(manifest, data, verifiers)
+    rep = check_segment(manifest, data, verifiers, _unwrap(manifest))
     if as_json:
         print_json({"segment": where, "ok": rep.ok, "tenant": rep.tenant, "first": rep.first, "end": rep.end,
-                    "tree_size": rep.tree_size, "entries": rep.entries, "expired": rep.expired,
+                    "tree_size": rep.tree_size, "entries": rep.entries, "expired": rep.expired, "sealed": rep.sealed,
                     "failures": rep.failures})
     else:
         for reason in rep.failures:
             err.print(f"FAIL {reason}", highlight=False, markup=False)
     if not rep.ok:
         raise IntegrityError(f"segment {where} does not verify ({len(rep.failures)} failures)")
+    if rep.sealed and not as_json:
+        out.print(f"{rep.sealed} leaves are sealed and were NOT opened (no master key here): their order and the data "
+                  "file's signed hash were checked; run with the store's master key configured to check the leaves",
+                  highlight=False)
     if not as_json:
         out.print(f"segment {where} OK: tenant {rep.tenant}, entries {rep.first}-{rep.end} (end exclusive), "
                   f"{rep.entries} checked, {rep.expired} expired, against the checkpoint of size {rep.tree_size}",
@@ -175,14 +203,14 @@ def archive_restore(segment: str, out_dir: Path, keys: tuple[str, ...]) -> None:
     if out_dir.resolve() == live:
         raise UserError(f"{out_dir} is the live data directory; restore into a separate one")
     if keys:
-        rep = check_segment(manifest, data, _keys(keys))
+        rep = check_segment(manifest, data, _keys(keys), _unwrap(manifest))
         if not rep.ok:
             for reason in rep.failures:
                 err.print(f"FAIL {reason}", highlight=False, markup=False)
             raise IntegrityError(f"segment {where} does not verify; nothing restored")
     else:
         err.print("the segment is not checked first (no --key); `auditkeep archive verify` checks it")
-    done = restore_segment(manifest, data, out_dir)
+    done = restore_segment(manifest, data, out_dir, _unwrap(manifest))
     out.print(f"restored {done.entries} entries of tenant {done.tenant} ({done.first}-{done.end}) into "
               f"{done.directory}; search them with: auditkeep search --data {done.directory} -t {done.tenant}",
               highlight=False)
