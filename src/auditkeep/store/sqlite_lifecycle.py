@@ -37,10 +37,10 @@ def mark_text_stale(p: sqlite3.Connection) -> None:
     p.execute("INSERT OR REPLACE INTO proj_state(key, value) VALUES('text_stale', 1)")
 
 
-def text_stale(conn: sqlite3.Connection) -> bool:
-    """Whether the full-text index may hold rows of expired entries (``conn`` reads index.db
-    as ``ix``)."""
-    return conn.execute("SELECT 1 FROM ix.proj_state WHERE key='text_stale'").fetchone() is not None
+def text_stale(conn: sqlite3.Connection, schema: str = "ix") -> bool:
+    """Whether the projection may hold rows of expired entries (``conn`` reads index.db as
+    ``schema``)."""
+    return conn.execute(f"SELECT 1 FROM {schema}.proj_state WHERE key='text_stale'").fetchone() is not None
 
 
 REBUILD_CHUNK = 5000

@@ -69,11 +69,13 @@ class SQLiteRetention:
         if not indexes:
             return 0
         # The projection first: a crash between the two leaves payloads that a rerun expires.
-        with self._project_lock, self._secure(self._p) as p:
-            if text_later:
-                mark_text_stale(p)
-            else:
-                forget_projected(p, [entry_key(tenant_id, i) for i in indexes], texts)
+        with self._project_lock:
+            if not (text_later and text_stale(self._p, "main")):  # marked by an earlier chunk: no commit
+                with self._secure(self._p) as p:
+                    if text_later:
+                        mark_text_stale(p)
+                    else:
+                        forget_projected(p, [entry_key(tenant_id, i) for i in indexes], texts)
         with self._write_lock, self._guard(), self._secure(self._w) as w:
             return blank_entries(w, tenant_id, indexes)
 
