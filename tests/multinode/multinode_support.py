@@ -273,7 +273,19 @@ def _cluster_version() -> str:
     return sorted(os.listdir("/etc/postgresql"))[-1]
 
 
+# The data directory of a private server (run by the postgres user) that AUDITKEEP_TEST_PG_URL
+# points at: the restart test then restarts it with pg_ctl instead of the machine's cluster.
+PRIVATE_PGDATA = os.environ.get("AUDITKEEP_TEST_PG_CTL_DATA", "")
+
+
 def pg_ctl(action: str) -> None:
+    if PRIVATE_PGDATA:
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
+        log = Path(PRIVATE_PGDATA).parent / "pg.log"
+        command = [*as_postgres, str(bindir / "pg_ctl"), "-D", PRIVATE_PGDATA, "-l", str(log), "-w", "-m", "fast"]
+        subprocess.run([*command, action], check=True, capture_output=True, timeout=120)
+        return
     subprocess.run(
         ["pg_ctlcluster", "--skip-systemctl-redirect", _cluster_version(), "main", action],
         check=True,
@@ -305,6 +317,8 @@ def ensure_pg_running() -> None:
 
 
 def can_control_pg() -> bool:
+    if PRIVATE_PGDATA:
+        return Path(PRIVATE_PGDATA).is_dir()
     return (
         os.path.isdir("/etc/postgresql")
         and bool(os.listdir("/etc/postgresql"))
