@@ -100,7 +100,7 @@ _fields = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])  # 400 before: cut for the suite's time
 @given(_fields)
 def test_any_object_maps_to_a_valid_event_or_a_reason(obj: dict[str, Any]) -> None:
     line = orjson.dumps(obj)
