@@ -55,7 +55,24 @@ def batch(profile: str, n: int, start: int = 0) -> list[dict[str, Any]]:
     return [make_event(rng, i) for i in range(start, start + n)]
 
 
-def baseline(profile: str, seconds: float) -> float:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and of its live descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def baseline(profile: str, seconds: float) -> tuple[float, float]:
     from auditkeep.ledger import Ledger
 
     d = Path(tempfile.mkdtemp(prefix="bench-http-base-"))
@@ -64,6 +81,7 @@ def baseline(profile: str, seconds: float) -> float:
             bodies = [batch(profile, 1000, k * 1000) for k in range(8)]
             lg.append(bodies[0], "bench")  # warm up
             n, k = 0, 0
+            c0 = cpu_seconds(os.getpid())
             t0 = time.perf_counter()
             pending = [lg.submit(bodies[1], "bench")]
             while time.perf_counter() - t0 < seconds:
@@ -71,7 +89,8 @@ def baseline(profile: str, seconds: float) -> float:
                 pending.append(lg.submit(bodies[k % len(bodies)], "bench"))
                 n += len(pending.pop(0).result())
             n += len(pending.pop(0).result())
-            return n / (time.perf_counter() - t0)
+            took = time.perf_counter() - t0
+            return n / took, (cpu_seconds(os.getpid()) - c0) / n * 1e6
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -182,13 +201,15 @@ def main() -> None:
         print(json.dumps(asyncio.run(_load(args))))
         return
 
-    base = baseline(args.profile, args.seconds)
+    base, base_cpu = baseline(args.profile, args.seconds)
     tmp = Path(tempfile.mkdtemp(prefix="bench-http-"))
     proc, url, key, _ = start_server(tmp / "data")
     try:
         warm = run_load(url, key, args.profile, 2, args.connections, 1000)
         result(warm)
+        c0 = cpu_seconds(proc.pid)
         full = result(run_load(url, key, args.profile, args.seconds, args.connections, 1000, seed=1))
+        server_cpu = (cpu_seconds(proc.pid) - c0) / full["events"] * 1e6
         rate = full["events"] / full["seconds"]
         half = run_load(url, key, args.profile, args.seconds, args.connections, 1000, rate=rate / 2, seed=2)
         time.sleep(0.5)
@@ -204,9 +225,11 @@ def main() -> None:
     rows = [
         ("machine", f"{platform.processor() or platform.machine()}, nproc={os.cpu_count()}, python {platform.python_version()}"),
         ("profile", args.profile),
-        ("embedded Ledger.submit, 2 in flight", f"{base:,.0f} events/s"),
+        ("load average at the end", " / ".join(f"{x:.1f}" for x in os.getloadavg())),
+        ("embedded Ledger.submit, 2 in flight", f"{base:,.0f} events/s, {base_cpu:.1f} CPU us/event (with its children)"),
         (f"HTTP ingest, 1,000/batch, {args.connections} connections", f"{rate:,.0f} events/s"),
         ("HTTP / embedded", f"{rate / base:.2f}"),
+        ("server CPU (with its children) during the full-rate run", f"{server_cpu:.1f} us/event"),
         ("background load during latency probe", f"{bg_rate:,.0f} events/s (target {rate / 2:,.0f})"),
         ("100-event batch latency p50 / p95 / p99",
          f"{statistics.median(lat):.1f} / {pct(lat, 95):.1f} / {pct(lat, 99):.1f} ms ({len(lat)} requests)"),

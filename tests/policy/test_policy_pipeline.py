@@ -105,3 +105,13 @@ def test_documented_example_loads_and_behaves(tmp_path: Path) -> None:
         }
     )
     assert p.process(early, "kubernetes") is None
+
+
+def test_process_kept_gives_the_positions_of_the_kept_events() -> None:
+    p = Pipeline.from_dict({"capture": {"rules": [{"level": "none", "actions": ["health.*"]}]}})
+    evs = [_ev("health.a"), _ev("api.call", note="password=x"), _ev("health.b"), _ev("db.read", note="ok")]
+    kept, positions = p.process_kept(evs, "api")
+    assert positions == [1, 3]
+    assert [e.action for e in kept] == ["api.call", "db.read"]
+    assert kept[0].metadata == {"note": "password=[REDACTED:password]", "_redacted": ["metadata.note"]}
+    assert kept[1].metadata == {"note": "ok"}

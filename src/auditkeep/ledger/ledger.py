@@ -227,15 +227,7 @@ class Ledger(LogReader):
     def _apply_policy(self, evs: list[Event], source: str) -> tuple[list[Event], list[int]]:
         """The events the pipeline keeps (changed in place) and their positions in ``evs``."""
         assert self.pipeline is not None
-        process = self.pipeline.process
-        kept: list[Event] = []
-        positions: list[int] = []
-        for i, ev in enumerate(evs):
-            out = process(ev, source)
-            if out is not None:
-                kept.append(out)
-                positions.append(i)
-        return kept, positions
+        return self.pipeline.process_kept(evs, source)
 
     def append(
         self,

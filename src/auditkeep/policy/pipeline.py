@@ -85,9 +85,30 @@ class Pipeline:
 
     def process_batch(self, events: Iterable[Event], source: str) -> list[Event]:
         """The events kept, in order."""
-        out: list[Event] = []
-        for ev in events:
-            kept = self.process(ev, source)
-            if kept is not None:
-                out.append(kept)
-        return out
+        return self.process_kept(list(events), source)[0]
+
+    def process_kept(self, events: Sequence[Event], source: str) -> tuple[list[Event], list[int]]:
+        """What :meth:`process` of each event gives, as the events kept and their positions
+        in ``events``. A redactor takes the kept events as one batch (see
+        :meth:`Redactor.redact_many`); any other step runs event by event."""
+        apply = self.policy.apply
+        kept: list[Event] = []
+        positions: list[int] = []
+        for i, ev in enumerate(events):
+            out = apply(ev, source)
+            if out is not None:
+                kept.append(out)
+                positions.append(i)
+        for step in self.processors:
+            if type(step) is Redactor:  # never drops, changes in place
+                step.redact_many(kept)
+                continue
+            still: list[Event] = []
+            where: list[int] = []
+            for ev, pos in zip(kept, positions, strict=True):
+                out = step(ev, source)
+                if out is not None:
+                    still.append(out)
+                    where.append(pos)
+            kept, positions = still, where
+        return kept, positions

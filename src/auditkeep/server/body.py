@@ -89,13 +89,24 @@ def decode(raw: bytes, encoding: str, limit: int, max_events: int) -> list[Event
     return events
 
 
-async def read_events(request: Request, limit: int, max_events: int, timeout: float) -> list[Event]:
+async def read_body(request: Request, limit: int, timeout: float) -> tuple[bytes, str]:
+    """The raw body of an ingest request and its content encoding (``identity`` or ``gzip``),
+    after the content type and encoding are checked; decode it with :func:`decode`."""
     check_content_type(request)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip"):
         raise ApiError(415, f"unsupported content encoding {encoding}; use gzip or none", reason="media_type")
     encoding = "gzip" if encoding == "x-gzip" else encoding
-    raw = await read_limited(request, limit, timeout)
-    if len(raw) < INLINE_BYTES and encoding == "identity":
+    return await read_limited(request, limit, timeout), encoding
+
+
+def inline(raw: bytes, encoding: str) -> bool:
+    """Whether decoding ``raw`` on the event loop costs less than a hop to the thread pool."""
+    return len(raw) < INLINE_BYTES and encoding == "identity"
+
+
+async def read_events(request: Request, limit: int, max_events: int, timeout: float) -> list[Event]:
+    raw, encoding = await read_body(request, limit, timeout)
+    if inline(raw, encoding):
         return decode(raw, encoding, limit, max_events)
     return await run_in_threadpool(decode, raw, encoding, limit, max_events)

@@ -53,11 +53,18 @@ class PgAppend:
         self._store = store
         self._c = conn
         ids = sorted(set(tenant_ids))
-        # Locks are taken in tenant order (LockRows runs above the sort), so two transactions
-        # over overlapping tenants cannot deadlock.
-        rows = conn.execute(
-            HEAD_SQL + " WHERE tenant_id = ANY(%s) ORDER BY tenant_id FOR UPDATE", (ids,)
-        ).fetchall()
+        # The head locks and the erasure count in one round trip (pipeline mode). Locks are
+        # taken in tenant order (LockRows runs above the sort), so two transactions over
+        # overlapping tenants cannot deadlock. The erasure count is read after the locks: an
+        # erasure commits before or after this append, never during it.
+        with conn.pipeline():
+            heads = conn.execute(
+                HEAD_SQL + " WHERE tenant_id = ANY(%s) ORDER BY tenant_id FOR UPDATE", (ids,)
+            )
+            erased = conn.execute("SELECT value FROM meta WHERE key = 'erasures'")
+        rows = heads.fetchall()
+        count = erased.fetchone()
+        self._erasures = int(count[0]) if count else 0
         self._heads = {r[0]: head_of(r) for r in rows}
         self._sizes = {tid: h.size for tid, h in self._heads.items()}
         for tid in ids:
@@ -68,9 +75,7 @@ class PgAppend:
         return self._heads[tenant_id]
 
     def erasures(self) -> int:
-        from auditkeep.store.postgres_lifecycle import erasures
-
-        return erasures(self._c)
+        return self._erasures
 
     def existing(self, tenant_id: int, ids: Sequence[bytes]) -> dict[bytes, Entry]:
         if not ids:

@@ -60,12 +60,17 @@ async def ingest(request: Request) -> Response:
     source = _source(request)
     s = ctx.settings
     events: list[Event] = []
+
+    def prepare(raw: bytes, encoding: str) -> Future[list[Receipt]]:
+        events.extend(body.decode(raw, encoding, s.max_body_bytes, s.max_batch_events))
+        return _submit(ctx.ledger, events, caller.tenant, source, caller.key.keyid)
+
     try:
-        events = await body.read_events(request, s.max_body_bytes, s.max_batch_events, ctx.options.body_timeout)
-        if len(events) * 64 < body.INLINE_BYTES:
-            fut = _submit(ctx.ledger, events, caller.tenant, source, caller.key.keyid)
-        else:  # validation of a large batch is CPU work: keep it off the event loop
-            fut = await run_in_threadpool(_submit, ctx.ledger, events, caller.tenant, source, caller.key.keyid)
+        raw, encoding = await body.read_body(request, s.max_body_bytes, ctx.options.body_timeout)
+        if body.inline(raw, encoding):
+            fut = prepare(raw, encoding)
+        else:  # decoding, policy and validation of a large batch are CPU work: off the loop, in one hop
+            fut = await run_in_threadpool(prepare, raw, encoding)
         t0 = time.perf_counter()
         receipts = await asyncio.wrap_future(fut)
     except ApiError as exc:  # events that could not be decoded count as one
