@@ -184,3 +184,21 @@ def test_a_writer_with_a_warm_salt_cache_never_reuses_an_erased_salt(make_ledger
     rep = first.verify("default", trust=Trust.given([NoteVerifier.from_vkey(first.pubkey())])).tenants[0]
     assert rep.ok, rep.problems
     assert rep.erased == 1 and rep.sealed_checked == 1
+
+
+def test_events_appended_after_the_scan_are_erased_too(make_ledger: Callable[..., Ledger]) -> None:
+    """The store is given the entries one scan found below an index; entries of the subject
+    appended from that index on (after the scan, before the salt is destroyed) are found by
+    scanning the tail, and entries below it that the scan did not report are left alone."""
+    lg = make_ledger(background=False)
+    lg.append(_events(30), "default")
+    tid = lg.tenant_id("default")
+    below = lg.head("default").size
+    found = lg.store.subject_entries(tid, "u-1")
+    assert len(found) == 10
+    lg.append(_events(9), "default")  # three more of u-1's, as if appended meanwhile
+    known = {(tid << 40) | e.index: "" for e in found[:5]}  # half of them reported below ``below``
+    erased = lg.store.erase_subject(tid, "u-1", known, [], scanned_below=below)
+    assert erased == sorted([e.index for e in found[:5]] + [below, below + 3, below + 6])
+    left = {e.index for e in lg.store.subject_entries(tid, "u-1")}
+    assert left == {e.index for e in found[5:]}  # not reported and below the index: not scanned
