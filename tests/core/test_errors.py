@@ -112,3 +112,22 @@ def test_the_exit_status_follows_the_branch(
     assert info.value.code == status
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(exc) in lines[0], stderr
+
+
+def test_no_decision_is_made_on_an_exception_message() -> None:
+    """Errors are told apart by type: no ``... in str(exc)``, no ``.reason.startswith``, and no
+    ``except RuntimeError`` (our errors have their own classes; asyncio's RuntimeError is
+    caught only beside the OSErrors of a closing transport)."""
+    import re
+    from pathlib import Path
+
+    package = Path(auditkeep.__file__).parent
+    pattern = re.compile(r"in str\((exc|e|err|error)\)|\.reason\.startswith\(|except RuntimeError\b|except \(RuntimeError")
+    found = sorted(
+        f"{path.relative_to(package)}:{n}"
+        for path in package.rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    )
+    assert found == []
+

@@ -77,7 +77,7 @@ def test_a_key_named_like_the_requester_cannot_decide(server: Server) -> None:
     aid = _file(server, gw)["id"]
     with server.client(alice) as c:
         r = c.post(f"/v1/approvals/{aid}/reject")
-    assert r.status_code == 403 and "another person" in r.json()["error"]
+    assert r.status_code == 403 and "another person" in r.json()["error"] and r.json()["kind"] == "self_approval"
 
 
 def test_bad_input_is_a_clear_4xx(server: Server) -> None:

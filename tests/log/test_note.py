@@ -10,6 +10,7 @@ from auditkeep.log.note import (
     NoteSignature,
     NoteSigner,
     NoteVerifier,
+    UnknownSigner,
     check_key_name,
     key_id,
     open_note,
@@ -67,14 +68,15 @@ def test_go_example_opens() -> None:
     assert open_note(note, [PETER]) == TEXT
     assert open_note(note, [ENOCH]) == TEXT
     assert open_note(note.encode(), [PETER, ENOCH]) == TEXT
-    with pytest.raises(NoteError, match="no signature from a known key"):
+    with pytest.raises(UnknownSigner, match="no signature from a known key"):
         open_note(note, [])
 
 
 def test_go_invalid_signature() -> None:
     tampered = TEXT + "\n" + PETER_SIG[:60] + "ABCD" + PETER_SIG[60:]
-    with pytest.raises(NoteError, match="invalid signature for key PeterNeumann\\+c74f20a3"):
+    with pytest.raises(NoteError, match="invalid signature for key PeterNeumann\\+c74f20a3") as bad:
         open_note(tampered, [PETER])
+    assert not isinstance(bad.value, UnknownSigner)  # a bad signature by a known key is worse
     # The same bad line from a key we do not know is ignored.
     with pytest.raises(NoteError, match="no signature from a known key"):
         open_note(tampered, [ENOCH])

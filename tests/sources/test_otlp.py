@@ -24,6 +24,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from auditkeep.model import Event, validate_event
+from auditkeep.sources.base import UnreadableRequest
 from auditkeep.sources.otlp import (
     otlp_partial_success,
     otlp_response,
@@ -219,6 +220,7 @@ def test_missing_action_is_refused_with_a_resendable_request() -> None:
     events, errors = parse_otlp_logs(body, PB)
     assert len(events) == 1 and len(errors) == 1
     assert errors[0].reason == "attribute audit.action is missing"
+    assert not isinstance(errors[0], UnreadableRequest)  # one record refused, not the request
     # raw is a request with only the refused record, in the same encoding.
     again, errs = parse_otlp_logs(errors[0].raw, PB)
     assert again == [] and [e.reason for e in errs] == ["attribute audit.action is missing"]
@@ -349,6 +351,7 @@ def test_bad_requests_are_refused_whole(body: bytes, ctype: str, reason: str) ->
     events, errors = parse_otlp_logs(body, ctype)
     assert events == [] and len(errors) == 1
     assert errors[0].reason.startswith(reason) and errors[0].raw == body
+    assert isinstance(errors[0], UnreadableRequest)
 
 
 def test_gzip_and_empty_requests() -> None:

@@ -42,6 +42,7 @@ from auditkeep.alerts.state import (
     is_own_event,
 )
 from auditkeep.config import AlertSettings
+from auditkeep.errors import AuditkeepError
 from auditkeep.ledger.append import Receipt
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.ledger.view import open_dict
@@ -390,7 +391,7 @@ class AlertRunner:
             # not waited for here (the writer may be busy with ingest): the cursor is saved
             # only once they are durable, see _save
             self._fired.extend(self.book.log_fired(done.stored))
-        except (ValueError, RuntimeError) as exc:  # a refused event must not stop the runner
+        except AuditkeepError as exc:  # a refused event, or a closed or failing store, must not stop the runner
             log.error("fired events not appended: %s", exc)
         self.notifications.submit(done.deliveries)
 

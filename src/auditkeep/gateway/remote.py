@@ -60,7 +60,7 @@ class RemoteApprovals:
                 message = str(body.get("error", ""))
                 if r.status_code == 409:
                     raise _conflict(message, str(body.get("current", "decided")))
-                if "another person" in message:
+                if body.get("kind") == "self_approval":
                     raise SelfApproval(message)
         raise_for_status(r.status_code, r.content, r.headers.get("retry-after"))
 

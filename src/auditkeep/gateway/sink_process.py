@@ -53,10 +53,15 @@ from typing import Any
 
 import msgspec
 
+from auditkeep.errors import StoreError
 from auditkeep.gateway.postgres.events import Run, SessionInfo, query_event
 from auditkeep.model.event import Event, Submitter
 
 log = logging.getLogger("auditkeep.gateway")
+
+
+class LedgerProcessError(StoreError):
+    """The gateway's ledger process did not start (its first answer, or its silence, says why)."""
 
 
 class _EventItem(msgspec.Struct, tag=0, array_like=True):
@@ -146,7 +151,7 @@ class ProcessSink:
             proc.wait()
             conn.close()
             back.close()
-            raise RuntimeError(f"the gateway's ledger process: {first[1:].decode(errors='replace') or 'no answer'}")
+            raise LedgerProcessError(f"the gateway's ledger process: {first[1:].decode(errors='replace') or 'no answer'}")
         self._proc, self._conn, self._from = proc, conn, back
         self._sent = self._received = self._child_pending = 0
         threading.Thread(target=self._read_loop, args=(back,), name="auditkeep-gateway-sink-status", daemon=True).start()
@@ -188,7 +193,7 @@ class ProcessSink:
                         c.close()
                 try:
                     self._start_child()
-                except RuntimeError as exc:
+                except LedgerProcessError as exc:
                     log.error("%s; retrying", exc)
                     time.sleep(1)
 

@@ -22,7 +22,7 @@ from auditkeep.log.checkpoint import (
     CheckpointError,
     verify_checkpoint,
 )
-from auditkeep.log.note import NoteError
+from auditkeep.log.note import NoteError, UnknownSigner
 from auditkeep.log.proofs import ProofError, consistency_proof, verify_consistency
 from auditkeep.log.tiles import TILE_WIDTH, Frontier
 from auditkeep.store.base import KEY_SHIFT, Head, LogReads
@@ -83,9 +83,9 @@ def _signed_checkpoints(store: LogReads, head: Head, origin: str, trust: Trust, 
             cp = verify_checkpoint(row.note, keys, origin)
         except (NoteError, CheckpointError) as exc:
             # e.g. signed only by a key rotated in since (or out before) the keys trusted here
-            untrusted = "is not signed by a trusted key: " if "no signature from a known key" in str(exc) else ""
-            rep.problems.append(Problem("checkpoint", f"checkpoint at size {row.size} {untrusted}{exc}" if untrusted
-                                        else f"checkpoint at size {row.size}: {exc}"))
+            untrusted = isinstance(exc, UnknownSigner)
+            rep.problems.append(Problem("checkpoint", f"checkpoint at size {row.size} is not signed by a trusted key: {exc}"
+                                        if untrusted else f"checkpoint at size {row.size}: {exc}"))
             continue
         if cp.size != row.size or cp.root != row.root:
             rep.problems.append(Problem("checkpoint", f"checkpoint at size {row.size}: row differs from its signed note"))

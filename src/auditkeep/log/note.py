@@ -29,6 +29,7 @@ __all__ = [
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
+    "UnknownSigner",
     "check_key_name",
     "key_id",
     "open_note",
@@ -44,6 +45,11 @@ _SIG_PREFIX = "\u2014 "  # em dash, space
 
 class NoteError(UserError, ValueError):
     """A note is malformed or its signatures do not check out."""
+
+
+class UnknownSigner(NoteError):
+    """A well-formed note carries no signature by any of the keys given (signed, if at all,
+    by a key not trusted here, e.g. one rotated in or out since)."""
 
 
 def check_key_name(name: str) -> None:
@@ -321,5 +327,5 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> str:
         verified += 1
     if not verified:
         names = ", ".join(f"{s.name}+{s.key_id.hex()}" for s in sigs)
-        raise NoteError(f"note has no signature from a known key (signed by: {names})")
+        raise UnknownSigner(f"note has no signature from a known key (signed by: {names})")
     return text

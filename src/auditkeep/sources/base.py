@@ -17,3 +17,8 @@ class SourceError(UserError, ValueError):
         self.reason = reason
         self.raw = raw
         super().__init__(f"{source}: {reason}")
+
+
+class UnreadableRequest(SourceError):
+    """A whole request a source could not read (not JSON, not its format, too large, bad
+    compression), as opposed to one record of it: the request is refused whole."""

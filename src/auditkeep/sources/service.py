@@ -23,7 +23,7 @@ import msgspec
 
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.event import Event, Submitter
-from auditkeep.sources.base import SourceError
+from auditkeep.sources.base import SourceError, UnreadableRequest
 from auditkeep.sources.intake import Intake, IntakeObserver, IntakeResult, derived_event_id
 from auditkeep.sources.kubernetes import StageMerger, parse_k8s_payload
 from auditkeep.sources.otlp import parse_otlp_logs
@@ -34,16 +34,6 @@ from auditkeep.sources.syslog.udp import DEFAULT_RECEIVE_BUFFER
 from auditkeep.store.base import Doc
 
 log = logging.getLogger("auditkeep.sources")
-
-# Reasons the OTLP parser gives when it could not read a request at all (not one record).
-_OTLP_WHOLE = (
-    "malformed JSON",
-    "malformed protobuf",
-    "not an OTLP logs request",
-    "bad gzip data",
-    "unsupported content type",
-    "request is ",
-)
 
 
 @dataclass(frozen=True)
@@ -199,7 +189,7 @@ class SourceService:
     def otlp(self, body: bytes, content_type: str, tenant: str, submitter: Submitter | None = None) -> Delivery:
         """An OTLP/HTTP logs export request."""
         events, errors = parse_otlp_logs(body, content_type)
-        refused = not events and len(errors) == 1 and errors[0].reason.startswith(_OTLP_WHOLE)
+        refused = not events and len(errors) == 1 and isinstance(errors[0], UnreadableRequest)
         ctx = {"content_type": content_type.split(";", 1)[0].strip().lower()}
         result = self.intake.deliver("otlp", tenant, events, errors, context=ctx, submitter=submitter)
         return Delivery(result, refused)

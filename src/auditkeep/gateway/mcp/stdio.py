@@ -61,7 +61,7 @@ class _ClientOut:
             else:  # a regular file: writes do not block for long
                 self.w.write(data + b"\n")
                 self.w.flush()
-        except (ConnectionError, OSError, RuntimeError):
+        except (ConnectionError, OSError, RuntimeError):  # asyncio's RuntimeError: writing after the transport closed
             self.gone = True
 
 
@@ -201,7 +201,7 @@ async def _send(w: asyncio.StreamWriter, line: bytes) -> bool:
     try:
         w.write(line + b"\n")
         await w.drain()
-    except (ConnectionError, OSError, RuntimeError):
+    except (ConnectionError, OSError, RuntimeError):  # asyncio's RuntimeError: writing after the transport closed
         return False
     return True
 

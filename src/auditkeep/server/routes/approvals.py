@@ -154,7 +154,7 @@ async def _decide(request: Request, to: str) -> Response:
     try:
         return _json(await run_in_threadpool(decide))
     except SelfApproval as exc:
-        raise ApiError(403, str(exc)) from None
+        raise ApiError(403, str(exc), kind="self_approval") from None
     except ApprovalConflict as exc:
         raise ApiError(409, str(exc), current=exc.current) from None
 

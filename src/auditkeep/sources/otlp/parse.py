@@ -16,7 +16,7 @@ from auditkeep.model import (
     Event,
 )
 from auditkeep.model.jsonkeys import duplicate_key_reason
-from auditkeep.sources.base import SourceError
+from auditkeep.sources.base import SourceError, UnreadableRequest
 from auditkeep.sources.otlp.convention import JSON, MAX_BODY_BYTES, PROTOBUF, SOURCE, _Bad
 from auditkeep.sources.otlp.json_form import (
     _hex_id,
@@ -54,18 +54,18 @@ def parse_otlp_logs(body: bytes, content_type: str) -> tuple[list[Event], list[S
             if d.unconsumed_tail or not d.eof:
                 raise ValueError("too large or truncated")
         except (zlib.error, ValueError) as exc:
-            return [], [SourceError(SOURCE, f"bad gzip data: {exc}", body)]
+            return [], [UnreadableRequest(SOURCE, f"bad gzip data: {exc}", body)]
         body = inflated
     if len(body) > MAX_BODY_BYTES:
         return [], [
-            SourceError(SOURCE, f"request is {len(body)} bytes, more than {MAX_BODY_BYTES}", body)
+            UnreadableRequest(SOURCE, f"request is {len(body)} bytes, more than {MAX_BODY_BYTES}", body)
         ]
     media = _media_type(content_type)
     if media in (PROTOBUF, "application/protobuf"):
         return _parse_protobuf(body)
     if media == JSON:
         return _parse_json(body)
-    return [], [SourceError(SOURCE, f"unsupported content type {content_type!r}", body)]
+    return [], [UnreadableRequest(SOURCE, f"unsupported content type {content_type!r}", body)]
 
 
 def _collect(
@@ -88,7 +88,7 @@ def _parse_protobuf(body: bytes) -> tuple[list[Event], list[SourceError]]:
     try:
         req = pb_service.ExportLogsServiceRequest.FromString(body)
     except (ProtoDecodeError, RuntimeError, ValueError) as exc:
-        return [], [SourceError(SOURCE, f"malformed protobuf: {exc}", body)]
+        return [], [UnreadableRequest(SOURCE, f"malformed protobuf: {exc}", body)]
 
     def records() -> Iterator[
         tuple[_Record | _Bad, dict[str, Any], dict[str, Any] | None, bytes, Any]
@@ -160,9 +160,9 @@ def _parse_json(body: bytes) -> tuple[list[Event], list[SourceError]]:
     try:
         req = _json_request.decode(body)
     except msgspec.ValidationError as exc:
-        return [], [SourceError(SOURCE, f"not an OTLP logs request: {exc}", body)]
+        return [], [UnreadableRequest(SOURCE, f"not an OTLP logs request: {exc}", body)]
     except msgspec.DecodeError as exc:
-        return [], [SourceError(SOURCE, f"malformed JSON: {exc}", body)]
+        return [], [UnreadableRequest(SOURCE, f"malformed JSON: {exc}", body)]
     # attributes and bodies are kept in leaves: a repeated key would give them two readings
     try:
         plain: Any = orjson.loads(body)
@@ -170,7 +170,7 @@ def _parse_json(body: bytes) -> tuple[list[Event], list[SourceError]]:
         plain = None
     repeated = duplicate_key_reason(body, plain)
     if repeated is not None:
-        return [], [SourceError(SOURCE, repeated, body)]
+        return [], [UnreadableRequest(SOURCE, repeated, body)]
 
     def records() -> Iterator[
         tuple[_Record | _Bad, dict[str, Any], dict[str, Any] | None, bytes, Any]
