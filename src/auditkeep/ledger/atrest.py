@@ -242,8 +242,9 @@ class EncryptedStore:
     """A store whose payloads are sealed under per-tenant data keys (see the module doc).
 
     It has no ``__getattr__`` on purpose: helpers that look for a store's fast raw readers
-    (``entry_rows``, ``log_path``) must not find the inner store's, which return ciphertext;
-    they fall back to :meth:`entries`, which opens it."""
+    (``entry_rows``) must not find the inner store's, which return ciphertext; they fall
+    back to :meth:`entries`, which opens it. For the same reason :meth:`reader_opener` is
+    None: worker processes would open the inner store."""
 
     def __init__(self, inner: Store, kms: Kms, settings: EncryptionSettings, data_dir: Path | None = None) -> None:
         self.inner = inner
@@ -389,6 +390,10 @@ class EncryptedStore:
 
     def checkpoint_from(self, tenant_id: int, size: int) -> CheckpointRow | None:
         return self.inner.checkpoint_from(tenant_id, size)
+
+    def reader_opener(self) -> None:
+        """None: a worker would read the inner store's ciphertext (it holds no master key)."""
+        return None
 
     def subject_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
         names = {self.blind_subject(tenant_id, s): s for s in subjects}

@@ -1,19 +1,18 @@
 """The entries' part of ``verify``: each stored event's leaf hash recomputed and what is
 stored beside it (index, id, tenant, received_at, personal fields) checked against the leaf,
-in chunks — in this process, or by worker processes for a long SQLite log."""
+in chunks — in this process, or by worker processes for a long log whose store can be
+opened in one (``LogReads.reader_opener``). Both read through the store's reads alone."""
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing
 import os
-import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from hashlib import sha256 as _sha256
-from pathlib import Path
 
 import msgspec
 
@@ -22,8 +21,7 @@ from auditkeep.ledger.sealcheck import SealChecker
 from auditkeep.ledger.verify_report import Problem
 from auditkeep.log.tiles import TILE_WIDTH
 from auditkeep.model.timefmt import format_rfc3339
-from auditkeep.store.base import KEY_SHIFT, LogReads, Row, entry_key, row_chunks
-from auditkeep.store.sqlite_append import ENTRY_ROWS_SQL, subject_salts
+from auditkeep.store.base import KEY_SHIFT, LogReads, ReaderOpener, Row, row_chunks
 
 _MASK = (1 << KEY_SHIFT) - 1
 
@@ -153,9 +151,9 @@ _RANGE = 65_536
 
 
 def _checked_chunks(store: LogReads, tid: int, tenant: str, size: int, sealed: bool) -> Iterator[_Checked]:
-    path = getattr(store, "log_path", None)
-    if path is not None and size >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
-        chunks = _checked_in_workers(Path(path), tid, tenant, size, os.cpu_count() or 2, sealed)
+    opener = store.reader_opener() if size >= PARALLEL_FROM and (os.cpu_count() or 1) > 1 else None
+    if opener is not None:
+        chunks = _checked_in_workers(opener, tid, tenant, size, os.cpu_count() or 2, sealed)
     else:
         chunks = _checked_here(store, tid, tenant, size, sealed)
     prev_received = 0
@@ -183,19 +181,20 @@ def _checked_here(store: LogReads, tid: int, tenant: str, size: int, sealed: boo
             return
 
 
-def _checked_in_workers(path: Path, tid: int, tenant: str, size: int, workers: int, sealed: bool) -> Iterator[_Checked]:
+def _checked_in_workers(
+    opener: ReaderOpener, tid: int, tenant: str, size: int, workers: int, sealed: bool
+) -> Iterator[_Checked]:
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
     ranges = iter([(start, min(size, start + _RANGE)) for start in range(0, size, _RANGE)])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_open_worker, initargs=(opener,)) as pool:
         pending: deque[Future[_Checked]] = deque(
-            pool.submit(_check_range, str(path), tid, tenant, start, end, sealed)
-            for start, end in itertools.islice(ranges, workers * 2)
+            pool.submit(_check_range, tid, tenant, start, end, sealed) for start, end in itertools.islice(ranges, workers * 2)
         )
         while pending:
             checked = pending.popleft().result()
             nxt = next(ranges, None)
             if nxt is not None:
-                pending.append(pool.submit(_check_range, str(path), tid, tenant, *nxt, sealed))
+                pending.append(pool.submit(_check_range, tid, tenant, *nxt, sealed))
             yield checked
             if checked.stop:
                 for f in pending:
@@ -203,27 +202,27 @@ def _checked_in_workers(path: Path, tid: int, tenant: str, size: int, workers: i
                 return
 
 
-_worker_seals: dict[tuple[str, int], SealChecker] = {}
+# A worker process's read-only store, opened once by the pool's initializer, and the salts
+# it has read, cached across the ranges it checks (subjects recur).
+_worker_store: list[LogReads] = []
+_worker_seals: dict[int, SealChecker] = {}
 
 
-def _check_range(path: str, tid: int, tenant: str, start: int, end: int, sealed: bool = True) -> _Checked:
-    """Worker: read entries [start, end) with a read-only connection and check them."""
-    from auditkeep.store.sqlite_connect import read_only_uri
+def _open_worker(opener: ReaderOpener) -> None:
+    _worker_store[:] = [opener()]
 
-    conn = sqlite3.connect(read_only_uri(Path(path)), uri=True)
-    try:
-        rows = conn.execute(ENTRY_ROWS_SQL, (entry_key(tid, start), entry_key(tid, end), end - start)).fetchall()
-        # Salts are cached across the ranges a worker checks (subjects recur).
-        seals = _worker_seals.setdefault((path, tid), SealChecker()) if sealed else None
-        if seals is not None:
-            seals.load = lambda subjects: subject_salts(conn, tid, subjects)
-        def tile(idx: int) -> bytes:
-            r = conn.execute("SELECT data FROM tiles WHERE tenant_id=? AND level=0 AND idx=?", (tid, idx)).fetchone()
-            return bytes(r[0]) if r else b""
 
-        checked = _check_rows(rows, start, tenant, seals, _tile_hashes(tile))
-    finally:
-        conn.close()
+def _check_range(tid: int, tenant: str, start: int, end: int, sealed: bool = True) -> _Checked:
+    """Worker: read entries [start, end) through the worker's store and check them."""
+    store = _worker_store[0]
+    rows: list[Row] = []
+    for part in row_chunks(store, tid, start, end, end - start):
+        rows += part
+    seals = _worker_seals.setdefault(tid, SealChecker()) if sealed else None
+    if seals is not None:
+        seals.load = lambda subjects: store.subject_salts(tid, subjects)
+    tile_hash = _tile_hashes(lambda idx: store.read_tiles(tid, [(0, idx)]).get((0, idx), b""))
+    checked = _check_rows(rows, start, tenant, seals, tile_hash)
     if not checked.stop and len(checked.hashes) < end - start:
         missing = start + len(checked.hashes)
         checked.problems.append(Problem("missing", "entry missing (storage ends here)", missing))

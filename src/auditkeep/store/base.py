@@ -7,7 +7,7 @@ tenant's log (a row lock or ``BEGIN IMMEDIATE``) while the ledger does the hashi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -195,6 +195,15 @@ class LogReads(Protocol):
     def subject_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
         """The salts of those ``subjects`` that still have one (never creates any)."""
         ...
+    def reader_opener(self) -> ReaderOpener | None:
+        """A picklable function that opens this log read-only in another process, for a
+        reader that splits a long range across worker processes (verify); None when the
+        store cannot be opened that way, and the reader reads in this process."""
+        ...
+
+
+# Opens a store's log read-only in a worker process (see LogReads.reader_opener).
+ReaderOpener = Callable[[], LogReads]
 
 
 class Store(LogReads, Protocol):

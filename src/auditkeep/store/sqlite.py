@@ -8,6 +8,7 @@ deleted at any time and is rebuilt on demand, so it is written without fsync.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import tempfile
@@ -25,6 +26,7 @@ from auditkeep.store.base import (
     Head,
     ProjectedRow,
     Query,
+    ReaderOpener,
     StoreError,
     StoreUnavailable,
     TileKey,
@@ -510,6 +512,15 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
 
     def subject_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
         return subject_salts(self._reader(), tenant_id, subjects)
+
+    @classmethod
+    def open_reader(cls, directory: Path | str) -> SQLiteStore:
+        """The store in ``directory`` opened read-only (what a worker process reads with)."""
+        return cls(directory, read_only=True)
+
+    def reader_opener(self) -> ReaderOpener:
+        # a partial of a classmethod pickles by name: the worker imports this module
+        return functools.partial(SQLiteStore.open_reader, self.directory)
 
     # leases --------------------------------------------------------------------------------------
 
