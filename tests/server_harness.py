@@ -117,7 +117,7 @@ class ServeProcess:
         cwd: Path | None = None,
         verify: ssl.SSLContext | None = None,
         port: int | None = None,
-        ready_timeout: float = 30.0,
+        ready_timeout: float = 120.0,  # a start waits for imports: 30 s was exceeded at load 20
         name: str = "server",
     ) -> None:
         self.port = port or free_port()

@@ -50,7 +50,6 @@ class Node(ServeProcess):
             log=cluster.root / f"{name}.log",
             env=cluster.env,
             cwd=cluster.root,
-            ready_timeout=60,
             name=f"node {name}",
         )
         self.start()

@@ -47,15 +47,19 @@ def test_sigterm_during_ingest_keeps_every_receipt(make_server: Callable[..., Se
     threads.append(threading.Thread(target=tail))
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    # SIGTERM once ingest is under way (a fixed pause saw no receipt yet on a loaded machine)
+    deadline = time.monotonic() + 120
+    while len(receipts) < 100 and time.monotonic() < deadline and any(t.is_alive() for t in threads[:4]):
+        time.sleep(0.05)
     t0 = time.monotonic()
-    code = srv.stop(signal.SIGTERM)
+    code = srv.stop(signal.SIGTERM, timeout=120)  # SIGKILL past it
     took = time.monotonic() - t0
     stop.set()
     for t in threads:
         t.join(30)
-    assert code in (0, -signal.SIGTERM), srv.output()  # uvicorn re-raises the signal once stopped
-    assert took < 20, f"shutdown took {took:.1f}s"
+    # It stopped by itself (not killed at the timeout): the live tail did not hold it up. No
+    # bound in seconds: on a loaded machine a clean shutdown took 29 s.
+    assert code in (0, -signal.SIGTERM), f"{code} after {took:.1f}s: {srv.output()}"  # uvicorn re-raises the signal
     assert "Traceback" not in srv.output(), srv.output()
     assert len(receipts) >= 100
 
