@@ -270,7 +270,7 @@ def list_segments(target: Target, tenant: str | None = None) -> list[dict[str, o
                 "name": name[: -len(".manifest.json")], "tenant": m["tenant"], "first": m["first"],
                 "end": m["end"], "tree_size": m["tree_size"], "expired": m.get("expired", 0),
                 "bytes": m["data"].get("bytes"), "created_at": m.get("created_at"),
-                "complete": data in have,
+                "sealed": bool(m["data"].get("sealed")), "complete": data in have,
             }
         except (orjson.JSONDecodeError, KeyError, TypeError):
             row = {"name": name, "error": "not a readable manifest"}
