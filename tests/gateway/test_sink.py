@@ -120,9 +120,17 @@ def test_spooled_events_go_to_the_tenant_they_were_written_for(tmp_path: Path) -
     directory) delivers its events to their own tenant's log."""
     import sqlite3
 
+    from auditkeep.ledger.datadir import establish
+    from auditkeep.store.sqlite import SQLiteStore
+
     data = tmp_path / "data"
-    lg = Ledger.open(data)
-    sink = LedgerSink(lg, "acme", "mcp-gateway", spool_dir=tmp_path / "spool", batch_size=10, max_queue=10)
+    Ledger.open(data).close()
+    # A store that gives up on a held write lock at once: the sink's worker fails fast and
+    # stops at close, rather than still waiting for the lock when the spool is closed.
+    store = SQLiteStore(data, busy_timeout=0.02)
+    lg = Ledger(store, establish(store, data, create=False)[0], background=False)
+    sink = LedgerSink(lg, "acme", "mcp-gateway", spool_dir=tmp_path / "spool", batch_size=10, max_queue=10,
+                      max_backoff=0.05)  # fmt: skip
     held = sqlite3.connect(data / "log.db", isolation_level=None, timeout=30)
     held.execute("BEGIN IMMEDIATE")  # nothing commits: at close the queue goes to the spool
     try:
