@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from auditkeep.config import ForwardSettings
+from auditkeep.errors import UserError
 from auditkeep.export.formats import Formatter
 from auditkeep.forward.sinks import Item, Sink, SinkError, build_sink
 from auditkeep.ledger.reader import LogReader, Record
@@ -43,7 +44,7 @@ def cursor_name(target: str) -> str:
 RESET_ACTION = "auditkeep.forward.reset"
 
 
-class ResetRefused(ValueError):
+class ResetRefused(UserError, ValueError):
     """A cursor reset that cannot be done as asked (nothing was changed)."""
 
 

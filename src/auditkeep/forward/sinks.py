@@ -26,6 +26,7 @@ import httpx
 import msgspec
 
 from auditkeep.config import ForwardSettings
+from auditkeep.errors import TransportError
 from auditkeep.forward.syslog5424 import frame, message
 from auditkeep.ledger.reader import Record
 from auditkeep.model.timefmt import parse_rfc3339
@@ -35,7 +36,7 @@ _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 
 
-class SinkError(RuntimeError):
+class SinkError(TransportError, RuntimeError):
     """The receiver did not take a batch (it is sent again)."""
 
 
