@@ -16,12 +16,16 @@ from http_server_support import Server, event
 
 from auditkeep.export.formats import CSV_COLUMNS
 from auditkeep.ledger.ledger import Ledger
+from server_harness import run_cli
 
 N = 4500  # more than two pages
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+def _cli(*args: str, cwd: Path, process: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """``auditkeep ARGS``: a real process, or (``process=False``) its main() in this process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITKEEP_")}
+    if not process:
+        return run_cli(args, env=env, cwd=cwd)
     return subprocess.run([sys.executable, "-m", "auditkeep.cli.main", *args], cwd=cwd, env=env, capture_output=True, timeout=300)
 
 
@@ -56,7 +60,8 @@ def test_filtered_export_in_every_format(data: Path, tmp_path: Path) -> None:
     want = [i for i in range(N) if i % 3 == 0 and i % 5 == 0]  # doc.delete and failure
     got = {}
     for fmt in ("jsonl", "csv", "ocsf", "cef"):
-        r = _cli("export", "--data", str(data), "-t", "acme", "--format", fmt, "--action", "doc.*", "--outcome", "failure", cwd=tmp_path)
+        r = _cli("export", "--data", str(data), "-t", "acme", "--format", fmt, "--action", "doc.*", "--outcome", "failure",
+                 cwd=tmp_path, process=fmt == "jsonl")  # fmt: skip
         assert r.returncode == 0, r.stderr
         got[fmt] = r.stdout.decode()
     assert sorted(json.loads(x)["index"] for x in got["jsonl"].splitlines()) == want
@@ -72,9 +77,9 @@ def test_filtered_export_in_every_format(data: Path, tmp_path: Path) -> None:
 
 def test_bad_input_is_one_line_exit_2(data: Path, tmp_path: Path) -> None:
     for args in (("--format", "xml"), ("--since", "yesterday-ish"), ("--meta", "novalue")):
-        r = _cli("export", "--data", str(data), *args, cwd=tmp_path)
+        r = _cli("export", "--data", str(data), *args, cwd=tmp_path, process=args[0] == "--format")
         assert r.returncode == 2 and b"Traceback" not in r.stderr and r.stderr.count(b"\n") <= 2, r.stderr
-    r = _cli("export", "--data", str(data), "-t", "nobody", cwd=tmp_path)
+    r = _cli("export", "--data", str(data), "-t", "nobody", cwd=tmp_path, process=False)
     assert r.returncode == 0 and r.stdout == b""
 
 
