@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from http_server_support import Server
 from auditkeep.gateway.approvals import ApprovalBook, ApprovalConflict, SelfApproval
 from auditkeep.gateway.remote import RemoteApprovals
 from auditkeep.ledger import Ledger
+from server_harness import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +137,11 @@ def test_ingest_names_a_gateway_source(server: Server) -> None:
         assert r.status_code == 422 and r.json()["field"] == "source"
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, cwd: Path, process: bool = True) -> subprocess.CompletedProcess[str]:
+    """``auditkeep ARGS``: a real process, or (``process=False``) its main() in this process."""
+    if not process:
+        got = run_cli(args, env=dict(os.environ), cwd=cwd)
+        return subprocess.CompletedProcess(got.args, got.returncode, got.stdout.decode(), got.stderr.decode())
     return subprocess.run([sys.executable, "-m", "auditkeep.cli.main", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=120)
 
@@ -153,7 +159,7 @@ def test_cli_against_a_server(server: Server, tmp_path: Path) -> None:
     assert "rejected (by erin)" in r.stdout
     r = _cli("gateway", "approve", aid, *remote, cwd=tmp_path)
     assert r.returncode == 2 and "rejected" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("gateway", "approve", aid, "--server", server.url, "--key", "ak_bad", cwd=tmp_path)
+    r = _cli("gateway", "approve", aid, "--server", server.url, "--key", "ak_bad", cwd=tmp_path, process=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
@@ -167,15 +173,16 @@ def test_cli_against_a_data_dir(tmp_path: Path) -> None:
                             summary="TRUNCATE t", timeout=600).id
         theirs = book.request("acme", gateway="postgres", requester="someone-else", action="db.query",
                               summary="TRUNCATE u", timeout=600).id
-    r = _cli("gateway", "approvals", "--data", str(data), cwd=tmp_path)
+    # each command runs as a real process once in this module; these through main() in this process
+    r = _cli("gateway", "approvals", "--data", str(data), cwd=tmp_path, process=False)
     assert r.returncode == 0 and "2 request(s)" in r.stdout, r.stderr
-    r = _cli("gateway", "approvals", "--data", str(data), "--json", "--status", "pending", cwd=tmp_path)
+    r = _cli("gateway", "approvals", "--data", str(data), "--json", "--status", "pending", cwd=tmp_path, process=False)
     assert r.stdout.count("TRUNCATE") == 2, r.stderr
-    r = _cli("gateway", "approve", mine, "--data", str(data), cwd=tmp_path)
+    r = _cli("gateway", "approve", mine, "--data", str(data), cwd=tmp_path, process=False)
     assert r.returncode == 2 and "another person" in r.stderr
-    r = _cli("gateway", "approve", theirs, "--data", str(data), "--note", "fine", cwd=tmp_path)
+    r = _cli("gateway", "approve", theirs, "--data", str(data), "--note", "fine", cwd=tmp_path, process=False)
     assert r.returncode == 0, r.stderr
     r = _cli("gateway", "show", theirs, "--data", str(data), cwd=tmp_path)
     assert '"status":"approved"' in r.stdout
-    r = _cli("gateway", "approve", "f" * 32, "--data", str(data), cwd=tmp_path)
+    r = _cli("gateway", "approve", "f" * 32, "--data", str(data), cwd=tmp_path, process=False)
     assert r.returncode == 2 and "no approval request" in r.stderr
