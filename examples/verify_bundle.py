@@ -334,6 +334,21 @@ def _verify_range(
     if first < 0:
         r.fail("leaves.tsv is empty")
         return
+    _check_bounds(r, first, leaves, kinds, counted, (size, root, range_hashes), filters, rng)
+
+
+def _check_bounds(
+    r: Result,
+    first: int,
+    leaves: list[bytes],
+    kinds: list[str],
+    counted: dict[str, int],
+    signed: tuple[int, bytes, list[bytes]],
+    filters: dict[str, Any],
+    rng: Any,
+) -> None:
+    """Steps 4 and 5 on the range read in step 3, and the manifest's range against it."""
+    size, root, range_hashes = signed
     end = first + len(leaves)
     # 4. Completeness: the range is bounded by entries outside the window, or by the log.
     for pos, kind in enumerate(kinds):
