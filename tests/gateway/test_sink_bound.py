@@ -273,3 +273,42 @@ def test_what_a_closed_sink_left_on_disk_goes_first_after_a_restart(tmp_path: Pa
     again.close()
     lg.close()
     assert _logged(data) == list(range(1500))
+
+
+@pytest.mark.parametrize("after_close", ["commits", "fails"])
+def test_closing_while_a_delivery_waits_for_the_store(
+    tmp_path: Path, after_close: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() with the worker stuck in a delivery longer than its timeout: the batch in
+    flight is spooled with the queue, the worker (whether its delivery then commits or
+    fails) leaves the closed spool alone, and the next sink logs every event once, in order."""
+    raised: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_value))
+    data = tmp_path / "data"
+    lg = _ledger(data, busy_timeout=1.5)
+    sink = LedgerSink(lg, "acme", "postgres-gateway", spool_dir=tmp_path / "spool", batch_size=50, max_queue=100,
+                      max_backoff=0.05)  # fmt: skip
+    held = _lock(data)
+    try:
+        for i in range(50):
+            sink.emit(_ev(i))
+        time.sleep(0.3)
+        assert sink._in_flight == 50  # the worker is inside a delivery, waiting for the lock
+        for i in range(50, 300):  # more than the bound: some go to overflow
+            sink.emit(_ev(i))
+        sink.close(0.2)
+        assert sink._thread.is_alive()
+        if after_close == "commits":
+            held.execute("ROLLBACK")
+        sink._thread.join(10)  # its delivery commits, or gives up after the busy timeout
+        assert not sink._thread.is_alive()
+    finally:
+        if held.in_transaction:
+            held.execute("ROLLBACK")
+        held.close()
+    assert raised == []
+    again = LedgerSink(lg, "acme", "postgres-gateway", spool_dir=tmp_path / "spool")
+    assert again.flush(60)
+    again.close()
+    lg.close()
+    assert _logged(data) == list(range(300))  # the batch sent twice is stored once

@@ -114,6 +114,8 @@ class LedgerSink:
         self.failures = 0
         self.last_error = ""
         self._in_flight = 0
+        self._flight: list[Event] = []  # the batch being delivered from the queue
+        self._closed = False  # close() has taken over the spools: the worker leaves them alone
         self._thread = threading.Thread(target=self._run, name=f"auditkeep-{source}-sink", daemon=True)
         self._thread.start()
 
@@ -177,6 +179,11 @@ class LedgerSink:
         self._stop = True
         self._wake.set()
         self._thread.join(timeout)
+        with self._lock:
+            # A worker still inside a delivery (a store slower than ``timeout``) no longer
+            # touches the spools; its batch is spooled here too (if the delivery then
+            # succeeds, the copy is sent again later and stored once: same ids).
+            self._closed = True
         if self.pending() and self.overflow is not None:
             self._spool_rest()
         if self.spool is not None:
@@ -221,8 +228,10 @@ class LedgerSink:
                 # gateway's process (a shared data directory) may hold another tenant's events.
                 if not self._deliver(events, rec.tenant):
                     return False
-                self.spool.ack(rec)
                 with self._lock:
+                    if self._closed:  # left on disk: sent again (and stored once) later
+                        return False
+                    self.spool.ack(rec)
                     if self._spool_ends and rec.end == self._spool_ends[0]:
                         self._spool_ends.popleft()
                         self._spooled -= len(events)
@@ -238,6 +247,8 @@ class LedgerSink:
                 if not self._deliver(events, rec.tenant):
                     return False
                 with self._lock:
+                    if self._closed:
+                        return False
                     self.overflow.ack(rec)
                     if self._overflow_ends and rec.end == self._overflow_ends[0]:
                         self._overflow_ends.popleft()
@@ -247,11 +258,13 @@ class LedgerSink:
         return True
 
     def _keep(self, batch: list[Event]) -> None:
-        if self.spool is not None and self.spool.append(self.tenant, [_encode.encode(e) for e in batch]):
-            with self._lock:
+        with self._lock:
+            if self._closed:  # close() spooled this batch
+                return
+            if self.spool is not None and self.spool.append(self.tenant, [_encode.encode(e) for e in batch]):
                 self._spooled += len(batch)
                 self._spool_ends.append(self.spool.tail())
-            return
+                return
         self._held.append(batch)
 
     def _run(self) -> None:
@@ -276,6 +289,7 @@ class LedgerSink:
                     if self.overflow is None or self.overflow.empty():
                         batch = self._take()
                         self._in_flight = len(batch)
+                        self._flight = batch
                     else:  # spilled since _backlog looked: deliver that first
                         self._wake.set()
             if batch:
@@ -284,6 +298,7 @@ class LedgerSink:
                     ok = False
                 with self._lock:
                     self._in_flight = 0
+                    self._flight = []
             backoff = 0.0 if ok else min(self.max_backoff, max(0.1, backoff * 2))
             with self._idle:
                 self._idle.notify_all()
@@ -291,10 +306,15 @@ class LedgerSink:
                 return
 
     def _spool_rest(self) -> None:
-        """At close, with the worker stopped: the queue (the newest events) goes after
-        everything already in ``overflow``."""
-        assert self.overflow is not None
+        """At close: a batch the worker still delivers goes to ``spool`` (delivered first:
+        it is older than anything spilled), the queue (the newest events) after everything
+        already in ``overflow``."""
+        assert self.overflow is not None and self.spool is not None
         with self._lock:
+            flight, self._flight = self._flight, []
+            if flight and self.spool.append(self.tenant, [_encode.encode(e) for e in flight]):
+                self._spooled += len(flight)
+                self._spool_ends.append(self.spool.tail())
             while self._queue:
                 batch = self._take()
                 if not self.overflow.append(self.tenant, [_encode.encode(e) for e in batch]):
