@@ -11,13 +11,21 @@ from pathlib import Path
 
 import pytest
 
+from server_harness import run_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 N = 10_000
 
 
-def run(*args: str, cwd: Path, stdin: bytes | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path, stdin: bytes | None = None, env: dict[str, str] | None = None, process: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``auditkeep ARGS`` as a real process, or (``process=False``) its main() in this process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITKEEP_")}
     full_env.update(env or {})
+    if not process:
+        got = run_cli(args, env=full_env, cwd=cwd, input=stdin)
+        return subprocess.CompletedProcess(got.args, got.returncode, got.stdout.decode(), got.stderr.decode())
     proc = subprocess.run(
         [sys.executable, "-m", "auditkeep.cli.main", *args],
         cwd=cwd,

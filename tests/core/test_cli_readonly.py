@@ -45,12 +45,12 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "events.jsonl").write_text(_events(N))
     (d / "k8s.log").write_text("this is not a kubernetes audit event\n")
     (d / "rule.yml").write_text(RULE)
-    assert run("init", "--log-id", "ro", cwd=d).returncode == 0
-    r = run("ingest", "events.jsonl", "--tenant", "acme", cwd=d)
+    assert run("init", "--log-id", "ro", cwd=d, process=False).returncode == 0
+    r = run("ingest", "events.jsonl", "--tenant", "acme", cwd=d, process=False)
     assert r.returncode == 0, r.stderr
-    r = run("ingest", "k8s.log", "--format", "kubernetes", "--tenant", "acme", cwd=d)
+    r = run("ingest", "k8s.log", "--format", "kubernetes", "--tenant", "acme", cwd=d, process=False)
     assert r.returncode == 0, r.stderr
-    r = run("pubkey", cwd=d)
+    r = run("pubkey", cwd=d, process=False)
     assert r.returncode == 0, r.stderr
     (d / "log.vkey").write_text(r.stdout)  # the auditor keeps this elsewhere
     return d
@@ -85,8 +85,8 @@ def _snapshot(d: Path) -> dict[str, tuple[str, int]]:
     }
 
 
-def _ok(*args: str, cwd: Path) -> str:
-    r = run(*args, cwd=cwd)
+def _ok(*args: str, cwd: Path, process: bool = True) -> str:
+    r = run(*args, cwd=cwd, process=process)
     assert r.returncode == 0, f"{args}: {r.stderr}"
     return r.stdout
 
@@ -96,24 +96,24 @@ def test_every_reader_works_on_a_read_only_copy_and_changes_nothing(original: Pa
     _read_only(copy)
     before = _snapshot(copy)
     data = ("--data", str(copy))
-    out = _ok("verify", "--json", "--key", "log.vkey", *data, cwd=original)
+    out = _ok("verify", "--json", "--key", "log.vkey", *data, cwd=original)  # a real process; the rest in this one
     report = json.loads(out)
     assert report["ok"] and report["trust"]["keys_from"] == "given"
     assert report["tenants"][0]["entries_checked"] == N and report["tenants"][0]["personal_fields_checked"] == 2 * N
-    hits = [json.loads(x) for x in _ok("search", "-t", "acme", "--outcome", "denied", "--all", "--json", *data, cwd=original).splitlines()]
+    hits = [json.loads(x) for x in _ok("search", "-t", "acme", "--outcome", "denied", "--all", "--json", *data, cwd=original, process=False).splitlines()]
     assert sorted(h["index"] for h in hits) == list(range(0, N, 100))
-    assert json.loads(_ok("show", "-t", "acme", "--index", "321", *data, cwd=original))["event"]["actor"]["name"] == "Bob"
-    proof = json.loads(_ok("proof", "inclusion", "-t", "acme", "--index", "321", "--json", *data, cwd=original))
+    assert json.loads(_ok("show", "-t", "acme", "--index", "321", *data, cwd=original, process=False))["event"]["actor"]["name"] == "Bob"
+    proof = json.loads(_ok("proof", "inclusion", "-t", "acme", "--index", "321", "--json", *data, cwd=original, process=False))
     assert proof["tree_size"] == N
-    assert json.loads(_ok("proof", "consistency", "-t", "acme", "--from", "10", "--json", *data, cwd=original))["to"] == N
-    assert _ok("checkpoint", "-t", "acme", *data, cwd=original) == proof["checkpoint"]
-    assert "acme" in _ok("tenants", *data, cwd=original)
-    assert _ok("pubkey", *data, cwd=original) == (original / "log.vkey").read_text()
-    assert _ok("pubkey", "--tenant", "acme", *data, cwd=original).startswith("auditkeep.local/ro/acme+")
-    records = [json.loads(x) for x in _ok("quarantine", "list", "--json", *data, cwd=original).splitlines()]
+    assert json.loads(_ok("proof", "consistency", "-t", "acme", "--from", "10", "--json", *data, cwd=original, process=False))["to"] == N
+    assert _ok("checkpoint", "-t", "acme", *data, cwd=original, process=False) == proof["checkpoint"]
+    assert "acme" in _ok("tenants", *data, cwd=original)  # its one run as a real process
+    assert _ok("pubkey", *data, cwd=original, process=False) == (original / "log.vkey").read_text()
+    assert _ok("pubkey", "--tenant", "acme", *data, cwd=original, process=False).startswith("auditkeep.local/ro/acme+")
+    records = [json.loads(x) for x in _ok("quarantine", "list", "--json", *data, cwd=original, process=False).splitlines()]
     assert len(records) == 1
-    assert _ok("quarantine", "show", records[0]["id"], *data, cwd=original).startswith("this is not")
-    backtest = _ok("rules", "backtest", "rule.yml", "-t", "acme", "--json", *data, cwd=original)
+    assert _ok("quarantine", "show", records[0]["id"], *data, cwd=original, process=False).startswith("this is not")
+    backtest = _ok("rules", "backtest", "rule.yml", "-t", "acme", "--json", *data, cwd=original, process=False)
     assert len(backtest.splitlines()) == N // 100
     assert _snapshot(copy) == before  # not a byte, not a file
 
