@@ -29,9 +29,10 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     assert "Traceback" not in srv.output(), srv.output()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One Chromium per test process (each test gets a new context: its own cookies and storage)."""
+    """Chromium for a module. Not one per session: Playwright's sync API keeps an asyncio loop
+    running in the main thread while it is open, and asyncio.run() in later tests then fails."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
