@@ -22,9 +22,16 @@ def test_every_setting_is_documented() -> None:
         assert f"`limits.{f.name}`" in doc, f.name
 
 
+def _subcommands(group: click.Group) -> list[tuple[str, click.Command]]:
+    """Every subcommand, those the CLI loads only when named included."""
+    ctx = click.Context(group)
+    found = [(name, group.get_command(ctx, name)) for name in group.list_commands(ctx)]
+    return [(name, cmd) for name, cmd in found if cmd is not None]
+
+
 def _commands(group: click.Group, prefix: str = "") -> list[str]:
     out = []
-    for name, cmd in group.commands.items():
+    for name, cmd in _subcommands(group):
         full = f"{prefix}{name}"
         out.append(full)
         if isinstance(cmd, click.Group):
@@ -67,7 +74,7 @@ GLOBAL = {"--data", "--db", "--config", "--help"}
 
 def _leaves(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     out: list[tuple[str, click.Command]] = []
-    for name, cmd in group.commands.items():
+    for name, cmd in _subcommands(group):
         if isinstance(cmd, click.Group):
             out += _leaves(cmd, f"{prefix}{name} ")
         else:

@@ -25,7 +25,20 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """The command group, loading the other faces' commands when they are asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_LAZY))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _LAZY:
+            command = _lazy_command(cmd_name)
+        return command
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="auditkeep")
 @global_options
 @click.pass_context
@@ -110,44 +123,48 @@ cli.add_command(show)
 cli.add_command(reindex)
 
 
-def _register_optional() -> None:
-    """Commands of other faces register here when their modules are present."""
+# The other faces' commands, imported only when named (or listed by --help): each pulls in
+# its own stack (the server, the console, the gateways), and a command line that imports
+# them all spends over a second before doing anything.
+_LAZY: dict[str, tuple[str, str]] = {
+    "serve": ("auditkeep.cli.serve", "serve"),
+    "keys": ("auditkeep.cli.keys", "keys"),
+    "signing-key": ("auditkeep.cli.signing", "signing_key"),
+    "users": ("auditkeep.cli.users", "users"),
+    "db": ("auditkeep.cli.db", "db"),
+    "alerts": ("auditkeep.cli.alerts", "alerts"),
+    "rules": ("auditkeep.cli.alerts", "rules"),
+    "collect": ("auditkeep.cli.sources", "collect"),
+    "quarantine": ("auditkeep.cli.sources", "quarantine"),
+    "gateway": ("auditkeep.cli.gateway", "gateway"),
+    "witness": ("auditkeep.cli.witness", "witness"),
+    "export": ("auditkeep.cli.export", "export"),
+    "forward": ("auditkeep.cli.forward", "forward"),
+    "evidence": ("auditkeep.cli.evidence", "evidence"),
+    "verify-bundle": ("auditkeep.cli.evidence", "verify_bundle_command"),
+    "retention": ("auditkeep.cli.retention", "retention"),
+    "hold": ("auditkeep.cli.retention", "hold"),
+    "erase": ("auditkeep.cli.retention", "erase"),
+    "archive": ("auditkeep.cli.archive", "archive"),
+    "encryption": ("auditkeep.cli.encryption", "encryption"),
+}
+
+
+def _lazy_command(name: str) -> click.Command | None:
+    """The command ``name`` of another face, importing its module now; None if absent."""
     import importlib
 
-    for module, name in (
-        ("auditkeep.cli.serve", "serve"),
-        ("auditkeep.cli.keys", "keys"),
-        ("auditkeep.cli.signing", "signing_key"),
-        ("auditkeep.cli.users", "users"),
-        ("auditkeep.cli.db", "db"),
-        ("auditkeep.cli.alerts", "alerts"),
-        ("auditkeep.cli.alerts", "rules"),
-        ("auditkeep.cli.sources", "collect"),
-        ("auditkeep.cli.sources", "quarantine"),
-        ("auditkeep.cli.gateway", "gateway"),
-        ("auditkeep.cli.witness", "witness"),
-        ("auditkeep.cli.export", "export"),
-        ("auditkeep.cli.forward", "forward"),
-        ("auditkeep.cli.evidence", "evidence"),
-        ("auditkeep.cli.evidence", "verify_bundle_command"),
-        ("auditkeep.cli.retention", "retention"),
-        ("auditkeep.cli.retention", "hold"),
-        ("auditkeep.cli.retention", "erase"),
-        ("auditkeep.cli.archive", "archive"),
-        ("auditkeep.cli.encryption", "encryption"),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
-        command = getattr(mod, name, None)
-        if command is not None:
-            cli.add_command(command)
-
-
-_register_optional()
+    module, attr = _LAZY[name]
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+    command = getattr(mod, attr, None)
+    if command is not None:
+        cli.add_command(command, name)
+    return command
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -4,6 +4,7 @@ the CLI see the same accounts."""
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -33,8 +34,13 @@ _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 # under a login burst; argon2-cffi's defaults (46 MiB, t=1, p=4) are OWASP's minimum and
 # are what is used here.
 _hasher = PasswordHasher()
-# verified against for unknown users, so a missing account takes as long as a wrong password
-_DUMMY = _hasher.hash("not a password of anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against for unknown users, so a missing account takes as long as a wrong
+    password; made at first need (an argon2 hash costs ~0.2 s of every import otherwise)."""
+    return _hasher.hash("not a password of anyone")
 
 
 class User(msgspec.Struct, kw_only=True):
@@ -229,7 +235,7 @@ class UserStore:
 
         user = self._update(tenant, username, take)
         if user is None:
-            _verify(_DUMMY, password)
+            _verify(_dummy_hash(), password)
             raise LoginRefused("unknown user")
         wrong = None if _verify(user.password_hash, password) else "wrong password"
         step: int | None = None
