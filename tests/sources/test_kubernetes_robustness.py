@@ -9,6 +9,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from json_strategy import json_values  # type: ignore[import-not-found]
 from kubernetes_support import (  # type: ignore[import-not-found]
     native_lines,
     valid,
@@ -55,17 +56,7 @@ def test_garbage_bytes_never_crash(data: bytes) -> None:
     assert events or errors  # every input is accounted for
 
 
-_json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=40,
-)
+_json = json_values
 _fields = st.fixed_dictionaries(
     {},
     optional={
