@@ -107,7 +107,7 @@ class FollowerProcess:
                 return
             self._proc = proc
             # A ledger dropped without close() still ends its child.
-            self._finalizer = weakref.finalize(self, _stop, proc, 10.0)
+            self._finalizer = weakref.finalize(self, end_child, proc, 10.0)
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._lock:
@@ -115,10 +115,13 @@ class FollowerProcess:
             proc, self._proc = self._proc, None
         if proc is not None:
             self._finalizer.detach()
-            _stop(proc, timeout)
+            end_child(proc, timeout)
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
+def end_child(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Close a child's standard input (the projection and alert children end when it
+    closes) and wait for it, killing it after ``timeout`` seconds; True when it had to be
+    killed."""
     if proc.stdin is not None:
         with contextlib.suppress(OSError):
             proc.stdin.close()
@@ -127,6 +130,8 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+        return True
+    return False
 
 
 def main() -> None:

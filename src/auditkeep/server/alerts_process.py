@@ -29,9 +29,9 @@ from typing import IO
 import msgspec
 
 from auditkeep.config import Settings
+from auditkeep.ledger.follower import end_child
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.event import Submitter
-from auditkeep.server.projection import end_child
 
 log = logging.getLogger("auditkeep.server.alerts")
 

@@ -13,7 +13,6 @@ after a ``kill -9``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import subprocess
@@ -23,7 +22,7 @@ import threading
 import msgspec
 
 from auditkeep.config import Settings, open_store
-from auditkeep.ledger.follower import POLL_SECONDS, STANDBY_SECONDS, follow
+from auditkeep.ledger.follower import POLL_SECONDS, STANDBY_SECONDS, end_child, follow
 from auditkeep.store.base import Store
 
 log = logging.getLogger("auditkeep.server.projection")
@@ -43,21 +42,6 @@ class ProjectionProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         end_child(self._proc, timeout)
-
-
-def end_child(proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Close a child's standard input (the server's children end when it closes) and wait
-    for it, killing it after ``timeout`` seconds; True when it had to be killed."""
-    if proc.stdin is not None:
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return True
-    return False
 
 
 def main() -> None:
