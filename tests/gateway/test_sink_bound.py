@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -37,6 +38,37 @@ def _logged(data: Path) -> list[int]:
     with Ledger.open(data, create=False, background=False) as lg:
         recs = lg.records(0, lg.head("acme").size, "acme")
         return [r.event.metadata["i"] for r in recs if r.event.metadata and "i" in r.event.metadata]
+
+
+class _Held(Protocol):
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _emit_while_stalling(sink: LedgerSink, hold: Callable[[], _Held], events: range) -> None:
+    """Emit ``events`` while another session takes the store's lock (``hold``) and releases
+    it over and over, at about the pace the store commits, so the sink's worker goes back
+    and forth between spool and queue."""
+    stop = threading.Event()
+
+    def stall() -> None:
+        while not stop.is_set():
+            c = hold()
+            time.sleep(0.02)
+            c.rollback()
+            c.close()
+            time.sleep(0.02)
+
+    t = threading.Thread(target=stall)
+    t.start()
+    try:
+        for i in events:
+            sink.emit(_ev(i))
+            if i % 50 == 0:
+                time.sleep(0.001)
+    finally:
+        stop.set()
+        t.join()
 
 
 def _ledger(data: Path, busy_timeout: float) -> Ledger:
@@ -69,28 +101,8 @@ def test_a_slow_store_sends_the_excess_to_the_spool_in_order(tmp_path: Path, bus
     finally:
         held.execute("ROLLBACK")
         held.close()
-    # Phase 2: the store stalls and recovers over and over while events keep coming, at
-    # about the pace it commits, so the worker goes back and forth between spool and queue.
-    stop = threading.Event()
-
-    def stall() -> None:
-        while not stop.is_set():
-            c = _lock(data)
-            time.sleep(0.02)
-            c.execute("ROLLBACK")
-            c.close()
-            time.sleep(0.02)
-
-    t = threading.Thread(target=stall)
-    t.start()
-    try:
-        for i in range(n, 4 * n):
-            sink.emit(_ev(i))
-            if i % 50 == 0:
-                time.sleep(0.001)
-    finally:
-        stop.set()
-        t.join()
+    # Phase 2: the store stalls and recovers over and over while events keep coming.
+    _emit_while_stalling(sink, lambda: _lock(data), range(n, 4 * n))
     assert sink.flush(120)
     assert sink.pending() == 0
     assert sink.max_queue_seen <= bound
@@ -212,26 +224,7 @@ def test_a_postgres_store_locked_by_another_session(tmp_path: Path, make_ledger:
     finally:
         held.rollback()
         held.close()
-    stop = threading.Event()
-
-    def stall() -> None:
-        while not stop.is_set():
-            c = hold()
-            time.sleep(0.02)
-            c.rollback()
-            c.close()
-            time.sleep(0.02)
-
-    t = threading.Thread(target=stall)
-    t.start()
-    try:
-        for i in range(n, 3 * n):
-            sink.emit(_ev(i))
-            if i % 50 == 0:
-                time.sleep(0.001)
-    finally:
-        stop.set()
-        t.join()
+    _emit_while_stalling(sink, hold, range(n, 3 * n))
     assert sink.flush(120)
     assert sink.pending() == 0 and sink.max_queue_seen <= bound
     sink.close()
