@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from auditkeep.ledger.verify import _uncovered
 from auditkeep.retention.policy import PolicyError, first_match, load_policies, parse_duration
-from auditkeep.retention.run import to_ranges
+from auditkeep.store.base import key_runs
 
 _NS = 1_000_000_000
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -30,7 +30,7 @@ def test_anything_else_is_refused_naming_where(text: str) -> None:
 
 @given(st.sets(st.integers(0, 2000), max_size=300))
 def test_ranges_cover_exactly_the_indexes(indexes: set[int]) -> None:
-    ranges = to_ranges(sorted(indexes))
+    ranges = key_runs(sorted(indexes))
     assert {i for a, b in ranges for i in range(a, b)} == indexes
     assert all(a < b for a, b in ranges)
     assert all(ranges[j][1] < ranges[j + 1][0] for j in range(len(ranges) - 1))  # maximal runs
@@ -40,7 +40,7 @@ def test_ranges_cover_exactly_the_indexes(indexes: set[int]) -> None:
 def test_uncovered_finds_an_expired_index_no_record_names(expired: set[int], records: list[tuple[int, int]]) -> None:
     recorded = [(a, a + n) for a, n in records]
     named = {i for a, b in recorded for i in range(a, b)}
-    gap = _uncovered(to_ranges(sorted(expired)), recorded)
+    gap = _uncovered(key_runs(sorted(expired)), recorded)
     missing = sorted(expired - named)
     if not missing:
         assert gap is None

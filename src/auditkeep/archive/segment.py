@@ -37,8 +37,7 @@ from auditkeep.log.note import NoteSigner, parse_note, sign_note
 from auditkeep.log.proofs import subtree_hash
 from auditkeep.log.tiles import TILE_WIDTH
 from auditkeep.model.timefmt import format_rfc3339
-from auditkeep.retention.run import to_ranges
-from auditkeep.store.base import CheckpointRow, Store, TileKey
+from auditkeep.store.base import CheckpointRow, Store, TileKey, key_runs
 
 ZSTD_LEVEL = 3
 
@@ -164,7 +163,7 @@ def build_segment(
     proof = [subtree_hash(lo, hi, read).hex() for lo, hi in range_proof_nodes(first, end, checkpoint.size)]
     _, sigs = parse_note(checkpoint.note)
     digest = hashlib.sha256(data).hexdigest()
-    note = sign_note(note_body(origin, first, end, checkpoint.size, digest, to_ranges(gone)), signers)
+    note = sign_note(note_body(origin, first, end, checkpoint.size, digest, key_runs(gone)), signers)
     manifest = {
         "format": FORMAT,
         "tenant": tenant,

@@ -27,8 +27,8 @@ from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import Submitter
 from auditkeep.model.timefmt import parse_rfc3339
 from auditkeep.retention.holds import MAX_REASON, HoldBook, HoldError, _text, covering
-from auditkeep.retention.run import SlimActor, SlimResource, to_ranges
-from auditkeep.store.base import Entry, ProjectedRow, entry_key
+from auditkeep.retention.run import SlimActor, SlimResource
+from auditkeep.store.base import Entry, ProjectedRow, entry_key, key_runs
 
 ACTION = "auditkeep.subject.erased"
 MAX_SUBJECT = 1024
@@ -74,7 +74,7 @@ def erase_subject(
             continue
         old_texts[entry_key(tid, e.index)], row = project_erased(tid, e)
         rows.append(row)
-    ranges = to_ranges([e.index for e in entries])
+    ranges = key_runs([e.index for e in entries])
     erasure = Erasure("er_" + secrets.token_hex(8), tenant, len(entries), ranges)
     ledger.append_own([_record(erasure, why, actor)], tenant, submitter or ledger.submitter)
     store.erase_subject(tid, subject, old_texts, rows, scanned_below)

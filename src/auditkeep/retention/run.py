@@ -40,7 +40,7 @@ from auditkeep.ledger.reader import LogReader
 from auditkeep.model.timefmt import format_rfc3339, parse_rfc3339
 from auditkeep.retention.holds import Hold, HoldBook, covering
 from auditkeep.retention.policy import Policy, first_match, protected
-from auditkeep.store.base import Head, Store, entry_key
+from auditkeep.store.base import Head, Store, entry_key, key_runs
 from auditkeep.store.sqlite import SQLiteStore
 
 CURSOR = "retention"
@@ -101,18 +101,6 @@ class _Chunk:
     texts: dict[int, str]
     low: int  # every entry below has expired
     scanned: int
-
-
-def to_ranges(indexes: list[int]) -> list[tuple[int, int]]:
-    if indexes and indexes[-1] - indexes[0] + 1 == len(indexes):  # one run (ascending, distinct)
-        return [(indexes[0], indexes[-1] + 1)]
-    out: list[tuple[int, int]] = []
-    for i in indexes:
-        if out and out[-1][1] == i:
-            out[-1] = (out[-1][0], i + 1)
-        else:
-            out.append((i, i + 1))
-    return out
 
 
 def _scan(
@@ -193,7 +181,7 @@ def _scan(
         plan.scanned += scanned
         plan.due += len(due)
         plan.by_policy.update(policy_of)
-        for start, stop in to_ranges(due):
+        for start, stop in key_runs(due):
             if plan.ranges and plan.ranges[-1][1] == start:
                 plan.ranges[-1] = (plan.ranges[-1][0], stop)
             else:
@@ -313,7 +301,7 @@ def _first_received_after(store: Store, head: Head, low: int, ns: int) -> int:
 
 def _records(chunk: _Chunk, at_ns: int) -> list[dict[str, Any]]:
     """The ``auditkeep.retention.deleted`` events of one chunk (ranges split to stay small)."""
-    ranges = to_ranges(chunk.due)
+    ranges = key_runs(chunk.due)
     events = []
     at = 0  # the ranges cover ``due`` in order, so a part's policies are the next slice of policy_of
     for i in range(0, len(ranges), RANGES_PER_EVENT):

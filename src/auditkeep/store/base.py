@@ -120,8 +120,9 @@ def entry_key(tenant_id: int, index: int) -> int:
 
 
 def key_runs(keys: Sequence[int]) -> list[tuple[int, int]]:
-    """[start, end) of each run of consecutive keys (``keys`` ascending): expiry deletes by
-    ranges, far fewer statements than keys."""
+    """[start, end) of each run of consecutive integers in ``keys`` (ascending; entry keys or
+    log indexes): expiry deletes by ranges, far fewer statements than keys, and retention and
+    erasure records name ranges."""
     if keys and keys[-1] - keys[0] + 1 == len(keys):  # one run (ascending and distinct): no loop
         return [(keys[0], keys[-1] + 1)]
     runs: list[tuple[int, int]] = []
