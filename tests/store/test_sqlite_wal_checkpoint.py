@@ -1,0 +1,58 @@
+"""The log's WAL is copied into log.db by a thread beside the writer, not inside a commit."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from auditkeep.ledger import Ledger
+from auditkeep.store.sqlite_connect import read_only_uri
+from auditkeep.store.sqlite_walcheckpoint import BACKSTOP_PAGES
+
+
+def _checkpointed_entries(log_db: Path) -> int | None:
+    """Entries in log.db's own pages, ignoring the WAL (``immutable=1`` reads no WAL); None
+    while a checkpoint is half-way through a page the read needs."""
+    uri = read_only_uri(log_db).replace("mode=ro", "mode=ro&immutable=1")
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            return int(conn.execute("SELECT count(*) FROM entries").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return None
+
+
+def _events(n: int, start: int = 0) -> list[dict[str, object]]:
+    return [{"actor": {"id": f"u{i}"}, "action": "doc.read", "metadata": {"pad": "x" * 400}} for i in range(start, start + n)]
+
+
+def test_commits_leave_the_copying_to_the_checkpoint_thread(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "data", background=False) as lg:
+        store = lg.store
+        # the writer's own automatic checkpoint is only a far backstop
+        assert store._w.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES  # type: ignore[attr-defined]
+        for k in range(5):
+            lg.append(_events(200, k * 200), "t")
+        assert any(t.name == "auditkeep-wal-checkpoint" for t in threading.enumerate())
+        # without any call of ours, the thread copies the committed frames into log.db
+        deadline = time.monotonic() + 60
+        while _checkpointed_entries(store.log_path) != 1000 and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.05)
+        assert _checkpointed_entries(store.log_path) == 1000  # type: ignore[attr-defined]
+        # and the log reads the same through the WAL as from the file
+        assert lg.tenants()[0].size == 1000
+    assert not any(t.name == "auditkeep-wal-checkpoint" for t in threading.enumerate())
+
+
+def test_a_reopened_log_holds_every_acknowledged_entry(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Ledger.open(data, background=False) as lg:
+        receipts = [r for k in range(4) for r in lg.append(_events(250, k * 250), "t")]
+    with Ledger.open(data, background=False) as lg:
+        assert lg.tenants()[0].size == 1000
+        assert lg.get(receipts[-1].id, "t").index == 999
+        assert lg.verify("t").ok
