@@ -117,6 +117,11 @@ class Engine:
         self._plans.clear()
         return True
 
+    @property
+    def idle(self) -> bool:
+        """No enabled rule: an event can only move the tenant's clock (see :meth:`observe`)."""
+        return not any(ev.rule.enabled for ev in self._evaluators.values())
+
     def replace_rules(self, rules: Iterable[Rule]) -> None:
         """Swap in a new rule set. A rule whose id and definition (fingerprint) are unchanged
         keeps its windows, sequences and baselines, and so does a rule edited in a way its
@@ -175,13 +180,7 @@ class Engine:
         meta = event.get("metadata")
         if type(meta) is dict and JSON_TEXT_KEY in meta:
             event = {**event, "metadata": restore_json_text(meta)}
-        t = event_time_ns(event)
-        if t is None:
-            t = self._last_time.get(tenant, 0)
-        self._last_time[tenant] = t
-        if t > self._watermarks.get(tenant, -1):
-            self._watermarks[tenant] = t
-        first = self._first_time.setdefault(tenant, t)
+        t, first = self._clock(tenant, event_time_ns(event))
         eid = event.get("id")
         ctx = EventCtx(tenant, index, event, t, eid if isinstance(eid, str) else f"{tenant}:{index}", first)
         meta = event.get("metadata")
@@ -207,10 +206,32 @@ class Engine:
             if extra:
                 n += self._run([(pos, extra[pos]) for pos in sorted(extra)], ctx, alerts)
         stats.evaluations += n
+        self._counted()
+        return alerts
+
+    def observe(self, tenant: str, time_ns: int | None) -> None:
+        """What :meth:`process` keeps of an event while the engine is :attr:`idle`: the
+        tenant's first, latest and highest event times (``time_ns``: the event's own, see
+        :func:`~auditkeep.alerts.timeutil.event_time_ns`) and the counts, so that rules added
+        later start from the same history as if every event had been processed."""
+        self._clock(tenant, time_ns)
+        self.stats.events += 1
+        self._counted()
+
+    def _clock(self, tenant: str, t: int | None) -> tuple[int, int]:
+        """The event's time (the tenant's previous one when it has none) and the time of the
+        tenant's first event, moving the tenant's clock."""
+        if t is None:
+            t = self._last_time.get(tenant, 0)
+        self._last_time[tenant] = t
+        if t > self._watermarks.get(tenant, -1):
+            self._watermarks[tenant] = t
+        return t, self._first_time.setdefault(tenant, t)
+
+    def _counted(self) -> None:
         self._processed += 1
         if self._processed % PRUNE_EVERY == 0:
             self._prune()
-        return alerts
 
     def _run(self, candidates: list[tuple[int, Evaluator]], ctx: EventCtx, alerts: list[Alert]) -> int:
         for _, ev in candidates:
