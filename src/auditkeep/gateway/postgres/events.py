@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from auditkeep.gateway.postgres.sql import Analyzer, Statement
@@ -59,7 +59,7 @@ class Run:
     error: str | None = None
     outcome: str = "success"
     rule: str | None = None
-    approval: dict[str, Any] = field(default_factory=dict)
+    approval: dict[str, Any] | None = None  # set for a statement held for review
     suspended: bool = False
 
 

@@ -24,13 +24,13 @@ HIGH_WATER = 1024 * 1024
 
 class Pipe(asyncio.Protocol):
     """One direction of a session after start-up: reads ``src``, writes ``dst``.
-    ``handle(kind, body, raw)`` sees each message ``read_whole`` asks for and returns what
+    ``handle(kind, body)`` sees each message ``read_whole`` asks for and returns what
     to send instead (None: the message as it is; an awaitable: the direction waits for it,
     what arrives meanwhile is kept); ``passthrough(kind)`` is told of the others, which go
     on in pieces as they arrive. When ``dst`` cannot keep up, ``src`` stops being read."""
 
     def __init__(self, session: Session, src: asyncio.BaseTransport, dst: asyncio.BaseTransport,
-                 read_whole: Callable[[int], bool], handle: Callable[[int, bytes, bytes], Awaitable[bytes | None] | bytes | None],
+                 read_whole: Callable[[int], bool], handle: Callable[[int, bytes], Awaitable[bytes | None] | bytes | None],
                  passthrough: Callable[[int], None], side: str) -> None:  # fmt: skip
         self.session = session
         self.src = src
@@ -134,20 +134,23 @@ class Pipe(asyncio.Protocol):
                 raise ProtocolViolation(f"message {chr(kind)!r} of {n} bytes is over the gateway's limit")
             if end - pos < total:
                 break
-            raw = bytes(b[pos : pos + total])
-            got = handle(kind, raw[5:], raw)
+            # One copy of the body (bytes even when it comes from the buffer); the whole
+            # message is copied only for a handler that makes the direction wait.
+            got = handle(kind, bytes(b[pos + 5 : pos + total]))
             if got is None:  # the common case: it goes on as it came
                 pos += total
                 continue
             if pos > start:
                 out.append(b[start:pos])
-            pos += total
-            start = pos
             if isinstance(got, bytes):
+                pos += total
+                start = pos
                 out.append(got)
                 continue
             # The direction waits for the handler (a statement held for review): what came
             # before goes now, the rest is kept.
+            raw = bytes(b[pos : pos + total])
+            pos += total
             if out:
                 dst.writelines(out)
             self.buf = bytearray(b[pos:])

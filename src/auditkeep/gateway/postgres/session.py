@@ -52,7 +52,7 @@ CLIENT_READ = frozenset(b"QPBEDCSHXF")
 SERVER_READ = frozenset(b"123tTnCIsEZKSNGHWV")
 
 
-@dataclass
+@dataclass(slots=True)
 class Expect:
     """An answer the server owes: to ``parse``, ``bind``, ``describe``, ``close``,
     ``execute``, ``sync``, ``query`` (simple protocol), or ``swallow`` (a message the
@@ -63,6 +63,11 @@ class Expect:
     runs: list[Run] = field(default_factory=list)  # simple query: its statements, in order
     name: str = ""  # describe/close: the statement or portal; prefixed S/P
     denied: bool = False
+
+
+# The answers that carry nothing of their own are one shared object each: a statement's
+# round trip then allocates only what it must (its Run, and the Expect of its Execute).
+_PARSE, _BIND, _CLOSE, _SYNC, _SWALLOW = (Expect(k) for k in ("parse", "bind", "close", "sync", "swallow"))
 
 
 @dataclass(slots=True)
@@ -179,28 +184,26 @@ class Session(SessionStartup):
         if self._dropping and kind != ord("S"):
             raise ProtocolViolation("a large message after a refused statement")  # pragma: no cover
 
-    def _on_client(self, kind: int, body: bytes, raw: bytes) -> Awaitable[bytes | None] | bytes | None:
+    def _on_client(self, kind: int, body: bytes) -> Awaitable[bytes | None] | bytes | None:
+        # Kinds as integers, most frequent first (Bind, Execute, Sync, Query): this runs for
+        # every message a client sends.
         if self._dropping:
-            if kind == ord("S"):
+            if kind == 83:  # Sync
                 self._dropping = False
-                self._expect.append(Expect("sync"))
+                self._expect.append(_SYNC)
                 return None
-            if kind == ord("X"):
+            if kind == 88:  # Terminate
                 return None
             return b""  # the server would skip it too: it is past the refused statement
-        if kind == ord("Q"):
-            return self._on_query(body)
-        if kind == ord("P"):
-            msg = wire.parse_parse(body)
-            self._statements[msg.name] = (msg.query, msg.param_types)
-            _bound(self._statements)
-            self._expect.append(Expect("parse"))
-        elif kind == ord("B"):
-            portal, pos = wire.cstring(body, 0)  # the rest is read when the event is built
-            statement, _ = wire.cstring(body, pos)
-            self._portals[portal] = Portal(statement, body)
-            _bound(self._portals)
-            self._expect.append(Expect("bind", name="P" + portal))
+        if kind == 66:  # Bind
+            end = body.index(0)  # the portal; the rest is read when the event is built
+            portal = body[:end].decode("utf-8", "replace")
+            statement = body[end + 1 : body.index(0, end + 1)].decode("utf-8", "replace")
+            portals = self._portals
+            portals[portal] = Portal(statement, body)
+            if len(portals) > MAX_NAMED:
+                _bound(portals)
+            self._expect.append(_BIND)
             descriptions = self._descriptions
             if descriptions:
                 _bound(descriptions)
@@ -208,25 +211,32 @@ class Session(SessionStartup):
                     descriptions["P" + portal] = descriptions["S" + statement]
                 else:
                     descriptions.pop("P" + portal, None)
-        elif kind == ord("E"):
+        elif kind == 69:  # Execute
             return self._on_execute(body)
-        elif kind == ord("D"):
+        elif kind == 83:  # Sync
+            self._expect.append(_SYNC)
+        elif kind == 81:  # Query
+            return self._on_query(body)
+        elif kind == 80:  # Parse
+            msg = wire.parse_parse(body)
+            self._statements[msg.name] = (msg.query, msg.param_types)
+            _bound(self._statements)
+            self._expect.append(_PARSE)
+        elif kind == 68:  # Describe
             what = chr(body[0]) if body else "S"
             name, _ = wire.cstring(body, 1)
             self._expect.append(Expect("describe", name=what + name))
-        elif kind == ord("C"):
+        elif kind == 67:  # Close
             what = chr(body[0]) if body else "S"
             name, _ = wire.cstring(body, 1)
             if what == "S":
                 self._statements.pop(name, None)
             else:
                 self._portals.pop(name, None)
-            self._expect.append(Expect("close"))
-        elif kind == ord("S"):
-            self._expect.append(Expect("sync"))
-        elif kind == ord("F"):
+            self._expect.append(_CLOSE)
+        elif kind == 70:  # FunctionCall
             self._expect.append(Expect("query"))
-        elif kind == ord("X"):
+        elif kind == 88:  # Terminate
             self._end_reason = "client"
         return None
 
@@ -280,7 +290,7 @@ class Session(SessionStartup):
         return wire.query(wire.refusal_sql(message))
 
     def _on_execute(self, body: bytes) -> Awaitable[bytes | None] | bytes | None:
-        portal_name, _ = wire.cstring(body, 0)
+        portal_name = body[: body.index(0)].decode("utf-8", "replace")
         portal = self._portals.get(portal_name)
         known = self._statements.get(portal.statement) if portal is not None else None
         sql, types = known if known is not None else ("", ())
@@ -307,8 +317,8 @@ class Session(SessionStartup):
         item.denied = True
         item.run.outcome, item.run.error = "denied", message
         # Our own unnamed statement raises the refusal; the client's messages up to Sync are dropped.
-        self._expect.append(Expect("swallow"))
-        self._expect.append(Expect("swallow"))
+        self._expect.append(_SWALLOW)
+        self._expect.append(_SWALLOW)
         self._expect.append(item)
         self._dropping = True
         self.gw.metrics.denials.inc()
@@ -334,7 +344,7 @@ class Session(SessionStartup):
         for r in runs:
             r.approval = {"id": req.id if req else None, "status": final.status if final else "error"}
             if final is not None and final.decided_by:
-                r.approval["by"] = final.decided_by
+                r.approval = {**r.approval, "by": final.decided_by}
         if final is not None and final.status == "approved":
             allow()
             return None
@@ -417,42 +427,9 @@ class Session(SessionStartup):
         self.info.statements += 1
         self.gw.finished(self.info, run, time.perf_counter() - run.t0)
 
-    def _on_server(self, kind: int, body: bytes, raw: bytes) -> bytes | None:
+    def _on_server(self, kind: int, body: bytes) -> bytes | None:
         ex = self._expect
         head = ex[0] if ex else None
-        if kind == 68:  # DataRow, read whole because the result is masked
-            run = self._current()
-            if run is not None:
-                run.rows += 1
-            masking = self._masking()
-            if masking is None or self._row_plan is None:
-                return None
-            return mask_row(masking, self._row_plan, body)
-        if kind in (49, 50, 51):  # ParseComplete, BindComplete, CloseComplete
-            if head is not None and head.kind in ("parse", "bind", "close", "swallow"):
-                ex.popleft()
-                return b"" if head.kind == "swallow" else None
-            return None
-        if kind == 84:  # RowDescription: read only when results may be masked
-            masking = self._masking()
-            cols = wire.parse_row_description(body) if masking is not None else None
-            if head is not None and head.kind == "describe":
-                if cols is not None:
-                    self._descriptions[head.name] = cols
-                else:  # masking that comes with a reload later searches every value of it
-                    self._descriptions.pop(head.name, None)
-                ex.popleft()
-            self._row_plan = plan(masking, cols) if masking is not None and cols is not None else None
-            self._planned = True
-            return None
-        if kind == 110:  # NoData
-            if head is not None and head.kind == "describe":
-                self._descriptions[head.name] = []
-                ex.popleft()
-            self._row_plan, self._planned = None, False
-            return None
-        if kind == 116:  # ParameterDescription: the describe goes on
-            return None
         if kind in (67, 73, 115):  # CommandComplete, EmptyQueryResponse, PortalSuspended
             self._row_plan, self._planned = None, False
             if head is None:
@@ -476,6 +453,46 @@ class Session(SessionStartup):
                         run.rows = rows
                 self._finish(run)
             return None
+        if kind == 90:  # ReadyForQuery
+            self.txn = chr(body[0]) if body else "I"
+            self._row_plan, self._planned = None, False
+            while ex:
+                if ex.popleft().kind in ("sync", "query"):
+                    break
+            return None
+        if kind in (49, 50, 51):  # ParseComplete, BindComplete, CloseComplete
+            if head is not None and head.kind in ("parse", "bind", "close", "swallow"):
+                ex.popleft()
+                return b"" if head.kind == "swallow" else None
+            return None
+        if kind == 84:  # RowDescription: read only when results may be masked
+            masking = self._masking()
+            cols = wire.parse_row_description(body) if masking is not None else None
+            if head is not None and head.kind == "describe":
+                if cols is not None:
+                    self._descriptions[head.name] = cols
+                else:  # masking that comes with a reload later searches every value of it
+                    self._descriptions.pop(head.name, None)
+                ex.popleft()
+            self._row_plan = plan(masking, cols) if masking is not None and cols is not None else None
+            self._planned = True
+            return None
+        if kind == 68:  # DataRow, read whole because the result is masked
+            current = self._current()
+            if current is not None:
+                current.rows += 1
+            masking = self._masking()
+            if masking is None or self._row_plan is None:
+                return None
+            return mask_row(masking, self._row_plan, body)
+        if kind == 110:  # NoData
+            if head is not None and head.kind == "describe":
+                self._descriptions[head.name] = []
+                ex.popleft()
+            self._row_plan, self._planned = None, False
+            return None
+        if kind == 116:  # ParameterDescription: the describe goes on
+            return None
         if kind == 69:  # ErrorResponse
             self._row_plan, self._planned = None, False
             fields = wire.error_fields(body)
@@ -483,13 +500,6 @@ class Session(SessionStartup):
             self._on_error(fields)
             if denied and fields.get("C") == "42501":  # our refusal: without the DO block's context
                 return wire.error_response(fields.get("M", "refused"), "42501", fields.get("S", "ERROR"))
-            return None
-        if kind == 90:  # ReadyForQuery
-            self.txn = chr(body[0]) if body else "I"
-            self._row_plan, self._planned = None, False
-            while ex:
-                if ex.popleft().kind in ("sync", "query"):
-                    break
             return None
         if kind in (71, 72, 87):  # CopyIn/Out/Both response: rows are counted by CommandComplete
             return None
