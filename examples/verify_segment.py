@@ -11,9 +11,11 @@ The checks (docs/archive.md):
 5. line by line, each entry has the next index and a leaf whose hash is the manifest's hash
    at that index, or no leaf where the segment note says so. A segment of an encrypted
    store holds its leaves sealed (``"sealed"``, see :mod:`auditkeep.archive.seal`): given
-   ``unwrap`` (the master key's), each is opened and checked the same way; without it the
-   lines are checked for their order only and counted as ``sealed`` (the data file is still
-   the one the signed note names, and the manifest's hashes still lead to the checkpoint).
+   ``unwrap`` (the master key's) or the segment's own data key (a segment key file, written by
+   ``auditkeep archive key``: the key and the context it opens), each is opened and checked
+   the same way; without either the lines are checked for their order only and counted as
+   ``sealed`` (the data file is still the one the signed note names, and the manifest's
+   hashes still lead to the checkpoint).
 
 Each failure adds a reason naming what failed (a changed, removed, added or reordered line
 names its line number and index); the segment is valid only when none fails.
@@ -168,14 +170,46 @@ def line_aad(context: str, index: int) -> bytes:
     return f"{context}\n{index}".encode()
 
 
-def _opener(m: dict[str, Any], unwrap: Unwrap | None, rep: SegmentReport) -> Callable[[int, str], bytes] | None:
-    """Opens the sealed lines of the segment, or None (not sealed, or no master key)."""
+SEGMENT_KEY_FORMAT = "auditkeep-segment-key/1"
+MAX_SEGMENT_KEY_FILE = 64 * 1024
+
+
+def load_segment_key(raw: bytes, manifest_raw: bytes) -> bytes:
+    """The data key in a segment key file (``{"format": "auditkeep-segment-key/1",
+    "context": ..., "key": base64}``, as ``auditkeep archive key`` writes it), checked to be
+    the key of this segment: its context must be the one the manifest's ``data.sealed``
+    names (a key of another segment is refused, not tried line by line)."""
+    m = load_manifest(manifest_raw)
     info = m["data"].get("sealed")
-    if info is None or unwrap is None:
+    if not isinstance(info, dict):
+        raise SegmentError("a segment key was given, but this segment's leaves are not sealed")
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or doc.get("format") != SEGMENT_KEY_FORMAT:
+            raise ValueError(f"not a segment key file (format {SEGMENT_KEY_FORMAT!r} expected)")
+        key = base64.b64decode(doc["key"], validate=True)
+        if len(key) != 32:
+            raise ValueError("its key is not 32 bytes")
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise SegmentError(f"the segment key file cannot be read: {exc}") from None
+    if doc.get("context") != info.get("context"):
+        raise SegmentError(f"the segment key is for {doc.get('context')!r}, this segment is {info.get('context')!r}")
+    return key
+
+
+def _opener(
+    m: dict[str, Any], unwrap: Unwrap | None, rep: SegmentReport, data_key: bytes | None = None
+) -> Callable[[int, str], bytes] | None:
+    """Opens the sealed lines of the segment, or None (not sealed, or no key to open them):
+    with the segment's own ``data_key``, or with the data key ``unwrap`` takes out of the
+    manifest's wrapped key."""
+    info = m["data"].get("sealed")
+    if info is None or (unwrap is None and data_key is None):
         return None
     try:
         context = str(info["context"])
-        aead = AESGCM(unwrap(base64.b64decode(info["wrapped_key"]), context.encode()))
+        key = data_key if data_key is not None else unwrap(base64.b64decode(info["wrapped_key"]), context.encode())  # type: ignore[misc]
+        aead = AESGCM(key)
     except Exception as exc:  # any failure of the KMS: said, and the rest is checked
         rep.fail(f"the segment's data key does not unwrap under the master key given: {exc}")
         return None
@@ -188,10 +222,12 @@ def _opener(m: dict[str, Any], unwrap: Unwrap | None, rep: SegmentReport) -> Cal
 
 
 def check_segment(
-    manifest_raw: bytes, data: bytes, vkeys: Sequence[str], unwrap: Unwrap | None = None
+    manifest_raw: bytes, data: bytes, vkeys: Sequence[str], unwrap: Unwrap | None = None,
+    data_key: bytes | None = None,
 ) -> SegmentReport:
     """Check a segment (its manifest's bytes and the compressed data) with verifier keys;
-    ``unwrap`` opens the leaves of a sealed segment."""
+    ``unwrap`` (a master key's) or ``data_key`` (the segment's own, :func:`load_segment_key`)
+    opens the leaves of a sealed segment."""
     keys = parse_keys(vkeys)
     m = load_manifest(manifest_raw)
     rep = SegmentReport(m["tenant"], m["first"], m["end"], m["tree_size"])
@@ -241,7 +277,8 @@ def check_segment(
     if expired is not None and hashlib.sha256(data).hexdigest() != expired[0]:
         rep.fail("the data file is not the one the segment note signs (the lines below say where)")
     # 5. the data, line by line
-    _check_lines(data, first, end, hashes, expired[1] if expired is not None else set(), rep, _opener(m, unwrap, rep))
+    opener = _opener(m, unwrap, rep, data_key)
+    _check_lines(data, first, end, hashes, expired[1] if expired is not None else set(), rep, opener)
     return rep
 
 
@@ -299,6 +336,7 @@ def _check_lines(
     if lines and lines[-1] == b"":
         lines.pop()
     seen: set[int] = set()
+    unopened: list[str] = []  # sealed lines that did not open: said one by one unless none opened
     want = first  # the index after the previous line's: a removed line is reported once, not on every later line
     for n, line in enumerate(lines, start=1):
         try:
@@ -328,7 +366,7 @@ def _check_lines(
             try:
                 opened = open_line(index, sealed)
             except (InvalidTag, ValueError):
-                rep.fail(f"line {n} (index {index}): the sealed leaf does not open (changed)")
+                unopened.append(f"line {n} (index {index}): the sealed leaf does not open (changed)")
                 continue
             if not hmac.compare_digest(leaf_hash(opened), hashes[index - first]):
                 rep.fail(f"line {n} (index {index}): the leaf does not match its hash in the signed tree (changed)")
@@ -344,29 +382,52 @@ def _check_lines(
             rep.fail(f"line {n} (index {index}): the leaf does not match its hash in the signed tree (changed)")
         else:
             rep.entries += 1
+    if unopened and rep.entries == 0:  # not one line opens: the key, not every line, is wrong
+        rep.fail(f"none of the {len(unopened)} sealed leaves opens with the key given (a wrong key, or every line changed)")
+    else:
+        for reason in unopened:
+            rep.fail(reason)
     missing = [i for i in range(first, end) if i not in seen]
     if missing:
         shown = ", ".join(str(i) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
         rep.failures.append(f"{len(missing)} entries of the range have no line (removed): {shown}")  # always said
 
 
-def check_segment_files(path: Path, keys: Sequence[str]) -> SegmentReport:
-    """Check the segment stored as files next to each other (``path``: either file)."""
-    return check_segment(*read_segment_files(path), keys)
+def read_segment_key(path: Path, manifest_raw: bytes) -> bytes:
+    """The data key in the segment key file ``path`` (see :func:`load_segment_key`)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SEGMENT_KEY_FILE + 1)
+    except OSError as exc:
+        raise SegmentError(f"cannot read the segment key {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SEGMENT_KEY_FILE:
+        raise SegmentError(f"the segment key file {path} is larger than {MAX_SEGMENT_KEY_FILE} bytes")
+    return load_segment_key(raw, manifest_raw)
+
+
+def check_segment_files(path: Path, keys: Sequence[str], segment_key: Path | None = None) -> SegmentReport:
+    """Check the segment stored as files next to each other (``path``: either file); with
+    ``segment_key`` (a segment key file) its sealed leaves are opened and checked too."""
+    manifest, data = read_segment_files(path)
+    data_key = read_segment_key(segment_key, manifest) if segment_key is not None else None
+    return check_segment(manifest, data, keys, data_key=data_key)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``verify_segment.py SEGMENT --key VKEY [--key VKEY]``: exit 0 when valid, 1 when a
-    check fails, 2 when the segment or a key cannot be read."""
+    """``verify_segment.py SEGMENT --key VKEY [--key VKEY] [--segment-key FILE]``: exit 0
+    when valid, 1 when a check fails, 2 when the segment or a key cannot be read."""
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(description="Check an auditkeep archive segment.")
     parser.add_argument("segment", help="either file of the segment, or their common stem")
     parser.add_argument("--key", action="append", required=True, help="verifier key (repeatable)")
+    parser.add_argument("--segment-key", type=Path, default=None, metavar="FILE",
+                        help="the segment's data key, a file written by `auditkeep archive key` (sealed segments: "
+                             "their leaves are then opened and checked)")
     args = parser.parse_args(argv)
     try:
-        rep = check_segment_files(Path(args.segment), args.key)
+        rep = check_segment_files(Path(args.segment), args.key, args.segment_key)
     except (SegmentError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -376,7 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if rep.sealed:
         print(f"note: {rep.sealed} leaves are sealed (encrypted store) and were not opened: their order and the "
-              "data file's signed hash were checked, the leaves against their hashes were not")
+              "data file's signed hash were checked, the leaves against their hashes were not (give the segment's "
+              "key, --segment-key FILE from `auditkeep archive key`, to check them)")
     print(f"OK: tenant {rep.tenant}, entries {rep.first}..{rep.end - 1}: {rep.entries} checked, "
           f"{rep.expired} expired, against the checkpoint of size {rep.tree_size}")
     return 0

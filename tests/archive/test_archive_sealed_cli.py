@@ -53,3 +53,40 @@ def test_sealed_segments_from_the_cli(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     [t] = json.loads(r.stdout)["tenants"]
     assert t["partial"] and t["entries_checked"] == 256 and t["restored_ranges"] == [[0, 256]]
+
+
+def test_segment_key_and_rotation_from_the_cli(tmp_path: Path) -> None:
+    """`archive key` writes a segment's data key (0600, never overwritten), with which
+    `archive verify --segment-key` checks the leaves without the master key; `encryption
+    rotate` re-wraps the segment's key, so the new master key alone opens it afterwards."""
+    from auditkeep.crypto.atrest import new_master_key, write_key_file
+
+    (tmp_path / "auditkeep.toml").write_text(CONFIG)
+    lines = [json.dumps({"actor": {"id": f"u{i % 4}"}, "action": "doc.read"}) for i in range(300)]
+    (tmp_path / "ev.jsonl").write_text("\n".join(lines) + "\n")
+    assert run("init", "--encrypt", cwd=tmp_path).returncode == 0
+    assert run("ingest", "ev.jsonl", cwd=tmp_path).returncode == 0
+    (tmp_path / "log.vkey").write_text(run("pubkey", cwd=tmp_path).stdout)
+    time.sleep(1.1)
+    assert run("archive", "run", "--older-than", "1s", cwd=tmp_path).returncode == 0
+
+    r = run("archive", "key", SEG, "--out", "seg.key", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "seg.key").stat().st_mode & 0o777 == 0o600
+    assert run("archive", "key", SEG, "--out", "seg.key", cwd=tmp_path).returncode == 2  # never overwritten
+
+    new_key = tmp_path / "new.key"
+    write_key_file(new_key, new_master_key())
+    r = run("encryption", "rotate", "--new-key-file", "new.key", cwd=tmp_path)
+    assert r.returncode == 0 and "archive: 2 sealed segments" in r.stdout, r.stdout + r.stderr
+    key = next(tmp_path.glob("*/master.key"))
+    key.unlink()
+    new_key.rename(key)
+    r = run("archive", "verify", SEG, "--key", "log.vkey", "--json", cwd=tmp_path)  # the new master key opens it
+    rep = json.loads(r.stdout)
+    assert r.returncode == 0 and rep["entries"] == 256 and rep["sealed"] == 0, r.stdout + r.stderr
+
+    key.unlink()  # no master key at all: the segment key alone opens the leaves
+    r = run("archive", "verify", SEG, "--key", "log.vkey", "--segment-key", "seg.key", "--json", cwd=tmp_path)
+    rep = json.loads(r.stdout)
+    assert r.returncode == 0 and rep["entries"] == 256 and rep["sealed"] == 0, r.stdout + r.stderr

@@ -52,25 +52,30 @@ class Restored:
     skipped: int  # already there (the same segment restored before) or expired
 
 
-def _sealed_opener(m: dict[str, Any], unwrap: Unwrap | None) -> Callable[[int, str], bytes] | None:
+def _sealed_opener(
+    m: dict[str, Any], unwrap: Unwrap | None, data_key: bytes | None = None
+) -> Callable[[int, str], bytes] | None:
     if m["data"].get("sealed") is None:
         return None
-    if unwrap is None:
+    if unwrap is None and data_key is None:
         raise UserError("the segment's leaves are sealed (archived from an encrypted store): restoring it needs "
                         f"that store's master key (key id {m['data']['sealed'].get('master_key')}), from [encryption]")
     rep = SegmentReport()
-    opener = _opener(m, unwrap, rep)
+    opener = _opener(m, unwrap, rep, data_key)
     if opener is None:
         raise SegmentError(rep.failures[0] if rep.failures else "the segment's data key does not unwrap")
     return opener
 
 
-def restore_segment(manifest_raw: bytes, data: bytes, out: Path, unwrap: Unwrap | None = None) -> Restored:
+def restore_segment(
+    manifest_raw: bytes, data: bytes, out: Path, unwrap: Unwrap | None = None, data_key: bytes | None = None
+) -> Restored:
     """Write the segment's entries into the data directory ``out`` (created if needed). A
-    sealed segment is opened with ``unwrap`` (its master key's) and restored into an
-    encrypted directory (with a master key of its own, ``out/master.key``)."""
+    sealed segment is opened with its own ``data_key`` or with ``unwrap`` (the master key's of
+    the manifest's wrapping) and restored into an encrypted directory (with a master key of
+    its own, ``out/master.key``)."""
     m = load_manifest(manifest_raw)
-    opener = _sealed_opener(m, unwrap)
+    opener = _sealed_opener(m, unwrap, data_key)
     tenant, first, end = m["tenant"], m["first"], m["end"]
     try:
         raw = zstandard.ZstdDecompressor().stream_reader(data).read(MAX_RAW + 1)

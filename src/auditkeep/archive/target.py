@@ -3,7 +3,9 @@
 A target stores an object whole or not at all, and says so only once it is durable: a
 directory writes a temporary file, fsyncs it and links it into place (a link never replaces
 an existing file), then fsyncs the directory; S3 answers a PUT only after it stored the
-object. Neither ever replaces an object: a segment, once written, stays as it was.
+object. Neither ever replaces a segment's object: a segment, once written, stays as it was.
+The one rewritable object is a sealed segment's key object (its data key wrapped under the
+current master key, :mod:`auditkeep.archive.keys`), written by ``replace``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ class Target(Protocol):
     def put(self, name: str, data: bytes) -> None:
         """Store ``data`` under ``name``, durably; an existing object is never replaced (the
         same bytes again are accepted, other bytes are an error)."""
+        ...
+
+    def replace(self, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name``, durably, replacing what was there (key objects only)."""
         ...
 
     def get(self, name: str) -> bytes | None: ...
@@ -74,6 +80,24 @@ class DirTarget:
             except FileExistsError:
                 if path.read_bytes() != data:
                     raise ArchiveTargetError(f"{path} exists with other content; an archive object is never replaced") from None
+            fsync_dir(path.parent)
+        except OSError as exc:
+            raise ArchiveTargetError(f"cannot write {path}: {exc.strerror or exc}") from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def replace(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, path)  # atomic: a crash leaves the old object or the new one
             fsync_dir(path.parent)
         except OSError as exc:
             raise ArchiveTargetError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -176,6 +200,31 @@ class S3Target:
             self.client.put_object(**args)
         except (BotoCoreError, ClientError) as exc:
             raise self._error(f"cannot store {name}", exc) from None
+
+    def replace(self, name: str, data: bytes) -> None:
+        """A new version of the object, without Object Lock (the bucket's default retention,
+        if it has one, still applies to it); then the object's older versions are deleted,
+        those a lock still holds excepted (they stay until it expires)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self.prefix + name
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data, "ChecksumAlgorithm": "SHA256"}
+        if self.sse:
+            args["ServerSideEncryption"] = self.sse
+            if self.kms_key_id:
+                args["SSEKMSKeyId"] = self.kms_key_id
+        try:
+            version = self.client.put_object(**args).get("VersionId")
+            if version is None:
+                return  # an unversioned bucket: the object was replaced
+            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key)
+            old = [v["VersionId"] for page in pages for v in page.get("Versions", [])
+                   if v["Key"] == key and v["VersionId"] != version]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(f"cannot store {name}", exc) from None
+        for v in old:
+            with contextlib.suppress(ClientError):  # a locked version stays until its retention ends
+                self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=v)
 
     def _head(self, key: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError

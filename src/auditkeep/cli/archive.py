@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 from rich.table import Table
 
 from auditkeep.archive.check import (
-    Unwrap,
+    SegmentError,
     check_segment,
     parse_keys,
     read_segment,
     read_segment_files,
+    read_segment_key,
     segment_stem,
 )
+from auditkeep.archive.keys import Get, segment_data_key, segment_key_file
 from auditkeep.archive.restore import restore_segment
 from auditkeep.archive.run import archived_to, list_segments, run_archive
 from auditkeep.archive.target import Target, open_target
@@ -121,54 +125,74 @@ def _keys(values: tuple[str, ...]) -> list[str]:
     return keys
 
 
-def _read_segment(segment: str) -> tuple[bytes, bytes, str]:
-    """(manifest, data, where) of a local segment file, else of a segment on the target."""
+def _local(name: str) -> bytes | None:
+    try:
+        return Path(name).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+@dataclass
+class _Found:
+    where: str
+    stem: str  # the segment's name for ``get``
+    get: Get  # reads the objects beside it (its key object)
+
+
+def _read_segment(segment: str) -> tuple[bytes, bytes, _Found]:
+    """(manifest, data, where it is) of a local segment file, else of a segment on the target."""
     stem = segment_stem(segment)
     if Path(stem + ".manifest.json").is_file() or Path(segment).is_file():
         manifest, data = read_segment_files(Path(segment))
-        return manifest, data, stem
+        return manifest, data, _Found(stem, stem, _local)
     target = _target()
     if not target.exists(stem + ".manifest.json"):
         raise UserError(f"no segment {segment!r}: neither local files nor on {target.description}")
     manifest, data = read_segment(target.get, stem)
-    return manifest, data, f"{target.description}{stem}"
+    return manifest, data, _Found(f"{target.description}{stem}", stem, target.get)
 
 
-def _unwrap(manifest: bytes) -> Unwrap | None:
-    """The configured master key's unwrap, for a sealed segment wrapped under it; else None
-    (the sealed leaves are then not opened, and the report says so)."""
+def _data_key(manifest: bytes, seg: _Found, segment_key: Path | None = None, quiet: bool = False) -> bytes | None:
+    """The data key of a sealed segment: from a segment key file when one is given, else
+    unwrapped by the configured master key (from the segment's key object, or its manifest);
+    None when the segment is not sealed or no key opens it (its leaves are then not opened,
+    and the report says so)."""
+    if segment_key is not None:
+        return read_segment_key(segment_key, manifest)
     try:
-        info = json.loads(manifest)["data"].get("sealed")
+        sealed = json.loads(manifest)["data"].get("sealed")
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    if not info:
+    if not sealed:
         return None
     s = settings()
     try:
         kms = resolve_kms(s.encryption, Path(s.data))
-    except KeyUnavailable:
+        return segment_data_key(seg.get, seg.stem, manifest, kms)
+    except (KeyUnavailable, UserError, SegmentError) as exc:
+        if not quiet:
+            err.print(f"{exc}: its leaves are not opened", highlight=False, markup=False)
         return None
-    if kms.key_id != info.get("master_key"):
-        err.print(f"the segment is sealed under master key {info.get('master_key')}; the configured one is "
-                  f"{kms.key_id}: its leaves are not opened", highlight=False, markup=False)
-        return None
-    return kms.unwrap
 
 
 @archive.command(name="verify")
 @click.argument("segment")
 @click.option("--key", "keys", multiple=True, required=True, metavar="VKEY",
               help="The log's verifier key (as `auditkeep pubkey` prints it), or a file of such keys (repeatable).")
+@click.option("--segment-key", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="The segment's data key (a file written by `auditkeep archive key`): opens a sealed segment's "
+                   "leaves without the master key.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @global_options
-def archive_verify(segment: str, keys: tuple[str, ...], as_json: bool) -> None:
+def archive_verify(segment: str, keys: tuple[str, ...], segment_key: Path | None, as_json: bool) -> None:
     """Check a segment with nothing but the segment, its manifest and the key: the checkpoint's
     signature, the leaf hashes against its root, and every line against its leaf hash. SEGMENT
     is either file of a segment (or, when no such file exists, a segment's name on the
     configured target). Exit 1 names every line that was changed, removed or reordered."""
     verifiers = _keys(keys)
-    manifest, data, where = _read_segment(segment)
-    rep = check_segment(manifest, data, verifiers, _unwrap(manifest))
+    manifest, data, seg = _read_segment(segment)
+    where = seg.where
+    rep = check_segment(manifest, data, verifiers, data_key=_data_key(manifest, seg, segment_key))
     if as_json:
         print_json({"segment": where, "ok": rep.ok, "tenant": rep.tenant, "first": rep.first, "end": rep.end,
                     "tree_size": rep.tree_size, "entries": rep.entries, "expired": rep.expired, "sealed": rep.sealed,
@@ -180,7 +204,8 @@ def archive_verify(segment: str, keys: tuple[str, ...], as_json: bool) -> None:
         raise IntegrityError(f"segment {where} does not verify ({len(rep.failures)} failures)")
     if rep.sealed and not as_json:
         out.print(f"{rep.sealed} leaves are sealed and were NOT opened (no master key here): their order and the data "
-                  "file's signed hash were checked; run with the store's master key configured to check the leaves",
+                  "file's signed hash were checked; run with the store's master key configured, or give the "
+                  "segment's key (--segment-key, from `auditkeep archive key`), to check the leaves",
                   highlight=False)
     if not as_json:
         out.print(f"segment {where} OK: tenant {rep.tenant}, entries {rep.first}-{rep.end} (end exclusive), "
@@ -198,19 +223,46 @@ def archive_verify(segment: str, keys: tuple[str, ...], as_json: bool) -> None:
 def archive_restore(segment: str, out_dir: Path, keys: tuple[str, ...]) -> None:
     """Restore a segment's events into a separate data directory, where `auditkeep search`
     and `show` (with --data DIR) read them."""
-    manifest, data, where = _read_segment(segment)
+    manifest, data, seg = _read_segment(segment)
+    where = seg.where
     live = Path(settings().data).resolve()
     if out_dir.resolve() == live:
         raise UserError(f"{out_dir} is the live data directory; restore into a separate one")
     if keys:
-        rep = check_segment(manifest, data, _keys(keys), _unwrap(manifest))
+        rep = check_segment(manifest, data, _keys(keys), data_key=_data_key(manifest, seg, quiet=True))
         if not rep.ok:
             for reason in rep.failures:
                 err.print(f"FAIL {reason}", highlight=False, markup=False)
             raise IntegrityError(f"segment {where} does not verify; nothing restored")
     else:
         err.print("the segment is not checked first (no --key); `auditkeep archive verify` checks it")
-    done = restore_segment(manifest, data, out_dir, _unwrap(manifest))
+    done = restore_segment(manifest, data, out_dir, data_key=_data_key(manifest, seg, quiet=True))
     out.print(f"restored {done.entries} entries of tenant {done.tenant} ({done.first}-{done.end}) into "
               f"{done.directory}; search them with: auditkeep search --data {done.directory} -t {done.tenant}",
               highlight=False)
+
+
+@archive.command(name="key")
+@click.argument("segment")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Where to write the segment key file (created with mode 0600; never overwritten).")
+@global_options
+def archive_key(segment: str, out_file: Path) -> None:
+    """Write a sealed segment's own data key, unwrapped by the configured master key, to FILE:
+    with it, `examples/verify_segment.py --segment-key FILE` (or `archive verify
+    --segment-key FILE`) opens and checks that segment's leaves without the master key. The
+    key opens that one segment's events: hand it over as you would the segment itself."""
+    manifest, _, seg = _read_segment(segment)
+    where = seg.where
+    if not json.loads(manifest)["data"].get("sealed"):
+        raise UserError(f"segment {where} is not sealed: its leaves are in the clear, no key is needed")
+    s = settings()
+    key = segment_data_key(seg.get, seg.stem, manifest, resolve_kms(s.encryption, Path(s.data)))
+    assert key is not None
+    try:
+        fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UserError(f"{out_file} exists; a segment key file is never overwritten") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(segment_key_file(manifest, key))
+    err.print(f"wrote the data key of segment {where} to {out_file} (mode 0600)", highlight=False)

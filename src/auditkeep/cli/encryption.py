@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from auditkeep.archive.keys import archive_target, rotate_with_segments
 from auditkeep.cli.common import err, global_options, interactive, ledger, out, settings
 from auditkeep.cli.retention import cli_actor
 from auditkeep.crypto.atrest import EncryptionSettings, resolve_kms
 from auditkeep.errors import UserError
 from auditkeep.ledger.atrest import EncryptedStore
-from auditkeep.ledger.key_events import reencrypt_all, rotate_master_key
+from auditkeep.ledger.key_events import reencrypt_all
 
 
 @click.group()
@@ -47,10 +48,18 @@ def rotate_cmd(new_key_file: str | None, new_key_env: str | None, reencrypt: boo
         if not isinstance(store, EncryptedStore):
             raise UserError("this store is not encrypted (encryption is chosen at `auditkeep init --encrypt`)")
         if new is not None:
-            if new.key_id == store.keys.kms.key_id:
-                raise UserError("the new master key is the current one")
-            n = rotate_master_key(lg, new, cli_actor())
-            out.print(f"re-wrapped {n} data keys under master key {new.key_id}; point [encryption] at it now")
+            done = rotate_with_segments(lg, new, cli_actor(), archive_target(s.archive))
+            if done.keys:
+                out.print(f"re-wrapped {done.keys} data keys under master key {new.key_id}; point [encryption] at it now")
+            else:
+                out.print(f"the store's data keys are under master key {new.key_id} already; finishing the archive's")
+            if done.dropped is not None:
+                added = done.added.changed if done.added is not None else 0
+                out.print(f"archive: {done.dropped.segments} sealed segments, {added} given a wrap under the new master "
+                          f"key, {done.dropped.changed} left with it alone")
+                for stem in done.dropped.left or []:
+                    err.print(f"archive: segment {stem} is wrapped under neither master key: left as it is",
+                              highlight=False, markup=False)
         if reencrypt:
             heads = store.heads()
             with Progress(TextColumn("[bold]re-encrypting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
