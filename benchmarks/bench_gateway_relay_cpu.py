@@ -22,7 +22,7 @@ from auditkeep.gateway import sink_process as sp
 from auditkeep.gateway.postgres import wire
 from auditkeep.gateway.postgres.pipe import Pipe
 from auditkeep.gateway.postgres.server import Gateway, GatewayConfig
-from auditkeep.gateway.postgres.session import CLIENT_READ, Session
+from auditkeep.gateway.postgres.session import CLIENT_READ, SERVER_READ, Session
 from auditkeep.gateway.sink_process import ProcessSink
 
 
@@ -135,8 +135,9 @@ def measure(setup: list[bytes], trips: list[tuple[bytes, bytes]], tx: int) -> tu
     gw = Gateway(GatewayConfig(("127.0.0.1", 0), ("127.0.0.1", 5432), "bench"), sink)  # type: ignore[arg-type]
     c_tr, s_tr = _Transport(), _Transport()
     sess = Session(gw, None, c_tr)  # type: ignore[arg-type]
-    up = Pipe(sess, c_tr, s_tr, CLIENT_READ.__contains__, sess._on_client, sess._client_passthrough, "client")  # type: ignore[arg-type]
-    down = Pipe(sess, s_tr, c_tr, sess._server_reads, sess._on_server, sess._server_passthrough, "server")  # type: ignore[arg-type]
+    up = Pipe(sess, c_tr, s_tr, CLIENT_READ, sess._on_client, sess._client_passthrough, "client")  # type: ignore[arg-type]
+    down = Pipe(sess, s_tr, c_tr, SERVER_READ, sess._on_server, sess._server_passthrough, "server",  # type: ignore[arg-type]
+                sess._server_reads)  # fmt: skip
     for msg in setup:
         up.data_received(msg)
         down.data_received(wire.message(b"1") + Z_IDLE)

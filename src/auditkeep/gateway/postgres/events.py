@@ -41,7 +41,7 @@ class SessionInfo:
     tls: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     """One statement on its way: what was asked, and what came of it."""
 

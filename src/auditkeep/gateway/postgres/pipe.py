@@ -24,18 +24,20 @@ HIGH_WATER = 1024 * 1024
 
 class Pipe(asyncio.Protocol):
     """One direction of a session after start-up: reads ``src``, writes ``dst``.
-    ``handle(kind, body)`` sees each message ``read_whole`` asks for and returns what
+    ``handle(kind, body)`` sees each message whose kind is in ``reads`` (or, for another
+    kind, that ``read_if(kind)`` asks for: a DataRow of a masked result) and returns what
     to send instead (None: the message as it is; an awaitable: the direction waits for it,
     what arrives meanwhile is kept); ``passthrough(kind)`` is told of the others, which go
     on in pieces as they arrive. When ``dst`` cannot keep up, ``src`` stops being read."""
 
     def __init__(self, session: Session, src: asyncio.BaseTransport, dst: asyncio.BaseTransport,
-                 read_whole: Callable[[int], bool], handle: Callable[[int, bytes], Awaitable[bytes | None] | bytes | None],
-                 passthrough: Callable[[int], None], side: str) -> None:  # fmt: skip
+                 reads: frozenset[int], handle: Callable[[int, bytes], Awaitable[bytes | None] | bytes | None],
+                 passthrough: Callable[[int], None], side: str, read_if: Callable[[int], bool] | None = None) -> None:  # fmt: skip
         self.session = session
         self.src = src
         self.dst: Any = dst  # a write transport (typed loosely: TLS and plain transports alike)
-        self.read_whole = read_whole
+        self.reads = reads
+        self.read_if = read_if
         self.handle = handle
         self.passthrough = passthrough
         self.side = side
@@ -115,14 +117,15 @@ class Pipe(asyncio.Protocol):
         out: list[bytes | bytearray] = []
         pos = start = 0  # b[start:pos] goes on as it came, not yet written
         end = len(b)
-        read_whole, handle = self.read_whole, self.handle
+        reads, read_if, handle = self.reads, self.read_if, self.handle
+        copy = b is buf  # a body sliced from the buffer is copied; one sliced from bytes already is
         while end - pos >= 5:
             kind = b[pos]
             (n,) = _I32.unpack_from(b, pos + 1)
             if n < 4:
                 raise ProtocolViolation(f"message {chr(kind)!r} with length {n}")
             total = n + 1
-            if not read_whole(kind):
+            if kind not in reads and (read_if is None or not read_if(kind)):
                 self.passthrough(kind)
                 take = min(total, end - pos)
                 pos += take
@@ -136,7 +139,7 @@ class Pipe(asyncio.Protocol):
                 break
             # One copy of the body (bytes even when it comes from the buffer); the whole
             # message is copied only for a handler that makes the direction wait.
-            got = handle(kind, bytes(b[pos + 5 : pos + total]))
+            got = handle(kind, bytes(b[pos + 5 : pos + total]) if copy else b[pos + 5 : pos + total])  # type: ignore[arg-type]
             if got is None:  # the common case: it goes on as it came
                 pos += total
                 continue

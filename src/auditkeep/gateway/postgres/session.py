@@ -60,7 +60,7 @@ class Expect:
 
     kind: str
     run: Run | None = None
-    runs: list[Run] = field(default_factory=list)  # simple query: its statements, in order
+    runs: list[Run] = field(default_factory=list)  # simple query: its statements, in order (not for execute)
     name: str = ""  # describe/close: the statement or portal; prefixed S/P
     denied: bool = False
 
@@ -68,6 +68,7 @@ class Expect:
 # The answers that carry nothing of their own are one shared object each: a statement's
 # round trip then allocates only what it must (its Run, and the Expect of its Execute).
 _PARSE, _BIND, _CLOSE, _SYNC, _SWALLOW = (Expect(k) for k in ("parse", "bind", "close", "sync", "swallow"))
+_NO_RUNS: list[Run] = []  # the runs of an Execute's Expect (its one Run is ``run``): never added to
 
 
 @dataclass(slots=True)
@@ -143,8 +144,8 @@ class Session(SessionStartup):
         self._done = loop.create_future()
         c_tr = cast(asyncio.Transport, self.c_writer.transport)
         s_tr = cast(asyncio.Transport, self.s_writer.transport)
-        up = Pipe(self, c_tr, s_tr, CLIENT_READ.__contains__, self._on_client, self._client_passthrough, "client")
-        down = Pipe(self, s_tr, c_tr, self._server_reads, self._on_server, self._server_passthrough, "server")
+        up = Pipe(self, c_tr, s_tr, CLIENT_READ, self._on_client, self._client_passthrough, "client")
+        down = Pipe(self, s_tr, c_tr, SERVER_READ, self._on_server, self._server_passthrough, "server", self._server_reads)
         up.peer, down.peer = down, up
         self._switched = True
         for reader, tr, pipe in ((self.c_reader, c_tr, up), (self.s_reader, s_tr, down)):
@@ -235,7 +236,7 @@ class Session(SessionStartup):
                 self._portals.pop(name, None)
             self._expect.append(_CLOSE)
         elif kind == 70:  # FunctionCall
-            self._expect.append(Expect("query"))
+            self._expect.append(Expect("query", runs=[]))
         elif kind == 88:  # Terminate
             self._end_reason = "client"
         return None
@@ -246,8 +247,8 @@ class Session(SessionStartup):
 
     def _new_run(self, st: Statement, protocol: str, portal: Portal | None = None, types: tuple[int, ...] = ()) -> Run:
         self._seq += 1
-        bind = portal.bind if portal is not None else None
-        return Run(self._seq, st, protocol, time.time_ns(), time.perf_counter(), bind=bind, param_types=types)
+        return Run(self._seq, st, protocol, time.time_ns(), time.perf_counter(), None,
+                   portal.bind if portal is not None else None, types)  # fmt: skip
 
     def _verdict(self, stmts: tuple[Statement, ...]) -> tuple[str, str | None, str]:
         """The strictest verdict over the statements: (action, rule, message)."""
@@ -297,7 +298,7 @@ class Session(SessionStartup):
         stmts = self.gw.analyzer.analyze(sql) if sql else ()
         st = stmts[0] if stmts else Statement(sql, "unknown", "")
         run = self._new_run(st, "extended", portal, types)
-        item = Expect("execute", run=run, name="P" + portal_name)
+        item = Expect("execute", run, _NO_RUNS, "P" + portal_name)
         if known is None and self.gw.rules() is not None:
             # Not a statement this session prepared through the gateway (or one it forgot):
             # the rules cannot be checked, so it does not run.
@@ -380,8 +381,10 @@ class Session(SessionStartup):
     # -- server → client -----------------------------------------------------------------
 
     def _server_reads(self, kind: int) -> bool:
-        if kind != 68:  # DataRow: read whole only when its result is masked
-            return kind in SERVER_READ
+        """Whether a message of a kind not in SERVER_READ is read whole: a DataRow, when its
+        result is masked."""
+        if kind != 68:
+            return False
         if not self._planned:
             self._planned = True
             masking = self._masking()
