@@ -18,7 +18,7 @@ import msgspec
 
 from auditkeep.model.event import Event
 from auditkeep.model.timefmt import clamp, format_rfc3339, in_range, parse_rfc3339
-from auditkeep.store.base import KEY_SHIFT, Entry, ProjectedRow, Store
+from auditkeep.store.base import KEY_SHIFT, PERSONAL_TEXT, Entry, ProjectedRow, Store
 
 log = logging.getLogger("auditkeep.projector")
 
@@ -75,7 +75,7 @@ def project_erased(tenant_id: int, e: Entry) -> tuple[str, ProjectedRow]:
     ev = _leaf_decoder.decode(e.leaf)
     parts = _parts(ev)
     row = _project(tenant_id, Entry(e.index, e.id, e.received_ns, e.leaf, e.subject, None), ev, parts)
-    return _join(_with_sealed(parts, e.sealed)), row
+    return _full_text(parts, e.sealed), row
 
 
 def _project(tenant_id: int, e: Entry, ev: LeafView, parts: list[str] | None = None) -> ProjectedRow:
@@ -89,13 +89,7 @@ def _project(tenant_id: int, e: Entry, ev: LeafView, parts: list[str] | None = N
         log.warning("entry %d of tenant %d: time %s is out of range; indexed at %s",
                     e.index, tenant_id, ev.time, format_rfc3339(clamp(time_ns)))
         time_ns = clamp(time_ns)
-    if parts is None:
-        parts = _parts(ev)
-    if e.sealed:
-        parts = _with_sealed(parts, e.sealed)
-    text = " ".join(parts)
-    if len(text) > TEXT_LIMIT:
-        text = text[:TEXT_LIMIT]
+    text = _full_text(_parts(ev) if parts is None else parts, e.sealed)
     r = ev.resource
     meta = ev.metadata
     return ProjectedRow(
@@ -121,7 +115,18 @@ def projected_text(e: Entry) -> str:
 
 
 def _text(ev: LeafView | Event, sealed: bytes | None) -> str:
-    return _join(_with_sealed(_parts(ev), sealed))
+    return _full_text(_parts(ev), sealed)
+
+
+def _full_text(parts: list[str], sealed: bytes | None) -> str:
+    """The public words, then PERSONAL_TEXT and the personal plaintext's words (when there
+    are any), cut at TEXT_LIMIT."""
+    text = " ".join(parts)
+    if sealed:
+        personal = [v for v in _sealed_decoder.decode(sealed).values() if isinstance(v, str)]
+        if personal:
+            text += PERSONAL_TEXT + " ".join(personal)
+    return text[:TEXT_LIMIT] if len(text) > TEXT_LIMIT else text
 
 
 def _parts(ev: LeafView | Event) -> list[str]:
@@ -145,18 +150,6 @@ def _parts(ev: LeafView | Event) -> list[str]:
     if ev.metadata:
         _strings(ev.metadata, parts, [sum(map(len, parts))])
     return parts
-
-
-def _with_sealed(parts: list[str], sealed: bytes | None) -> list[str]:
-    """``parts`` followed by the personal plaintext's strings (a new list when there are any)."""
-    if not sealed:
-        return parts
-    return parts + [v for v in _sealed_decoder.decode(sealed).values() if isinstance(v, str)]
-
-
-def _join(parts: list[str]) -> str:
-    text = " ".join(parts)
-    return text[:TEXT_LIMIT] if len(text) > TEXT_LIMIT else text
 
 
 def _project_or_skip(tenant_id: int, e: Entry) -> ProjectedRow | None:

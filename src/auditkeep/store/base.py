@@ -52,6 +52,18 @@ class CheckpointRow:
     signed_ns: int
 
 
+# Separates the public words of ProjectedRow.text from the personal plaintext's. Full-text
+# tokenizers read it as a word break; the SQLite store splits there and keeps the personal
+# words in an index of their own, so an erasure rewrites that small index, not the whole one.
+PERSONAL_TEXT = "\x1f"
+
+
+def split_text(text: str) -> tuple[str, str]:
+    """(public words, personal words) of a projected text."""
+    public, _, personal = text.partition(PERSONAL_TEXT)
+    return public, personal
+
+
 @dataclass
 class ProjectedRow:
     """The query projection of one entry (fed by a cursor consumer, not the append)."""
@@ -67,7 +79,7 @@ class ProjectedRow:
     resource_id: str | None
     outcome: str
     category: str | None
-    text: str  # what full-text search sees
+    text: str  # what full-text search sees: the public words [PERSONAL_TEXT, the personal ones]
     # JSON of the event's metadata as committed in the leaf (sealed fields already taken out),
     # for stores that index metadata paths in the projection; None when there is none.
     metadata: bytes | None = None

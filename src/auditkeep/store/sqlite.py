@@ -44,9 +44,15 @@ from auditkeep.store.sqlite_append import (
 from auditkeep.store.sqlite_connect import read_only_uri
 from auditkeep.store.sqlite_docs import SQLiteDocuments
 from auditkeep.store.sqlite_dump import SQLiteDump
+from auditkeep.store.sqlite_fulltext import has_personal_index, index_texts
 from auditkeep.store.sqlite_lease import FileLease, file_lease
 from auditkeep.store.sqlite_retention import SQLiteRetention
-from auditkeep.store.sqlite_schema import INDEX_SCHEMA, LOG_MIGRATIONS
+from auditkeep.store.sqlite_schema import (
+    INDEX_SCHEMA,
+    LOG_MIGRATIONS,
+    OLD_TEXT_LAYOUT,
+    PROJECTION_TABLES,
+)
 from auditkeep.store.sqlite_search import (
     COMMON_TEXT,
     build_count_by_time,
@@ -132,6 +138,7 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
         self._tmp = tmp
         self.index_path = target
         self._pconn = self._connect_index()
+        self._local.personal = None
         old = getattr(self._local, "conn", None)
         if old is not None:  # re-attach this thread's reader to the new projection
             self._local.conn = None
@@ -192,6 +199,18 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
         # Derived data: losing the tail of it on power loss only means re-projecting it.
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("PRAGMA wal_autocheckpoint=10000")
+        if conn.execute(OLD_TEXT_LAYOUT).fetchone() is not None:
+            # personal words mixed into ev_fts: project everything again (a one-off, and the
+            # index is derived data), in one transaction so a second opener sees it done
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute(OLD_TEXT_LAYOUT).fetchone() is not None:
+                    for table in PROJECTION_TABLES:
+                        conn.execute(f"DROP TABLE IF EXISTS {table}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         conn.executescript(INDEX_SCHEMA)
         return conn
 
@@ -473,9 +492,7 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
                             for x in fresh
                         ],
                     )
-                    p.executemany(
-                        "INSERT INTO ev_fts(rowid, body) VALUES(?, ?)", [(x.key, x.text) for x in fresh]
-                    )
+                    index_texts(p, [(x.key, x.text) for x in fresh])
                 if position > current:
                     p.execute(
                         "INSERT INTO proj_cursor(tenant_id, position) VALUES(?, ?) "
@@ -491,31 +508,37 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
     def reset_projection(self) -> None:
         """Forget the projection; the consumer rebuilds it from the log."""
         with self._project_lock:
-            self._p.executescript(
-                "DROP TABLE IF EXISTS ev; DROP TABLE IF EXISTS ev_fts; DROP TABLE IF EXISTS proj_cursor; "
-                "DROP TABLE IF EXISTS proj_state;"
-            )
+            self._p.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in PROJECTION_TABLES))
             self._p.executescript(INDEX_SCHEMA)
+
+    def _personal_words(self) -> bool:
+        """Whether the projection keeps personal words apart (``ev_pfts``); a read-only store
+        may search an index.db of the older layout as it is."""
+        known: bool | None = getattr(self._local, "personal", None)
+        if known is None:
+            known = self._local.personal = has_personal_index(self._reader(), "ix")
+        return known
 
     def search(self, q: Query) -> list[tuple[int, int]]:
         conn = self._reader()
+        personal = self._personal_words()
         common = False
         if q.text:
-            probe, probe_params = text_probe(q)
+            probe, probe_params = text_probe(q, personal)
             common = conn.execute(probe, probe_params).fetchone()[0] > COMMON_TEXT
-        sql, params = build_search(q, common)
+        sql, params = build_search(q, common, personal)
         return [(t, k) for t, k in conn.execute(sql, params)]
 
     def time_span(self, q: Query) -> tuple[int, int] | None:
-        lo, hi = self._reader().execute(*build_time_span(q)).fetchone()
+        lo, hi = self._reader().execute(*build_time_span(q, self._personal_words())).fetchone()
         return None if lo is None else (int(lo), int(hi))
 
     def count_by_time(self, q: Query, origin_ns: int, step_ns: int) -> list[tuple[int, str, int]]:
-        sql, params = build_count_by_time(q, origin_ns, step_ns)
+        sql, params = build_count_by_time(q, origin_ns, step_ns, self._personal_words())
         return [(int(b), str(o), int(n)) for b, o, n in self._reader().execute(sql, params)]
 
     def explain(self, q: Query) -> list[str]:
-        sql, params = build_search(q)
+        sql, params = build_search(q, personal=self._personal_words())
         return [r[-1] for r in self._reader().execute("EXPLAIN QUERY PLAN " + sql, params)]
 
     def analyze(self) -> None:

@@ -9,9 +9,17 @@ them on free pages, and a truncating WAL checkpoint removes the old frames.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from auditkeep.store.base import KEY_SHIFT, Entry, entry_key, key_runs
+from auditkeep.store.sqlite_fulltext import (
+    PERSONAL,
+    PUBLIC,
+    clear_texts,
+    index_texts,
+    merge,
+    unindex_texts,
+)
 
 
 def forget_projected(p: sqlite3.Connection, keys: Sequence[int], texts: Mapping[int, str]) -> None:
@@ -27,10 +35,7 @@ def forget_projected(p: sqlite3.Connection, keys: Sequence[int], texts: Mapping[
     if not present:
         return
     p.executemany("DELETE FROM ev WHERE k=?", [(k,) for k in present])
-    p.executemany(
-        "INSERT INTO ev_fts(ev_fts, rowid, body) VALUES('delete', ?, ?)",
-        [(k, texts[k]) for k in present if k in texts],
-    )
+    unindex_texts(p, [(k, texts[k]) for k in present if k in texts])
 
 
 def mark_text_stale(p: sqlite3.Connection) -> None:
@@ -53,7 +58,7 @@ def rebuild_projection(
     entries_by_key: Callable[[Sequence[int]], Mapping[int, Entry]],
     text_of: Callable[[Entry], str],
 ) -> int:
-    """Rebuild the search rows and the contentless full-text index from the rows that may
+    """Rebuild the search rows and the contentless full-text indexes from the rows that may
     survive (in a transaction the caller opened, with ``secure_delete`` on, so the old pages
     and segments are zeroed). Rows of a tenant below ``below[tenant]`` (its retention cursor:
     every entry there has expired) are dropped unread; the others are kept aside, both tables
@@ -72,7 +77,7 @@ def rebuild_projection(
         lo = max(r[0], entry_key(tenant, below.get(tenant, 0)))
         p.execute(f"INSERT INTO temp.ev_keep SELECT {EV_COLUMNS} FROM main.ev WHERE k >= ? AND k < ?", (lo, end))
         start = end
-    p.execute("INSERT INTO ev_fts(ev_fts) VALUES('delete-all')")
+    clear_texts(p)
     p.execute("DELETE FROM main.ev")  # no WHERE: the whole table and its indexes at once
     last = -1
     indexed = 0
@@ -86,7 +91,7 @@ def rebuild_projection(
         found = entries_by_key([row[0] for row in rows])
         kept = [row for row in rows if (e := found.get(row[0])) is not None and e.leaf]
         p.executemany(f"INSERT INTO main.ev({EV_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?,?)", kept)
-        p.executemany("INSERT INTO ev_fts(rowid, body) VALUES(?, ?)", [(row[0], text_of(found[row[0]])) for row in kept])
+        index_texts(p, [(row[0], text_of(found[row[0]])) for row in kept])
         indexed += len(kept)
     p.execute("DROP TABLE temp.ev_keep")
     p.execute("DELETE FROM proj_state WHERE key='text_stale'")
@@ -136,13 +141,13 @@ def erase_subject_rows(
     return sorted(k & mask for k in keys)
 
 
-def shred_files(w: sqlite3.Connection, p: sqlite3.Connection | None) -> None:
+def shred_files(w: sqlite3.Connection, p: sqlite3.Connection | None, merged: Iterable[str] = (PUBLIC, PERSONAL)) -> None:
     """Leave no copy of deleted bytes in the files (both connections have ``secure_delete``
-    on, so freed cells and pages were zeroed): merge the full-text index's segments, whose
-    old blocks still hold the removed tokens, then write every WAL frame back and truncate
-    the WALs, which held the pages as they were before."""
+    on, so freed cells and pages were zeroed): merge the segments of the full-text indexes
+    ``merged`` (those that lost words: their old blocks still hold them), then write every
+    WAL frame back and truncate the WALs, which held the pages as they were before."""
     if p is not None:
-        p.execute("INSERT INTO ev_fts(ev_fts) VALUES('optimize')")
+        merge(p, merged)
         p.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 

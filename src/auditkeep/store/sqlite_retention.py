@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 from auditkeep.store.base import KEY_SHIFT, Entry, ProjectedRow, entry_key
+from auditkeep.store.sqlite_fulltext import replace_texts
 from auditkeep.store.sqlite_lifecycle import (
     blank_entries,
     erase_subject_rows,
@@ -114,16 +115,15 @@ class SQLiteRetention:
         scanned_below: int | None = None,
     ) -> list[int]:
         """See :meth:`Store.erase_subject`. The search rows hold no personal plaintext and
-        stay; only the full-text rows are replaced. With ``scanned_below``, the entries below
-        it are those of ``old_texts`` (found by one scan), so only the log's tail is scanned."""
+        stay; only the full-text rows whose words changed are replaced (as a rule only the
+        personal index's, so only that small index is merged). With ``scanned_below``, the
+        entries below it are those of ``old_texts`` (found by one scan), so only the log's
+        tail is scanned."""
         with self._project_lock, self._secure(self._p) as p:
             keys = list(old_texts)
             present = [r[0] for i in range(0, len(keys), 500) for r in p.execute(
                 f"SELECT k FROM ev WHERE k IN ({','.join('?' * len(keys[i:i + 500]))})", keys[i : i + 500])]
-            text = {x.key: x.text for x in rows}
-            p.executemany("INSERT INTO ev_fts(ev_fts, rowid, body) VALUES('delete', ?, ?)",
-                          [(k, old_texts[k]) for k in present])
-            p.executemany("INSERT INTO ev_fts(rowid, body) VALUES(?, ?)", [(k, text[k]) for k in present if k in text])
+            merged = replace_texts(p, {k: old_texts[k] for k in present}, {x.key: x.text for x in rows})
         known = None if scanned_below is None else (keys, scanned_below)
         with self._write_lock, self._guard():
             with self._secure(self._w) as w:
@@ -131,7 +131,7 @@ class SQLiteRetention:
             self._p.execute("PRAGMA secure_delete=ON")
             try:
                 with self._project_lock:
-                    shred_files(self._w, self._p)
+                    shred_files(self._w, self._p, merged)
             finally:
                 self._p.execute("PRAGMA secure_delete=OFF")
         return erased

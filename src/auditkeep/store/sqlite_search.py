@@ -10,8 +10,8 @@ from auditkeep.store.base import Query
 from auditkeep.store.sql_filters import column_filters
 
 
-def fts_query(text: str) -> str:
-    """A user's words as an FTS5 query: every word must occur; ``word*`` is a prefix.
+def fts_words(text: str) -> list[str]:
+    """A user's words as FTS5 queries, one a word; ``word*`` is a prefix.
 
     Each word becomes a quoted phrase, so punctuation (an IP, a path, ``user.login``) is
     matched as a phrase of its tokens instead of being a syntax error.
@@ -23,7 +23,12 @@ def fts_query(text: str) -> str:
             word = word[:-1]
         phrase = '"' + word.replace('"', '""') + '"'
         parts.append(phrase + ("*" if prefix else ""))
-    return " AND ".join(parts) if parts else '""'
+    return parts or ['""']
+
+
+def fts_query(text: str) -> str:
+    """A user's words as one FTS5 query: every word must occur."""
+    return " AND ".join(fts_words(text))
 
 
 def json_path(path: str) -> str:
@@ -50,21 +55,36 @@ def scalar_alternatives(value: str) -> list[Any]:
 COMMON_TEXT = 2000
 
 
-def text_probe(q: Query) -> tuple[str, list[Any]]:
-    """SQL counting the text query's matches, up to COMMON_TEXT + 1."""
-    return "SELECT count(*) FROM (SELECT rowid FROM ix.ev_fts WHERE ev_fts MATCH ? LIMIT ?)", [
-        fts_query(q.text or ""),
-        COMMON_TEXT + 1,
-    ]
+def text_probe(q: Query, personal: bool = True) -> tuple[str, list[Any]]:
+    """SQL counting the text query's matches (all its words in the public or all in the
+    personal index: an estimate, for the plan), up to COMMON_TEXT + 1."""
+    count = "(SELECT count(*) FROM (SELECT rowid FROM ix.{0} WHERE {0} MATCH ? LIMIT ?))"
+    query = fts_query(q.text or "")
+    if not personal:
+        return "SELECT " + count.format("ev_fts"), [query, COMMON_TEXT + 1]
+    return "SELECT " + count.format("ev_fts") + " + " + count.format("ev_pfts"), [
+        query, COMMON_TEXT + 1, query, COMMON_TEXT + 1]
 
 
-def search_where(q: Query) -> tuple[list[str], list[Any]]:
+# One word of a text query, found in either index (store/sqlite_fulltext.py): an event
+# matches when each word is among its public or its personal words.
+_EITHER = ("ev.k IN (SELECT rowid FROM ix.ev_fts WHERE ev_fts MATCH ? "
+           "UNION ALL SELECT rowid FROM ix.ev_pfts WHERE ev_pfts MATCH ?)")
+
+
+def search_where(q: Query, personal: bool = True) -> tuple[list[str], list[Any]]:
     """Conditions (to AND together) on ``ix.ev AS ev`` and their parameters: every filter of
-    ``q`` except the keyset cursor, shared by the search and its aggregates."""
+    ``q`` except the keyset cursor, shared by the search and its aggregates. ``personal``:
+    the projection keeps personal words in ``ev_pfts`` (an index.db of the older layout,
+    read as it is, has every word in ``ev_fts``)."""
     where, params = column_filters(q, "?")
-    if q.text:
+    if q.text and not personal:
         where.append("ev.k IN (SELECT rowid FROM ix.ev_fts WHERE ev_fts MATCH ?)")
         params.append(fts_query(q.text))
+    elif q.text:
+        for word in fts_words(q.text):
+            where.append(_EITHER)
+            params += [word, word]
     for path, value in q.metadata:
         full = "metadata." + path
         if full in q.sealed_paths:
@@ -91,11 +111,11 @@ def search_where(q: Query) -> tuple[list[str], list[Any]]:
     return where, params
 
 
-def build_search(q: Query, common_text: bool = False) -> tuple[str, list[Any]]:
+def build_search(q: Query, common_text: bool = False, personal: bool = True) -> tuple[str, list[Any]]:
     """The search SQL. ``common_text``: the text query matches many entries (see
     :func:`text_probe`), so walk the time index instead of sorting every match — the
     planner cannot know this, and sorting 100k matches costs seconds."""
-    where, params = search_where(q)
+    where, params = search_where(q, personal)
     if q.after is not None:
         op = "<" if q.newest_first else ">"
         where.append(f"(ev.time_ns, ev.k) {op} (?, ?)")
@@ -112,20 +132,20 @@ def build_search(q: Query, common_text: bool = False) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def build_time_span(q: Query) -> tuple[str, list[Any]]:
+def build_time_span(q: Query, personal: bool = True) -> tuple[str, list[Any]]:
     """SQL of the earliest and latest event time of the matches (NULLs when none)."""
-    where, params = search_where(q)
+    where, params = search_where(q, personal)
     return "SELECT min(ev.time_ns), max(ev.time_ns) FROM ix.ev AS ev WHERE " + " AND ".join(where), params
 
 
-def build_count_by_time(q: Query, origin_ns: int, step_ns: int) -> tuple[str, list[Any]]:
+def build_count_by_time(q: Query, origin_ns: int, step_ns: int, personal: bool = True) -> tuple[str, list[Any]]:
     """SQL counting the matches per (time bucket, outcome): bucket ``i`` is
     [origin + i*step, origin + (i+1)*step). Matches before ``origin_ns`` are left out (SQLite's
     integer division truncates toward zero, so they would land in bucket 0)."""
     # the origin becomes the lower time bound (not a second condition on time_ns, which
     # led SQLite's planner to the time index over a narrower one such as ev_who)
     since = origin_ns if q.since_ns is None else max(q.since_ns, origin_ns)
-    where, params = search_where(replace(q, since_ns=since))
+    where, params = search_where(replace(q, since_ns=since), personal)
     sql = (
         "SELECT (ev.time_ns - ?) / ?, ev.outcome, count(*) FROM ix.ev AS ev WHERE "
         + " AND ".join(where)
