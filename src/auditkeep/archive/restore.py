@@ -35,7 +35,7 @@ from auditkeep.crypto.atrest import EncryptionSettings
 from auditkeep.errors import UserError
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.timefmt import parse_rfc3339
-from auditkeep.store.base import Doc, Entry, Head
+from auditkeep.store.base import SUBJECTS_ARE_ACTORS, Doc, Entry, Head
 
 BATCH = 5000
 RESTORED = "archive.restored"  # the manifests of the restored segments (archive/restored.py)
@@ -103,6 +103,7 @@ def restore_segment(
     with Ledger.open(out, background=False, encryption=EncryptionSettings(enabled=True) if opener else None) as lg:
         tid = lg.tenant_id(tenant, create=True)
         store = lg.store
+        store.set_meta(SUBJECTS_ARE_ACTORS, "0")  # subjects as the archived log's writer set them
         reproject = store.projection_position(tid) > first
         written = 0
         for i in range(0, len(rows), BATCH):

@@ -33,7 +33,7 @@ from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import RESERVED_PREFIX, Event, Submitter
 from auditkeep.model.ids import uuid7_batch
 from auditkeep.model.validate import convert_batch, validate_event
-from auditkeep.store.base import Store
+from auditkeep.store.base import SUBJECTS_ARE_ACTORS, Store
 
 if TYPE_CHECKING:
     from auditkeep.crypto.atrest import EncryptionSettings
@@ -66,6 +66,8 @@ class Ledger(LogReader):
         # embedding the ledger; ``auditkeep serve`` and the CLI replace it.
         self.submitter = Submitter("embedded")
         self._seq = Sequencer(self.config, identity, now_ns)
+        if self.config.subject_field != "actor.id" and store.meta(SUBJECTS_ARE_ACTORS) != "0":
+            store.set_meta(SUBJECTS_ARE_ACTORS, "0")  # before this writer appends (see the key)
         self._follower: FollowerProcess | None = None
         directory = getattr(store, "directory", None)
         if background and store.dialect == "sqlite" and directory is not None:

@@ -28,7 +28,7 @@ from auditkeep.model.event import Submitter
 from auditkeep.model.timefmt import parse_rfc3339
 from auditkeep.retention.holds import MAX_REASON, HoldBook, HoldError, _text, covering
 from auditkeep.retention.run import SlimActor, SlimResource
-from auditkeep.store.base import Entry, ProjectedRow, entry_key, key_runs
+from auditkeep.store.base import SUBJECTS_ARE_ACTORS, Entry, ProjectedRow, entry_key, key_runs
 
 ACTION = "auditkeep.subject.erased"
 MAX_SUBJECT = 1024
@@ -62,7 +62,8 @@ def erase_subject(
     tid = ledger.tenant_id(tenant)
     store = ledger.store
     scanned_below = ledger.head(tenant).size  # the scan sees every entry below it
-    entries = store.subject_entries(tid, subject)
+    by_actor = ledger.config.subject_field == "actor.id" and store.meta(SUBJECTS_ARE_ACTORS) == "1"
+    entries = store.subject_entries(tid, subject, by_actor)
     has_salt = bool(store.subject_salts(tid, [subject]))
     if not entries and not has_salt:
         raise NotFound(f"no personal data of subject {subject!r} in tenant {tenant!r} (unknown, or erased already)")

@@ -52,6 +52,11 @@ class CheckpointRow:
     signed_ns: int
 
 
+# Meta key: "1" while every entry's subject is its actor id (set on a log created empty; a
+# writer whose subject_field is another, or a restore, sets "0" before it appends). The
+# search rows then index the subject's entries (by actor), so an erasure need not scan.
+SUBJECTS_ARE_ACTORS = "subjects_are_actors"
+
 # Separates the public words of ProjectedRow.text from the personal plaintext's. Full-text
 # tokenizers read it as a word break; the SQLite store splits there and keeps the personal
 # words in an index of their own, so an erasure rewrites that small index, not the whole one.
@@ -268,8 +273,10 @@ class Store(LogReads, Protocol):
         row). Idempotent; returns how many entries still had a payload."""
         ...
 
-    def subject_entries(self, tenant_id: int, subject: str) -> list[Entry]:
-        """Entries of ``subject`` that still hold personal plaintext, in index order."""
+    def subject_entries(self, tenant_id: int, subject: str, by_actor: bool = False) -> list[Entry]:
+        """Entries of ``subject`` that still hold personal plaintext, in index order.
+        ``by_actor``: every entry's subject is its actor id (meta ``SUBJECTS_ARE_ACTORS``),
+        so a store may find them through its search rows by actor instead of a scan."""
         ...
 
     def erase_subject(

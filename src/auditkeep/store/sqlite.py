@@ -21,6 +21,7 @@ from typing import Any
 
 from auditkeep.store.base import (
     KEY_SHIFT,
+    SUBJECTS_ARE_ACTORS,
     CheckpointRow,
     Entry,
     Head,
@@ -241,6 +242,7 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
             w.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             row = w.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = int(row[0]) if row else 0
+            fresh = version == 0
             for number, script in enumerate(LOG_MIGRATIONS, start=1):
                 if number <= version:
                     continue
@@ -257,6 +259,10 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
                 except BaseException:
                     w.execute("ROLLBACK")
                     raise
+            if fresh:  # a log created empty: every subject is an actor id until a writer says not
+                w.execute(
+                    "INSERT INTO meta(key, value) SELECT ?, '1' WHERE NOT EXISTS (SELECT 1 FROM entries) "
+                    "ON CONFLICT(key) DO NOTHING", (SUBJECTS_ARE_ACTORS,))
 
     def schema_version(self) -> int:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from auditkeep.store.base import KEY_SHIFT, Entry, entry_key, key_runs
 from auditkeep.store.sqlite_fulltext import (
@@ -139,6 +140,31 @@ def erase_subject_rows(
     )
     mask = (1 << 40) - 1
     return sorted(k & mask for k in keys)
+
+
+ENTRY_COLUMNS = "SELECT k, id, received_ns, leaf, subject, sealed FROM entries"
+
+
+def subject_rows_by_actor(conn: sqlite3.Connection, tenant_id: int, subject: str) -> list[tuple[Any, ...]]:
+    """Entry rows of ``subject`` that hold plaintext, where every entry's subject is its actor
+    id (``conn`` reads log.db and index.db as ``ix``, in one read transaction): the search
+    rows by actor below the projection's cursor, checked against the entries, and a scan of
+    the entries from the cursor on (not projected yet). In key order."""
+    r = conn.execute("SELECT position FROM ix.proj_cursor WHERE tenant_id=?", (tenant_id,)).fetchone()
+    below = entry_key(tenant_id, int(r[0]) if r else 0)
+    keys = [k for (k,) in conn.execute(
+        "SELECT k FROM ix.ev WHERE tenant_id=? AND actor=? AND k < ?", (tenant_id, subject, below))]
+    rows: list[tuple[Any, ...]] = []
+    for i in range(0, len(keys), 500):
+        part = keys[i : i + 500]
+        rows += conn.execute(
+            ENTRY_COLUMNS + f" WHERE k IN ({','.join('?' * len(part))}) AND subject=? AND sealed IS NOT NULL",
+            (*part, subject)).fetchall()
+    rows += conn.execute(
+        ENTRY_COLUMNS + " WHERE k >= ? AND k < ? AND +tenant_id=? AND subject=? AND sealed IS NOT NULL",
+        (below, entry_key(tenant_id + 1, 0), tenant_id, subject)).fetchall()
+    rows.sort(key=lambda row: row[0])
+    return rows
 
 
 def shred_files(w: sqlite3.Connection, p: sqlite3.Connection | None, merged: Iterable[str] = (PUBLIC, PERSONAL)) -> None:

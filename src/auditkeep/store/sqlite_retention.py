@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 from auditkeep.store.base import KEY_SHIFT, Entry, ProjectedRow, entry_key
 from auditkeep.store.sqlite_fulltext import replace_texts
 from auditkeep.store.sqlite_lifecycle import (
+    ENTRY_COLUMNS,
     blank_entries,
     erase_subject_rows,
     forget_projected,
     mark_text_stale,
     rebuild_projection,
     shred_files,
+    subject_rows_by_actor,
     text_stale,
 )
 
@@ -101,13 +103,22 @@ class SQLiteRetention:
         with self._project_lock, self._secure(self._p) as p:
             return rebuild_projection(p, below or {}, self.entries_by_key, text_of)
 
-    def subject_entries(self, tenant_id: int, subject: str) -> list[Entry]:
+    def subject_entries(self, tenant_id: int, subject: str, by_actor: bool = False) -> list[Entry]:
+        """See :meth:`Store.erase_subject`. ``by_actor``: the search rows below the
+        projection's cursor give the subject's entries (by the ``ev_who`` index); only the
+        entries from the cursor on are scanned. Otherwise the whole log is scanned (the
+        entries table has no index by subject: it would cost every append)."""
         mask = (1 << KEY_SHIFT) - 1
-        rows = self._reader().execute(
-            "SELECT k, id, received_ns, leaf, subject, sealed FROM entries WHERE tenant_id=? AND subject=? "
-            "AND sealed IS NOT NULL ORDER BY k",
-            (tenant_id, subject),
-        )
+        conn = self._reader()
+        if not by_actor:
+            rows = conn.execute(ENTRY_COLUMNS + " WHERE tenant_id=? AND subject=? AND sealed IS NOT NULL ORDER BY k",
+                                (tenant_id, subject)).fetchall()
+        else:
+            conn.execute("BEGIN")  # one snapshot of the cursor and the rows below it
+            try:
+                rows = subject_rows_by_actor(conn, tenant_id, subject)
+            finally:
+                conn.execute("COMMIT")
         return [Entry(k & mask, i, r, leaf, sub, sealed) for k, i, r, leaf, sub, sealed in rows]
 
     def erase_subject(

@@ -439,7 +439,7 @@ class PostgresStore(PgLoad, PgDocuments):
                 done.append(got)
         return done
 
-    def subject_entries(self, tenant_id: int, subject: str) -> list[Entry]:
+    def subject_entries(self, tenant_id: int, subject: str, by_actor: bool = False) -> list[Entry]:
         with self._conn() as conn:
             return lifecycle.subject_entries(conn, tenant_id, subject)
 
