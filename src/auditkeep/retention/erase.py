@@ -22,13 +22,21 @@ import msgspec
 
 from auditkeep.errors import NotFound
 from auditkeep.ledger.ledger import Ledger
-from auditkeep.ledger.projector import project_erased
+from auditkeep.ledger.projector import project_erased, projected_text
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import Submitter
 from auditkeep.model.timefmt import parse_rfc3339
 from auditkeep.retention.holds import MAX_REASON, HoldBook, HoldError, _text, covering
-from auditkeep.retention.run import SlimActor, SlimResource
-from auditkeep.store.base import SUBJECTS_ARE_ACTORS, Entry, ProjectedRow, entry_key, key_runs
+from auditkeep.retention.run import CURSOR, SlimActor, SlimResource
+from auditkeep.store.base import (
+    SUBJECTS_ARE_ACTORS,
+    Entry,
+    ProjectedRow,
+    Store,
+    entry_key,
+    key_runs,
+)
+from auditkeep.store.sqlite import SQLiteStore
 
 ACTION = "auditkeep.subject.erased"
 MAX_SUBJECT = 1024
@@ -78,8 +86,18 @@ def erase_subject(
     ranges = key_runs([e.index for e in entries])
     erasure = Erasure("er_" + secrets.token_hex(8), tenant, len(entries), ranges)
     ledger.append_own([_record(erasure, why, actor)], tenant, submitter or ledger.submitter)
+    _rebuild_stale_text(store)
     store.erase_subject(tid, subject, old_texts, rows, scanned_below)
     return erasure
+
+
+def _rebuild_stale_text(store: Store) -> None:
+    """A SQLite projection left stale by a killed retention run still holds the full-text
+    rows of entries expired since, the subject's among them (not found by the erasure: they
+    have no plaintext left in the log): rebuild it first, as that run would have at its end."""
+    if isinstance(store, SQLiteStore) and store.text_index_stale():
+        below = {h.tenant_id: store.cursor(CURSOR, h.tenant_id)[0] for h in store.heads()}
+        store.rebuild_text_index(projected_text, below)
 
 
 def _check_holds(holds: list[Any], entries: list[Entry], subject: str) -> None:

@@ -1,6 +1,7 @@
-"""How an erasure on SQLite finds the subject's entries: through the search rows by actor
-while every subject is an actor id (below the projection's cursor; the entries from it on
-are scanned), by a scan of the log otherwise."""
+"""Erasure on SQLite: how it finds the subject's entries (through the search rows by actor
+while every subject is an actor id, below the projection's cursor, the entries from it on
+scanned; by a scan of the log otherwise), and a projection left stale by a killed retention
+run rebuilt first."""
 
 from __future__ import annotations
 
@@ -56,3 +57,22 @@ def test_another_subject_field_makes_the_erasure_scan(tmp_path: Path) -> None:
         assert lg.store.meta(SUBJECTS_ARE_ACTORS) == "0"
         assert erase_subject(lg, "default", "u-0", "test", ADMIN).events == 4
         assert _erased(lg, 24) == set(range(13, 24, 2)) | {0, 3, 6, 9}
+
+
+def test_a_stale_projection_is_rebuilt_so_expired_rows_keep_no_personal_words(tmp_path: Path) -> None:
+    """A retention run killed before its rebuild leaves the expired entries' full-text rows;
+    the subject's among them have no plaintext in the log, so only the rebuild removes them."""
+    data = tmp_path / "data"
+    marker = "Zqstalemarker"
+    with Ledger.open(data, background=False) as lg:
+        lg.append([{"actor": {"id": "u-7", "name": marker}, "action": "user.login"} for _ in range(4)], "default")
+        lg.append(_events(6), "default")
+        lg.sync_projection("default")
+        tid = lg.tenant_id("default")
+        lg.store.expire(tid, [0, 1], {}, text_later=True)  # as the killed run left it
+        assert lg.store.text_index_stale()
+        assert erase_subject(lg, "default", "u-7", "test", ADMIN).events == 2
+        assert not lg.store.text_index_stale()
+        assert lg.search("default", text=marker.lower()).items == []
+    found = [f.name for f in data.iterdir() if f.is_file() and marker.lower().encode() in f.read_bytes().lower()]
+    assert found == []
