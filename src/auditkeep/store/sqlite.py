@@ -51,8 +51,8 @@ from auditkeep.store.sqlite_retention import SQLiteRetention
 from auditkeep.store.sqlite_schema import (
     INDEX_SCHEMA,
     LOG_MIGRATIONS,
-    OLD_TEXT_LAYOUT,
     PROJECTION_TABLES,
+    upgrade_index,
 )
 from auditkeep.store.sqlite_search import (
     COMMON_TEXT,
@@ -200,18 +200,7 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
         # Derived data: losing the tail of it on power loss only means re-projecting it.
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("PRAGMA wal_autocheckpoint=10000")
-        if conn.execute(OLD_TEXT_LAYOUT).fetchone() is not None:
-            # personal words mixed into ev_fts: project everything again (a one-off, and the
-            # index is derived data), in one transaction so a second opener sees it done
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if conn.execute(OLD_TEXT_LAYOUT).fetchone() is not None:
-                    for table in PROJECTION_TABLES:
-                        conn.execute(f"DROP TABLE IF EXISTS {table}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        upgrade_index(conn)
         conn.executescript(INDEX_SCHEMA)
         return conn
 

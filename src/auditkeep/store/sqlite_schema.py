@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 # Each migration is a list of statements run in one transaction; never edit a released one.
 LOG_MIGRATIONS: list[list[str]] = [
     [
@@ -104,3 +106,20 @@ OLD_TEXT_LAYOUT = (
     "SELECT 1 FROM sqlite_master WHERE name='ev_fts' AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name='ev_pfts')"
 )
 PROJECTION_TABLES = ("ev", "ev_fts", "ev_pfts", "proj_cursor", "proj_state")
+
+
+def upgrade_index(conn: sqlite3.Connection) -> None:
+    """Drop a projection of an older layout (personal words mixed into ev_fts), so that it is
+    projected again (a one-off; the index is derived data), in one transaction so a second
+    opener finds it done."""
+    if conn.execute(OLD_TEXT_LAYOUT).fetchone() is None:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute(OLD_TEXT_LAYOUT).fetchone() is not None:
+            for table in PROJECTION_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
