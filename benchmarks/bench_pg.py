@@ -75,15 +75,60 @@ def drop(url: str, schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+# This benchmark's own PostgreSQL sessions, to read their server processes' CPU time.
+APP = f"bench-pg-{os.getpid()}"
+
+
+def _backend_cpu(url: str) -> dict[int, float]:
+    """CPU seconds (user + system) of each server process serving a session named APP."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (APP,))]
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+class Meter:
+    """Wall time, this process's CPU time and its PostgreSQL sessions' CPU time of a phase
+    (on a loaded machine the CPU times are the figures to compare, the rates are not)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.wall = self.py = self.pg = 0.0
+
+    def __enter__(self) -> Meter:
+        self._pg0 = _backend_cpu(self.url)
+        self._c0, self._w0 = time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._w0
+        self.py = time.process_time() - self._c0
+        self.pg = sum(c - self._pg0.get(pid, 0.0) for pid, c in _backend_cpu(self.url).items())
+
+    def per_event(self, n: int) -> str:
+        return f"{n / self.wall:,.0f}/s  (CPU per event: Python {self.py / n * 1e6:.1f} us, PostgreSQL {self.pg / n * 1e6:.1f} us)"
+
+
 def pg_ledger(url: str, schema: str, cfg: LedgerConfig) -> Ledger:
     drop(url, schema)
-    store = PostgresStore(schema_url(url, schema), durability=cfg.durability)
+    store = PostgresStore(schema_url(url, schema), durability=cfg.durability, application_name=APP)
     identity, _ = establish(store, Path(tempfile.mkdtemp(prefix="bench-pg-key-")))
     return Ledger(store, identity, cfg, background=False)
 
 
 def timed_append(lg: Ledger, evs: list[dict[str, Any]], in_flight: int) -> float:
     t0 = time.perf_counter()
+    if in_flight == 1:  # what Ledger.append does: the caller commits when the writer is idle
+        for i in range(0, len(evs), 1000):
+            lg.append(evs[i : i + 1000], "bench")
+        return len(evs) / (time.perf_counter() - t0)
     pending = []
     for i in range(0, len(evs), 1000):
         pending.append(lg.submit(evs[i : i + 1000], "bench"))
@@ -104,10 +149,12 @@ def bench_ingest(url: str, n: int) -> None:
     cfg = LedgerConfig()
     lg = pg_ledger(url, "bench_ingest", cfg)
     lg.append(warm[:1000], "bench")
-    one = timed_append(lg, evs[: n // 2], 1)
-    two = timed_append(lg, evs[n // 2 :], 2)
-    row("PostgreSQL Ledger.append, one caller", f"{one:,.0f} events/s")
-    row("PostgreSQL Ledger.submit, two batches in flight", f"{two:,.0f} events/s")
+    with Meter(url) as m1:
+        one = timed_append(lg, evs[: n // 2], 1)
+    with Meter(url) as m2:
+        two = timed_append(lg, evs[n // 2 :], 2)
+    row("PostgreSQL Ledger.append, one caller", m1.per_event(n // 2))
+    row("PostgreSQL Ledger.submit, two batches in flight", m2.per_event(n - n // 2))
     store = lg.store
     head = store.tenant("bench")
     assert head is not None
@@ -130,10 +177,10 @@ def bench_ingest(url: str, n: int) -> None:
         tiles = f.append([leaf_hash(e.leaf) for e in part])
         batches.append((part, tiles, f.root(), f.size))
     drop(url, "bench_store")
-    st = PostgresStore(schema_url(url, "bench_store"))
+    st = PostgresStore(schema_url(url, "bench_store"), application_name=APP)
     h = st.tenant("bench", create=True)
     assert h is not None
-    t0 = time.perf_counter()
+    ms = Meter(url).__enter__()
     for part, tiles, root, size in batches:
         with st.append_txn([h.tenant_id]) as txn:
             cur = txn.head(h.tenant_id)
@@ -151,13 +198,14 @@ def bench_ingest(url: str, n: int) -> None:
                     cur.checkpoint_ns,
                 ),
             )
-    store_rate = len(entries) / (time.perf_counter() - t0)
+    ms.__exit__()
+    store_rate = len(entries) / ms.wall
     st.close()
     drop(url, "bench_store")
-    row("PostgreSQL store write path alone (append_txn + write)", f"{store_rate:,.0f} events/s")
+    row("PostgreSQL store write path alone (append_txn + write)", ms.per_event(len(entries)))
 
     # Baseline: plain binary COPY of the same rows, same indexes, a commit per 1,000.
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True, application_name=APP) as conn:
         conn.execute("DROP SCHEMA IF EXISTS bench_copy CASCADE")
         conn.execute("CREATE SCHEMA bench_copy")
         conn.execute(
@@ -177,20 +225,22 @@ def bench_ingest(url: str, n: int) -> None:
             )
             for e in entries
         ]
-        t0 = time.perf_counter()
-        for i in range(0, len(rows), 1000):
-            with (
-                conn.transaction(),
-                conn.cursor().copy("COPY bench_copy.entries FROM STDIN (FORMAT BINARY)") as cp,
-            ):
-                cp.set_types(["int8", "int4", "bytea", "int8", "bytea", "bytea", "bytea"])
-                for r in rows[i : i + 1000]:
-                    cp.write_row(r)
-        copy_rate = len(rows) / (time.perf_counter() - t0)
+        with Meter(url) as mc:
+            for i in range(0, len(rows), 1000):
+                with (
+                    conn.transaction(),
+                    conn.cursor().copy("COPY bench_copy.entries FROM STDIN (FORMAT BINARY)") as cp,
+                ):
+                    cp.set_types(["int8", "int4", "bytea", "int8", "bytea", "bytea", "bytea"])
+                    for r in rows[i : i + 1000]:
+                        cp.write_row(r)
+        copy_rate = len(rows) / mc.wall
         conn.execute("DROP SCHEMA bench_copy CASCADE")
-    row("baseline: binary COPY of the same rows, same indexes", f"{copy_rate:,.0f} rows/s")
+    row("baseline: binary COPY of the same rows, same indexes", mc.per_event(len(rows)).replace("/s", " rows/s", 1))
     row("ledger (two in flight) / COPY baseline", f"{two / copy_rate:.2f}")
+    row("ledger (one caller) / COPY baseline", f"{one / copy_rate:.2f}")
     row("store write path / COPY baseline", f"{store_rate / copy_rate:.2f}")
+    row("load average at the end (1, 5, 15 min)", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     drop(url, "bench_ingest")
 
 
@@ -578,7 +628,7 @@ def main() -> None:
         version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
     print(
         f"bench_pg  {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC  nproc={os.cpu_count()}  {cpu}  "
-        f"PostgreSQL {version}  Python {platform.python_version()}"
+        f"PostgreSQL {version}  Python {platform.python_version()}  load {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     print("command: python benchmarks/bench_pg.py " + " ".join(sys.argv[1:]))
     only = set(a.only.split(","))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from auditkeep.errors import StoreError as StoreError  # re-exported: their old home
 from auditkeep.errors import StoreUnavailable as StoreUnavailable
@@ -179,6 +179,19 @@ class AppendTxn(Protocol):
         head: Head,
         checkpoint: CheckpointRow | None = None,
     ) -> None: ...
+
+
+@runtime_checkable
+class StageReads(Protocol):
+    """Committed state read without any append lock, for a writer that sequences a group
+    while the previous one commits (ledger/staged.py). What is read here may be stale by
+    the commit: the writer checks the head and the erasure count again under the lock."""
+
+    def committed_head(self, tenant_id: int) -> Head | None: ...
+    def committed_existing(self, tenant_id: int, ids: Sequence[bytes]) -> dict[bytes, Entry]: ...
+    def committed_erasures(self) -> int: ...
+    def read_tiles(self, tenant_id: int, keys: Sequence[TileKey]) -> dict[TileKey, bytes]: ...
+    def append_txn(self, tenant_ids: Sequence[int]) -> AbstractContextManager[AppendTxn]: ...
 
 
 class Lease(Protocol):

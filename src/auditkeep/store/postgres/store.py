@@ -32,6 +32,7 @@ from auditkeep.store.postgres_append import (
     HEAD_SQL,
     PgAppend,
     entry_of,
+    existing,
     head_of,
     read_tiles,
 )
@@ -166,13 +167,33 @@ class PostgresStore(PgLoad, PgDocuments):
         self._ensure_ahead(time.time_ns())
         with self._conn() as conn:
             try:
-                with conn.transaction():
-                    yield PgAppend(self, conn, tenant_ids)
+                # Pipeline mode: BEGIN, the locks, the writes and COMMIT in three round trips.
+                with conn.pipeline() as pipeline, conn.transaction():
+                    txn = PgAppend(self, conn, tenant_ids)
+                    yield txn
+                    txn.finish(pipeline)
             except psycopg.errors.CheckViolation:
                 with self._months_lock:  # e.g. no partition for a row: look again next time
                     self._months = set()
                     self._ahead_until = 0
                 raise
+
+    # committed state for a writer sequencing ahead of its commit (store/base.py:StageReads)
+
+    def committed_head(self, tenant_id: int) -> Head | None:
+        with self._conn() as conn:
+            row = conn.execute(HEAD_SQL + " WHERE tenant_id = %s", (tenant_id,)).fetchone()
+        return head_of(row) if row else None
+
+    def committed_existing(self, tenant_id: int, ids: Sequence[bytes]) -> dict[bytes, Entry]:
+        if not ids:
+            return {}
+        with self._conn() as conn:
+            return existing(conn, tenant_id, ids)
+
+    def committed_erasures(self) -> int:
+        with self._conn() as conn:
+            return lifecycle.erasures(conn)
 
     # reads -------------------------------------------------------------------------------------
 
