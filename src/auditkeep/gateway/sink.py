@@ -29,7 +29,7 @@ from typing import Protocol
 
 import msgspec
 
-from auditkeep.client.spool import Position, Spool
+from auditkeep.client.spool import Position, Spool, SpoolRecord
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.model.event import Event
 from auditkeep.model.ids import uuid7
@@ -60,6 +60,40 @@ class EventSink(Protocol):
         ...
 
 
+class _Disk:
+    """One of the sink's two spools (``spool``, ``overflow``) and what this process knows of
+    it: the events it wrote there and has not delivered yet, counted by record (where each
+    record ends), and whether it still holds batches an earlier process left (those are not
+    counted by event: 1 stands for them until one of ours is delivered or the spool is empty).
+    Used with the sink's lock held."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.events = 0
+        self.ends: deque[Position] = deque()
+        self.old = not spool.empty()
+
+    def add(self, tenant: str, batch: list[Event]) -> bool:
+        """Write ``batch``; False when the spool is full (nothing written)."""
+        if not self.spool.append(tenant, [_encode.encode(e) for e in batch]):
+            return False
+        self.events += len(batch)
+        self.ends.append(self.spool.tail())
+        return True
+
+    def delivered(self, rec: SpoolRecord, n: int) -> None:
+        """``rec`` (``n`` events) is in the log: it leaves the spool."""
+        self.spool.ack(rec)
+        if self.ends and rec.end == self.ends[0]:
+            self.ends.popleft()
+            self.events -= n
+            self.old = False
+        self.old = self.old and not self.spool.empty()
+
+    def pending(self) -> int:
+        return self.events + int(self.old)
+
+
 class LedgerSink:
     """See the module docstring."""
 
@@ -87,21 +121,12 @@ class LedgerSink:
         # (at most one at a time, see _run); ``overflow`` takes the oldest queued events past
         # ``max_queue``. Every event in ``spool`` is older than every event in ``overflow``,
         # and those are older than the queue's.
-        self.spool = Spool(spool_dir, SPOOL_MAX_BYTES) if spool_dir is not None else None
-        self.overflow = Spool(Path(spool_dir) / "overflow", SPOOL_MAX_BYTES) if spool_dir is not None else None
+        self.spool = _Disk(Spool(spool_dir, SPOOL_MAX_BYTES)) if spool_dir is not None else None
+        self.overflow = _Disk(Spool(Path(spool_dir) / "overflow", SPOOL_MAX_BYTES)) if spool_dir is not None else None
         self._queue: deque[Event] = deque()
         # emit() and the worker run on different threads: this lock covers the queue, the
         # overflow spool (a Spool is not thread-safe) and the counts below.
         self._lock = threading.Lock()
-        self._spooled = 0  # events in ``spool`` written by this process and not yet delivered
-        self._spilled = 0  # the same for ``overflow``
-        # Where each record this process wrote ends, to tell them from batches an earlier
-        # process left (delivered first, not counted by event: each spool counts 1 for them
-        # until one of ours is delivered or it is empty).
-        self._spool_ends: deque[Position] = deque()
-        self._overflow_ends: deque[Position] = deque()
-        self._spool_old = self.spool is not None and not self.spool.empty()
-        self._overflow_old = self.overflow is not None and not self.overflow.empty()
         self.spilled_total = 0  # events that went through ``overflow`` (for tests, metrics)
         self.max_queue_seen = 0
         self._warned_unbounded = False
@@ -143,24 +168,21 @@ class LedgerSink:
             return
         q = self._queue
         batch = [q[i] for i in range(min(self.batch_size, len(q)))]
-        if not self.overflow.append(self.tenant, [_encode.encode(e) for e in batch]):
+        if not self.overflow.add(self.tenant, batch):
             if not self._warned_overflow_full:
                 self._warned_overflow_full = True
                 log.warning("the gateway's spool is full: events past %d wait in memory", self.max_queue)
             return
         for _ in batch:
             q.popleft()
-        self._spilled += len(batch)
-        self._overflow_ends.append(self.overflow.tail())
         self.spilled_total += len(batch)
         self._wake.set()
 
     def pending(self) -> int:
         with self._lock:
             held = sum(len(b) for b in self._held)
-            # Batches left by an earlier process are not counted by event: 1 stands for them.
-            old = int(self._spool_old) + int(self._overflow_old)
-            return len(self._queue) + held + self._in_flight + self._spooled + self._spilled + old
+            disks = sum(d.pending() for d in (self.spool, self.overflow) if d is not None)
+            return len(self._queue) + held + self._in_flight + disks
 
     def flush(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -186,10 +208,9 @@ class LedgerSink:
             self._closed = True
         if self.pending() and self.overflow is not None:
             self._spool_rest()
-        if self.spool is not None:
-            self.spool.close()
-        if self.overflow is not None:
-            self.overflow.close()
+        for disk in (self.spool, self.overflow):
+            if disk is not None:
+                disk.spool.close()
 
     # -- the worker --------------------------------------------------------------------
 
@@ -221,49 +242,30 @@ class LedgerSink:
             if not self._deliver(self._held[0]):
                 return False
             self._held.popleft()
-        if self.spool is not None:
-            while (rec := self.spool.peek()) is not None:
-                events = [_decode_event.decode(raw) for raw in rec.events]
-                # A record goes to the tenant it was written for: a slot adopted from another
-                # gateway's process (a shared data directory) may hold another tenant's events.
-                if not self._deliver(events, rec.tenant):
+        return all(self._drain(d) for d in (self.spool, self.overflow) if d is not None)
+
+    def _drain(self, disk: _Disk) -> bool:
+        """Deliver ``disk``'s records in order; False when one fails or close() took over."""
+        while True:
+            with self._lock:  # emit() may be appending to ``overflow``
+                rec = disk.spool.peek()
+            if rec is None:
+                return True
+            events = [_decode_event.decode(raw) for raw in rec.events]
+            # A record goes to the tenant it was written for: a slot adopted from another
+            # gateway's process (a shared data directory) may hold another tenant's events.
+            if not self._deliver(events, rec.tenant):
+                return False
+            with self._lock:
+                if self._closed:  # left on disk: sent again (and stored once) later
                     return False
-                with self._lock:
-                    if self._closed:  # left on disk: sent again (and stored once) later
-                        return False
-                    self.spool.ack(rec)
-                    if self._spool_ends and rec.end == self._spool_ends[0]:
-                        self._spool_ends.popleft()
-                        self._spooled -= len(events)
-                        self._spool_old = False
-                    self._spool_old = self._spool_old and not self.spool.empty()
-        if self.overflow is not None:
-            while True:
-                with self._lock:  # emit() may be appending to it
-                    rec = self.overflow.peek()
-                if rec is None:
-                    break
-                events = [_decode_event.decode(raw) for raw in rec.events]
-                if not self._deliver(events, rec.tenant):
-                    return False
-                with self._lock:
-                    if self._closed:
-                        return False
-                    self.overflow.ack(rec)
-                    if self._overflow_ends and rec.end == self._overflow_ends[0]:
-                        self._overflow_ends.popleft()
-                        self._spilled -= len(events)
-                        self._overflow_old = False
-                    self._overflow_old = self._overflow_old and not self.overflow.empty()
-        return True
+                disk.delivered(rec, len(events))
 
     def _keep(self, batch: list[Event]) -> None:
         with self._lock:
             if self._closed:  # close() spooled this batch
                 return
-            if self.spool is not None and self.spool.append(self.tenant, [_encode.encode(e) for e in batch]):
-                self._spooled += len(batch)
-                self._spool_ends.append(self.spool.tail())
+            if self.spool is not None and self.spool.add(self.tenant, batch):
                 return
         self._held.append(batch)
 
@@ -286,7 +288,7 @@ class LedgerSink:
             batch: list[Event] = []
             if ok:
                 with self._lock:
-                    if self.overflow is None or self.overflow.empty():
+                    if self.overflow is None or self.overflow.spool.empty():
                         batch = self._take()
                         self._in_flight = len(batch)
                         self._flight = batch
@@ -312,17 +314,14 @@ class LedgerSink:
         assert self.overflow is not None and self.spool is not None
         with self._lock:
             flight, self._flight = self._flight, []
-            if flight and self.spool.append(self.tenant, [_encode.encode(e) for e in flight]):
-                self._spooled += len(flight)
-                self._spool_ends.append(self.spool.tail())
+            if flight:
+                self.spool.add(self.tenant, flight)
             while self._queue:
                 batch = self._take()
-                if not self.overflow.append(self.tenant, [_encode.encode(e) for e in batch]):
+                if not self.overflow.add(self.tenant, batch):
                     self._queue.extendleft(reversed(batch))
                     log.error("the gateway's spool is full: %d events are lost at close", len(self._queue))
                     return
-                self._spilled += len(batch)
-                self._overflow_ends.append(self.overflow.tail())
 
 
 class ClientSink:
