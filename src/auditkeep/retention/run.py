@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 import msgspec
@@ -40,7 +41,7 @@ from auditkeep.ledger.reader import LogReader
 from auditkeep.model.timefmt import format_rfc3339, parse_rfc3339
 from auditkeep.retention.holds import Hold, HoldBook, covering
 from auditkeep.retention.policy import Policy, first_match, protected
-from auditkeep.store.base import Head, Store, entry_key, key_runs
+from auditkeep.store.base import KEY_SHIFT, Entry, Head, Store, entry_key, key_runs
 from auditkeep.store.sqlite import SQLiteStore
 
 CURSOR = "retention"
@@ -103,6 +104,43 @@ class _Chunk:
     scanned: int
 
 
+class _Decide(msgspec.Struct):
+    """The fields a policy decides on (without holds, nothing else is decoded)."""
+
+    action: str
+    category: str | None = None
+
+
+_decide = msgspec.json.Decoder(_Decide)
+# Every protected action starts with "auditkeep.", and a leaf is canonical JSON (RFC 8785:
+# no whitespace, "." never escaped), so a leaf without these bytes has no protected action.
+_OWN_ACTION = b'"action":"auditkeep.'
+_Row = tuple[int, int, bytes, Entry | None]  # index, received_ns, leaf, the entry when wanted
+
+
+def _rows(store: Store, tid: int, start: int, end: int, want_entries: bool) -> Iterator[_Row]:
+    """(index, received_ns, leaf, entry) in index order: on SQLite, unless the entries are
+    wanted (for their full-text rows), straight from the rows without building entries (most
+    of a large run's scan)."""
+    if isinstance(store, SQLiteStore) and not want_entries:
+        mask = (1 << KEY_SHIFT) - 1
+        for chunk in store.entries_raw(tid, start, end):
+            for k, _, received_ns, leaf in chunk:
+                yield k & mask, received_ns, leaf, None
+    else:
+        for e in store.entries(tid, start, end):
+            yield e.index, e.received_ns, e.leaf, e
+
+
+def _catch_all(policies: list[Policy], tenant: str, at_ns: int) -> tuple[Policy, int] | None:
+    """The policy every unprotected entry of ``tenant`` falls to, when the first policy of the
+    tenant matches every category and action and deletes (then no leaf needs decoding)."""
+    mine = [p for p in policies if fnmatchcase(tenant, p.tenant)]
+    if mine and mine[0].category == "*" and mine[0].action == "*" and mine[0].delete_after_ns is not None:
+        return mine[0], at_ns - mine[0].delete_after_ns
+    return None
+
+
 def _scan(
     store: Store,
     head: Head,
@@ -126,6 +164,7 @@ def _scan(
     pos = low
     # per (category, action): the policy that may expire such an entry (None: never due)
     cache: dict[tuple[str | None, str], tuple[Policy, int] | None] = {}
+    everything = None if holds else _catch_all(policies, head.tenant, at_ns)
     while pos < head.size:
         end = min(head.size, pos + chunk_size)
         due: list[int] = []
@@ -133,49 +172,55 @@ def _scan(
         texts: dict[int, str] = {}
         scanned = 0
         finished = False
-        for e in store.entries(tid, pos, end):
-            if e.received_ns > newest_due:
+        for index, received_ns, leaf, entry in _rows(store, tid, pos, end, want_texts):
+            if received_ns > newest_due:
                 finished = True
                 break
             scanned += 1
-            pos = e.index + 1
-            if not e.leaf:
+            pos = index + 1
+            if not leaf:
                 plan.already_expired += 1
                 if contiguous:
-                    low = e.index + 1
+                    low = index + 1
                 continue
-            ev = _slim.decode(e.leaf)
-            key = (ev.category, ev.action)
-            if key in cache:
-                found = cache[key]
+            ev: _Slim | _Decide | None = None
+            if everything is not None and _OWN_ACTION not in leaf:
+                found: tuple[Policy, int] | None = everything
             else:
-                pol = first_match(policies, head.tenant, ev.category, ev.action)
-                found = None
-                if pol is not None and pol.delete_after_ns is not None and not protected(ev.action):
-                    found = (pol, at_ns - pol.delete_after_ns)
-                cache[key] = found
-            if found is None or e.received_ns > found[1]:
+                ev = _slim.decode(leaf) if holds else _decide.decode(leaf)
+                key = (ev.category, ev.action)
+                if key in cache:
+                    found = cache[key]
+                else:
+                    pol = first_match(policies, head.tenant, ev.category, ev.action)
+                    found = None
+                    if pol is not None and pol.delete_after_ns is not None and not protected(ev.action):
+                        found = (pol, at_ns - pol.delete_after_ns)
+                    cache[key] = found
+            if found is None or received_ns > found[1]:
                 contiguous = False
                 continue
             pol = found[0]
-            if pol.archive_after_ns is not None and e.index >= archived:
+            if pol.archive_after_ns is not None and index >= archived:
                 plan.unarchived += 1
                 contiguous = False
                 continue
-            r = ev.resource
-            hold = covering(holds, ev.actor.id, r.type if r else None, r.id if r else None,
-                            parse_rfc3339(ev.time) if ev.time else e.received_ns) if holds else None
-            if hold is not None:
-                plan.held += 1
-                plan.holds[hold.id] += 1
-                contiguous = False
-                continue
-            due.append(e.index)
+            if holds:
+                assert isinstance(ev, _Slim)
+                r = ev.resource
+                hold = covering(holds, ev.actor.id, r.type if r else None, r.id if r else None,
+                                parse_rfc3339(ev.time) if ev.time else received_ns)
+                if hold is not None:
+                    plan.held += 1
+                    plan.holds[hold.id] += 1
+                    contiguous = False
+                    continue
+            due.append(index)
             policy_of.append(pol.name)
-            if want_texts and e.index < projected:
-                texts[entry_key(tid, e.index)] = projected_text(e)
+            if entry is not None and index < projected:
+                texts[entry_key(tid, index)] = projected_text(entry)
             if contiguous:
-                low = e.index + 1
+                low = index + 1
         else:
             finished = pos < end  # the store ended early
         plan.scanned += scanned
