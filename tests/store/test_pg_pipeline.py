@@ -5,7 +5,13 @@ appends to the same log."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -17,6 +23,7 @@ import pytest
 from auditkeep.errors import StoreError
 from auditkeep.ledger import Ledger, LedgerConfig
 from auditkeep.ledger.datadir import establish
+from auditkeep.log.hashing import leaf_hash
 from auditkeep.model.wire import Receipt
 
 pg_support = pytest.importorskip("pg_support")
@@ -133,3 +140,36 @@ def test_a_failed_commit_fails_its_group_and_later_groups_land(
     _check_log(lg, "acme", ok)
     # And the writer goes on: the poisoned batch without its poison lands.
     assert len(lg.append([e for i, e in enumerate(poison) if i != 7], "acme")) == 49
+
+
+CHILD = Path(__file__).with_name("pg_crash_child.py")
+
+
+def test_sigkill_with_groups_in_flight_loses_nothing_acknowledged(
+    make_pg_ledger: Callable[[], Ledger], tmp_path: Path
+) -> None:
+    lg = make_pg_ledger()  # the schema, and the key the child finds in the same directory
+    url = pg_support.url_for_schema(lg.store.schema)  # type: ignore[attr-defined]
+    rng = random.Random(77)
+    acked: dict[tuple[str, int], str] = {}
+    for round_ in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, str(CHILD), url, str(tmp_path / "data"), str(round_)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        time.sleep(rng.uniform(0.0, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        rest, _ = proc.communicate()
+        for line in [first.decode(), *rest.decode().splitlines()]:
+            parts = line.split()
+            if len(parts) == 3:  # a line cut by the kill is not an acknowledgement
+                acked[(parts[0], int(parts[1]))] = parts[2]
+        for (tenant, index), lh in acked.items():
+            assert leaf_hash(lg.entry(index, tenant).leaf).hex() == lh
+        report = lg.verify()
+        assert report.ok, report
+    assert len(acked) > 4
