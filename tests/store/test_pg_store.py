@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from auditkeep.ledger import LedgerConfig
@@ -181,37 +180,17 @@ def test_a_closed_store_says_so(open_pg: Callable[..., Any]) -> None:
 def test_nul_in_projected_strings_and_metadata(open_pg: Callable[..., Any]) -> None:
     store = open_pg()
     h = _write(store, "acme", [time.time_ns()] * 2)
-    meta = msgspec.json.encode({"k\x00": "v\x00", "n": [1, "a\x00"]})
+    meta = {"k\x00": "v\x00", "n": [1, "a\x00"]}
     rows = [
         ProjectedRow(
-            entry_key(h.tenant_id, 0),
-            h.tenant_id,
-            0,
-            5,
-            5,
-            "a\x00b",
-            "x.y",
-            "t\x00",
-            None,
-            "success",
-            None,
-            "some\x00text",
-            meta,
+            key=entry_key(h.tenant_id, 0), tenant_id=h.tenant_id, time_ns=5, received_ns=5, actor="a\x00b",
+            action="x.y", resource_type="t\x00", resource_id=None, outcome="success", category=None,
+            text="some\x00text", position=0, metadata=meta,
         ),
         ProjectedRow(
-            entry_key(h.tenant_id, 1),
-            h.tenant_id,
-            1,
-            6,
-            6,
-            "ab",
-            "x.y",
-            None,
-            None,
-            "success",
-            None,
-            "other",
-            None,
+            key=entry_key(h.tenant_id, 1), tenant_id=h.tenant_id, time_ns=6, received_ns=6, actor="ab",
+            action="x.y", resource_type=None, resource_id=None, outcome="success", category=None,
+            text="other", position=1, metadata=None,
         ),
     ]
     store.project(h.tenant_id, rows, 2)

@@ -118,8 +118,7 @@ def blind_query(bi: BlindIndex, q: Query) -> Query:
 
 
 def blind_row(bi: BlindIndex, row: ProjectedRow, e: Entry) -> ProjectedRow:
-    return replace(
-        row,
+    return row._replace(
         actor=bi.token("actor", row.actor),
         action=bi.token("action", row.action),
         resource_type=None if row.resource_type is None else bi.token("rtype", row.resource_type),

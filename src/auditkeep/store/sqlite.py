@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkeep.store.base import (
+    EV_FIELDS,
     KEY_SHIFT,
     SUBJECTS_ARE_ACTORS,
     CheckpointRow,
@@ -466,28 +467,17 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
             try:
                 r = p.execute("SELECT position FROM proj_cursor WHERE tenant_id=?", (tenant_id,)).fetchone()
                 current = int(r[0]) if r else 0
-                fresh = [row for row in rows if row.index >= current]
+                fresh = [x for x in rows if x.position >= current]
                 if fresh:
+                    # OR IGNORE, not OR REPLACE: no row of an index at or above the cursor is
+                    # there to replace, and REPLACE made SQLite keep a statement journal (a copy
+                    # of every page each row's insert touched): ~4 µs an event of the projection.
                     p.executemany(
-                        "INSERT OR REPLACE INTO ev(k, tenant_id, time_ns, received_ns, actor, action, rtype, rid, "
+                        "INSERT OR IGNORE INTO ev(k, tenant_id, time_ns, received_ns, actor, action, rtype, rid, "
                         "outcome, category) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                        [
-                            (
-                                x.key,
-                                x.tenant_id,
-                                x.time_ns,
-                                x.received_ns,
-                                x.actor,
-                                x.action,
-                                x.resource_type,
-                                x.resource_id,
-                                x.outcome,
-                                x.category,
-                            )
-                            for x in fresh
-                        ],
+                        [x[:EV_FIELDS] for x in fresh],
                     )
-                    index_texts(p, [(x.key, x.text) for x in fresh])
+                    index_texts(p, [(x[0], x[10]) for x in fresh])
                 if position > current:
                     p.execute(
                         "INSERT INTO proj_cursor(tenant_id, position) VALUES(?, ?) "

@@ -69,7 +69,6 @@ _EV_TYPES = [
     "bytea",
 ]
 _JSONB_VERSION = b"\x01"
-_any_json = msgspec.json.Decoder()
 _json = msgspec.json.Encoder()
 
 
@@ -77,12 +76,14 @@ def _opt_text(value: str | None) -> str | None:
     return None if value is None else pg_text(value)
 
 
-def _jsonb(metadata: bytes | None) -> bytes | None:
+def _jsonb(metadata: Any) -> bytes | None:
+    """The projected metadata (decoded JSON) as binary jsonb."""
     if metadata is None:
         return None
-    if b"\\u0000" in metadata:  # jsonb refuses NUL in strings, too
-        metadata = _json.encode(_without_nul(_any_json.decode(metadata)))
-    return _JSONB_VERSION + metadata
+    data = _json.encode(metadata)
+    if b"\\u0000" in data:  # jsonb refuses NUL in strings, too
+        data = _json.encode(_without_nul(metadata))
+    return _JSONB_VERSION + data
 
 
 def _without_nul(value: Any) -> Any:
@@ -363,7 +364,7 @@ class PostgresStore(PgLoad, PgDocuments):
                 "SELECT position FROM proj_cursor WHERE tenant_id = %s FOR UPDATE", (tenant_id,)
             ).fetchone()
             current = int(r[0]) if r else 0
-            fresh = [row for row in rows if row.index >= current]
+            fresh = [row for row in rows if row.position >= current]
             if fresh:
                 _copy_ev(conn, fresh)
             if position > current:
