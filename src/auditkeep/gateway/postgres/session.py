@@ -264,11 +264,14 @@ class Session(SessionStartup):
         return best
 
     def _on_query(self, body: bytes) -> Awaitable[bytes | None] | bytes | None:
-        sql, _ = wire.cstring(body, 0)
+        sql = body[: body.index(0)].decode("utf-8", "replace")
         # With no guardrails nothing here needs the parse: a plain statement is parsed
         # where its event is built (the ledger's process), off the forwarding loop.
         quick = quick_statement(sql) if self.gw.rules() is None else None
-        stmts = (quick,) if quick is not None else self.gw.analyzer.analyze(sql)
+        if quick is not None:  # one statement, allowed: its Run and its Expect, nothing else
+            self._expect.append(Expect("query", None, [self._new_run(quick, "simple")]))
+            return None
+        stmts = self.gw.analyzer.analyze(sql)
         runs = [self._new_run(st, "simple") for st in stmts]
         action, rule, message = self._verdict(stmts)
         item = Expect("query", runs=runs)
