@@ -173,3 +173,21 @@ def test_sigkill_with_groups_in_flight_loses_nothing_acknowledged(
         report = lg.verify()
         assert report.ok, report
     assert len(acked) > 4
+
+
+def test_checkpoints_signed_while_groups_are_in_flight(make_pg_ledger: Callable[[], Ledger]) -> None:
+    """sign_now writes the head's checkpoint fields under the lock between two staged
+    groups: the later group keeps naming the newest checkpoint, and every note verifies."""
+    lg = make_pg_ledger()
+    lg.append(_batch(0), "acme")
+    futures = []
+    for k in range(1, 31):
+        futures.append(lg.submit(_batch(k), "acme"))
+        if k % 5 == 0:
+            lg.checkpoint("acme", new=True)
+    receipts = [r for f in futures for r in f.result(60)]
+    head = lg.store.tenant("acme")
+    assert head is not None and head.size == 31 * 50
+    latest = lg.store.latest_checkpoint(head.tenant_id)
+    assert latest is not None and head.checkpoint_size == latest.size
+    _check_log(lg, "acme", receipts)

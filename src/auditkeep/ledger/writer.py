@@ -204,14 +204,14 @@ class Writer:
         """Take the next group, sequence each tenant's part of it ahead of its commit where
         it can be, and hand the parts to the committer. True once stopped and drained."""
         with self._cv:
-            if not self._ready() and not self._stop:
-                self._cv.wait(timeout=idle)
             if not self._ready():
                 if self._stop and not self._queue:
                     while self._inflight:
                         self._cv.wait()
                     return True
-                return False
+                self._cv.wait(timeout=idle)  # (also while stopping, until a part commits)
+                if not self._ready():
+                    return False
             group = self._take()
             self._staging = True
         by_tenant: dict[int, list[Pending]] = {}
