@@ -98,6 +98,7 @@ class AlertProcess:
 def main() -> None:
     from auditkeep.alerts.service import AlertService
     from auditkeep.config import open_ledger
+    from auditkeep.server.collector import settle as settle_collector
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which closes the pipe
     settings, level = msgspec.json.decode(sys.stdin.buffer.readline(), type=_Start)
@@ -119,6 +120,7 @@ def main() -> None:
     lg.submitter = Submitter("server")  # as the server's own events name it
     lg.on_commit(committed)
     svc = AlertService(lg, settings)
+    settle_collector()  # as the server does: the runner decodes thousands of events a pass
     try:
         svc.start_or_stand_by()
         stdin = sys.stdin.buffer.fileno()
