@@ -1,6 +1,7 @@
-"""The SQLite projection keeps the personal plaintext's words in a full-text index of their
-own (``ev_pfts``): a search still matches each word in either index, an erasure leaves the
-public index's blocks as they were, and an index.db of the older layout is projected again."""
+"""The SQLite projection keeps the personal plaintext's words in full-text indexes of their
+own (``ev_pfts0`` .. ``ev_pfts15``, by actor): a search still matches each word in any index,
+an erasure leaves the public index's blocks and the other actors' shards as they were, and an
+index.db of an older layout is projected again."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from auditkeep.ledger import Ledger
 from auditkeep.retention.erase import erase_subject
+from auditkeep.store.sqlite_fulltext import PERSONAL, shard
 
 ADMIN = {"id": "test-admin", "type": "user"}
 
@@ -23,20 +25,26 @@ def _events() -> list[dict[str, object]]:
 
 
 def _matches(data: Path, table: str, word: str) -> int:
+    """Rows matching ``word`` in ``table`` ("ev_pfts": in every personal shard)."""
     conn = sqlite3.connect(data / "index.db")
     try:
-        return int(conn.execute(f"SELECT count(*) FROM {table} WHERE {table} MATCH ?", (word,)).fetchone()[0])
+        return sum(int(conn.execute(f"SELECT count(*) FROM {t} WHERE {t} MATCH ?", (word,)).fetchone()[0])
+                   for t in (PERSONAL if table == "ev_pfts" else (table,)))
     finally:
         conn.close()
 
 
-def _public_blocks(data: Path) -> str:
+def _blocks(data: Path) -> dict[str, str]:
+    """A digest of each full-text index's stored blocks."""
     conn = sqlite3.connect(data / "index.db")
     try:
-        h = hashlib.sha256()
-        for rowid, block in conn.execute("SELECT id, block FROM ev_fts_data ORDER BY id"):
-            h.update(str(rowid).encode() + block)
-        return h.hexdigest()
+        out = {}
+        for table in ("ev_fts", *PERSONAL):
+            h = hashlib.sha256()
+            for rowid, block in conn.execute(f"SELECT id, block FROM {table}_data ORDER BY id"):
+                h.update(str(rowid).encode() + block)
+            out[table] = h.hexdigest()
+        return out
     finally:
         conn.close()
 
@@ -61,11 +69,12 @@ def test_personal_words_are_searched_in_their_own_index(tmp_path: Path) -> None:
         assert sum(n for _, _, n in counted) == 2
         assert lg.time_span("default", text="vantablack plainword4") is not None
 
-        before = _public_blocks(data)
+        before = _blocks(data)
         erase_subject(lg, "default", "u-0", "test", ADMIN)
-        # the public index was neither re-indexed nor merged: its blocks are as they were
-        # (read before a search projects the erasure's own record)
-        assert _public_blocks(data) == before
+        # only u-0's shard was re-indexed and merged: the public index's blocks and the other
+        # shards' are as they were (read before a search projects the erasure's own record)
+        after = _blocks(data)
+        assert {t for t in before if before[t] != after[t]} == {shard("u-0")}
         assert _matches(data, "ev_pfts", "vantablack") == 0
         assert _texts(lg, "vantablack") == [] and _texts(lg, "plainword4") == [4]
         assert _texts(lg, "other plainword5") == [5]
@@ -78,7 +87,8 @@ def test_an_index_of_the_older_layout_is_projected_again(tmp_path: Path) -> None
         lg.sync_projection("default")
     # the older layout: every word in ev_fts, no ev_pfts
     conn = sqlite3.connect(data / "index.db")
-    conn.execute("DROP TABLE ev_pfts")
+    for table in PERSONAL:
+        conn.execute(f"DROP TABLE {table}")
     conn.execute("INSERT INTO ev_fts(rowid, body) VALUES(1 << 40, 'quillon vantablack')")
     conn.commit()
     conn.close()

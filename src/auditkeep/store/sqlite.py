@@ -477,7 +477,7 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
                         "outcome, category) VALUES(?,?,?,?,?,?,?,?,?,?)",
                         [x[:EV_FIELDS] for x in fresh],
                     )
-                    index_texts(p, [(x[0], x[10]) for x in fresh])
+                    index_texts(p, [(x[0], x[4], x[10]) for x in fresh])  # key, actor, text
                 if position > current:
                     p.execute(
                         "INSERT INTO proj_cursor(tenant_id, position) VALUES(?, ?) "

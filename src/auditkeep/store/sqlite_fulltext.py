@@ -1,80 +1,86 @@
-"""The SQLite projection's two contentless full-text indexes: ``ev_fts`` holds the public
-words of each entry, ``ev_pfts`` the words of its personal plaintext (the part of
-``ProjectedRow.text`` after ``PERSONAL_TEXT``). A search matches each word in either.
+"""The SQLite projection's contentless full-text indexes: ``ev_fts`` holds the public words
+of each entry, ``ev_pfts0`` .. ``ev_pfts15`` the words of its personal plaintext (the part of
+``ProjectedRow.text`` after ``PERSONAL_TEXT``), each entry's in the shard of its actor. A
+search matches each word in any of them.
 
-Kept apart so that an erasure, which must merge every segment of an index its rows left
-(their old blocks still hold the words), merges only the small personal index: at 1M events
-of the benchmark's kind 33 MB, against the whole index's hundreds.
+Kept apart because an erasure must merge every segment of an index its rows left (their old
+blocks still hold the words): with the subject's rows in one shard (its actor's, when the
+subject is the actor id), it merges that shard alone, 1/16 of the personal words (at 1M
+events of the benchmark's kind the personal words take 22 MB, the public ones 108 MB).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Mapping
 
-from auditkeep.store.base import split_text
+from auditkeep.store.base import PERSONAL_TEXT, split_text
 
 PUBLIC = "ev_fts"
-PERSONAL = "ev_pfts"
+SHARDS = 16
+PERSONAL = tuple(f"ev_pfts{i}" for i in range(SHARDS))
+TABLES = (PUBLIC, *PERSONAL)
+
+# (key, actor, projected text): what indexing or forgetting an entry's words takes
+TextRow = tuple[int, str, str]
 
 
-def index_texts(p: sqlite3.Connection, rows: Iterable[tuple[int, str]]) -> None:
-    """Index (key, projected text) rows (in a transaction the caller opened)."""
-    public: list[tuple[int, str]] = []
-    personal: list[tuple[int, str]] = []
-    for k, text in rows:
+def shard(actor: str) -> str:
+    """The personal index of an entry whose actor id is ``actor`` (stable across processes)."""
+    return PERSONAL[zlib.crc32(actor.encode("utf-8", "surrogatepass")) % SHARDS]
+
+
+def _by_table(rows: Iterable[TextRow]) -> dict[str, list[tuple[int, str]]]:
+    out: dict[str, list[tuple[int, str]]] = {}
+    for k, actor, text in rows:
         pub, per = split_text(text)
-        public.append((k, pub))
+        if pub:  # never empty for an entry (actor id, action); empty in replace_texts' parts
+            out.setdefault(PUBLIC, []).append((k, pub))
         if per:
-            personal.append((k, per))
-    p.executemany(f"INSERT INTO {PUBLIC}(rowid, body) VALUES(?, ?)", public)
-    if personal:
-        p.executemany(f"INSERT INTO {PERSONAL}(rowid, body) VALUES(?, ?)", personal)
+            out.setdefault(shard(actor), []).append((k, per))
+    return out
 
 
-def unindex_texts(p: sqlite3.Connection, rows: Iterable[tuple[int, str]]) -> None:
-    """Remove (key, text it was indexed with) rows: a contentless index forgets a row only
-    when given back the exact text (only rows actually indexed may be given)."""
-    public: list[tuple[int, str]] = []
-    personal: list[tuple[int, str]] = []
-    for k, text in rows:
-        pub, per = split_text(text)
-        public.append((k, pub))
-        if per:
-            personal.append((k, per))
-    p.executemany(f"INSERT INTO {PUBLIC}({PUBLIC}, rowid, body) VALUES('delete', ?, ?)", public)
-    if personal:
-        p.executemany(f"INSERT INTO {PERSONAL}({PERSONAL}, rowid, body) VALUES('delete', ?, ?)", personal)
+def index_texts(p: sqlite3.Connection, rows: Iterable[TextRow]) -> None:
+    """Index rows (in a transaction the caller opened)."""
+    for table, part in _by_table(rows).items():
+        p.executemany(f"INSERT INTO {table}(rowid, body) VALUES(?, ?)", part)
 
 
-def replace_texts(p: sqlite3.Connection, old: dict[int, str], new: dict[int, str]) -> set[str]:
-    """Re-index rows whose text changed from ``old[k]`` to ``new.get(k, "")`` (keys of
-    ``old`` that are indexed); only the part of each that changed is touched. Returns the
-    indexes that lost words (to be merged)."""
-    touched: set[str] = set()
-    for table, part in ((PUBLIC, 0), (PERSONAL, 1)):
-        gone: list[tuple[int, str]] = []
-        put: list[tuple[int, str]] = []
-        for k, text in old.items():
-            was = split_text(text)[part]
-            now = split_text(new.get(k, ""))[part]
-            if was == now:
-                continue
-            if was:
-                gone.append((k, was))
-            if now:
-                put.append((k, now))
-        if gone:
-            p.executemany(f"INSERT INTO {table}({table}, rowid, body) VALUES('delete', ?, ?)", gone)
+def unindex_texts(p: sqlite3.Connection, rows: Iterable[TextRow]) -> set[str]:
+    """Remove rows, each given with the text it was indexed with (a contentless index forgets
+    a row only so; only rows actually indexed may be given). Returns the indexes touched."""
+    touched = set()
+    for table, part in _by_table(rows).items():
+        if part:
+            p.executemany(f"INSERT INTO {table}({table}, rowid, body) VALUES('delete', ?, ?)", part)
             touched.add(table)
-        if put:
-            p.executemany(f"INSERT INTO {table}(rowid, body) VALUES(?, ?)", put)
+    return touched
+
+
+def replace_texts(p: sqlite3.Connection, old: Iterable[TextRow], new: Mapping[int, str]) -> set[str]:
+    """Re-index rows whose text changed from the one given in ``old`` (rows that are indexed)
+    to ``new.get(key, "")``; only the part of each that changed is touched. Returns the
+    indexes that lost words (to be merged)."""
+    gone: list[TextRow] = []
+    put: list[TextRow] = []
+    for k, actor, text in old:
+        (was_pub, was_per), (now_pub, now_per) = split_text(text), split_text(new.get(k, ""))
+        if was_pub != now_pub:
+            gone.append((k, actor, was_pub))
+            put.append((k, actor, now_pub))
+        if was_per != now_per:  # the personal part alone: PERSONAL_TEXT first
+            gone.append((k, actor, PERSONAL_TEXT + was_per))
+            put.append((k, actor, PERSONAL_TEXT + now_per))
+    touched = unindex_texts(p, gone)
+    index_texts(p, put)
     return touched
 
 
 def clear_texts(p: sqlite3.Connection) -> None:
-    """Empty both indexes (their pages freed; zeroed under ``secure_delete``)."""
-    for table in (PUBLIC, PERSONAL):
+    """Empty every full-text index (their pages freed; zeroed under ``secure_delete``)."""
+    for table in TABLES:
         p.execute(f"INSERT INTO {table}({table}) VALUES('delete-all')")
 
 
@@ -85,4 +91,11 @@ def merge(p: sqlite3.Connection, tables: Iterable[str]) -> None:
 
 
 def has_personal_index(conn: sqlite3.Connection, schema: str = "main") -> bool:
-    return conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE name=?", (PERSONAL,)).fetchone() is not None
+    return conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE name=?", (PERSONAL[0],)).fetchone() is not None
+
+
+def fts_schema() -> str:
+    """The statements creating the indexes: the personal shards before ``ev_fts``, so an
+    index.db with ``ev_fts`` and without ``ev_pfts0`` is of an older layout."""
+    make = "CREATE VIRTUAL TABLE IF NOT EXISTS {} USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');\n"
+    return "".join(make.format(t) for t in (*PERSONAL, PUBLIC))

@@ -14,8 +14,7 @@ from typing import Any
 
 from auditkeep.store.base import KEY_SHIFT, Entry, entry_key, key_runs
 from auditkeep.store.sqlite_fulltext import (
-    PERSONAL,
-    PUBLIC,
+    TABLES,
     clear_texts,
     index_texts,
     merge,
@@ -28,15 +27,20 @@ def forget_projected(p: sqlite3.Connection, keys: Sequence[int], texts: Mapping[
     full-text index is contentless, so a row is removed by giving back the text it was
     indexed with; only rows actually present are removed (a delete of a row that was never
     indexed would corrupt the token counts)."""
-    present: list[int] = []
-    for i in range(0, len(keys), 500):
-        part = list(keys[i : i + 500])
-        marks = ",".join("?" * len(part))
-        present += [r[0] for r in p.execute(f"SELECT k FROM ev WHERE k IN ({marks})", part)]
+    present = projected_actors(p, keys)
     if not present:
         return
-    p.executemany("DELETE FROM ev WHERE k=?", [(k,) for k in present])
-    unindex_texts(p, [(k, texts[k]) for k in present if k in texts])
+    p.executemany("DELETE FROM ev WHERE k=?", [(k,) for k, _ in present])
+    unindex_texts(p, [(k, actor, texts[k]) for k, actor in present if k in texts])
+
+
+def projected_actors(p: sqlite3.Connection, keys: Sequence[int]) -> list[tuple[int, str]]:
+    """(key, actor) of the entries among ``keys`` that the search projection holds."""
+    out: list[tuple[int, str]] = []
+    for i in range(0, len(keys), 500):
+        part = list(keys[i : i + 500])
+        out += p.execute(f"SELECT k, actor FROM ev WHERE k IN ({','.join('?' * len(part))})", part).fetchall()
+    return out
 
 
 def mark_text_stale(p: sqlite3.Connection) -> None:
@@ -92,7 +96,7 @@ def rebuild_projection(
         found = entries_by_key([row[0] for row in rows])
         kept = [row for row in rows if (e := found.get(row[0])) is not None and e.leaf]
         p.executemany(f"INSERT INTO main.ev({EV_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?,?)", kept)
-        index_texts(p, [(row[0], text_of(found[row[0]])) for row in kept])
+        index_texts(p, [(row[0], row[4], text_of(found[row[0]])) for row in kept])  # row[4]: actor
         indexed += len(kept)
     p.execute("DROP TABLE temp.ev_keep")
     p.execute("DELETE FROM proj_state WHERE key='text_stale'")
@@ -167,7 +171,7 @@ def subject_rows_by_actor(conn: sqlite3.Connection, tenant_id: int, subject: str
     return rows
 
 
-def shred_files(w: sqlite3.Connection, p: sqlite3.Connection | None, merged: Iterable[str] = (PUBLIC, PERSONAL)) -> None:
+def shred_files(w: sqlite3.Connection, p: sqlite3.Connection | None, merged: Iterable[str] = TABLES) -> None:
     """Leave no copy of deleted bytes in the files (both connections have ``secure_delete``
     on, so freed cells and pages were zeroed): merge the segments of the full-text indexes
     ``merged`` (those that lost words: their old blocks still hold them), then write every

@@ -19,6 +19,7 @@ from auditkeep.store.sqlite_lifecycle import (
     erase_subject_rows,
     forget_projected,
     mark_text_stale,
+    projected_actors,
     rebuild_projection,
     shred_files,
     subject_rows_by_actor,
@@ -132,9 +133,8 @@ class SQLiteRetention:
         tail is scanned."""
         with self._project_lock, self._secure(self._p) as p:
             keys = list(old_texts)
-            present = [r[0] for i in range(0, len(keys), 500) for r in p.execute(
-                f"SELECT k FROM ev WHERE k IN ({','.join('?' * len(keys[i:i + 500]))})", keys[i : i + 500])]
-            merged = replace_texts(p, {k: old_texts[k] for k in present}, {x.key: x.text for x in rows})
+            present = projected_actors(p, keys)
+            merged = replace_texts(p, [(k, actor, old_texts[k]) for k, actor in present], {x.key: x.text for x in rows})
         known = None if scanned_below is None else (keys, scanned_below)
         with self._write_lock, self._guard():
             with self._secure(self._w) as w:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from auditkeep.store.sqlite_fulltext import TABLES, fts_schema
+
 # Each migration is a list of statements run in one transaction; never edit a released one.
 LOG_MIGRATIONS: list[list[str]] = [
     [
@@ -94,18 +96,15 @@ DROP INDEX IF EXISTS ev_time;
 DROP INDEX IF EXISTS ev_actor;
 DROP INDEX IF EXISTS ev_action;
 CREATE INDEX IF NOT EXISTS ev_resource ON ev(tenant_id, rtype, rid, time_ns);
--- The personal plaintext's words in an index of their own (store/sqlite_fulltext.py), created
--- before ev_fts: an index.db with ev_fts and without it is of the older layout, with every
--- word in ev_fts, and is projected again (OLD_TEXT_LAYOUT).
-CREATE VIRTUAL TABLE IF NOT EXISTS ev_pfts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
-CREATE VIRTUAL TABLE IF NOT EXISTS ev_fts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
-"""
+-- The full-text indexes (store/sqlite_fulltext.py) follow: the personal words' shards, then
+-- ev_fts. An index.db with ev_fts and without ev_pfts0 is of an older layout (personal words
+-- in ev_fts, or in one ev_pfts) and is projected again (OLD_TEXT_LAYOUT).
+""" + fts_schema()
 
-# An index.db projected before the personal words had an index of their own.
 OLD_TEXT_LAYOUT = (
-    "SELECT 1 FROM sqlite_master WHERE name='ev_fts' AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name='ev_pfts')"
+    "SELECT 1 FROM sqlite_master WHERE name='ev_fts' AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name='ev_pfts0')"
 )
-PROJECTION_TABLES = ("ev", "ev_fts", "ev_pfts", "proj_cursor", "proj_state")
+PROJECTION_TABLES = ("ev", *TABLES, "ev_pfts", "proj_cursor", "proj_state")
 
 
 def upgrade_index(conn: sqlite3.Connection) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from auditkeep.store.base import Query
 from auditkeep.store.sql_filters import column_filters
+from auditkeep.store.sqlite_fulltext import PUBLIC, TABLES
 
 
 def fts_words(text: str) -> list[str]:
@@ -56,26 +57,23 @@ COMMON_TEXT = 2000
 
 
 def text_probe(q: Query, personal: bool = True) -> tuple[str, list[Any]]:
-    """SQL counting the text query's matches (all its words in the public or all in the
-    personal index: an estimate, for the plan), up to COMMON_TEXT + 1."""
-    count = "(SELECT count(*) FROM (SELECT rowid FROM ix.{0} WHERE {0} MATCH ? LIMIT ?))"
+    """SQL counting the text query's matches (all its words among the public or among the
+    personal words: an estimate, for the plan), up to COMMON_TEXT + 1."""
     query = fts_query(q.text or "")
-    if not personal:
-        return "SELECT " + count.format("ev_fts"), [query, COMMON_TEXT + 1]
-    return "SELECT " + count.format("ev_fts") + " + " + count.format("ev_pfts"), [
-        query, COMMON_TEXT + 1, query, COMMON_TEXT + 1]
+    tables = TABLES if personal else (PUBLIC,)
+    union = " UNION ALL ".join(f"SELECT rowid FROM ix.{t} WHERE {t} MATCH ?" for t in tables)
+    return f"SELECT count(*) FROM ({union} LIMIT ?)", [*([query] * len(tables)), COMMON_TEXT + 1]
 
 
-# One word of a text query, found in either index (store/sqlite_fulltext.py): an event
-# matches when each word is among its public or its personal words.
-_EITHER = ("ev.k IN (SELECT rowid FROM ix.ev_fts WHERE ev_fts MATCH ? "
-           "UNION ALL SELECT rowid FROM ix.ev_pfts WHERE ev_pfts MATCH ?)")
+# One word of a text query, found in any index (store/sqlite_fulltext.py): an event matches
+# when each word is among its public or its personal words.
+_EITHER = "ev.k IN (" + " UNION ALL ".join(f"SELECT rowid FROM ix.{t} WHERE {t} MATCH ?" for t in TABLES) + ")"
 
 
 def search_where(q: Query, personal: bool = True) -> tuple[list[str], list[Any]]:
     """Conditions (to AND together) on ``ix.ev AS ev`` and their parameters: every filter of
     ``q`` except the keyset cursor, shared by the search and its aggregates. ``personal``:
-    the projection keeps personal words in ``ev_pfts`` (an index.db of the older layout,
+    the projection keeps personal words in ``ev_pfts*`` (an index.db of the older layout,
     read as it is, has every word in ``ev_fts``)."""
     where, params = column_filters(q, "?")
     if q.text and not personal:
@@ -84,7 +82,7 @@ def search_where(q: Query, personal: bool = True) -> tuple[list[str], list[Any]]
     elif q.text:
         for word in fts_words(q.text):
             where.append(_EITHER)
-            params += [word, word]
+            params += [word] * len(TABLES)
     for path, value in q.metadata:
         full = "metadata." + path
         if full in q.sealed_paths:
