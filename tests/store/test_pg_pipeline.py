@@ -191,3 +191,27 @@ def test_checkpoints_signed_while_groups_are_in_flight(make_pg_ledger: Callable[
     latest = lg.store.latest_checkpoint(head.tenant_id)
     assert latest is not None and head.checkpoint_size == latest.size
     _check_log(lg, "acme", receipts)
+
+
+def test_new_subjects_in_every_group_are_salted_once_and_open(
+    make_pg_ledger: Callable[[], Ledger],
+) -> None:
+    """Every group brings subjects never seen (their salts are created while the previous
+    group commits, without its lock), and a second writer salts some of the same subjects:
+    each subject ends with one salt, and every event's personal fields open."""
+    a, b = make_pg_ledger(), make_pg_ledger()
+    batches = [
+        [{"actor": {"id": f"new-{k}-{i}", "ip": f"10.1.{k}.{i}"}, "action": "doc.read"} for i in range(50)]
+        for k in range(20)
+    ]
+    fa = [a.submit(batch, "acme") for batch in batches]
+    fb = [b.submit(batch[:10], "acme") for batch in batches[::4]]
+    receipts = [r for f in fa + fb for r in f.result(60)]
+    assert sorted(r.index for r in receipts) == list(range(len(receipts)))
+    for r in receipts[::7]:
+        ev = a.get(r.id, "acme").event
+        assert ev.actor.ip is not None and ev.actor.ip.startswith("10.1.")
+    with a.store._conn() as conn:  # type: ignore[attr-defined]
+        rows = conn.execute("SELECT count(*), count(DISTINCT subject) FROM subjects").fetchone()
+    assert rows == (20 * 50, 20 * 50)
+    _check_log(a, "acme", receipts)

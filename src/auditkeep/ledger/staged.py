@@ -6,8 +6,8 @@ unchanged against a :class:`StagedTxn`, which hands it that predicted head, read
 state without the append lock, and records the writes. The committer then opens the real
 transaction and replays them only if the head under the lock is the one the group was
 sequenced on and no erasure came between (:meth:`StagedTxn.holds`); otherwise the group is
-sequenced again under the lock. Salts of new subjects are created in a transaction of their
-own before any leaf uses them, so a salt the sequencer caches is always a stored one.
+sequenced again under the lock. Salts of new subjects are committed on their own before any
+leaf uses them, so a salt the sequencer caches is always a stored one.
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ class StagedTxn:
         return self._erasures
 
     def salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
-        # Committed at once (under the log's lock, as in an append), so a group that fails
-        # later never leaves the sequencer's cache holding a salt the store has not.
-        with self._store.append_txn([tenant_id]) as txn:
-            return txn.salts(tenant_id, subjects)
+        # Committed at once, so a group that fails later never leaves the sequencer's cache
+        # holding a salt the store has not; without the log's lock, so staging never waits
+        # for the commit in flight (an erasure meanwhile changes the count: holds()).
+        return self._store.create_salts(tenant_id, subjects)
 
     def write(
         self,

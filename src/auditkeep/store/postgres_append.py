@@ -66,6 +66,40 @@ def existing(conn: psycopg.Connection[Any], tenant_id: int, ids: Sequence[bytes]
     return {r[1]: entry_of(r) for r in rows}
 
 
+_SALTS = "SELECT subject, salt FROM subjects WHERE tenant_id = %s AND subject = ANY(%s)"
+# An erased subject keeps its row with no salt: new events get a new one. A salt that exists
+# is never replaced, so a writer that creates salts without the log's lock (a pipelined
+# writer sequencing ahead, see ledger/staged.py) and one that holds it agree on one salt.
+_NEW_SALTS = (
+    "INSERT INTO subjects(tenant_id, subject, salt, created_ns) "
+    "SELECT %s, s, salt, %s FROM unnest(%s::bytea[], %s::bytea[]) AS u(s, salt) "
+    "ON CONFLICT (tenant_id, subject) DO UPDATE SET salt = excluded.salt, created_ns = excluded.created_ns "
+    "WHERE subjects.salt IS NULL"
+)
+
+
+def salts(conn: psycopg.Connection[Any], tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
+    """The salts of ``subjects``, created for those that have none (in the caller's
+    transaction, or committed at once on a connection in autocommit mode)."""
+    if not subjects:
+        return {}
+    out = _read_salts(conn, tenant_id, subjects)
+    fresh = [s for s in dict.fromkeys(subjects) if s not in out]
+    if fresh:
+        conn.execute(
+            _NEW_SALTS,
+            (tenant_id, time.time_ns(), [s.encode() for s in fresh], [os.urandom(32) for _ in fresh]),
+        )
+        # Ours, or the salt another writer created first.
+        out.update(_read_salts(conn, tenant_id, fresh))
+    return out
+
+
+def _read_salts(conn: psycopg.Connection[Any], tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
+    rows = conn.execute(_SALTS, (tenant_id, [s.encode() for s in subjects])).fetchall()
+    return {bytes(s).decode(): bytes(salt) for s, salt in rows if salt is not None}
+
+
 class PgAppend:
     """An open transaction holding the head-row locks of its tenants."""
 
@@ -106,29 +140,7 @@ class PgAppend:
         return read_tiles(self._c, tenant_id, keys) if keys else {}
 
     def salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
-        if not subjects:
-            return {}
-        raw = [s.encode() for s in subjects]
-        out: dict[str, bytes] = {}
-        for s, salt in self._c.execute(
-            "SELECT subject, salt FROM subjects WHERE tenant_id = %s AND subject = ANY(%s)",
-            (tenant_id, raw),
-        ).fetchall():
-            if salt is not None:
-                out[bytes(s).decode()] = bytes(salt)
-        fresh = [s for s in dict.fromkeys(subjects) if s not in out]
-        if fresh:
-            now = time.time_ns()
-            new = {s: os.urandom(32) for s in fresh}
-            # An erased subject keeps its row with no salt; new events get a new salt.
-            self._c.execute(
-                "INSERT INTO subjects(tenant_id, subject, salt, created_ns) "
-                "SELECT %s, s, salt, %s FROM unnest(%s::bytea[], %s::bytea[]) AS u(s, salt) "
-                "ON CONFLICT (tenant_id, subject) DO UPDATE SET salt = excluded.salt, created_ns = excluded.created_ns",
-                (tenant_id, now, [s.encode() for s in new], list(new.values())),
-            )
-            out.update(new)
-        return out
+        return salts(self._c, tenant_id, subjects)
 
     def write(
         self,

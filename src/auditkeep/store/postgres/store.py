@@ -35,6 +35,7 @@ from auditkeep.store.postgres_append import (
     existing,
     head_of,
     read_tiles,
+    salts,
 )
 from auditkeep.store.postgres_schema import Month, month_of_table
 from auditkeep.store.postgres_search import (
@@ -195,6 +196,11 @@ class PostgresStore(PgLoad, PgDocuments):
     def committed_erasures(self) -> int:
         with self._conn() as conn:
             return lifecycle.erasures(conn)
+
+    def create_salts(self, tenant_id: int, subjects: Sequence[str]) -> dict[str, bytes]:
+        # Autocommit: each new salt is stored (durably) before any leaf sealed under it.
+        with self._conn() as conn:
+            return salts(conn, tenant_id, subjects)
 
     # reads -------------------------------------------------------------------------------------
 
