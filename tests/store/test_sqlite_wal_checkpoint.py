@@ -56,3 +56,22 @@ def test_a_reopened_log_holds_every_acknowledged_entry(tmp_path: Path) -> None:
         assert lg.tenants()[0].size == 1000
         assert lg.get(receipts[-1].id, "t").index == 999
         assert lg.verify("t").ok
+
+
+def test_no_checkpoint_of_the_thread_runs_while_paused(tmp_path: Path) -> None:
+    """The erasure pauses it around its TRUNCATE checkpoint (which SQLite refuses while
+    another checkpoint holds the lock, leaving erased plaintext in the WAL)."""
+    with Ledger.open(tmp_path / "data", background=False) as lg:
+        lg.append(_events(100), "t")
+        wal = lg.store._wal  # type: ignore[attr-defined]
+        done: list[tuple[int, int, int]] = []
+        with wal.paused():
+            t = threading.Thread(target=lambda: done.append(wal.checkpoint()))
+            t.start()
+            t.join(0.5)
+            assert not done and t.is_alive()
+            # the TRUNCATE checkpoint the erasure runs here finds the lock free
+            busy, _, _ = lg.store._w.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()  # type: ignore[attr-defined]
+            assert busy == 0
+        t.join()
+        assert done and done[0][0] == 0

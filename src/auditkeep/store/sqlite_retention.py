@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from auditkeep.store.base import KEY_SHIFT, Entry, ProjectedRow, entry_key
@@ -25,6 +25,7 @@ from auditkeep.store.sqlite_lifecycle import (
     subject_rows_by_actor,
     text_stale,
 )
+from auditkeep.store.sqlite_walcheckpoint import WalCheckpointer
 
 
 class SQLiteRetention:
@@ -32,6 +33,7 @@ class SQLiteRetention:
 
     _write_lock: threading.RLock
     _project_lock: threading.Lock
+    _wal: WalCheckpointer | None
 
     if TYPE_CHECKING:
 
@@ -141,7 +143,7 @@ class SQLiteRetention:
                 erased = erase_subject_rows(w, tenant_id, subject, known)
             self._p.execute("PRAGMA secure_delete=ON")
             try:
-                with self._project_lock:
+                with self._project_lock, self._wal.paused() if self._wal is not None else nullcontext():
                     shred_files(self._w, self._p, merged)
             finally:
                 self._p.execute("PRAGMA secure_delete=OFF")

@@ -16,6 +16,8 @@ import contextlib
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("auditkeep.store")
@@ -60,6 +62,14 @@ class WalCheckpointer:
                 self._conn = conn
             row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(row[0]), int(row[1]), int(row[2])
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No checkpoint of this thread runs meanwhile: the erasure's TRUNCATE checkpoint
+        would find SQLite's checkpoint lock taken and leave the WAL, with the erased
+        plaintext in its frames, as it is."""
+        with self._lock:
+            yield
 
     def _run(self) -> None:
         while not self._stop.is_set():
