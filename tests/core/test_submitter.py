@@ -124,8 +124,8 @@ def test_leaves_without_a_submitter_keep_verifying(make_ledger: Callable[..., Le
     lg = make_ledger()
     # a log written before leaves named their submitter (the sequencer given none)
     ev = Event(actor=auditkeep.model.Actor(id="old"), action="doc.read", id="01936f1e-6c3a-7000-8000-000000000001")
-    checked = validate_event(ev)
-    p = Pending("default", lg.tenant_id("default", create=True), [ev], [checked], [True], None)
+    exact = validate_event(ev).exact
+    p = Pending("default", lg.tenant_id("default", create=True), [ev], [exact], [True], None)
     lg._writer.submit(p)
     old = p.future.result(30)[0]
     assert "submitter" not in _leaf(lg, old.index)

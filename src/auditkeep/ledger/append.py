@@ -8,17 +8,17 @@ the same group commit.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
 from auditkeep.crypto.commit import HmacKey
 from auditkeep.ledger.config import LedgerConfig
 from auditkeep.ledger.datadir import Identity
-from auditkeep.ledger.seal import Sealer
+from auditkeep.ledger.seal import Sealer, Split
 from auditkeep.log.checkpoint import Checkpoint
 from auditkeep.log.hashing import leaf_hash
 from auditkeep.log.note import sign_note
@@ -27,7 +27,6 @@ from auditkeep.model.canonical import canonical_bytes
 from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import Event, Submitter
 from auditkeep.model.timefmt import format_rfc3339
-from auditkeep.model.validate import Checked
 from auditkeep.model.wire import Receipt as Receipt  # re-exported: its old home
 from auditkeep.store.base import AppendTxn, CheckpointRow, Entry, Head, TileKey
 
@@ -39,7 +38,7 @@ class Pending:
     tenant: str
     tenant_id: int
     events: list[Event]
-    checked: list[Checked]
+    exact: list[bool]  # canonicalise with the reference implementation (model/validate.py)
     client_ids: list[bool]  # True where the caller chose the id (may already exist)
     submitter: Submitter | None = None  # recorded in every leaf of the batch
     future: Future[list[Receipt]] = field(default_factory=Future)
@@ -137,49 +136,15 @@ class Sequencer:
         received_ns = max(self.now_ns(), head.received_ns)
         received_at = format_rfc3339(received_ns)
         raw_ids = [bytes.fromhex(ev.id.replace("-", "")) for ev in p.events]  # type: ignore[union-attr]
-        claimed = [raw for raw, c in zip(raw_ids, p.client_ids, strict=True) if c]
-        existing = txn.existing(tid, claimed) if claimed else {}
-        values, subjects, salts = self._salts(txn, tid, p.events)
-
-        receipts: list[Receipt] = []
-        new_entries: list[Entry] = []
-        new_hashes: list[bytes] = []
-        # Only ids the caller chose can repeat within a batch (ours are fresh UUIDv7s).
-        seen: dict[bytes, tuple[bytes, int]] = {}  # id -> (leaf, position in new_entries)
-        next_index = head.size
-        for pos, ev in enumerate(p.events):
-            raw = raw_ids[pos]
-            exact = p.checked[pos].exact
-            event_id = ev.id or ""
-            if p.client_ids[pos]:
-                old = existing.get(raw)
-                if old is not None:
-                    old_at = format_rfc3339(old.received_ns)
-                    leaf, _ = self._leaf(ev, tenant, old_at, values[pos], subjects[pos], salts, pos, exact, p.submitter)
-                    if leaf != old.leaf and (
-                        # a leaf stored before leaves named their submitter
-                        self._leaf(ev, tenant, old_at, values[pos], subjects[pos], salts, pos, exact, None)[0] != old.leaf
-                    ):
-                        raise ConflictError(event_id, pos)
-                    receipts.append(Receipt(event_id, tenant, old.index, leaf_hash(old.leaf).hex(), old_at))
-                    continue
-                leaf, sealed = self._leaf(ev, tenant, received_at, values[pos], subjects[pos], salts, pos, exact, p.submitter)
-                twin = seen.get(raw)
-                if twin is not None:
-                    if twin[0] != leaf:
-                        raise ConflictError(event_id, pos)
-                    first = new_entries[twin[1]]
-                    receipts.append(Receipt(event_id, tenant, first.index, new_hashes[twin[1]].hex(), received_at))
-                    continue
-                seen[raw] = (leaf, len(new_entries))
-            else:
-                leaf, sealed = self._leaf(ev, tenant, received_at, values[pos], subjects[pos], salts, pos, exact, p.submitter)
-            h = leaf_hash(leaf)
-            new_entries.append(Entry(next_index, raw, received_ns, leaf, subjects[pos], sealed))
-            new_hashes.append(h)
-            receipts.append(Receipt(event_id, tenant, next_index, h.hex(), received_at))
-            next_index += 1
-
+        subjects, salts = self._personal(txn, tid, p.events)
+        if True in p.client_ids:
+            receipts, new_entries, new_hashes = self._sequence_claimed(
+                txn, p, raw_ids, subjects, salts, head.size, received_ns, received_at
+            )
+        else:
+            receipts, new_entries, new_hashes = self._sequence_fresh(
+                p, raw_ids, subjects, salts, head.size, received_ns, received_at
+            )
         if new_entries:
             w.tiles.update(w.frontier.append(new_hashes))
             w.entries.extend(new_entries)
@@ -195,37 +160,149 @@ class Sequencer:
             w.grew = True
         return receipts
 
-    def _salts(
-        self, txn: AppendTxn, tid: int, events: Sequence[Event]
-    ) -> tuple[list[dict[str, Any] | None], list[str | None], dict[str, HmacKey]]:
-        """Personal values of each event, its subject (None without personal values), and
-        the salts of those subjects."""
+    def _sequence_fresh(
+        self,
+        p: Pending,
+        raw_ids: list[bytes],
+        subjects: list[str],
+        salts: dict[str, HmacKey],
+        index: int,
+        received_ns: int,
+        received_at: str,
+    ) -> tuple[list[Receipt], list[Entry], list[bytes]]:
+        """The common batch: every id is ours (fresh UUIDv7s), so none can exist or repeat.
+        The per-event steps of :meth:`_leaf` inline: this loop runs for every event."""
+        tenant = p.tenant
+        submitter = p.submitter
+        limit = self.cfg.limits.max_event_bytes
+        encode = _canonical.encode
+        plain = _plain.encode
+        seal = self.sealer.seal
+        split = self.sealer.split if self.sealer.paths else _nothing
+        sha256 = hashlib.sha256
+        receipts: list[Receipt] = []
+        entries: list[Entry] = []
+        hashes: list[bytes] = []
+        for pos, ev in enumerate(p.events):
+            time = ev.time if ev.time is not None else received_at
+            # Split here, not for the whole batch first: what it makes is then freed event by
+            # event, and objects alive across a batch are what makes the collector run.
+            got = split(ev)
+            if got is None:
+                leaf_ev = _replace(ev, tenant=tenant, received_at=received_at, time=time, submitter=submitter)
+                sealed = subject = None
+            else:
+                subject = subjects[pos]
+                leaf_ev = seal(
+                    ev, got, salts[subject], tenant=tenant, received_at=received_at, time=time, submitter=submitter
+                )
+                sealed = plain(got[0])
+            try:
+                leaf = canonical_bytes(leaf_ev, exact=True) if p.exact[pos] else encode(leaf_ev)
+            except UnicodeEncodeError:
+                raise ValidationError("string is not valid Unicode (lone surrogate)", "", pos) from None
+            if len(leaf) > limit:
+                raise ValidationError(f"event is {len(leaf)} bytes in canonical form, more than {limit}", "", pos)
+            h = sha256(b"\x00" + leaf).digest()  # log/hashing.py:leaf_hash
+            entries.append(Entry(index, raw_ids[pos], received_ns, leaf, subject, sealed))
+            hashes.append(h)
+            receipts.append(Receipt(ev.id, tenant, index, h.hex(), received_at))  # type: ignore[arg-type]
+            index += 1
+        return receipts, entries, hashes
+
+    def _sequence_claimed(
+        self,
+        txn: AppendTxn,
+        p: Pending,
+        raw_ids: list[bytes],
+        subjects: list[str],
+        salts: dict[str, HmacKey],
+        next_index: int,
+        received_ns: int,
+        received_at: str,
+    ) -> tuple[list[Receipt], list[Entry], list[bytes]]:
+        """A batch where the caller chose some ids: those may exist already (an idempotent
+        retry, answered with the stored receipt) or repeat within the batch."""
+        tid = p.tenant_id
+        tenant = p.tenant
+        claimed = [raw for raw, c in zip(raw_ids, p.client_ids, strict=True) if c]
+        existing = txn.existing(tid, claimed) if claimed else {}
+        receipts: list[Receipt] = []
+        new_entries: list[Entry] = []
+        new_hashes: list[bytes] = []
+        # Only ids the caller chose can repeat within a batch (ours are fresh UUIDv7s).
+        seen: dict[bytes, tuple[bytes, int]] = {}  # id -> (leaf, position in new_entries)
+        for pos, ev in enumerate(p.events):
+            raw = raw_ids[pos]
+            exact = p.exact[pos]
+            event_id = ev.id or ""
+            got = self.sealer.split(ev) if self.sealer.paths else None
+            subject = None if got is None else subjects[pos]
+            if p.client_ids[pos]:
+                old = existing.get(raw)
+                if old is not None:
+                    old_at = format_rfc3339(old.received_ns)
+                    leaf, _ = self._leaf(ev, tenant, old_at, got, subject, salts, pos, exact, p.submitter)
+                    if leaf != old.leaf and (
+                        # a leaf stored before leaves named their submitter
+                        self._leaf(ev, tenant, old_at, got, subject, salts, pos, exact, None)[0] != old.leaf
+                    ):
+                        raise ConflictError(event_id, pos)
+                    receipts.append(Receipt(event_id, tenant, old.index, leaf_hash(old.leaf).hex(), old_at))
+                    continue
+                leaf, sealed = self._leaf(ev, tenant, received_at, got, subject, salts, pos, exact, p.submitter)
+                twin = seen.get(raw)
+                if twin is not None:
+                    if twin[0] != leaf:
+                        raise ConflictError(event_id, pos)
+                    first = new_entries[twin[1]]
+                    receipts.append(Receipt(event_id, tenant, first.index, new_hashes[twin[1]].hex(), received_at))
+                    continue
+                seen[raw] = (leaf, len(new_entries))
+            else:
+                leaf, sealed = self._leaf(ev, tenant, received_at, got, subject, salts, pos, exact, p.submitter)
+            h = leaf_hash(leaf)
+            new_entries.append(Entry(next_index, raw, received_ns, leaf, subject, sealed))
+            new_hashes.append(h)
+            receipts.append(Receipt(event_id, tenant, next_index, h.hex(), received_at))
+            next_index += 1
+        return receipts, new_entries, new_hashes
+
+    def _personal(self, txn: AppendTxn, tid: int, events: Sequence[Event]) -> tuple[list[str], dict[str, HmacKey]]:
+        """The subject of each event (used for the events with personal values) and the
+        salts of the subjects of the events that have some."""
         if not self.sealer.paths:
-            nothing: list[Any] = [None] * len(events)
-            return nothing, nothing, {}
-        values = [self.sealer.extract(ev) for ev in events]
-        subjects = [self.sealer.subject(ev) if v else None for ev, v in zip(events, values, strict=True)]
-        wanted = {s for s in subjects if s is not None}
-        if not wanted:
-            return values, subjects, {}
+            return [], {}
+        subjects = list(map(self.sealer.subject, events))
         erasures = txn.erasures()  # read under the append lock: an erasure commits before or after
         if erasures != self._erasures:
             self._salt_cache.clear()
             self._erasures = erasures
         cache, pending = self._salt_cache, self._txn_salts
-        missing = sorted(s for s in wanted if (tid, s) not in cache and (tid, s) not in pending)
-        if missing:
-            # Salts created in this transaction join the cache only once it commits.
-            for s, salt in txn.salts(tid, missing).items():
-                pending[(tid, s)] = HmacKey(salt)
-        return values, subjects, {s: cache.get((tid, s)) or pending[(tid, s)] for s in wanted}
+        salts: dict[str, HmacKey] = {}
+        unknown: set[str] = set()
+        for s in set(subjects):
+            salt = cache.get((tid, s)) or pending.get((tid, s))
+            if salt is None:
+                unknown.add(s)
+            else:
+                salts[s] = salt
+        if unknown:
+            # Only subjects with personal values in this batch get a salt.
+            split = self.sealer.split
+            wanted = {s for s, ev in zip(subjects, events, strict=True) if s in unknown and split(ev) is not None}
+            if wanted:
+                # Salts created in this transaction join the cache only once it commits.
+                for s, raw in txn.salts(tid, sorted(wanted)).items():
+                    salts[s] = pending[(tid, s)] = HmacKey(raw)
+        return subjects, salts
 
     def _leaf(
         self,
         ev: Event,
         tenant: str,
         received_at: str,
-        values: dict[str, Any] | None,
+        found: Split | None,
         subject: str | None,
         salts: dict[str, HmacKey],
         pos: int,
@@ -237,13 +314,13 @@ class Sequencer:
         stored leaf. (String lengths were checked by validation, sealed values included.)"""
         time = ev.time if ev.time is not None else received_at
         sealed_plain: bytes | None = None
-        if values and subject is not None:
+        if found is not None and subject is not None:
             leaf_ev = self.sealer.seal(
-                ev, values, salts[subject], tenant=tenant, received_at=received_at, time=time, submitter=submitter
+                ev, found, salts[subject], tenant=tenant, received_at=received_at, time=time, submitter=submitter
             )
-            sealed_plain = _plain.encode(values)
+            sealed_plain = _plain.encode(found[0])
         else:
-            leaf_ev = msgspec.structs.replace(ev, tenant=tenant, received_at=received_at, time=time, submitter=submitter)
+            leaf_ev = _replace(ev, tenant=tenant, received_at=received_at, time=time, submitter=submitter)
         try:
             leaf = canonical_bytes(leaf_ev, exact=exact)
         except UnicodeEncodeError:
@@ -256,5 +333,10 @@ class Sequencer:
 
 
 _plain = msgspec.json.Encoder()
+_canonical = msgspec.json.Encoder(order="sorted")  # model/canonical.py's fast path
+_replace = msgspec.structs.replace
 
 
+def _nothing(ev: Event) -> None:
+    """:meth:`Sealer.split` when no field is personal."""
+    return None

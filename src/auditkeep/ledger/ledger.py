@@ -32,7 +32,8 @@ from auditkeep.model.context import merge_into
 from auditkeep.model.errors import ConflictError, ValidationError
 from auditkeep.model.event import RESERVED_PREFIX, Event, Submitter
 from auditkeep.model.ids import uuid7_batch
-from auditkeep.model.validate import convert_batch, validate_event
+from auditkeep.model.validate import convert_batch
+from auditkeep.model.validate_batch import validate_batch
 from auditkeep.store.base import SUBJECTS_ARE_ACTORS, Store
 
 if TYPE_CHECKING:
@@ -202,13 +203,12 @@ class Ledger(LogReader):
         positions: list[int] | None = None
         if source is not None and self.pipeline is not None:
             evs, positions = self._apply_policy(evs, source)
-        limits = self.config.limits
-        checked = []
-        for i, ev in enumerate(evs):
-            try:
-                checked.append(validate_event(ev, limits, tenant))
-            except ValidationError as exc:
-                raise exc.at(i if positions is None else positions[i]) from None
+        try:
+            exact = validate_batch(evs, self.config.limits, tenant)
+        except ValidationError as exc:
+            if positions is None or exc.position is None:
+                raise
+            raise exc.at(positions[exc.position]) from None
         client = [ev.id is not None for ev in evs]
         missing = client.count(False)
         if missing:
@@ -217,7 +217,7 @@ class Ledger(LogReader):
                 if ev.id is None:
                     ev.id = next(fresh)
         tid = self.tenant_id(tenant, create=True)
-        pending = Pending(tenant, tid, evs, checked, client, submitter)
+        pending = Pending(tenant, tid, evs, exact, client, submitter)
         if not evs:
             pending.future.set_result([])
             return pending.future

@@ -12,7 +12,7 @@ from auditkeep.model.event import Event
 __all__ = ["ConsistencyProof", "InclusionProof", "Page", "Receipt", "Record"]
 
 
-class Receipt(msgspec.Struct, frozen=True):
+class Receipt(msgspec.Struct, frozen=True, gc=False):
     """Proof of acceptance: the event is durable at ``index`` of ``tenant``'s log."""
 
     id: str

@@ -12,6 +12,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+import msgspec
+
 from auditkeep.errors import StoreError as StoreError  # re-exported: their old home
 from auditkeep.errors import StoreUnavailable as StoreUnavailable
 
@@ -31,8 +33,10 @@ class Head:
     checkpoint_ns: int  # when it was signed
 
 
-@dataclass(slots=True)  # one object a leaf, not two: the append path holds a batch of them
-class Entry:
+# A struct the cyclic collector does not track (it holds bytes, ints and a str): the append
+# path holds a batch of them, and tracked objects alive across a batch are what makes the
+# collector run (dataclass instances were one of the four per event).
+class Entry(msgspec.Struct, gc=False):
     """One stored leaf: the exact bytes committed, plus what is kept beside them."""
 
     index: int

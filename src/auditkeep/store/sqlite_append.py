@@ -107,7 +107,9 @@ class SQLiteAppend:
             shifted = tenant_id << KEY_SHIFT
             c.executemany(
                 "INSERT INTO entries(k, tenant_id, id, received_ns, leaf, subject, sealed) VALUES(?,?,?,?,?,?,?)",
-                [(shifted | e.index, tenant_id, e.id, e.received_ns, e.leaf, e.subject, e.sealed) for e in entries],
+                # rows made as they are inserted: a list of them would be a batch of tracked
+                # tuples alive at once, each counting towards the next collection
+                ((shifted | e.index, tenant_id, e.id, e.received_ns, e.leaf, e.subject, e.sealed) for e in entries),
             )
         if tiles:
             c.executemany(
