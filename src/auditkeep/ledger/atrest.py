@@ -313,7 +313,7 @@ class EncryptedStore:
         for k, e in self.inner.entries_by_key([entry_key(tid, i) for i in indexes]).items():
             o = self.open_entry(tid, e)
             if o.leaf:
-                out[k] = token_text(bi, replace(o, sealed=None) if drop_sealed else o)
+                out[k] = token_text(bi, msgspec.structs.replace(o, sealed=None) if drop_sealed else o)
         return out
 
     # the Store contract ----------------------------------------------------------------------
@@ -452,7 +452,7 @@ class EncryptedStore:
         old = self._token_texts(tenant_id, indexes)
         bi = self.keys.index(tenant_id)
         entries = self.entries_by_key([r.key for r in rows])
-        again = [blind_row(bi, r, replace(entries[r.key], sealed=None)) for r in rows if r.key in entries]
+        again = [blind_row(bi, r, msgspec.structs.replace(entries[r.key], sealed=None)) for r in rows if r.key in entries]
         return self.inner.erase_subject(tenant_id, self.blind_subject(tenant_id, subject), old, again, scanned_below)
 
     def doc_put(self, doc: Doc) -> None:
