@@ -113,6 +113,16 @@ def _sqlite_base(path: Path, statements: list[tuple[str, tuple[object, ...]]], d
     return dt
 
 
+def _fts_tables(path: Path) -> list[str]:
+    """The full-text indexes of index.db (ev_fts, and the personal words' shards when the
+    layout has them), all emptied by the baseline as a run empties them."""
+    conn = sqlite3.connect(path / "index.db")
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%fts5%'")]
+    finally:
+        conn.close()
+
+
 def sqlite_rows(data: Path, tmp: Path) -> list[Row]:
     base = tmp / "baseline"
     shutil.copytree(data, base)
@@ -150,7 +160,8 @@ def sqlite_rows(data: Path, tmp: Path) -> list[Row]:
         assert rep.ok and rep.expired == ran.due, rep.problems[:3]
     dt_entries = _sqlite_base(base, [("UPDATE entries SET leaf=X'', subject=NULL, sealed=NULL WHERE length(leaf) > 0", ())])
     dt_base = dt_entries + _sqlite_base(
-        base, [("DELETE FROM ev", ()), ("INSERT INTO ev_fts(ev_fts) VALUES('delete-all')", ())], "index.db")
+        base, [("DELETE FROM ev", ()), *[(f"INSERT INTO {t}({t}) VALUES('delete-all')", ()) for t in _fts_tables(base)]],
+        "index.db")
     rows.insert(0, ("sqlite", f"retention plan over {plan.scanned:,} events", f"{plan.scanned / dt_plan:,.0f} events/s",
                     "-", ""))
     rows.insert(1, ("sqlite", f"retention run: {ran.due:,} expired, {ran.records} records",
