@@ -46,7 +46,7 @@ from auditkeep.store.sqlite_append import (
 from auditkeep.store.sqlite_connect import read_only_uri
 from auditkeep.store.sqlite_docs import SQLiteDocuments
 from auditkeep.store.sqlite_dump import SQLiteDump
-from auditkeep.store.sqlite_fulltext import has_personal_index, index_texts
+from auditkeep.store.sqlite_fulltext import has_personal_index, index_texts, tune
 from auditkeep.store.sqlite_lease import FileLease, file_lease
 from auditkeep.store.sqlite_retention import SQLiteRetention
 from auditkeep.store.sqlite_schema import (
@@ -203,6 +203,7 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
         conn.execute("PRAGMA wal_autocheckpoint=10000")
         upgrade_index(conn)
         conn.executescript(INDEX_SCHEMA)
+        tune(conn)
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -495,6 +496,7 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
         with self._project_lock:
             self._p.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in PROJECTION_TABLES))
             self._p.executescript(INDEX_SCHEMA)
+            tune(self._p)
 
     def _personal_words(self) -> bool:
         """Whether the projection keeps personal words apart (``ev_pfts``); a read-only store

@@ -25,6 +25,21 @@ TABLES = (PUBLIC, *PERSONAL)
 # (key, actor, projected text): what indexing or forgetting an entry's words takes
 TextRow = tuple[int, str, str]
 
+# FTS5 merges a level's segments once this many are there (its default is 4). Each merge
+# rewrites the words of every row in them, and the projection follows the log in many small
+# transactions, each one segment: at 16, rebuilding 100k events' projection cost ~2.5 µs an
+# event less (36-37 against 33.5-34), searches of a word ~4 % more CPU (more segments to read).
+AUTOMERGE = 16
+
+
+def tune(p: sqlite3.Connection) -> None:
+    """Set every full-text index's merge setting (kept in its ``_config`` table; written only
+    when it differs, so an opener of an index.db already set writes nothing)."""
+    for table in TABLES:
+        r = p.execute(f"SELECT v FROM {table}_config WHERE k='automerge'").fetchone()
+        if r is None or r[0] != AUTOMERGE:
+            p.execute(f"INSERT INTO {table}({table}, rank) VALUES('automerge', ?)", (AUTOMERGE,))
+
 
 def shard(actor: str) -> str:
     """The personal index of an entry whose actor id is ``actor`` (stable across processes)."""
