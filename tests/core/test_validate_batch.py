@@ -112,3 +112,23 @@ def test_normalises_like_validate_event() -> None:
     assert [e.time for e in evs] == ["2026-01-01T10:00:00.5Z"] * 2
     assert evs[0].id == "0190f5c2-7a1e-7cc0-9d7e-3f1c2b4a5d6e"
     assert [e.outcome for e in evs] == ["unknown", "unknown"]
+
+
+def _nested(depth: int, inner: Any) -> Any:
+    """A metadata object ``depth`` levels deep (itself the first), lists and objects in turn."""
+    value = inner
+    for level in range(depth - 1, 0, -1):
+        value = [value] if level % 2 else {"k": value}
+    return {"k": value}
+
+
+@pytest.mark.parametrize("max_depth", [0, 1, 2, 3, 4, 8])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 5, 9])
+def test_metadata_depth_and_values(max_depth: int, depth: int) -> None:
+    limits = Limits(max_depth=max_depth)
+    for inner in ["x", 1, 2**53, 1.5, None, ("a", "b"), {"a", "b"}, "\ud800", b"x"]:
+        evs = [Event(actor=Actor(id="a"), action="a.b", metadata=_nested(depth, inner)) for _ in range(2)]
+        a, b = copy.deepcopy(evs), copy.deepcopy(evs)
+        got = _outcome(lambda: validate_batch(a, limits))  # noqa: B023
+        want = _outcome(lambda: _one_by_one(b, limits, None))  # noqa: B023
+        assert got == want, (depth, inner)

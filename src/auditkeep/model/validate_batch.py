@@ -11,8 +11,12 @@ every event is the one :func:`validate_event` gives.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
+from typing import Annotated, Any, Union
+
+import msgspec
 
 from auditkeep.model.errors import ValidationError
 from auditkeep.model.event import Event
@@ -20,6 +24,7 @@ from auditkeep.model.timefmt import in_range, parse_rfc3339
 from auditkeep.model.validate import (
     _IPV4,
     DEFAULT_LIMITS,
+    MAX_SAFE_INT,
     Limits,
     _walk,
     check_strings,
@@ -67,6 +72,7 @@ def validate_batch(evs: Sequence[Event], limits: Limits = DEFAULT_LIMITS, tenant
     times_ok = None not in times and _all_match(_TIMES, times)  # type: ignore[arg-type]
     ips = [ev.actor.ip for ev in evs]
     ips_ok = None not in ips and _all_match(_IPS, ips)  # type: ignore[arg-type]
+    meta_ok = _metadata_plain([ev.metadata for ev in evs if ev.metadata is not None], limits)
     days = _days
     exact: list[bool] = []
     for i, ev in enumerate(evs):
@@ -102,8 +108,45 @@ def validate_batch(evs: Sequence[Event], limits: Limits = DEFAULT_LIMITS, tenant
                 ev.id = ev.id.lower()
             if ev.outcome is None:
                 ev.outcome = "unknown"
-            exact.append(ev.metadata is not None and _walk(ev.metadata, "metadata", 1, limits))
+            exact.append(ev.metadata is not None and not meta_ok and _walk(ev.metadata, "metadata", 1, limits))
         except ValidationError as exc:
             raise exc.at(i) from None
     return exact
 
+
+_LEVELS = 3  # metadata nested deeper than this is walked (msgspec's types grow with the depth)
+_plain = msgspec.json.Encoder()
+
+
+@functools.lru_cache(maxsize=16)
+def _metadata_type(limits: Limits) -> Any:
+    """A list of metadata objects, as a msgspec type that accepts exactly what :func:`_walk`
+    accepts without a float, up to :data:`_LEVELS` levels of nesting."""
+    text = Annotated[str, msgspec.Meta(max_length=limits.max_string)]
+    safe = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
+    value: Any = Union[text, safe, bool, None]  # noqa: UP007 (a runtime type expression)
+    for _ in range(min(limits.max_depth, _LEVELS) - 1):
+        value = Union[  # noqa: UP007
+            text,
+            safe,
+            bool,
+            None,
+            Annotated[dict[text, value], msgspec.Meta(max_length=limits.max_keys)],
+            Annotated[list[value], msgspec.Meta(max_length=limits.max_array)],
+        ]
+    return list[Annotated[dict[text, value], msgspec.Meta(max_length=limits.max_keys)]]
+
+
+def _metadata_plain(metas: list[dict[str, Any]], limits: Limits) -> bool:
+    """Whether every metadata object is within the limits, holds no float and only ASCII
+    text (so no lone surrogate and no key outside the BMP): then none needs the walk. One
+    conversion and one encoding of the batch's metadata, in C; False sends them to the walk."""
+    if not metas:
+        return True
+    if limits.max_depth < 1:
+        return False
+    try:
+        # equal: no tuple, set or other value the conversion would have turned into JSON
+        return msgspec.convert(metas, _metadata_type(limits)) == metas and _plain.encode(metas).isascii()
+    except (msgspec.ValidationError, msgspec.EncodeError, TypeError, ValueError, RecursionError):
+        return False
