@@ -47,20 +47,26 @@ def shard(actor: str) -> str:
 
 
 def _by_table(rows: Iterable[TextRow]) -> dict[str, list[tuple[int, str]]]:
-    out: dict[str, list[tuple[int, str]]] = {}
+    # the projection's hot path (every event): split inline, the shard only when needed
+    public: list[tuple[int, str]] = []
+    out: dict[str, list[tuple[int, str]]] = {PUBLIC: public}
     for k, actor, text in rows:
-        pub, per = split_text(text)
-        if pub:  # never empty for an entry (actor id, action); empty in replace_texts' parts
-            out.setdefault(PUBLIC, []).append((k, pub))
-        if per:
-            out.setdefault(shard(actor), []).append((k, per))
+        cut = text.find(PERSONAL_TEXT)
+        if cut < 0:
+            public.append((k, text))
+            continue
+        if cut:  # never empty for an entry (actor id, action); empty in replace_texts' parts
+            public.append((k, text[:cut]))
+        if cut + 1 < len(text):
+            out.setdefault(shard(actor), []).append((k, text[cut + 1 :]))
     return out
 
 
 def index_texts(p: sqlite3.Connection, rows: Iterable[TextRow]) -> None:
     """Index rows (in a transaction the caller opened)."""
     for table, part in _by_table(rows).items():
-        p.executemany(f"INSERT INTO {table}(rowid, body) VALUES(?, ?)", part)
+        if part:
+            p.executemany(f"INSERT INTO {table}(rowid, body) VALUES(?, ?)", part)
 
 
 def unindex_texts(p: sqlite3.Connection, rows: Iterable[TextRow]) -> set[str]:
