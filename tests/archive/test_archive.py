@@ -22,6 +22,7 @@ from auditkeep.ledger.trust import Trust
 from auditkeep.log.note import NoteVerifier
 from auditkeep.retention import load_policies, run_retention
 from auditkeep.retention.erase import erase_subject
+from auditkeep.store.base import SUBJECTS_ARE_ACTORS
 
 
 def test_segments_cover_the_log_in_aligned_ranges_and_verify(make_ledger: Callable[..., Ledger], tmp_path: Path) -> None:
@@ -177,6 +178,8 @@ def test_restore_brings_back_the_exact_leaves_for_search(tmp_path: Path) -> None
         page = rd.search("default", limit=1000)
         assert sorted(r.index for r in page.items) == list(range(512))  # both ranges, in any order restored
         assert len(rd.search("default", text="login", limit=5).items) == 5
+        # subjects as the archived log's writer set them: an erasure scans, not by actor
+        assert rd.store.meta(SUBJECTS_ARE_ACTORS) == "0"
 
 
 def test_a_directory_target_never_replaces_an_object(tmp_path: Path) -> None:
