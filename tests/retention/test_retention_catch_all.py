@@ -43,3 +43,21 @@ def test_a_catch_all_policy_decides_as_decoding_does(make_ledger: Callable[..., 
     assert kept == [60]  # only the first run's retention record kept its payload
     assert lg.record_at(60).event.action == ACTION
     assert lg.verify().ok
+
+
+def test_whole_blocks_under_a_catch_all_policy(make_ledger: Callable[..., Ledger]) -> None:
+    """Blocks of entries none of which is the log's own or expired are taken whole: the plan
+    is the decoding path's, also when only part of the log is old enough."""
+    lg = make_ledger()
+    lg.append([{"actor": {"id": f"u{i % 3}"}, "action": "doc.read", "metadata": {"n": i}} for i in range(50)], "t2")
+    tid = lg.tenant_id("t2")
+    received = [e.received_ns for e in lg.store.entries(tid, 0, 50)]
+    for at in (received[24] + DAY, received[-1] + 2 * DAY, received[0] + DAY - 1):
+        [fast] = plan_retention(lg, CATCH_ALL, at, "t2")
+        [slow] = plan_retention(lg, DECODED, at, "t2")
+        assert (fast.ranges, fast.due, fast.scanned) == (slow.ranges, slow.due, slow.scanned)
+        assert fast.due == sum(r <= at - DAY for r in received)
+    ran = run_retention(lg, CATCH_ALL, received[-1] + 2 * DAY, "t2")[0]
+    assert ran.due == 50 and ran.ranges == [(0, 50)]
+    assert not any(e.leaf for e in lg.store.entries(tid, 0, 50))
+    assert lg.verify().ok

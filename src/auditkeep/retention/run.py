@@ -141,6 +141,71 @@ def _catch_all(policies: list[Policy], tenant: str, at_ns: int) -> tuple[Policy,
     return None
 
 
+# A leaf is canonical JSON (RFC 8785): keys sorted, no whitespace, "." never escaped. An
+# event's leaf starting with the first of these has "action" as its first key, so it starts
+# with the second exactly when its action is in auditkeep's own namespace (which holds every
+# protected action); a leaf starting otherwise is decoded.
+_PLAIN = b'{"action":"'
+_OWN = b'{"action":"auditkeep.'
+
+
+def _scan_unread(
+    store: SQLiteStore, head: Head, policies: list[Policy], everything: tuple[Policy, int],
+    plan: TenantPlan, chunk_size: int,
+) -> Iterator[_Chunk]:
+    """:func:`_scan` for a tenant whose first policy takes every entry received by ``cut``
+    (no hold, no archive_after, no full-text rows wanted): every entry from the cursor up to
+    the first received after ``cut`` is due but the few SQLite hands back as exceptions
+    (:meth:`SQLiteStore.retention_exceptions`): no payload, or a leaf that may hold a
+    protected action, which is decoded and decided as :func:`_scan` does."""
+    pol, cut = everything
+    tid = head.tenant_id
+    low, _ = store.cursor(CURSOR, tid)
+    pos = low
+    contiguous = True
+    stop = _first_received_after(store, head, pos, cut)
+    while pos < stop:
+        end = min(stop, pos + chunk_size)
+        due: list[int] = []
+        policy_of: list[str] = []
+        at = pos  # entries [at, next exception) are due
+        for index, _, leaf in store.retention_exceptions(tid, pos, end, _PLAIN, _OWN):
+            if at < index:
+                due.extend(range(at, index))
+                policy_of.extend([pol.name] * (index - at))
+                if contiguous:
+                    low = index
+            at = index + 1
+            if not leaf:
+                plan.already_expired += 1
+                if contiguous:
+                    low = index + 1
+                continue
+            ev = _decide.decode(leaf)
+            if protected(ev.action) or first_match(policies, head.tenant, ev.category, ev.action) is not pol:
+                contiguous = False
+                continue
+            due.append(index)
+            policy_of.append(pol.name)
+            if contiguous:
+                low = index + 1
+        if at < end:
+            due.extend(range(at, end))
+            policy_of.extend([pol.name] * (end - at))
+            if contiguous:
+                low = end
+        plan.scanned += end - pos
+        plan.due += len(due)
+        plan.by_policy[pol.name] += len(due)
+        for start, stop_ in key_runs(due):
+            if plan.ranges and plan.ranges[-1][1] == start:
+                plan.ranges[-1] = (plan.ranges[-1][0], stop_)
+            else:
+                plan.ranges.append((start, stop_))
+        yield _Chunk(due, policy_of, {}, low, end - pos)
+        pos = end
+
+
 def _scan(
     store: Store,
     head: Head,
@@ -165,6 +230,10 @@ def _scan(
     # per (category, action): the policy that may expire such an entry (None: never due)
     cache: dict[tuple[str | None, str], tuple[Policy, int] | None] = {}
     everything = None if holds else _catch_all(policies, head.tenant, at_ns)
+    if (everything is not None and everything[0].archive_after_ns is None and not want_texts
+            and isinstance(store, SQLiteStore)):
+        yield from _scan_unread(store, head, policies, everything, plan, chunk_size)
+        return
     while pos < head.size:
         end = min(head.size, pos + chunk_size)
         due: list[int] = []

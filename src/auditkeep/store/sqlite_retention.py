@@ -85,6 +85,22 @@ class SQLiteRetention:
         with self._write_lock, self._guard(), self._secure(self._w) as w:
             return blank_entries(w, tenant_id, indexes)
 
+    def retention_exceptions(
+        self, tenant_id: int, start: int, end: int, plain: bytes, own: bytes
+    ) -> list[tuple[int, int, bytes]]:
+        """(index, received_ns, leaf) of the entries of ``[start, end)`` that a policy taking
+        every entry cannot take unread: those without a payload, those whose leaf does not
+        start with ``plain`` and those whose leaf starts with ``own``; in index order. One
+        statement, and only those rows reach Python."""
+        return [
+            (k, r, bytes(leaf)) for k, r, leaf in self._reader().execute(
+                "SELECT k - ?, received_ns, leaf FROM entries WHERE k >= ? AND k < ? AND (length(leaf) = 0 "
+                "OR substr(leaf, 1, ?) != ? OR substr(leaf, 1, ?) = ?) ORDER BY k",
+                (entry_key(tenant_id, 0), entry_key(tenant_id, start), entry_key(tenant_id, end),
+                 len(plain), plain, len(own), own),
+            )
+        ]
+
     def projected_rows(self, tenant_id: int | None = None, start: int = 0, end: int = 1 << KEY_SHIFT) -> int:
         """How many entries the search projection holds (of one tenant's [start, end), or all)."""
         if tenant_id is None:
