@@ -31,8 +31,8 @@ from auditkeep.model.validate import (
     validate_event,
 )
 
-# The normalised UTC form (what most sources send), one per line.
-_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{0,8}[1-9])?Z"
+# The UTC form most sources send (normalised, or but for a fraction's trailing zeros).
+_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z"
 _ONE_TIME = re.compile(_TIME)
 _TIMES = re.compile(rf"{_TIME}(?:\n{_TIME})*")
 _IPS = re.compile(rf"{_IPV4.pattern}(?:\n{_IPV4.pattern})*")
@@ -104,6 +104,9 @@ def validate_batch(evs: Sequence[Event], limits: Limits = DEFAULT_LIMITS, tenant
                 exact.append(validate_event(ev, limits, tenant).exact)
                 continue
             check_strings(ev, limits)  # after the checks validate_event makes before it
+            if t is not None and len(t) > 20 and t[-2] == "0":  # what format_rfc3339 gives
+                frac = t[20:-1].rstrip("0")
+                ev.time = f"{t[:19]}.{frac}Z" if frac else t[:19] + "Z"
             if ev.id is not None:
                 ev.id = ev.id.lower()
             if ev.outcome is None:
