@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,28 +67,22 @@ class DirTarget:
         return self.root.joinpath(*parts)
 
     def put(self, name: str, data: bytes) -> None:
-        path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o444)
+        def place(tmp: Path, path: Path) -> None:
             try:
                 os.link(tmp, path)  # never replaces: a crash leaves either nothing or the whole file
             except FileExistsError:
                 if path.read_bytes() != data:
                     raise ArchiveTargetError(f"{path} exists with other content; an archive object is never replaced") from None
-            fsync_dir(path.parent)
-        except OSError as exc:
-            raise ArchiveTargetError(f"cannot write {path}: {exc.strerror or exc}") from None
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+
+        self._write(name, data, place)
 
     def replace(self, name: str, data: bytes) -> None:
+        # atomic: a crash leaves the old object or the new one
+        self._write(name, data, os.replace)
+
+    def _write(self, name: str, data: bytes, place: Callable[[Path, Path], None]) -> None:
+        """Write ``data`` durably to a read-only temporary file beside the object; ``place``
+        puts it at the object's path."""
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -97,7 +92,7 @@ class DirTarget:
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o444)
-            os.replace(tmp, path)  # atomic: a crash leaves the old object or the new one
+            place(tmp, path)
             fsync_dir(path.parent)
         except OSError as exc:
             raise ArchiveTargetError(f"cannot write {path}: {exc.strerror or exc}") from None
