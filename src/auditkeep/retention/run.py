@@ -94,6 +94,17 @@ class TenantPlan:
     records: int = 0  # auditkeep.retention.deleted events appended (run only)
     unarchived: int = 0  # due, but kept until archived (their policy has archive_after)
 
+    def count(self, scanned: int, due: list[int], policy_of: list[str]) -> None:
+        """Add a scanned chunk: its due entries (ascending) and the policy of each."""
+        self.scanned += scanned
+        self.due += len(due)
+        self.by_policy.update(policy_of)
+        for start, stop in key_runs(due):
+            if self.ranges and self.ranges[-1][1] == start:
+                self.ranges[-1] = (self.ranges[-1][0], stop)
+            else:
+                self.ranges.append((start, stop))
+
 
 @dataclass
 class _Chunk:
@@ -194,14 +205,7 @@ def _scan_unread(
             policy_of.extend([pol.name] * (end - at))
             if contiguous:
                 low = end
-        plan.scanned += end - pos
-        plan.due += len(due)
-        plan.by_policy[pol.name] += len(due)
-        for start, stop_ in key_runs(due):
-            if plan.ranges and plan.ranges[-1][1] == start:
-                plan.ranges[-1] = (plan.ranges[-1][0], stop_)
-            else:
-                plan.ranges.append((start, stop_))
+        plan.count(end - pos, due, policy_of)
         yield _Chunk(due, policy_of, {}, low, end - pos)
         pos = end
 
@@ -292,14 +296,7 @@ def _scan(
                 low = index + 1
         else:
             finished = pos < end  # the store ended early
-        plan.scanned += scanned
-        plan.due += len(due)
-        plan.by_policy.update(policy_of)
-        for start, stop in key_runs(due):
-            if plan.ranges and plan.ranges[-1][1] == start:
-                plan.ranges[-1] = (plan.ranges[-1][0], stop)
-            else:
-                plan.ranges.append((start, stop))
+        plan.count(scanned, due, policy_of)
         yield _Chunk(due, policy_of, texts, low, scanned)
         if finished:
             return
