@@ -71,6 +71,15 @@ def _emit_while_stalling(sink: LedgerSink, hold: Callable[[], _Held], events: ra
         t.join()
 
 
+def _first_batch_in_flight(sink: LedgerSink, deadline: float) -> None:
+    """Emit events 0..49 and wait until the worker is delivering them (a stalled store keeps
+    it there)."""
+    for i in range(50):
+        sink.emit(_ev(i))
+    while sink._in_flight == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def _ledger(data: Path, busy_timeout: float) -> Ledger:
     """A ledger whose store waits ``busy_timeout`` seconds for SQLite's write lock: with a
     long wait a held lock makes commits slow, with a short one it makes them fail."""
@@ -173,11 +182,8 @@ def test_a_batch_that_fails_stays_ahead_of_events_spilled_while_it_was_tried(tmp
                       max_backoff=0.05)  # fmt: skip
     held = _lock(data)
     try:
-        for i in range(50):
-            sink.emit(_ev(i))
         deadline = time.monotonic() + 30
-        while sink._in_flight == 0 and time.monotonic() < deadline:
-            time.sleep(0.001)
+        _first_batch_in_flight(sink, deadline)
         assert sink._in_flight == 50 and sink.failures == 0  # 0..49 are being committed
         for i in range(50, 450):
             sink.emit(_ev(i))
@@ -283,9 +289,7 @@ def test_closing_while_a_delivery_waits_for_the_store(
                       max_backoff=0.05)  # fmt: skip
     held = _lock(data)
     try:
-        for i in range(50):
-            sink.emit(_ev(i))
-        time.sleep(0.3)
+        _first_batch_in_flight(sink, time.monotonic() + 30)
         assert sink._in_flight == 50  # the worker is inside a delivery, waiting for the lock
         for i in range(50, 300):  # more than the bound: some go to overflow
             sink.emit(_ev(i))
