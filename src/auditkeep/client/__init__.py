@@ -11,7 +11,7 @@ framework integrations do) stays light.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from auditkeep.client.context import bind, context, current
 from auditkeep.client.errors import (
@@ -22,6 +22,7 @@ from auditkeep.client.errors import (
     Undelivered,
 )
 from auditkeep.client.protocol import AsyncAuditLog, AuditLog, Recorded, event_id
+from auditkeep.lazyload import module_getattr
 
 if TYPE_CHECKING:
     from auditkeep.client.aio import AsyncClient
@@ -56,10 +57,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'auditkeep.client' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = module_getattr(__name__, _LAZY)

@@ -7,7 +7,9 @@ the at-rest layer, PostgreSQL's search module and psycopg) cost ~0.2 s of CPU pe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from auditkeep.lazyload import module_getattr
 
 if TYPE_CHECKING:
     from auditkeep.ledger.append import Receipt
@@ -37,14 +39,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is not None:
-        import importlib
-
-        return getattr(importlib.import_module(module), name)
-    raise AttributeError(f"module 'auditkeep.ledger' has no attribute {name!r}")
-
+__getattr__ = module_getattr(__name__, _LAZY)
 
 __all__ = [
     "ConsistencyProof",
