@@ -22,15 +22,6 @@ hypothesis_settings.load_profile("auditkeep")
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 
-
-
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: two workers a core. Most tests wait on servers and child processes they
-    start (``serve``, PostgreSQL, syslog daemons, a browser), so one worker a core leaves the
-    cores idle for much of the run."""
-    return 2 * (os.cpu_count() or 1)
-
-
 STORES = ["sqlite", "postgres"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
