@@ -239,8 +239,13 @@ def test_dead_letter_then_resend(make_ledger: Callable[..., Ledger], tmp_path: P
         assert [d.status for d in book.deliveries(alert)] == ["dead"]
         book.requeue(letter.id, "acme")  # as the API or `auditkeep alerts resend` does
         assert book.dead_letters() == []
-        runner.step()  # notices the request and sends it
-        wait_for(lambda: receiver.ids()[alert.id] == 1, what="the re-sent delivery")
+        def resent() -> bool:
+            # a running runner steps on; it notices the request at its next rules check
+            # (settings.rules_interval), which one step right after the requeue may precede
+            runner.step()
+            return receiver.ids()[alert.id] == 1
+
+        wait_for(resent, what="the re-sent delivery")
         wait_for(lambda: [d.status for d in book.deliveries(alert)] == ["delivered"], what="delivered mark")
     finally:
         rig.close()
