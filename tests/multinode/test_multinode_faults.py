@@ -80,6 +80,7 @@ def test_sigkill_of_a_node_mid_batch_loses_nothing(cluster: Cluster) -> None:
 # Restarting the server cuts every other session on it: on a shared development machine the
 # test runs only when asked to; in CI (CI=true) it always runs.
 RESTART_ALLOWED = IN_CI or os.environ.get("AUDITKEEP_TEST_PG_RESTART", "") == "1"
+RESTART_EVENTS = 4_000  # per client and tenant
 
 
 @pytest.mark.serial  # other tests lose their connections while it runs
@@ -92,15 +93,20 @@ def test_postgres_restart_during_ingest(cluster: Cluster) -> None:
         pytest.fail("restarting PostgreSQL needs root and pg_ctlcluster (/etc/postgresql)")
     node = cluster.start("node-a")
     tenants = ["alpha", "beta"]
-    clients = Clients(cluster, 2, tenants, EVENTS, [node], batch=100, pace=0.2)  # ~10 s of ingest
+    # ~16 s of paced ingest: the outage below starts with most of it still to send, so the
+    # clients are sure to meet it (with a quarter of this, they once finished before it began)
+    clients = Clients(cluster, 2, tenants, RESTART_EVENTS, [node], batch=100, pace=0.2)
     probes: list[tuple[int, str | None]] = []
     try:
-        _wait_for(clients, 2 * 2 * EVENTS // 5)
+        _wait_for(clients, 1600)
         pg_ctl("restart")  # a plain restart mid-ingest
         before = clients.received()
         _wait_for(clients, before + 1000)
-        pg_ctl("stop")  # and one long enough to be seen from outside
-        down_until = time.monotonic() + 3
+        # and one long enough to be seen from outside: longer than the store's wait for a pooled
+        # connection (5 s), which a commit caught by a shorter outage rides out with a 200
+        pg_ctl("stop")
+        clients.check_running()
+        down_until = time.monotonic() + 8
         with httpx.Client(headers={"Authorization": f"Bearer {cluster.admin}"}, timeout=60) as http:
             while time.monotonic() < down_until:
                 r = http.post(
@@ -125,7 +131,7 @@ def test_postgres_restart_during_ingest(cluster: Cluster) -> None:
     answers = clients.answers()
     assert answers.get("503", 0) > 0, answers
     assert set(answers) <= {"200", "503"}, answers  # never a 500, the node never went away
-    check_receipts(cluster, clients.receipts(), 2 * 2 * EVENTS)
+    check_receipts(cluster, clients.receipts(), 2 * 2 * RESTART_EVENTS)
     # it recovered by itself: new requests go through without a restart of the node
     with httpx.Client(headers={"Authorization": f"Bearer {cluster.admin}"}, timeout=60) as http:
         r = http.post(

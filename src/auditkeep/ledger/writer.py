@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from auditkeep.errors import ClosedError
+from auditkeep.errors import ClosedError, StoreUnavailable
 from auditkeep.ledger.append import Pending, Sequencer
 from auditkeep.ledger.staged import Item, StagedTxn, chosen_ids
 from auditkeep.store.base import Head, StageReads, Store
@@ -277,10 +277,16 @@ class Writer:
             staged = StagedTxn(self._reads, {tid: head})
             work = self._seq.run(staged, part)
         except Exception as exc:  # a read failed: nothing was written; try under the lock
-            log.warning("sequencing ahead failed, retrying under the lock: %s", exc)
             self._seq.rollback([tid])
             self._tips.pop(tid, None)
             item.unstage()
+            if isinstance(exc, StoreUnavailable):
+                # The read already waited the pool's timeout for the database: answer now
+                # (HTTP 503, retry later) rather than wait as long again under the lock.
+                log.warning("sequencing ahead failed: %s", exc)
+                self._fail(part, exc)
+                return item
+            log.warning("sequencing ahead failed, retrying under the lock: %s", exc)
             return item
         w = work.get(tid)
         if w is not None:
