@@ -7,16 +7,18 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import msgspec
 from rich.console import Console
 
 from auditkeep.config import Settings, load_settings, open_ledger, open_reader
-from auditkeep.ledger.ledger import Ledger
-from auditkeep.ledger.reader import LogReader
 from auditkeep.model.event import Submitter
+
+if TYPE_CHECKING:  # opened when a command runs: loading them costs every command's start
+    from auditkeep.ledger.ledger import Ledger
+    from auditkeep.ledger.reader import LogReader
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -12,7 +12,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from auditkeep.archive.restored import is_restored, verify_restored
 from auditkeep.cli.common import err, global_options, interactive, ledger, out, print_json, reader
 from auditkeep.ledger.reader import LogReader
 from auditkeep.ledger.trust import Trust
@@ -62,6 +61,9 @@ def verify(
     given = [_read_key(p) for p in keys]
     policy = _witness_policy(witness_keys, quorum, require_signed)
     witnessed: dict[str, int] = {}
+    # the archive's code, imported here rather than at every command's start
+    from auditkeep.archive.restored import is_restored, verify_restored
+
     with reader() as lg:
         trust = (
             Trust.given([v for vs in given for v in vs], notes, require_signed=require_signed)

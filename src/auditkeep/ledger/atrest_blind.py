@@ -13,7 +13,7 @@ from auditkeep.crypto.atrest import BlindIndex
 from auditkeep.ledger.projector import LeafView, _text
 from auditkeep.model.errors import ValidationError
 from auditkeep.store.base import Entry, ProjectedRow, Query
-from auditkeep.store.postgres_search import tokens
+from auditkeep.store.text_tokens import tokens
 
 _MAX_META_TOKENS = 512  # metadata tokens per entry: a bound on what one event adds to the index
 

@@ -16,9 +16,7 @@ whole path.
 from __future__ import annotations
 
 import math
-import re
 import struct
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -27,31 +25,10 @@ from psycopg.types.json import Jsonb
 
 from auditkeep.store.base import Query
 from auditkeep.store.sql_filters import column_filters
+from auditkeep.store.text_tokens import tokens
 
-_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
-_TOKEN = re.compile(r"[^\W_]+")
-MAX_LEXEME_BYTES = 2046  # PostgreSQL refuses lexemes over 2047 bytes
 MAX_POSITIONS = 255  # per lexeme (PostgreSQL keeps at most 256)
 MAX_POSITION = 16383
-
-
-def _clip(token: str) -> str:
-    raw = token.encode()
-    if len(raw) <= MAX_LEXEME_BYTES:
-        return token
-    return raw[:MAX_LEXEME_BYTES].decode(errors="ignore")
-
-
-def tokens(text: str) -> list[str]:
-    """The words of ``text`` as the full-text index sees them."""
-    if text.isascii():
-        found = _ASCII_TOKEN.findall(text.lower())
-    else:
-        stripped = "".join(
-            c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c)
-        )
-        found = _TOKEN.findall(unicodedata.normalize("NFC", stripped).lower())
-    return [t if len(t) <= MAX_LEXEME_BYTES // 4 else _clip(t) for t in found]
 
 
 def tsvector_binary(text: str) -> bytes:
