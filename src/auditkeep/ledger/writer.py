@@ -90,12 +90,15 @@ class Writer:
             if self._stop:
                 raise ClosedError("ledger is closed")
             self._queue.append(p)
+            # notify_all: with a pipeline the committer waits on the same condition, and a
+            # notify() that woke it left the writer thread asleep until its idle timeout
+            # (0.25 s): every batch handed to an idle PostgreSQL writer waited that long.
             if not inline:
-                self._cv.notify()
+                self._cv.notify_all()
                 return
         if not self._commit_lock.acquire(blocking=False):
             with self._cv:  # a commit is under way: the writer thread takes it from there
-                self._cv.notify()
+                self._cv.notify_all()
             return
         try:
             while not p.future.done():
@@ -110,7 +113,7 @@ class Writer:
             self._commit_lock.release()
         with self._cv:
             if self._queue:
-                self._cv.notify()
+                self._cv.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish what is queued, sign the final checkpoints, stop."""
