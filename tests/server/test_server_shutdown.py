@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import pytest
 from http_server_support import Server, event
 
 from auditkeep.ledger import Ledger
@@ -68,3 +71,33 @@ def test_sigterm_during_ingest_keeps_every_receipt(make_server: Callable[..., Se
             rec = lg.get(str(rc["id"]), "down")
             assert rec.index == rc["index"] and rec.leaf_hash == rc["leaf_hash"]
         assert lg.verify("down").ok
+
+
+def _holders(directory: Path) -> list[str]:
+    """The processes (pid and command) with a file under ``directory`` open."""
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            paths = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+        found += [f"{pid} {cmd}: {p}" for p in paths if p.startswith(f"{directory}/")]
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_after_sigterm_no_child_of_serve_holds_the_data_directory(make_server: Callable[..., Server]) -> None:
+    """serve stops its projection child before it exits (uvicorn raised SIGTERM again as soon
+    as the server was down, which ended serve before that: the child then closed index.db,
+    removing index.db-wal, while a test was copying the directory)."""
+    srv = make_server()
+    key = srv.key("acme", "ingest,read")
+    with srv.client(key) as c:
+        assert c.post("/v1/events", json=[event(i) for i in range(20)]).status_code == 200
+    deadline = time.monotonic() + 60  # until the child has the projection open
+    while not any("auditkeep.server.projection" in h and "index.db" in h for h in _holders(srv.data)):
+        assert time.monotonic() < deadline, _holders(srv.data)
+        time.sleep(0.05)
+    assert srv.stop(signal.SIGTERM, timeout=120) == -signal.SIGTERM, srv.output()
+    assert _holders(srv.data) == []

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import signal
 import ssl
+from collections.abc import Iterator
 from types import FrameType
 
 import click
@@ -33,10 +36,24 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, ctx: ServerContext) -> None:
         super().__init__(config)
         self.ctx = ctx
+        self.stopped_by: list[int] = []
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.ctx.hub.close_threadsafe()
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, except that the signals that stopped the server are not raised again
+        when it is down but kept in ``stopped_by`` for ``serve`` to raise after its own
+        clean-up: raised by uvicorn, SIGTERM's default action ended the process before the
+        projection child was stopped, and the child then closed ``index.db`` (removing its
+        -wal file) after the server had exited."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self.stopped_by, self._captured_signals = list(self._captured_signals), []
 
 
 def _is_loopback(host: str) -> bool:
@@ -157,6 +174,7 @@ def serve(
     # The projection is followed by a child process (see auditkeep.server.projection).
     ledger = open_ledger(s, create=True, background=False)
     projection: ProjectionProcess | None = None
+    server: _Server | None = None
     try:
         ctx = ServerContext(s, ledger, Options(heartbeat=heartbeat, body_timeout=body_timeout, send_timeout=stream_send_timeout))
         _first_admin_key(ctx)
@@ -171,3 +189,5 @@ def serve(
         ledger.close()
         if projection is not None:
             projection.stop()
+    for sig in reversed(server.stopped_by if server is not None else []):
+        signal.raise_signal(sig)  # exit as uvicorn would have: by the signal that stopped it
