@@ -9,7 +9,6 @@ comma-separated.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -252,6 +251,8 @@ def load_settings(
     if file is None and Path(CONFIG_FILE).exists():
         file = Path(CONFIG_FILE)
     if file is not None:
+        import tomllib  # only when there is a file: most commands run without one
+
         try:
             merged = tomllib.loads(file.read_text())
         except FileNotFoundError:
