@@ -201,11 +201,13 @@ class ProcessSink:
         while True:
             self._wake.wait(SEND_INTERVAL)
             self._wake.clear()
-            with self._lock:
-                items, self._buf = self._buf, []
-            if items:
-                frame, n = _encode_batch(items)
-                with self._send_lock:
+            # Taken from the buffer under the send lock, as flush() does: a flush between
+            # the take and the send would otherwise send newer events ahead of these.
+            with self._send_lock:
+                with self._lock:
+                    items, self._buf = self._buf, []
+                if items:
+                    frame, n = _encode_batch(items)
                     self._send(frame)
                     self._sent += n
             if self._stop and not self._buf:
