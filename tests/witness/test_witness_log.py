@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from http_server_support import Server, event
-from witness_support import WitnessProcess, cli, spec_check_cosignature
+from witness_support import WitnessProcess, cli_here, spec_check_cosignature
 
 from auditkeep.ledger import Ledger
 from auditkeep.log.cosignature import CosignatureVerifier
@@ -19,9 +19,9 @@ from auditkeep.witness.submit import WitnessEndpoint, WitnessSubmitter
 
 
 def _new_witness(path: Path, name: str, origin: str, log_vkey: str) -> tuple[WitnessProcess, str]:
-    init = cli("witness", "init", "--data", str(path), "--name", name)
+    init = cli_here("witness", "init", "--data", str(path), "--name", name)
     vkey = init.stdout.split("verifier key", 1)[1].split()[0]
-    cli("witness", "add-log", "--data", str(path), "--origin", origin, "--key", log_vkey)
+    cli_here("witness", "add-log", "--data", str(path), "--origin", origin, "--key", log_vkey)
     return WitnessProcess(path), vkey
 
 
@@ -54,8 +54,8 @@ def _wait(what: str, check: Callable[[], bool], seconds: float = 90) -> None:
 @pytest.fixture
 def witnessed_server(tmp_path: Path) -> Iterator[tuple[Server, list[WitnessProcess], list[str]]]:
     data = tmp_path / "data"
-    cli("init", "--data", str(data), "--log-id", "wlog")
-    log_vkey = cli("pubkey", "--data", str(data), "--tenant", "acme").stdout.strip()
+    cli_here("init", "--data", str(data), "--log-id", "wlog")
+    log_vkey = cli_here("pubkey", "--data", str(data), "--tenant", "acme").stdout.strip()
     origin = log_vkey.split("+", 1)[0]
     procs, vkeys = [], []
     for i in (1, 2):
