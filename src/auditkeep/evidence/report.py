@@ -3,22 +3,23 @@ nothing fetched from elsewhere) and the integrity summary."""
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from auditkeep.model.timefmt import format_rfc3339
 
 if TYPE_CHECKING:
+    from jinja2 import Template
+
     from auditkeep.evidence.build import BundleSummary
 
 BINS = 48
 TOP = 15
-_env = Environment(loader=PackageLoader("auditkeep.evidence", "templates"), autoescape=select_autoescape(["html", "j2"]))
 
 
 class _Counted(msgspec.Struct):
@@ -88,8 +89,18 @@ def _chart(stats: Stats) -> dict[str, Any]:
     return {"w": w, "h": h, "pad": pad, "peak": peak, "bars": bars}
 
 
+@functools.cache
+def _template() -> Template:
+    """The report's template, loaded with Jinja2 when the first bundle is written (the server
+    imports this module at start, through its OpenAPI description)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("auditkeep.evidence", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    return env.get_template("report.html.j2")
+
+
 def render_report(summary: BundleSummary, stats: Stats, filters: dict[str, Any]) -> str:
-    return _env.get_template("report.html.j2").render(
+    return _template().render(
         s=summary,
         filters=sorted(filters.items()),
         total=stats.total,

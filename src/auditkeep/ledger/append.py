@@ -18,6 +18,7 @@ import msgspec
 from auditkeep.crypto.commit import HmacKey
 from auditkeep.ledger.config import LedgerConfig
 from auditkeep.ledger.datadir import Identity
+from auditkeep.ledger.keyring import origin_for as origin_for  # re-exported: its old home
 from auditkeep.ledger.seal import Sealer, Split
 from auditkeep.log.checkpoint import Checkpoint
 from auditkeep.log.hashing import leaf_hash
@@ -52,10 +53,6 @@ class _TenantWork:
     entries: list[Entry] = field(default_factory=list)
     tiles: dict[TileKey, bytes] = field(default_factory=dict)
     grew: bool = False
-
-
-def origin_for(log_id: str, tenant: str) -> str:
-    return f"auditkeep.local/{log_id}/{tenant}"
 
 
 class Sequencer:

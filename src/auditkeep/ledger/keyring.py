@@ -20,6 +20,11 @@ META_KEYS = "verifier_keys"  # JSON list of LogKey, oldest first
 META_FIRST_KEY = "verifier_key"  # the key the log was created with (all older stores have)
 
 
+def origin_for(log_id: str, tenant: str) -> str:
+    """The name a tenant's checkpoints are signed under (their origin line)."""
+    return f"auditkeep.local/{log_id}/{tenant}"
+
+
 class LogKey(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     """One signing key of the log, by its log-wide verifier key (name ``auditkeep.local/<log id>``)."""
 

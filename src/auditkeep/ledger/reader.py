@@ -21,14 +21,13 @@ from auditkeep.crypto.atrest import EncryptionSettings, KeyUnavailable
 from auditkeep.errors import DataDirError
 from auditkeep.errors import Expired as Expired
 from auditkeep.errors import NotFound as NotFound  # re-exported: its old home
-from auditkeep.ledger.append import origin_for
 from auditkeep.ledger.atrest import META_KEY as ENCRYPTED
 from auditkeep.ledger.atrest import EncryptedStore
 from auditkeep.ledger.config import LedgerConfig
-from auditkeep.ledger.keyring import LogKey, load_keys
+from auditkeep.ledger.keyring import LogKey, load_keys, origin_for
 from auditkeep.ledger.projector import Projector
 from auditkeep.ledger.trust import Trust
-from auditkeep.ledger.verify import TenantReport, VerifyReport, verify_log
+from auditkeep.ledger.verify_report import TenantReport, VerifyReport
 from auditkeep.ledger.view import ERASED as ERASED  # re-exported: its old home
 from auditkeep.ledger.view import NO_KEY, open_event
 from auditkeep.log.checkpoint import Checkpoint, verify_checkpoint
@@ -478,6 +477,8 @@ class LogReader:
         """Recompute and check everything for one tenant or all of them, relying on ``trust``
         (default: the keys recorded in the store, plus ``trusted`` checkpoint notes).
         ``live``: the log may grow meanwhile (see :func:`verify_log`)."""
+        from auditkeep.ledger.verify import verify_log  # with its worker processes: for verify only
+
         if trust is None:
             trust = self.stored_trust(trusted)
         elif trusted:

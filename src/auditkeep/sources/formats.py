@@ -25,7 +25,6 @@ from auditkeep.sources.auditd import AuditdDecoder, decode_log
 from auditkeep.sources.base import SourceError
 from auditkeep.sources.cloudtrail import parse_cloudtrail
 from auditkeep.sources.kubernetes import StageMerger, parse_k8s_log_line, parse_k8s_payload
-from auditkeep.sources.otlp import parse_otlp_logs
 from auditkeep.sources.syslog import map_syslog, parse_syslog
 
 
@@ -128,6 +127,8 @@ def _auditd(data: bytes, opts: ParseOptions) -> Parsed:
 
 def _otlp(content_type: str) -> Parser:
     def parse(data: bytes, opts: ParseOptions) -> Parsed:
+        from auditkeep.sources.otlp import parse_otlp_logs  # protobuf: only for this format
+
         kind = opts.content_type or content_type
         events, errors = parse_otlp_logs(data, kind)
         return Parsed(events, errors, context={"content_type": kind})

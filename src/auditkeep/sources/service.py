@@ -26,7 +26,6 @@ from auditkeep.model.event import Event, Submitter
 from auditkeep.sources.base import SourceError, UnreadableRequest
 from auditkeep.sources.intake import Intake, IntakeObserver, IntakeResult, derived_event_id
 from auditkeep.sources.kubernetes import StageMerger, parse_k8s_payload
-from auditkeep.sources.otlp import parse_otlp_logs
 from auditkeep.sources.quarantine import DEFAULT_MAX_BYTES, Quarantine
 from auditkeep.sources.syslog import SyslogServers, start_syslog_servers
 from auditkeep.sources.syslog.server import LOSS_CAUSES
@@ -188,6 +187,8 @@ class SourceService:
 
     def otlp(self, body: bytes, content_type: str, tenant: str, submitter: Submitter | None = None) -> Delivery:
         """An OTLP/HTTP logs export request."""
+        from auditkeep.sources.otlp import parse_otlp_logs  # protobuf: on the first OTLP request
+
         events, errors = parse_otlp_logs(body, content_type)
         refused = not events and len(errors) == 1 and isinstance(errors[0], UnreadableRequest)
         ctx = {"content_type": content_type.split(";", 1)[0].strip().lower()}

@@ -24,7 +24,6 @@ from auditkeep.server.errors import ApiError
 from auditkeep.server.params import int_param
 from auditkeep.server.peercert import client_subject
 from auditkeep.server.routes.events import ReceiptOut
-from auditkeep.sources.otlp import otlp_response, otlp_status
 from auditkeep.sources.service import CollectedBatch, Delivery
 
 OTLP_TYPES = frozenset({"application/x-protobuf", "application/protobuf", "application/json"})
@@ -158,6 +157,9 @@ async def otlp_logs(request: Request) -> Response:
     if encoding not in ("identity", "gzip", "x-gzip"):
         raise ApiError(415, f"unsupported content encoding {encoding}; use gzip or none")
     raw = await body.read_limited(request, ctx.settings.max_body_bytes, ctx.options.body_timeout)
+    # the OTLP classes (protobuf) load on the first OTLP request, not at every server's start
+    from auditkeep.sources.otlp import otlp_response, otlp_status
+
     delivery = await _deliver(ctx.sources.otlp, raw, ctype, caller.tenant, key_submitter(caller))
     if delivery.refused:
         return Response(otlp_status(delivery.reasons[0], ctype), 400, media_type=ctype)
