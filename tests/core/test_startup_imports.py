@@ -97,3 +97,9 @@ def test_the_embedded_follower_loads_no_postgres_driver_and_no_ledger(tmp_path: 
     modules = _modules("import auditkeep.ledger.follower\n", tmp_path)
     assert _loaded(modules, ("psycopg", "auditkeep.ledger.ledger", "auditkeep.ledger.reader",
                              "auditkeep.server", "httpx")) == []
+
+
+def test_the_gateways_ledger_child_loads_no_proxy_guardrails_or_sdk(tmp_path: Path) -> None:
+    modules = _modules("import auditkeep.gateway.sink_process\n", tmp_path)
+    assert _loaded(modules, ("auditkeep.gateway.guardrails", "auditkeep.gateway.approvals",
+                             "auditkeep.gateway.postgres.server", "auditkeep.alerts", "httpx", "yaml")) == []
