@@ -33,15 +33,18 @@ from auditkeep.store.base import Store
 
 log = logging.getLogger("auditkeep.ledger.follower")
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.2  # while every log is projected to its head
+BUSY_POLL_SECONDS = 0.05  # while entries wait for more to join them
 STANDBY_SECONDS = 5.0
 NICE = 10
-# The follower projects a tenant once this many entries wait, or once the oldest has waited
+# The follower projects a tenant once this many entries wait, once its head stopped moving
+# (waiting would not make the transaction larger), or once the oldest has waited
 # MAX_WAIT_SECONDS. Each projection transaction rewrites every index page its rows touch (the
 # actor and resource indexes take rows all over), so small ones cost more an event: 100k
 # events projected 250 a transaction cost ~35 µs an event, 1,000 ~27, 2,000 ~22. At a high
-# ingest rate a poll finds 2,000 anyway; at a low one the projection lags by at most
-# MAX_WAIT_SECONDS more, and a search still catches it up before answering.
+# ingest rate 2,000 wait within a busy poll or two; at a low one the projection lags by at
+# most MAX_WAIT_SECONDS more, and a search still catches it up before answering. After a
+# projection the follower looks again at once: the head moved while it ran.
 MIN_BATCH = 2000
 MAX_WAIT_SECONDS = 0.4
 
@@ -55,6 +58,7 @@ def follow(store: Store, stop: threading.Event) -> None:
     projector = Projector(store, lambda: [(h.tenant_id, h.size) for h in store.heads()])
     lease = None
     waiting: dict[int, float] = {}  # tenant -> when entries were first seen waiting
+    seen: dict[int, int] = {}  # tenant -> its head's size at the last look
     try:
         while not stop.is_set():
             if lease is None:
@@ -65,21 +69,29 @@ def follow(store: Store, stop: threading.Event) -> None:
                 if lease is None:
                     stop.wait(STANDBY_SECONDS)
                     continue
+            pause = POLL_SECONDS
             try:
                 now = time.monotonic()
                 for head in store.heads():
-                    pending = head.size - store.projection_position(head.tenant_id)
+                    tid = head.tenant_id
+                    moving = seen.get(tid) != head.size
+                    seen[tid] = head.size
+                    pending = head.size - store.projection_position(tid)
                     if pending <= 0:
-                        waiting.pop(head.tenant_id, None)
+                        waiting.pop(tid, None)
                         continue
-                    since = waiting.setdefault(head.tenant_id, now)
-                    if pending < MIN_BATCH and now - since < MAX_WAIT_SECONDS:
+                    since = waiting.setdefault(tid, now)
+                    if pending < MIN_BATCH and moving and now - since < MAX_WAIT_SECONDS:
+                        pause = min(pause, BUSY_POLL_SECONDS)
                         continue
-                    projector.sync(head.tenant_id, head.size)
-                    waiting.pop(head.tenant_id, None)
+                    projector.sync(tid, head.size)
+                    waiting.pop(tid, None)
+                    pause = 0.0
             except Exception as exc:  # keep following; the next round retries
                 log.warning("projection failed: %s", exc)
-            stop.wait(POLL_SECONDS)
+                pause = POLL_SECONDS
+            if pause:
+                stop.wait(pause)
     finally:
         if lease is not None:
             lease.release()

@@ -23,7 +23,6 @@ from auditkeep.store.base import KEY_SHIFT, PERSONAL_TEXT, Entry, ProjectedRow, 
 log = logging.getLogger("auditkeep.projector")
 
 
-
 # What the projection reads of a leaf, without the model's patterns and limits: a leaf was
 # validated before it was committed, and decoding it with those checks again cost three
 # times as much (3.9 against 1.3 µs an event). gc=False: these hold no cycles, and the
@@ -59,26 +58,44 @@ class LeafView(msgspec.Struct, gc=False):
     metadata: dict[str, Any] | None = None
 
 
+# The projection's own view: metadata left as its JSON text. Decoding it into dicts and
+# walking them for their strings cost ~3 µs an event; the strings come from the text instead
+# (_words), and a store that indexes metadata paths takes the text as it is.
+class _RowView(msgspec.Struct, gc=False):
+    actor: _Actor
+    action: str
+    time: str | None = None
+    category: str | None = None
+    resource: _Resource | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    source: _Source | None = None
+    metadata: msgspec.Raw = msgspec.Raw()
+
+
 _leaf_decoder = msgspec.json.Decoder(LeafView)
+_row_decoder = msgspec.json.Decoder(_RowView)
+_any_decoder = msgspec.json.Decoder()
+_NO_METADATA = (b"", b"{}", b"null")
 _sealed_decoder = msgspec.json.Decoder(dict[str, Any])
 CHUNK = 5000
 TEXT_LIMIT = 4096
 
 
 def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
-    return _project(tenant_id, e, _leaf_decoder.decode(e.leaf))
+    ev = _row_decoder.decode(e.leaf)
+    return _project(tenant_id, e, ev, _words(ev), e.sealed)
 
 
 def project_erased(tenant_id: int, e: Entry) -> tuple[str, ProjectedRow]:
     """The full text an entry was indexed with (plaintext included) and its row without the
     plaintext, from one decode of the leaf (erasure replaces the one by the other)."""
-    ev = _leaf_decoder.decode(e.leaf)
-    parts = _parts(ev)
-    row = _project(tenant_id, Entry(e.index, e.id, e.received_ns, e.leaf, e.subject, None), ev, parts)
-    return _full_text(parts, e.sealed), row
+    ev = _row_decoder.decode(e.leaf)
+    parts = _words(ev)
+    return _full_text(parts, e.sealed), _project(tenant_id, e, ev, parts, None)
 
 
-def _project(tenant_id: int, e: Entry, ev: LeafView, parts: list[str] | None = None) -> ProjectedRow:
+def _project(tenant_id: int, e: Entry, ev: _RowView, parts: list[str], sealed: bytes | None) -> ProjectedRow:
     # The child that follows the log runs this for every event, as often as the appender
     # seals one: written flat (one call for the text, positional fields, no generator).
     t = ev.time
@@ -89,8 +106,8 @@ def _project(tenant_id: int, e: Entry, ev: LeafView, parts: list[str] | None = N
         log.warning("entry %d of tenant %d: time %s is out of range; indexed at %s",
                     e.index, tenant_id, ev.time, format_rfc3339(clamp(time_ns)))
         time_ns = clamp(time_ns)
-    text = _full_text(_parts(ev) if parts is None else parts, e.sealed)
     r = ev.resource
+    m = ev.metadata
     return ProjectedRow(
         (tenant_id << KEY_SHIFT) | e.index,
         tenant_id,
@@ -102,15 +119,15 @@ def _project(tenant_id: int, e: Entry, ev: LeafView, parts: list[str] | None = N
         r.id if r else None,
         ev.outcome or "unknown",
         ev.category,
-        text,
+        _full_text(parts, sealed),
         e.index,
-        ev.metadata or None,
+        None if len(m) < 5 and bytes(m) in _NO_METADATA else m,
     )
 
 
 def projected_text(e: Entry) -> str:
     """What full-text search indexed for an entry (to remove it from a contentless index)."""
-    return _text(_leaf_decoder.decode(e.leaf), e.sealed)
+    return _full_text(_words(_row_decoder.decode(e.leaf)), e.sealed)
 
 
 def _text(ev: LeafView | Event, sealed: bytes | None) -> str:
@@ -130,6 +147,32 @@ def _full_text(parts: list[str], sealed: bytes | None) -> str:
 
 def _parts(ev: LeafView | Event) -> list[str]:
     """The strings of the committed event that full-text search sees, in order."""
+    parts = _named_parts(ev)
+    if ev.metadata:
+        _strings(ev.metadata, parts, [sum(map(len, parts))])
+    return parts
+
+
+def _words(ev: _RowView) -> list[str]:
+    """:func:`_parts` from the projection's view: the same strings in the same order."""
+    parts = _named_parts(ev)
+    m = ev.metadata
+    if len(m) > 2:
+        text = str(m, "utf-8")
+        if "\\" in text:  # an escape: decode it, as _parts does
+            _strings(_any_decoder.decode(m), parts, [sum(map(len, parts))])
+        else:
+            # Without a backslash no string holds a quote: split at the quotes, the odd pieces
+            # are the strings, and a string followed by a colon is a key. The values, in
+            # document order, are the strings _strings finds walking the decoded dicts (it
+            # stops past TEXT_LIMIT, but the text is cut there anyway).
+            cut = text.split('"')
+            parts += [v for v, after in zip(cut[1::2], cut[2::2], strict=True) if after.lstrip()[:1] != ":"]
+    return parts
+
+
+def _named_parts(ev: LeafView | Event | _RowView) -> list[str]:
+    """The words of the event's named fields (all but metadata), in order."""
     a = ev.actor
     parts: list[str] = [a.id, ev.action]
     if a.name:
@@ -146,8 +189,6 @@ def _parts(ev: LeafView | Event) -> list[str]:
     s = ev.source
     if s is not None:
         parts += [v for v in (s.service, s.host, s.request_id) if v]
-    if ev.metadata:
-        _strings(ev.metadata, parts, [sum(map(len, parts))])
     return parts
 
 

@@ -92,9 +92,10 @@ class ProjectedRow(NamedTuple):
     category: str | None
     text: str  # what full-text search sees: the public words [PERSONAL_TEXT, the personal ones]
     position: int  # the entry's index in its log (``index`` is tuple's method)
-    # The event's metadata as committed in the leaf (sealed fields already taken out), decoded,
-    # for stores that index metadata paths in the projection (PostgreSQL encodes it; SQLite
-    # reads the leaf instead); None when there is none.
+    # The event's metadata as committed in the leaf (sealed fields already taken out): its
+    # JSON text as ``msgspec.Raw`` from the projector (or decoded JSON), for stores that index
+    # metadata paths in the projection (PostgreSQL takes the text as jsonb; SQLite reads the
+    # leaf instead); None when there is none.
     metadata: Any = None
 
 

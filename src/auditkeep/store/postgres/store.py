@@ -78,12 +78,12 @@ def _opt_text(value: str | None) -> str | None:
 
 
 def _jsonb(metadata: Any) -> bytes | None:
-    """The projected metadata (decoded JSON) as binary jsonb."""
+    """The projected metadata (its JSON text as ``msgspec.Raw``, or decoded) as binary jsonb."""
     if metadata is None:
         return None
-    data = _json.encode(metadata)
+    data = _json.encode(metadata)  # a Raw as it is
     if b"\\u0000" in data:  # jsonb refuses NUL in strings, too
-        data = _json.encode(_without_nul(metadata))
+        data = _json.encode(_without_nul(msgspec.json.decode(data)))
     return _JSONB_VERSION + data
 
 
