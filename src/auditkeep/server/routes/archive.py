@@ -20,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from auditkeep.archive.run import ArchiveBusy, archived_to, run_archive, segment_rows
 from auditkeep.archive.segment import manifest_name
 from auditkeep.archive.target import Target, open_target
 from auditkeep.errors import ConfigError, NotFound
@@ -64,6 +63,9 @@ async def list_archive(request: Request) -> Response:
     limit = int_param(request, "limit", 1, MAX_PAGE) or 100
     after = int_param(request, "after")
     target = _target(ctx)
+    # the archive run's code (and retention's) is imported here, not at the server's start
+    from auditkeep.archive.run import segment_rows
+
     rows, more = await run_in_threadpool(segment_rows, target, caller.tenant, after, limit)
     ctx.auditor.read(
         "auditkeep.archive.list", caller.key, caller.tenant,
@@ -112,6 +114,7 @@ async def start_run(request: Request) -> Response:
         raise ApiError(409, "nothing to archive: no retention policy has archive_after and older_than is not given")
     head = await run_in_threadpool(ctx.ledger.head, caller.tenant)
     deadline = time.monotonic() + RUN_BUDGET
+    from auditkeep.archive.run import ArchiveBusy, archived_to, run_archive  # as in list_archive
 
     def run() -> Any:
         before = archived_to(ctx.ledger.store, head.tenant_id)
