@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("console-integrity") / "data"
-    assert auditkeep(data, "init").returncode == 0
+    assert auditkeep(data, "init", process=False).returncode == 0
     for name, role in ACCOUNTS.items():
         add_user(data, "acme", name, role)
     s = Server(data, env={"AUDITKEEP_CHECKPOINT_INTERVAL": "0.1"})
@@ -34,6 +34,18 @@ def _ingest(srv: Server, n: int, batch: int = 5000) -> None:
             evs = [{"actor": {"id": f"u{i % 50}"}, "action": "integrity.probe"} for i in range(start, min(n, start + batch))]
             r = c.post("/v1/events", params={"tenant": "acme"}, json=evs)
             assert r.status_code == 200, r.text
+
+
+def _ingest_and_wait_for_its_checkpoint(srv: Server) -> None:
+    """One event, then until a checkpoint (signed by the server's timer) covers it."""
+    with srv.client(srv.admin) as c:
+        r = c.post("/v1/events", params={"tenant": "acme"}, json=[{"actor": {"id": "u0"}, "action": "integrity.probe"}])
+        assert r.status_code == 200, r.text
+        size = r.json()["receipts"][-1]["index"] + 1
+        deadline = time.monotonic() + 60
+        while int(c.get("/v1/checkpoints/latest", params={"tenant": "acme"}).text.split("\n")[1]) < size:
+            assert time.monotonic() < deadline, "no checkpoint covers the event"
+            time.sleep(0.02)
 
 
 @contextmanager
@@ -52,8 +64,7 @@ def _csrf(c: httpx.Client) -> str:
 
 def test_checkpoints_page_through_newest_first(srv: Server, page: Page) -> None:
     for _ in range(25):  # a checkpoint after each (the interval is 0.1 s)
-        _ingest(srv, 1)
-        time.sleep(0.25)
+        _ingest_and_wait_for_its_checkpoint(srv)
     sign_in(page, srv.url, "vic")
     page.goto(srv.url + "/ui/integrity")
     rows = page.locator("#checkpoints tbody tr")

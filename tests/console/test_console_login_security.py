@@ -46,7 +46,7 @@ def _reasons(srv: Server, username: str, want: int) -> list[str]:
 def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of its own: the throttle is per process, and these tests spend it."""
     data = tmp_path_factory.mktemp("console-sec") / "data"
-    assert auditkeep(data, "init").returncode == 0
+    assert auditkeep(data, "init", process=False).returncode == 0
     add_user(data, "acme", "alice", "admin")
     add_user(data, "acme", "rita", "viewer")
     srv = Server(data)
@@ -169,7 +169,7 @@ def test_clear_totp_secrets_of_older_records_are_sealed_at_start(tmp_path: Path)
     from auditkeep.console import users as users_mod
 
     data = tmp_path / "data"
-    assert auditkeep(data, "init").returncode == 0
+    assert auditkeep(data, "init", process=False).returncode == 0
     add_user(data, "acme", "olda", "viewer")
     secret = pyotp.random_base32()
     lg = open_ledger(Settings(data=str(data)), create=False, background=False)

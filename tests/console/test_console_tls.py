@@ -16,7 +16,7 @@ def test_cookies_are_secure_under_tls(tmp_path: Path) -> None:
     _cert(tmp_path / "server", "127.0.0.1", ca)
     trust = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
     data = tmp_path / "data"
-    assert auditkeep(data, "init").returncode == 0
+    assert auditkeep(data, "init", process=False).returncode == 0
     add_user(data, "acme", "tess", "viewer")
     srv = Server(data, args=("--tls-cert", str(tmp_path / "server.crt"), "--tls-key", str(tmp_path / "server.key")), verify=trust)
     try:
