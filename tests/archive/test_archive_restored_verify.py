@@ -18,8 +18,10 @@ segment_entries = 256
 """
 
 
+# Set-up and the JSON reports run in this process (test_archive_cli.run); the text report of
+# verify on the restored directory stays a real process.
 def _verify(tmp_path: Path, *args: str) -> tuple[int, dict[str, object]]:
-    r = run("verify", "--data", "inv", "--json", *args, cwd=tmp_path)
+    r = run("verify", "--data", "inv", "--json", *args, cwd=tmp_path, process=False)
     assert r.returncode in (0, 1), r.stderr
     return r.returncode, json.loads(r.stdout)
 
@@ -28,14 +30,14 @@ def test_a_restored_directory_verifies_as_partial_and_tampering_is_found(tmp_pat
     (tmp_path / "auditkeep.toml").write_text(CONFIG)
     lines = [json.dumps({"actor": {"id": f"u{i % 4}"}, "action": "doc.read", "metadata": {"i": i}}) for i in range(300)]
     (tmp_path / "ev.jsonl").write_text("\n".join(lines) + "\n")
-    assert run("init", cwd=tmp_path).returncode == 0
-    assert run("ingest", "ev.jsonl", cwd=tmp_path).returncode == 0
-    (tmp_path / "log.vkey").write_text(run("pubkey", cwd=tmp_path).stdout)
+    assert run("init", cwd=tmp_path, process=False).returncode == 0
+    assert run("ingest", "ev.jsonl", cwd=tmp_path, process=False).returncode == 0
+    (tmp_path / "log.vkey").write_text(run("pubkey", cwd=tmp_path, process=False).stdout)
     time.sleep(1.1)
-    r = run("archive", "run", "--older-than", "1s", cwd=tmp_path)
+    r = run("archive", "run", "--older-than", "1s", cwd=tmp_path, process=False)
     assert r.returncode == 0, r.stderr
     for seg in ("default/000000000000-000000000256", "default/000000000256-000000000300"):
-        r = run("archive", "restore", seg, "--out", "inv", cwd=tmp_path)
+        r = run("archive", "restore", seg, "--out", "inv", cwd=tmp_path, process=False)
         assert r.returncode == 0, r.stderr
 
     r = run("verify", "--data", "inv", "--key", "log.vkey", cwd=tmp_path)
