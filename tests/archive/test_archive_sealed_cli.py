@@ -10,6 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
 from test_archive_cli import run  # type: ignore[import-not-found]
 
 CONFIG = """
@@ -20,16 +21,25 @@ segment_entries = 256
 SEG = "default/000000000000-000000000256"
 
 
-def test_sealed_segments_from_the_cli(tmp_path: Path) -> None:
-    (tmp_path / "auditkeep.toml").write_text(CONFIG)
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An encrypted store of 300 events archived in two segments, made once (in this
+    process) for the module; each test works on its own copy of the folder."""
+    folder = tmp_path_factory.mktemp("sealed")
+    (folder / "auditkeep.toml").write_text(CONFIG)
     lines = [json.dumps({"actor": {"id": f"u{i % 4}"}, "action": "doc.read", "metadata": {"i": i}}) for i in range(300)]
-    (tmp_path / "ev.jsonl").write_text("\n".join(lines) + "\n")
-    assert run("init", "--encrypt", cwd=tmp_path).returncode == 0
-    assert run("ingest", "ev.jsonl", cwd=tmp_path).returncode == 0
-    (tmp_path / "log.vkey").write_text(run("pubkey", cwd=tmp_path).stdout)
+    (folder / "ev.jsonl").write_text("\n".join(lines) + "\n")
+    assert run("init", "--encrypt", cwd=folder, process=False).returncode == 0
+    assert run("ingest", "ev.jsonl", cwd=folder, process=False).returncode == 0
+    (folder / "log.vkey").write_text(run("pubkey", cwd=folder, process=False).stdout)
     time.sleep(1.1)
-    r = run("archive", "run", "--older-than", "1s", cwd=tmp_path)
+    r = run("archive", "run", "--older-than", "1s", cwd=folder, process=False)
     assert r.returncode == 0, r.stderr
+    return folder
+
+
+def test_sealed_segments_from_the_cli(archived: Path, tmp_path: Path) -> None:
+    shutil.copytree(archived, tmp_path, dirs_exist_ok=True)
     r = run("archive", "verify", SEG, "--key", "log.vkey", "--json", cwd=tmp_path)
     rep = json.loads(r.stdout)
     assert r.returncode == 0 and rep["ok"] and rep["entries"] == 256 and rep["sealed"] == 0, r.stdout + r.stderr
@@ -55,20 +65,13 @@ def test_sealed_segments_from_the_cli(tmp_path: Path) -> None:
     assert t["partial"] and t["entries_checked"] == 256 and t["restored_ranges"] == [[0, 256]]
 
 
-def test_segment_key_and_rotation_from_the_cli(tmp_path: Path) -> None:
+def test_segment_key_and_rotation_from_the_cli(archived: Path, tmp_path: Path) -> None:
     """`archive key` writes a segment's data key (0600, never overwritten), with which
     `archive verify --segment-key` checks the leaves without the master key; `encryption
     rotate` re-wraps the segment's key, so the new master key alone opens it afterwards."""
     from auditkeep.crypto.atrest import new_master_key, write_key_file
 
-    (tmp_path / "auditkeep.toml").write_text(CONFIG)
-    lines = [json.dumps({"actor": {"id": f"u{i % 4}"}, "action": "doc.read"}) for i in range(300)]
-    (tmp_path / "ev.jsonl").write_text("\n".join(lines) + "\n")
-    assert run("init", "--encrypt", cwd=tmp_path).returncode == 0
-    assert run("ingest", "ev.jsonl", cwd=tmp_path).returncode == 0
-    (tmp_path / "log.vkey").write_text(run("pubkey", cwd=tmp_path).stdout)
-    time.sleep(1.1)
-    assert run("archive", "run", "--older-than", "1s", cwd=tmp_path).returncode == 0
+    shutil.copytree(archived, tmp_path, dirs_exist_ok=True)
 
     r = run("archive", "key", SEG, "--out", "seg.key", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
