@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from server_harness import clean_env, run_cli
 
@@ -45,3 +47,17 @@ def sign_in(page: object, url: str, username: str, tenant: str = "acme", passwor
     page.get_by_label("Username").fill(username)  # type: ignore[attr-defined]
     page.get_by_label("Password").fill(password)  # type: ignore[attr-defined]
     page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
+
+
+def ingest_until_checkpointed(srv: Any, events: list[dict[str, Any]], tenant: str = "acme") -> None:
+    """``events`` through the API, then until a checkpoint (signed by the server's timer)
+    covers them: a poll of ``/v1/checkpoints/latest``, which signs nothing when one exists."""
+    with srv.client(srv.admin) as c:
+        r = c.post("/v1/events", params={"tenant": tenant}, json=events)
+        assert r.status_code == 200, r.text
+        size = r.json()["receipts"][-1]["index"] + 1
+        deadline = time.monotonic() + 60
+        while int(c.get("/v1/checkpoints/latest", params={"tenant": tenant}).text.split("\n")[1]) < size:
+            assert time.monotonic() < deadline, "no checkpoint covers the events"
+            time.sleep(0.02)
+

@@ -4,14 +4,20 @@ with a progress bar the page polls, one run at a time per tenant."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from console_support import ACCOUNTS, PASSWORD, add_user, auditkeep, sign_in
+from console_support import (
+    ACCOUNTS,
+    PASSWORD,
+    add_user,
+    auditkeep,
+    ingest_until_checkpointed,
+    sign_in,
+)
 from http_server_support import Server
 from playwright.sync_api import Page, expect
 
@@ -36,18 +42,6 @@ def _ingest(srv: Server, n: int, batch: int = 5000) -> None:
             assert r.status_code == 200, r.text
 
 
-def _ingest_and_wait_for_its_checkpoint(srv: Server) -> None:
-    """One event, then until a checkpoint (signed by the server's timer) covers it."""
-    with srv.client(srv.admin) as c:
-        r = c.post("/v1/events", params={"tenant": "acme"}, json=[{"actor": {"id": "u0"}, "action": "integrity.probe"}])
-        assert r.status_code == 200, r.text
-        size = r.json()["receipts"][-1]["index"] + 1
-        deadline = time.monotonic() + 60
-        while int(c.get("/v1/checkpoints/latest", params={"tenant": "acme"}).text.split("\n")[1]) < size:
-            assert time.monotonic() < deadline, "no checkpoint covers the event"
-            time.sleep(0.02)
-
-
 @contextmanager
 def _session(url: str, username: str = "vic") -> Iterator[httpx.Client]:
     with httpx.Client(base_url=url, follow_redirects=False, timeout=60) as c:
@@ -64,7 +58,7 @@ def _csrf(c: httpx.Client) -> str:
 
 def test_checkpoints_page_through_newest_first(srv: Server, page: Page) -> None:
     for _ in range(25):  # a checkpoint after each (the interval is 0.1 s)
-        _ingest_and_wait_for_its_checkpoint(srv)
+        ingest_until_checkpointed(srv, [{"actor": {"id": "u0"}, "action": "integrity.probe"}])
     sign_in(page, srv.url, "vic")
     page.goto(srv.url + "/ui/integrity")
     rows = page.locator("#checkpoints tbody tr")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from console_support import sign_in
+from console_support import ingest_until_checkpointed, sign_in
 from http_server_support import Server
 from playwright.sync_api import Page, expect
 
@@ -124,8 +124,7 @@ def test_a_viewer_cannot_change_an_alert(console_server: Server, page: Page) -> 
 
 
 def test_integrity_shows_checkpoints_and_verifies_now(console_server: Server, page: Page) -> None:
-    _ingest(console_server, [{"actor": {"id": "x"}, "action": "integrity.probe"}])
-    time.sleep(1.5)  # a second checkpoint is signed within the checkpoint interval
+    ingest_until_checkpointed(console_server, [{"actor": {"id": "x"}, "action": "integrity.probe"}])
     _ingest(console_server, [{"actor": {"id": "x"}, "action": "integrity.probe"}])
     sign_in(page, console_server.url, "vic")
     page.goto(console_server.url + "/ui/integrity")
