@@ -32,8 +32,8 @@ def test_check_reports_consistent_then_rollback_then_fork(tmp_path: Path) -> Non
     cli_here("init", "--data", str(data), "--log-id", "chk")
     log_vkey = cli_here("pubkey", "--data", str(data), "--tenant", "acme").stdout.strip()
     origin = log_vkey.split("+", 1)[0]
-    vkey = cli_here("witness", "init", "--data", str(wdir), "--name", "witness.test/chk").stdout.split("verifier key")[1].split()[0]
-    cli_here("witness", "add-log", "--data", str(wdir), "--origin", origin, "--key", log_vkey)
+    vkey = cli("witness", "init", "--data", str(wdir), "--name", "witness.test/chk").stdout.split("verifier key")[1].split()[0]
+    cli("witness", "add-log", "--data", str(wdir), "--origin", origin, "--key", log_vkey)
     witness = WitnessProcess(wdir).start()
     config = tmp_path / "auditkeep.toml"
     config.write_text(f'checkpoint_interval = 0.2\nwitness_retry_max = 0.5\n[[witness]]\nurl = "{witness.url}"\nkey = "{vkey}"\n')

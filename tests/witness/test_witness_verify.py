@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from attacker import Attacker, open_reader  # type: ignore[import-not-found]
-from witness_support import WitnessProcess, cli
+from witness_support import WitnessProcess, cli, cli_here
 
 from auditkeep.ledger import Ledger, LedgerConfig
 from auditkeep.ledger.verify import TenantReport
@@ -20,9 +20,10 @@ N, STEP = 2000, 500
 
 
 def _witness(tmp_path: Path, name: str, lg: Ledger) -> tuple[WitnessProcess, str]:
-    init = cli("witness", "init", "--data", str(tmp_path / name), "--name", f"witness.test/{name}")
+    # in this process: test_witness_check runs both commands as real processes
+    init = cli_here("witness", "init", "--data", str(tmp_path / name), "--name", f"witness.test/{name}")
     vkey = init.stdout.split("verifier key", 1)[1].split()[0]
-    cli("witness", "add-log", "--data", str(tmp_path / name), "--origin", lg.origin("acme"), "--key", lg.pubkey("acme"))
+    cli_here("witness", "add-log", "--data", str(tmp_path / name), "--origin", lg.origin("acme"), "--key", lg.pubkey("acme"))
     return WitnessProcess(tmp_path / name).start(), vkey
 
 
