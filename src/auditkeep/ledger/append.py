@@ -12,10 +12,11 @@ import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
-from auditkeep.crypto.commit import HmacKey
+from auditkeep.crypto.commit import HmacKey, commitments
 from auditkeep.ledger.config import LedgerConfig
 from auditkeep.ledger.datadir import Identity
 from auditkeep.ledger.keyring import origin_for as origin_for  # re-exported: its old home
@@ -44,6 +45,20 @@ class Pending:
     submitter: Submitter | None = None  # recorded in every leaf of the batch
     future: Future[list[Receipt]] = field(default_factory=Future)
     receipts: list[Receipt] | None = None  # set when sequenced; delivered after the commit
+    thread: int = 0  # the submitting thread (its batches keep their order: ledger/grouping.py)
+    ahead: SealedAhead | None = None  # personal fields sealed before it queued (Sequencer.seal_ahead)
+
+
+@dataclass
+class SealedAhead:
+    """A batch's personal fields sealed outside the writer, with the salts cached when the
+    store had seen ``erasures`` erasures: valid if the count under the append lock is the same."""
+
+    erasures: int
+    # by event: None (no personal value), MISSING (its subject's salt was not cached: sealed
+    # under the lock), or (subject, the changes that seal it, the sealed plaintext)
+    parts: list[tuple[str, dict[str, Any], bytes] | None]
+    missing: int  # how many are MISSING
 
 
 @dataclass
@@ -118,6 +133,44 @@ class Sequencer:
         for tid in tenant_ids:
             self.frontiers.pop(tid, None)
 
+    def seal_ahead(self, p: Pending) -> None:
+        """Seal ``p``'s personal fields now, in the submitting thread, with the salts already
+        cached: the HMACs are a third of sequencing an event, and the writer sequences one
+        group at a time, so a batch queued behind this one waits that much less. Batches
+        with ids the caller chose are left to the writer (a retry is compared with the
+        stored leaf); so is anything this cannot do (the writer then does as before)."""
+        if not self.sealer.paths or True in p.client_ids:
+            return
+        # The count before the cache: _personal clears the cache before it moves the count,
+        # so a salt read here is valid under this count or the count is seen to move.
+        erasures = self._erasures
+        cache = self._salt_cache
+        tid = p.tenant_id
+        split = self.sealer.split
+        subject_of = self.sealer.subject
+        plain = _plain.encode
+        parts: list[tuple[str, dict[str, Any], bytes] | None] = []
+        missing = 0
+        try:
+            for ev in p.events:
+                got = split(ev)
+                if got is None:
+                    parts.append(None)
+                    continue
+                subject = subject_of(ev)
+                salt = cache.get((tid, subject))
+                if salt is None:
+                    parts.append(MISSING)
+                    missing += 1
+                    continue
+                values, changes = got
+                changes["sealed"] = commitments(salt, ev.id or "", values)
+                parts.append((subject, changes, plain(values)))
+        except Exception:  # e.g. a lone surrogate: the writer reports it as it always has
+            return
+        if missing < len(parts):
+            p.ahead = SealedAhead(erasures, parts, missing)
+
     def sign(self, head: Head, now: int) -> CheckpointRow:
         origin = origin_for(self.log_id, head.tenant)
         cp = Checkpoint(origin, head.size, head.root)
@@ -133,14 +186,19 @@ class Sequencer:
         received_ns = max(self.now_ns(), head.received_ns)
         received_at = format_rfc3339(received_ns)
         raw_ids = [bytes.fromhex(ev.id.replace("-", "")) for ev in p.events]  # type: ignore[union-attr]
-        subjects, salts = self._personal(txn, tid, p.events)
+        ahead = self._sealed_ahead(txn, p)
+        if ahead is not None and not ahead.missing:
+            subjects: list[str] = []
+            salts: dict[str, HmacKey] = {}
+        else:
+            subjects, salts = self._personal(txn, tid, p.events)
         if True in p.client_ids:
             receipts, new_entries, new_hashes = self._sequence_claimed(
                 txn, p, raw_ids, subjects, salts, head.size, received_ns, received_at
             )
         else:
             receipts, new_entries, new_hashes = self._sequence_fresh(
-                p, raw_ids, subjects, salts, head.size, received_ns, received_at
+                p, raw_ids, subjects, salts, head.size, received_ns, received_at, None if ahead is None else ahead.parts
             )
         if new_entries:
             w.tiles.update(w.frontier.append(new_hashes))
@@ -166,9 +224,11 @@ class Sequencer:
         index: int,
         received_ns: int,
         received_at: str,
+        ahead: list[tuple[str, dict[str, Any], bytes] | None] | None,
     ) -> tuple[list[Receipt], list[Entry], list[bytes]]:
         """The common batch: every id is ours (fresh UUIDv7s), so none can exist or repeat.
-        The per-event steps of :meth:`_leaf` inline: this loop runs for every event."""
+        The per-event steps of :meth:`_leaf` inline: this loop runs for every event; with
+        ``ahead`` (see :meth:`seal_ahead`), the events sealed already are only stamped."""
         tenant = p.tenant
         submitter = p.submitter
         limit = self.cfg.limits.max_event_bytes
@@ -180,20 +240,29 @@ class Sequencer:
         receipts: list[Receipt] = []
         entries: list[Entry] = []
         hashes: list[bytes] = []
+        subject: str | None
+        sealed: bytes | None
         for pos, ev in enumerate(p.events):
             time = ev.time if ev.time is not None else received_at
-            # Split here, not for the whole batch first: what it makes is then freed event by
-            # event, and objects alive across a batch are what makes the collector run.
-            got = split(ev)
-            if got is None:
+            part = MISSING if ahead is None else ahead[pos]
+            if part is MISSING:
+                # Split here, not for the whole batch first: what it makes is then freed event
+                # by event, and objects alive across a batch are what makes the collector run.
+                got = split(ev)
+                if got is None:
+                    part = None
+                else:
+                    subject = subjects[pos]
+                    leaf_ev = seal(
+                        ev, got, salts[subject], tenant=tenant, received_at=received_at, time=time, submitter=submitter
+                    )
+                    sealed = plain(got[0])
+            elif part is not None:
+                subject, changes, sealed = part
+                leaf_ev = _replace(ev, tenant=tenant, received_at=received_at, time=time, submitter=submitter, **changes)
+            if part is None:
                 leaf_ev = _replace(ev, tenant=tenant, received_at=received_at, time=time, submitter=submitter)
                 sealed = subject = None
-            else:
-                subject = subjects[pos]
-                leaf_ev = seal(
-                    ev, got, salts[subject], tenant=tenant, received_at=received_at, time=time, submitter=submitter
-                )
-                sealed = plain(got[0])
             try:
                 leaf = canonical_bytes(leaf_ev, exact=True) if p.exact[pos] else encode(leaf_ev)
             except UnicodeEncodeError:
@@ -265,6 +334,19 @@ class Sequencer:
             next_index += 1
         return receipts, new_entries, new_hashes
 
+    def _sealed_ahead(self, txn: AppendTxn, p: Pending) -> SealedAhead | None:
+        """``p``'s parts sealed ahead if they still hold: no erasure came since their salts
+        were read (the count read under the append lock, as :meth:`_personal` reads it)."""
+        ahead = p.ahead
+        if ahead is None:
+            return None
+        p.ahead = None  # used once: a group sequenced again (a failed commit) seals under the lock
+        erasures = txn.erasures()
+        if erasures != self._erasures:
+            self._salt_cache.clear()
+            self._erasures = erasures
+        return ahead if ahead.erasures == erasures else None
+
     def _personal(self, txn: AppendTxn, tid: int, events: Sequence[Event]) -> tuple[list[str], dict[str, HmacKey]]:
         """The subject of each event (used for the events with personal values) and the
         salts of the subjects of the events that have some."""
@@ -330,6 +412,8 @@ class Sequencer:
 
 
 _plain = msgspec.json.Encoder()
+# An event whose subject's salt was not cached when its batch was sealed ahead.
+MISSING: Any = ("", {}, b"")
 _canonical = msgspec.json.Encoder(order="sorted")  # model/canonical.py's fast path
 _replace = msgspec.structs.replace
 

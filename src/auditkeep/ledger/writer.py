@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from auditkeep.errors import ClosedError, StoreUnavailable
 from auditkeep.ledger.append import Pending, Sequencer
+from auditkeep.ledger.grouping import Groups
 from auditkeep.ledger.staged import Item, StagedTxn, chosen_ids
 from auditkeep.store.base import Head, StageReads, Store
 
@@ -54,7 +55,7 @@ class Writer:
     ) -> None:
         self._store = store
         self._seq = sequencer
-        self._max = max_group_events
+        self._groups = Groups(max_group_events)
         self._listeners: list[Callable[[set[int]], None]] = [on_commit] if on_commit is not None else []
         self._queue: deque[Pending] = deque()
         self._cv = threading.Condition()
@@ -86,6 +87,7 @@ class Writer:
         block on the result anyway) commit it in the calling thread when no commit is under
         way: two thread hand-offs fewer per batch, which on a loaded machine cost more than
         the commit (each waits for the scheduler)."""
+        p.thread = threading.get_ident()
         with self._cv:
             if self._stop:
                 raise ClosedError("ledger is closed")
@@ -125,13 +127,7 @@ class Writer:
             self._committer.join(timeout)
 
     def _take(self) -> list[Pending]:
-        group: list[Pending] = []
-        count = 0
-        while self._queue and (not group or count + len(self._queue[0].events) <= self._max):
-            p = self._queue.popleft()
-            group.append(p)
-            count += len(p.events)
-        return group
+        return self._groups.take(self._queue)
 
     def _run(self) -> None:
         interval = self._seq.cfg.checkpoint_interval
