@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import orjson
@@ -15,10 +15,20 @@ from http_server_support import Server, event
 LIMITS = {"AUDITKEEP_MAX_BODY_BYTES": "65536", "AUDITKEEP_MAX_BATCH_EVENTS": "50"}
 
 
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server with small limits for the module (each test has a tenant of its own)."""
+    srv = Server(tmp_path_factory.mktemp("bad-input") / "data", LIMITS)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 @pytest.fixture
-def small(make_server: Callable[..., Server]) -> Iterator[tuple[Server, httpx.Client]]:
-    srv = make_server(env=LIMITS)
-    key = srv.key("bad", "ingest,read")
+def small(small_server: Server, request: pytest.FixtureRequest) -> Iterator[tuple[Server, httpx.Client]]:
+    srv = small_server
+    key = srv.key(f"bad-{request.node.name.removeprefix('test_')[:40].replace('_', '-')}", "ingest,read")
     with srv.client(key) as c:
         yield srv, c
         # nothing of any refused request landed, and nothing was a 500
