@@ -169,28 +169,29 @@ def fired(tmp_path: Path, rules: Path) -> Iterator[tuple[Path, list[str]]]:
     receiver.close()
 
 
+# The first run of each command is a process; repeats run in this process (process=False).
 def test_alerts_list_show_ack_resolve(tmp_path: Path, fired: tuple[Path, list[str]]) -> None:
     data, ids = fired
     listed = auditkeep(["alerts", "list", "--data", str(data)], tmp_path)
     assert listed.returncode == 0 and all(i in listed.stdout for i in ids) and "2 alert(s)" in listed.stdout
-    rows = [json.loads(line) for line in auditkeep(["alerts", "list", "--json", "--status", "open", "--data", str(data)], tmp_path).stdout.splitlines()]
+    rows = [json.loads(line) for line in auditkeep(["alerts", "list", "--json", "--status", "open", "--data", str(data)], tmp_path, process=False).stdout.splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(ids)
     target = next(r for r in rows if r["rule_id"] == "brute")["id"]
 
     ack = auditkeep(["alerts", "ack", target, "--note", "on it", "--data", str(data)], tmp_path)
     me = f"cli:{getpass.getuser()}"
     assert ack.returncode == 0 and f"is now acknowledged (by {me})" in ack.stdout
-    again = auditkeep(["alerts", "ack", target, "--data", str(data)], tmp_path)
+    again = auditkeep(["alerts", "ack", target, "--data", str(data)], tmp_path, process=False)
     assert again.returncode == 2 and "is acknowledged; it cannot become acknowledged" in again.stderr
     # an id prefix, as for `quarantine show` (the ids are as long as the list shows them)
     short = target[:10]
     assert auditkeep(["alerts", "resolve", short, "--note", "password reset", "--data", str(data)], tmp_path).returncode == 0
-    assert auditkeep(["alerts", "ack", "ffffffffffffffffffffffffffffffff", "--data", str(data)], tmp_path).returncode == 2
+    assert auditkeep(["alerts", "ack", "ffffffffffffffffffffffffffffffff", "--data", str(data)], tmp_path, process=False).returncode == 2
 
     shown = auditkeep(["alerts", "show", short, "--data", str(data)], tmp_path)
     assert "Repeated failed logins" in shown.stdout and f"acknowledged by {me}" in shown.stdout
     assert "resolved by" in shown.stdout and "password reset" in shown.stdout and "hook: dead" in shown.stdout
-    detail = json.loads(auditkeep(["alerts", "show", target, "--json", "--data", str(data)], tmp_path).stdout)
+    detail = json.loads(auditkeep(["alerts", "show", target, "--json", "--data", str(data)], tmp_path, process=False).stdout)
     assert [h["status"] for h in detail["history"]] == ["acknowledged", "resolved"]
     with Ledger.open(data, background=False, create=False) as lg:
         events = [r.event for r in lg.records(0, lg.head("acme").size, "acme") if r.event.action.startswith("auditkeep.alert.")]
@@ -202,12 +203,12 @@ def test_dead_letters_and_resend(tmp_path: Path, fired: tuple[Path, list[str]]) 
     data, ids = fired
     listed = auditkeep(["alerts", "dead-letters", "--data", str(data)], tmp_path)
     assert listed.returncode == 0 and "2 dead letter(s)" in listed.stdout and "HTTP 410" in listed.stdout
-    letters = [json.loads(line) for line in auditkeep(["alerts", "dead-letters", "--json", "--data", str(data)], tmp_path).stdout.splitlines()]
+    letters = [json.loads(line) for line in auditkeep(["alerts", "dead-letters", "--json", "--data", str(data)], tmp_path, process=False).stdout.splitlines()]
     assert sorted(d["alert_id"] for d in letters) == sorted(ids)
-    assert auditkeep(["alerts", "resend", "--data", str(data)], tmp_path).returncode == 2
+    assert auditkeep(["alerts", "resend", "--data", str(data)], tmp_path, process=False).returncode == 2
     r = auditkeep(["alerts", "resend", letters[0]["id"], "--data", str(data)], tmp_path)
     assert r.returncode == 0 and "1 delivery(ies) queued again" in r.stdout
-    assert "1 dead letter(s)" in auditkeep(["alerts", "dead-letters", "--data", str(data)], tmp_path).stdout
+    assert "1 dead letter(s)" in auditkeep(["alerts", "dead-letters", "--data", str(data)], tmp_path, process=False).stdout
     with Ledger.open(data, background=False, create=False) as lg:
         assert [a.id for a, _ in AlertBook(lg).pending()] == [letters[0]["alert_id"]]
 
