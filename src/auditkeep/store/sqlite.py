@@ -9,6 +9,7 @@ deleted at any time and is rebuilt on demand, so it is written without fsync.
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import sqlite3
 import tempfile
@@ -64,6 +65,9 @@ from auditkeep.store.sqlite_search import (
 )
 from auditkeep.store.sqlite_walcheckpoint import BACKSTOP_PAGES, WalCheckpointer
 
+# a projected row's search columns, and its (key, actor, text) for the full-text indexes
+_EV_ROW = operator.itemgetter(slice(0, EV_FIELDS))
+_TEXT_ROW = operator.itemgetter(0, 4, 10)
 _EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
 
@@ -460,7 +464,7 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
         return int(r[0]) if r else 0
 
     def project(self, tenant_id: int, rows: Sequence[ProjectedRow], position: int) -> None:
-        """Add rows to the projection and move its cursor, atomically; rows at or below the
+        """Add rows (in log order) to the projection and move its cursor, atomically; rows below the
         stored position (another process got there first) are skipped."""
         with self._project_lock:
             p = self._p
@@ -468,7 +472,7 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
             try:
                 r = p.execute("SELECT position FROM proj_cursor WHERE tenant_id=?", (tenant_id,)).fetchone()
                 current = int(r[0]) if r else 0
-                fresh = [x for x in rows if x.position >= current]
+                fresh = rows if not rows or rows[0].position >= current else [x for x in rows if x.position >= current]
                 if fresh:
                     # OR IGNORE, not OR REPLACE: no row of an index at or above the cursor is
                     # there to replace, and REPLACE made SQLite keep a statement journal (a copy
@@ -476,9 +480,9 @@ class SQLiteStore(SQLiteDocuments, SQLiteDump, SQLiteRetention):
                     p.executemany(
                         "INSERT OR IGNORE INTO ev(k, tenant_id, time_ns, received_ns, actor, action, rtype, rid, "
                         "outcome, category) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                        [x[:EV_FIELDS] for x in fresh],
+                        map(_EV_ROW, fresh),
                     )
-                    index_texts(p, [(x[0], x[4], x[10]) for x in fresh])  # key, actor, text
+                    index_texts(p, map(_TEXT_ROW, fresh))
                 if position > current:
                     p.execute(
                         "INSERT INTO proj_cursor(tenant_id, position) VALUES(?, ?) "

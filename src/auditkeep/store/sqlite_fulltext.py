@@ -47,9 +47,10 @@ def shard(actor: str) -> str:
 
 
 def _by_table(rows: Iterable[TextRow]) -> dict[str, list[tuple[int, str]]]:
-    # the projection's hot path (every event): split inline, the shard only when needed
+    # the projection's hot path (every event): split inline, each actor's shard found once
     public: list[tuple[int, str]] = []
     out: dict[str, list[tuple[int, str]]] = {PUBLIC: public}
+    of_actor: dict[str, list[tuple[int, str]]] = {}
     for k, actor, text in rows:
         cut = text.find(PERSONAL_TEXT)
         if cut < 0:
@@ -58,7 +59,10 @@ def _by_table(rows: Iterable[TextRow]) -> dict[str, list[tuple[int, str]]]:
         if cut:  # never empty for an entry (actor id, action); empty in replace_texts' parts
             public.append((k, text[:cut]))
         if cut + 1 < len(text):
-            out.setdefault(shard(actor), []).append((k, text[cut + 1 :]))
+            part = of_actor.get(actor)
+            if part is None:
+                part = of_actor[actor] = out.setdefault(shard(actor), [])
+            part.append((k, text[cut + 1 :]))
     return out
 
 
