@@ -64,8 +64,8 @@ def run_cli(
     """``auditkeep ARGS`` run in this process (its ``main()``, with ``env`` as the whole
     environment, ``cwd``, ``input`` on stdin), as ``subprocess.run`` would report it.
 
-    A CLI process spends about a second importing auditkeep; tests of what a short command
-    does, rather than of the process around it, call this instead. Each command keeps a test
+    A CLI process spends 0.1-0.3 s of CPU starting (benchmarks/bench_startup.py); tests of
+    what a short command does, rather than of the process around it, call this instead. Each command keeps a test
     that runs it as a real process. Not for commands that serve or install signal handlers."""
     import io
 
