@@ -38,8 +38,9 @@ async def read_message(reader: asyncio.StreamReader, limit: int) -> bytes | Over
         line = exc.partial  # the last line, without a newline
     except asyncio.LimitOverrunError as exc:
         return await _skip_line(reader, exc.consumed)
-    if len(line) > limit + 1:
-        return Oversize(len(line), line[:PREFIX_BYTES])
+    if len(line) > limit + 1:  # (the reader's limit let a line of limit + 1 bytes through)
+        body = line[:-1] if line.endswith(b"\n") else line
+        return Oversize(len(line), body[:PREFIX_BYTES])
     return line.rstrip(b"\r\n")
 
 
