@@ -175,3 +175,27 @@ def test_the_line_count_sees_a_long_module(tmp_path: Path) -> None:
     (tmp_path / "pkg" / "long.py").write_text("x = 1\n" * (MAX_LINES + 1))
     (tmp_path / "pkg" / "short.py").write_text("x = 1\n" * MAX_LINES)
     assert _long_modules(tmp_path / "pkg") == [f"pkg/long.py: {MAX_LINES + 1} lines"]
+
+
+def test_every_cli_module_imports_on_its_own() -> None:
+    """Each ``auditkeep.cli`` module imports in an interpreter that has loaded no other
+    auditkeep module: a cycle the static graph cannot see (a group adding its sub-commands
+    from a function run at import, whose modules import names from the group) fails here."""
+    script = (
+        "import importlib, pkgutil, sys\n"
+        "import auditkeep.cli as cli\n"
+        "names = sorted(f'auditkeep.cli.{m.name}' for m in pkgutil.iter_modules(cli.__path__))\n"
+        "assert len(names) > 20, names\n"
+        "bad = []\n"
+        "for name in names:\n"
+        "    for loaded in [m for m in sys.modules if m == 'auditkeep' or m.startswith('auditkeep.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        bad.append(f'{name}: {type(exc).__name__}: {exc}')\n"
+        "print('\\n'.join(bad))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "", r.stdout

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import click
 from rich.text import Text
 
 from auditkeep.cli.common import global_options, ledger, out, print_json
+from auditkeep.cli.gateway_options import Refused, remote_options
 from auditkeep.gateway.approvals import (
     STATUSES,
     Approval,
@@ -23,28 +23,12 @@ from auditkeep.gateway.approvals import (
 )
 
 
-class Refused(click.ClickException):
-    """A refusal the user caused (self-approval, already decided, server said no): exit 2."""
-
-    exit_code = 2
-
-
 def login() -> str:
     """Who runs this command (recorded as ``cli:<login>``)."""
     try:
         return f"cli:{getpass.getuser()}"
     except (OSError, KeyError):  # no login name (a container without a passwd entry)
         return "cli:unknown"
-
-
-def remote_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--server URL --key KEY [--ca-file FILE]``: act through a server instead of the store."""
-    f = click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="CA bundle that signed the server's certificate.")(f)  # fmt: skip
-    f = click.option("--key", "api_key", envvar="AUDITKEEP_KEY", metavar="KEY", default=None,
-                     help="API key for --server [env AUDITKEEP_KEY].")(f)  # fmt: skip
-    return click.option("--server", envvar="AUDITKEEP_URL", metavar="URL", default=None,
-                        help="An auditkeep server instead of the local store [env AUDITKEEP_URL].")(f)  # fmt: skip
 
 
 @contextlib.contextmanager

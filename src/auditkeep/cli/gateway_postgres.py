@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from auditkeep.cli.common import err, global_options, settings
-from auditkeep.cli.gateway import Refused, remote_options
+from auditkeep.cli.gateway_options import Refused, remote_options
 from auditkeep.model.event import Submitter
 
 
