@@ -90,10 +90,22 @@ TEXT_LIMIT = 4096
 
 def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
     """The search row of an entry (``ValueError`` or a msgspec error for a leaf this version
-    cannot read). The child that follows the log runs this for every event, as often as the
-    appender seals one: written flat (the row a plain tuple's, no generator)."""
+    cannot read)."""
     ev = _row_decoder.decode(e.leaf)
-    text = _full_text(_words(ev), e.sealed)
+    return _row(tenant_id, e, ev, _full_text(_words(ev), e.sealed))
+
+
+def project_erased(tenant_id: int, e: Entry) -> tuple[str, ProjectedRow]:
+    """The full text an entry was indexed with (plaintext included) and its row without the
+    plaintext, from one decode of the leaf (erasure replaces the one by the other)."""
+    ev = _row_decoder.decode(e.leaf)
+    parts = _words(ev)
+    return _full_text(parts, e.sealed), _row(tenant_id, e, ev, _full_text(parts, None))
+
+
+def _row(tenant_id: int, e: Entry, ev: _RowView, text: str) -> ProjectedRow:
+    # The child that follows the log runs this for every event, as often as the appender
+    # seals one: written flat (the row a plain tuple's, no helper for the time bounds).
     t = ev.time
     time_ns = parse_rfc3339(t) if t else e.received_ns
     if not MIN_NS <= time_ns <= MAX_NS:
@@ -119,12 +131,6 @@ def project_entry(tenant_id: int, e: Entry) -> ProjectedRow:
         e.index,
         None if len(m) < 5 and bytes(m) in _NO_METADATA else m,
     ))
-
-
-def project_erased(tenant_id: int, e: Entry) -> tuple[str, ProjectedRow]:
-    """The full text an entry was indexed with (plaintext included) and its row without the
-    plaintext (erasure replaces the one by the other)."""
-    return projected_text(e), project_entry(tenant_id, msgspec.structs.replace(e, sealed=None))
 
 
 def projected_text(e: Entry) -> str:
