@@ -38,6 +38,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
 from events import make_event
+from machine import cpu_seconds
 
 KEY_RE = re.compile(r"ak_[a-z2-7]{12}_[A-Za-z0-9_-]{43}")
 
@@ -53,23 +54,6 @@ def batch(profile: str, n: int, start: int = 0) -> list[dict[str, Any]]:
             for i in range(start, start + n)
         ]
     return [make_event(rng, i) for i in range(start, start + n)]
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of ``pid`` and of its live descendants, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
 
 
 def baseline(profile: str, seconds: float) -> tuple[float, float]:

@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import cpu_model
+from machine import cpu_model, cpu_seconds
 
 HERE = Path(__file__).resolve().parent.parent / "src"
 CHILDREN = ("auditkeep.server.projection", "auditkeep.server.alerts_process", "auditkeep.ledger.follower")
@@ -59,23 +59,6 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of ``pid`` and of its live descendants, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
 
 
 def serve_to_healthz(data: Path, env: dict[str, str], settle: float = 0.0) -> tuple[float, float]:
