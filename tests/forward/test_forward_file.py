@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditkeep.config import ForwardSettings, load_settings
 from auditkeep.forward.forwarder import Target, check_targets, cursor_name
+from auditkeep.forward.sinks import drop_torn_line
 from auditkeep.forward.syslog5424 import frame, message
 from auditkeep.ledger.ledger import Ledger
 from auditkeep.ledger.reader import Record
@@ -57,6 +60,34 @@ def test_file_target_rotates_filters_and_resumes(tmp_path: Path) -> None:
             t2.close()
         got = _lines(out)
         assert [r["event"]["metadata"]["i"] for r in got if r["tenant"] == "acme"] == list(range(1, 320, 2))
+
+
+def test_a_line_cut_short_by_a_kill_is_dropped_and_its_record_sent_again(tmp_path: Path) -> None:
+    """A forwarder killed while writing leaves part of a line after the last whole one; the
+    next forwarder cuts it off before appending (else the next record is glued to it) and
+    sends that record again from its cursor."""
+    out = tmp_path / "fw" / "events.jsonl"
+    fs = ForwardSettings(name="f", type="file", path=str(out), batch=50)
+    with Ledger.open(tmp_path / "data", background=False) as lg:
+        lg.append(_events(40), "acme")
+        t = Target(fs, lg)
+        try:
+            _drain(t)
+        finally:
+            t.close()
+        whole = out.read_bytes()
+        last = whole.splitlines(keepends=True)[-1]
+        # the kill: the last record's line only half written, its batch not counted as sent
+        out.write_bytes(whole[: len(whole) - len(last)] + last[: len(last) // 2])
+        tid = lg.tenant_id("acme")
+        lg.store.set_cursor(cursor_name("f"), tid, 39)
+        t2 = Target(fs, lg)
+        try:
+            _drain(t2)
+        finally:
+            t2.close()
+        assert out.read_bytes() == whole
+        assert [r["event"]["metadata"]["i"] for r in _lines(out)] == list(range(40))
 
 
 def test_formats_and_tenant_and_outcome_filters(tmp_path: Path) -> None:
@@ -307,3 +338,17 @@ def test_forward_reset_command(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "data", background=False) as lg:
         assert lg.store.cursor(cursor_name("arch"), lg.tenant_id("acme"))[0] == 5  # refused resets changed nothing
         assert lg.head("acme").size == 31
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.integers(1, 64))
+def test_drop_torn_line_keeps_exactly_the_whole_lines(data: bytes, chunk: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "f.jsonl"
+        path.write_bytes(data)
+        cut = drop_torn_line(path, chunk)
+        kept = path.read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]
+    assert kept == whole and cut == len(data) - len(whole)

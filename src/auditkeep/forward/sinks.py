@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import socket
 import ssl
@@ -30,6 +31,8 @@ from auditkeep.errors import TransportError
 from auditkeep.forward.syslog5424 import frame, message
 from auditkeep.ledger.reader import Record
 from auditkeep.model.timefmt import parse_rfc3339
+
+log = logging.getLogger("auditkeep.forward")
 
 Item = tuple[Record, bytes]
 _json = msgspec.json.Encoder()
@@ -71,6 +74,7 @@ class FileSink(_Immediate):
         self.max_bytes = max_bytes
         self.keep = keep
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        drop_torn_line(self.path)
         self._f = open(self.path, "ab")  # noqa: SIM115 - held open, closed in close()
 
     def send(self, items: Sequence[Item]) -> None:
@@ -95,6 +99,35 @@ class FileSink(_Immediate):
 
     def close(self) -> None:
         self._f.close()
+
+
+def drop_torn_line(path: Path, chunk: int = 1 << 16) -> int:
+    """Cut ``path`` back to its last newline; the bytes cut. A process killed while writing
+    a batch leaves part of a line, and appending after it would glue the next record to it
+    (both then unreadable as JSON Lines). Those bytes belong to a batch that was not fsynced,
+    so it never counted as sent: the forwarder sends it again from its cursor."""
+    try:
+        f = open(path, "r+b")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return 0
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        end = size
+        while end > 0:
+            start = max(0, end - chunk)
+            f.seek(start)
+            nl = f.read(end - start).rfind(b"\n")
+            if nl >= 0:
+                end = start + nl + 1
+                break
+            end = start
+        if end == size:
+            return 0
+        f.truncate(end)
+        f.flush()
+        os.fsync(f.fileno())
+    log.warning("forward file %s: dropped %d bytes of a line cut short (sent again from the cursor)", path, size - end)
+    return size - end
 
 
 def _verify(ca_file: str | None) -> ssl.SSLContext | bool:
