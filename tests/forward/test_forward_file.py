@@ -34,17 +34,23 @@ def _drain(t: Target) -> None:
         pass
 
 
+def _forward_all(settings: ForwardSettings, lg: Ledger) -> Target:
+    """A forwarder run until it has sent everything there is, then closed (its stats stay)."""
+    t = Target(settings, lg)
+    try:
+        _drain(t)
+    finally:
+        t.close()
+    return t
+
+
 def test_file_target_rotates_filters_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "fw" / "events.jsonl"
     fs = ForwardSettings(name="f", type="file", path=str(out), max_bytes=4096, keep=100, batch=50, actions=["user.*"])
     with Ledger.open(tmp_path / "data", background=False) as lg:
         lg.append(_events(300), "acme")
         lg.append(_events(10), "other")
-        t = Target(fs, lg)
-        try:
-            _drain(t)
-        finally:
-            t.close()
+        t = _forward_all(fs, lg)
         assert len(list(out.parent.glob("events.jsonl.*"))) > 3  # rotated
         got = _lines(out)
         assert [r["event"]["metadata"]["i"] for r in got if r["tenant"] == "acme"] == list(range(1, 300, 2))
@@ -53,11 +59,7 @@ def test_file_target_rotates_filters_and_resumes(tmp_path: Path) -> None:
         assert lg.store.cursor(cursor_name("f"), tid)[0] == 300 and t.stats.lag == 0 and t.stats.sent == 155
         # a new forwarder (a restart) resumes at the saved cursor: nothing twice, nothing skipped
         lg.append(_events(20, 300), "acme")
-        t2 = Target(fs, lg)
-        try:
-            _drain(t2)
-        finally:
-            t2.close()
+        _forward_all(fs, lg)
         got = _lines(out)
         assert [r["event"]["metadata"]["i"] for r in got if r["tenant"] == "acme"] == list(range(1, 320, 2))
 
@@ -70,22 +72,14 @@ def test_a_line_cut_short_by_a_kill_is_dropped_and_its_record_sent_again(tmp_pat
     fs = ForwardSettings(name="f", type="file", path=str(out), batch=50)
     with Ledger.open(tmp_path / "data", background=False) as lg:
         lg.append(_events(40), "acme")
-        t = Target(fs, lg)
-        try:
-            _drain(t)
-        finally:
-            t.close()
+        _forward_all(fs, lg)
         whole = out.read_bytes()
         last = whole.splitlines(keepends=True)[-1]
         # the kill: the last record's line only half written, its batch not counted as sent
         out.write_bytes(whole[: len(whole) - len(last)] + last[: len(last) // 2])
         tid = lg.tenant_id("acme")
         lg.store.set_cursor(cursor_name("f"), tid, 39)
-        t2 = Target(fs, lg)
-        try:
-            _drain(t2)
-        finally:
-            t2.close()
+        _forward_all(fs, lg)
         assert out.read_bytes() == whole
         assert [r["event"]["metadata"]["i"] for r in _lines(out)] == list(range(40))
 
@@ -96,11 +90,7 @@ def test_formats_and_tenant_and_outcome_filters(tmp_path: Path) -> None:
         lg.append(_events(30), "other")
         for fmt in ("ocsf", "cef"):
             path = tmp_path / f"out.{fmt}"
-            t = Target(ForwardSettings(name=fmt, type="file", path=str(path), format=fmt, tenants=["other"], outcomes=["failure"]), lg)
-            try:
-                _drain(t)
-            finally:
-                t.close()
+            _forward_all(ForwardSettings(name=fmt, type="file", path=str(path), format=fmt, tenants=["other"], outcomes=["failure"]), lg)
             lines = path.read_text().splitlines()
             assert len(lines) == 10
             if fmt == "ocsf":
@@ -172,22 +162,14 @@ def test_on_each_store_exports_and_forwards_resume_and_the_lease_is_exclusive(ma
     assert len(ocsf.splitlines()) == 40
     path = tmp_path / "fw.jsonl"
     fs = ForwardSettings(name="pg-or-sqlite", type="file", path=str(path), batch=50)
-    t = Target(fs, lg)
-    try:
-        _drain(t)
-    finally:
-        t.close()
+    _forward_all(fs, lg)
     lg.append(_events(30, 120), "acme")
     lease = lg.store.lease(LEASE)
     assert lease is not None
     try:
         again = make_ledger(background=False)  # a restart: another ledger on the same store
         assert again.store.lease(LEASE) is None  # one forwarder per store
-        t2 = Target(fs, again)
-        try:
-            _drain(t2)
-        finally:
-            t2.close()
+        _forward_all(fs, again)
     finally:
         lease.release()
     assert [json.loads(x)["event"]["metadata"]["i"] for x in path.read_text().splitlines()] == list(range(150))
@@ -207,11 +189,7 @@ def test_a_batch_is_split_by_size_and_a_missing_secret_stops_the_service(tmp_pat
             lg.append([{"actor": {"id": "a"}, "action": "x.y", "metadata": {"pad": "p" * 900}} for _ in range(40)], "acme")
             hook = ForwardSettings(name="s", type="webhook", url=f"http://127.0.0.1:{http.port}/hook",
                                    secret_env="AUDITKEEP_TEST_HOOK_SECRET", max_request_bytes=4096)
-            t = Target(hook, lg)
-            try:
-                _drain(t)
-            finally:
-                t.close()
+            t = _forward_all(hook, lg)
             assert t.stats.sent == 40 and len(http.ids["/hook"]) == 40
             assert len(http.sizes) > 8 and max(http.sizes) <= 4096
             hec = ForwardSettings(name="h", type="splunk_hec", url="https://127.0.0.1:1/x", token_env="AUDITKEEP_TEST_UNSET_TOKEN")
@@ -260,11 +238,7 @@ def test_reset_cursor_sends_again_or_skips_and_is_recorded(tmp_path: Path) -> No
     with Ledger.open(tmp_path / "data", background=False) as lg:
         lg.append(_events(30), "acme")
         lg.append(_events(5), "other")
-        t = Target(fs, lg)
-        try:
-            _drain(t)
-        finally:
-            t.close()
+        _forward_all(fs, lg)
         assert len(_lines(out)) == 35
         done = reset_cursors(lg, fs, 10, who, Submitter("cli", "forward reset"), ["acme"])
         assert done == [("acme", 30, 10)]
@@ -275,11 +249,7 @@ def test_reset_cursor_sends_again_or_skips_and_is_recorded(tmp_path: Path) -> No
         assert rec.event.action == RESET_ACTION and rec.event.actor.id == "cli:test"
         assert rec.event.metadata == {"from": 30, "to": 10, "requested": "10"}
         assert rec.event.resource is not None and rec.event.resource.id == "arch"
-        t2 = Target(fs, lg)
-        try:
-            _drain(t2)
-        finally:
-            t2.close()
+        _forward_all(fs, lg)
         again = _lines(out)[35:]
         assert [r["index"] for r in again] == list(range(10, 31))  # 10..29 sent again, then the reset event
         assert again[-1]["event"]["action"] == RESET_ACTION
