@@ -46,7 +46,9 @@ class _Source(msgspec.Struct, gc=False):
     request_id: str | None = None
 
 
-class LeafView(msgspec.Struct, gc=False):
+class _Fields(msgspec.Struct, gc=False):
+    """What the projection reads of a leaf, but its metadata."""
+
     actor: _Actor
     action: str
     time: str | None = None
@@ -55,21 +57,16 @@ class LeafView(msgspec.Struct, gc=False):
     outcome: str | None = None
     reason: str | None = None
     source: _Source | None = None
+
+
+class LeafView(_Fields, gc=False):
     metadata: dict[str, Any] | None = None
 
 
 # The projection's own view: metadata left as its JSON text. Decoding it into dicts and
 # walking them for their strings cost ~3 µs an event; the strings come from the text instead
 # (_words), and a store that indexes metadata paths takes the text as it is.
-class _RowView(msgspec.Struct, gc=False):
-    actor: _Actor
-    action: str
-    time: str | None = None
-    category: str | None = None
-    resource: _Resource | None = None
-    outcome: str | None = None
-    reason: str | None = None
-    source: _Source | None = None
+class _RowView(_Fields, gc=False):
     metadata: msgspec.Raw = msgspec.Raw()
 
 
