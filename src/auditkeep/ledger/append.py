@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from auditkeep.crypto.commit import HmacKey, commitments
+from auditkeep.crypto.commit import HmacKey
 from auditkeep.ledger.config import LedgerConfig
 from auditkeep.ledger.datadir import Identity
 from auditkeep.ledger.keyring import origin_for as origin_for  # re-exported: its old home
@@ -147,6 +147,7 @@ class Sequencer:
         cache = self._salt_cache
         tid = p.tenant_id
         split = self.sealer.split
+        sealing = self.sealer.sealing
         subject_of = self.sealer.subject
         plain = _plain.encode
         parts: list[tuple[str, dict[str, Any], bytes] | None] = []
@@ -163,9 +164,7 @@ class Sequencer:
                     parts.append(MISSING)
                     missing += 1
                     continue
-                values, changes = got
-                changes["sealed"] = commitments(salt, ev.id or "", values)
-                parts.append((subject, changes, plain(values)))
+                parts.append((subject, sealing(ev, got, salt), plain(got[0])))
         except Exception:  # e.g. a lone surrogate: the writer reports it as it always has
             return
         if missing < len(parts):

@@ -104,10 +104,17 @@ class Sealer:
         """A copy of ``ev`` without the values ``found`` by :meth:`split`, their commitments
         under ``sealed`` and ``changes`` applied (``ev`` itself, the caller's object, is
         left as it was)."""
-        values, removed = found
-        changes.update(removed)
-        changes["sealed"] = commitments(salt, ev.id or "", values)
+        changes.update(self.sealing(ev, found, salt))
         return _replace(ev, **changes)
+
+    @staticmethod
+    def sealing(ev: Event, found: Split, salt: HmacKey) -> dict[str, Any]:
+        """The fields that seal ``ev``: those ``found`` by :meth:`split` without their values,
+        and the values' commitments under ``sealed`` (``found``'s dict, made for ``ev`` alone,
+        is filled in and returned)."""
+        values, removed = found
+        removed["sealed"] = commitments(salt, ev.id or "", values)
+        return removed
 
 
 def _without(d: dict[str, Any], keys: list[str]) -> dict[str, Any]:
